@@ -1,0 +1,234 @@
+"""Local capacity over time: when can a Job of G GPUs (one pod, or N pods x g) start?
+
+Each node has a step function of free GPUs from `now` on: running pods release GPUs at their
+expected end, and Jobs assumed earlier in the cycle hold reservations. A new Job takes the
+earliest slot in which enough GPUs stay free for its whole estimated run on one node (a pod
+never spans nodes), without moving any earlier reservation: conservative backfilling, so two
+Jobs never claim the same GPUs and a Job is never forecast to jump ahead of one queued before it.
+
+A per-node table of "earliest time at least g GPUs are free" is kept in a numpy array; it is a
+lower bound of the exact fit, so a query checks nodes in bound order and stops early.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+
+import numpy as np
+
+from .snapshot import Node
+
+INF = math.inf
+
+
+class NodeTimeline:
+    """Free GPUs on one node as a step function: free[i] holds on [times[i], times[i+1])."""
+
+    __slots__ = ("name", "product", "capacity", "times", "free")
+
+    def __init__(self, name: str, product: str | None, capacity: int, times: list[float], free: list[int]):
+        self.name, self.product, self.capacity = name, product, capacity
+        self.times, self.free = times, free
+
+    def copy(self) -> "NodeTimeline":
+        return NodeTimeline(self.name, self.product, self.capacity, self.times[:], self.free[:])
+
+    def free_at(self, t: float) -> int:
+        return self.free[max(bisect_right(self.times, t) - 1, 0)]
+
+    def min_free(self, start: float, end: float) -> int:
+        times, free = self.times, self.free
+        i = max(bisect_right(times, start) - 1, 0)
+        low = free[i]
+        i += 1
+        while i < len(times) and times[i] < end:
+            low = min(low, free[i])
+            i += 1
+        return low
+
+    def earliest_fit(self, gpus: int, duration: float, t0: float) -> float:
+        """Earliest t >= t0 with at least `gpus` free on [t, t + duration)."""
+        times, free = self.times, self.free
+        n = len(times)
+        i = max(bisect_right(times, t0) - 1, 0)
+        cand = t0
+        while i < n:
+            if free[i] < gpus:
+                i += 1
+                if i < n:
+                    cand = times[i]
+                continue
+            end = cand + duration
+            j = i + 1
+            while j < n and times[j] < end and free[j] >= gpus:
+                j += 1
+            if j >= n or times[j] >= end:
+                return cand
+            i = j  # free[j] < gpus: restart after it
+        return INF
+
+    def first_free(self, gpus: int, t0: float) -> float:
+        """Earliest t >= t0 with at least `gpus` free at t (a lower bound of earliest_fit)."""
+        times, free = self.times, self.free
+        i = max(bisect_right(times, t0) - 1, 0)
+        if free[i] >= gpus:
+            return t0
+        for j in range(i + 1, len(times)):
+            if free[j] >= gpus:
+                return times[j]
+        return INF
+
+    def add(self, start: float, end: float, delta: int) -> None:
+        """Add `delta` free GPUs on [start, end) (negative to reserve)."""
+        times, free = self.times, self.free
+        for t in (start, end):
+            if t == INF:
+                continue
+            k = bisect_left(times, t)
+            if k < len(times) and times[k] == t:
+                continue
+            if k == 0:  # before the origin: clamp
+                continue
+            times.insert(k, t)
+            free.insert(k, free[k - 1])
+        lo = bisect_left(times, start) if start > times[0] else 0
+        hi = bisect_left(times, end) if end != INF else len(times)
+        for k in range(lo, hi):
+            free[k] += delta
+        # merge equal neighbours so timelines stay short
+        k = max(lo, 1)
+        while k < len(times) and k <= hi + 1:
+            if free[k] == free[k - 1]:
+                del times[k], free[k]
+            else:
+                k += 1
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSlot:
+    start: float  # INF when the Job can never run locally
+    nodes: tuple[tuple[int, int], ...] = ()  # (node index, pods on it)
+
+    @property
+    def feasible(self) -> bool:
+        return self.start != INF
+
+
+class CapacityTimeline:
+    """All nodes' timelines, plus a bound table for fast queries. Mutable: copy() per cycle."""
+
+    def __init__(self, origin: float, nodes: list[NodeTimeline]):
+        self.origin = origin
+        self.nodes = nodes
+        self.max_gpus = max([n.capacity for n in nodes] + [1])
+        self._bound = np.full((len(nodes), self.max_gpus), INF)
+        self._free_now = np.zeros(len(nodes))
+        for i in range(len(nodes)):
+            self._refresh(i)
+        self._by_product: dict[str | None, np.ndarray] = {None: np.arange(len(nodes))}
+        products: dict[str, list[int]] = {}
+        for i, n in enumerate(nodes):
+            if n.product:
+                products.setdefault(n.product, []).append(i)
+        for p, idx in products.items():
+            self._by_product[p] = np.array(idx, dtype=int)
+
+    @classmethod
+    def from_nodes(cls, origin: float, nodes: tuple[Node, ...], releases: list[tuple[str, int, float]]):
+        """releases: (node name, gpus, time the running pod frees them)."""
+        index = {n.name: i for i, n in enumerate(nodes)}
+        timelines = []
+        for n in nodes:
+            cap = n.allocatable_gpus if n.schedulable else 0
+            timelines.append(NodeTimeline(n.name, n.gpu_product, cap, [origin], [cap]))
+        for name, gpus, end in releases:
+            i = index.get(name)
+            if i is not None and gpus:
+                timelines[i].add(origin, end, -gpus)
+        return cls(origin, timelines)
+
+    def copy(self) -> "CapacityTimeline":
+        new = object.__new__(CapacityTimeline)
+        new.origin, new.max_gpus = self.origin, self.max_gpus
+        new.nodes = [n.copy() for n in self.nodes]
+        new._bound, new._free_now = self._bound.copy(), self._free_now.copy()
+        new._by_product = self._by_product
+        return new
+
+    def _refresh(self, i: int) -> None:
+        node = self.nodes[i]
+        row = self._bound[i]
+        for g in range(1, self.max_gpus + 1):
+            row[g - 1] = node.first_free(g, self.origin) if g <= node.capacity else INF
+        self._free_now[i] = node.free[0]
+
+    def candidates(self, product: str | None) -> np.ndarray:
+        return self._by_product.get(product, np.empty(0, dtype=int))
+
+    def earliest_start(self, gpus_per_pod: int, pods: int, product: str | None, duration: float,
+                       t0: float | None = None) -> LocalSlot:
+        t0 = self.origin if t0 is None else max(t0, self.origin)
+        idx = self.candidates(product)
+        if gpus_per_pod <= 0:
+            return LocalSlot(t0)
+        if gpus_per_pod > self.max_gpus or idx.size == 0:
+            return LocalSlot(INF)
+        bounds = np.maximum(self._bound[idx, gpus_per_pod - 1], t0)
+        if pods == 1:
+            return self._single(idx, bounds, gpus_per_pod, duration)
+        return self._gang(idx, bounds, gpus_per_pod, pods, duration)
+
+    def _single(self, idx, bounds, gpus, duration) -> LocalSlot:
+        # Best fit among equal starts: fewer free GPUs now first, then node order.
+        order = np.lexsort((idx, self._free_now[idx], bounds))
+        best, best_node = INF, -1
+        for k in order:
+            lb = float(bounds[k])
+            if lb > best or lb == INF:
+                break
+            i = int(idx[k])
+            start = self.nodes[i].earliest_fit(gpus, duration, lb)
+            if start < best:
+                best, best_node = start, i
+                if start == lb:
+                    # nothing later in bound order can start earlier; equal starts keep best fit
+                    break
+        return LocalSlot(best, ((best_node, 1),)) if best_node >= 0 else LocalSlot(INF)
+
+    def _gang(self, idx, bounds, gpus, pods, duration) -> LocalSlot:
+        finite = bounds[bounds != INF]
+        if finite.size == 0:
+            return LocalSlot(INF)
+        capacity_slots = sum(self.nodes[int(i)].capacity // gpus for i in idx)
+        if capacity_slots < pods:
+            return LocalSlot(INF)
+        # Candidate starts: every bound and every breakpoint of the candidate nodes.
+        times = set(finite.tolist())
+        for i in idx:
+            times.update(t for t in self.nodes[int(i)].times if t >= finite.min())
+        for c in sorted(float(t) for t in times):
+            chosen, total = [], 0
+            for k in np.argsort(bounds, kind="stable"):
+                if bounds[k] > c:
+                    break
+                i = int(idx[k])
+                slots = self.nodes[i].min_free(c, c + duration) // gpus
+                if slots > 0:
+                    take = min(slots, pods - total)
+                    chosen.append((i, take))
+                    total += take
+                    if total == pods:
+                        return LocalSlot(c, tuple(chosen))
+        return LocalSlot(INF)
+
+    def reserve(self, slot: LocalSlot, gpus_per_pod: int, duration: float) -> None:
+        if not slot.feasible:
+            return
+        for i, count in slot.nodes:
+            self.nodes[i].add(slot.start, slot.start + duration, -gpus_per_pod * count)
+            self._refresh(i)
+
+    def free_now(self) -> int:
+        return int(sum(n.free[0] for n in self.nodes if n.free[0] > 0))

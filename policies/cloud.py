@@ -1,0 +1,167 @@
+"""The cloud side of a decision: can this Job burst, on which type, for how much?"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+
+from .catalog import Catalog, InstanceType, gpu_family_of_product
+from .constants import CapacityType, Placement, Reason
+from .decision import CloudLaunch, OptionCost
+from .jobs import JobRequest
+from .policy import BurstPolicy
+from .spot import SpotWindow, spot_window
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a burst would go, before quotas and budgets."""
+
+    types: tuple[InstanceType, ...]  # allowed candidates, in order of preference
+    role_arn: str
+    output_s3_uri: str
+
+
+def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Target | Blocked:
+    if job.untranslatable:
+        return Blocked(Reason.NOT_TRANSLATABLE, f"cannot run on SageMaker: {job.untranslatable}")
+    allow = policy.allowlist_for(job.namespace)
+    if allow is None:
+        return Blocked(Reason.BURST_NOT_ALLOWED,
+                       f"namespace {job.namespace} has no entry in spec.allowlists, so it may not burst")
+    role = job.role_arn or (allow.role_arns[0] if allow.role_arns else None)
+    if role is None:
+        return Blocked(Reason.BURST_NOT_ALLOWED, f"no IAM role allowed for namespace {job.namespace}")
+    if role not in allow.role_arns:
+        return Blocked(Reason.BURST_NOT_ALLOWED, f"role {role} is not in the allowlist of {job.namespace}")
+    for uri in (job.output_s3_uri, job.checkpoint_s3_uri, job.input_s3_uri):
+        if uri and not any(uri.startswith(p) for p in allow.s3_prefixes):
+            return Blocked(Reason.BURST_NOT_ALLOWED,
+                           f"{uri} is outside the S3 prefixes allowed for {job.namespace}")
+    if job.output_s3_uri:
+        output = job.output_s3_uri
+    elif allow.s3_prefixes:
+        output = allow.s3_prefixes[0].rstrip("/") + f"/{job.namespace}/{job.name}/"
+    else:
+        return Blocked(Reason.BURST_NOT_ALLOWED, f"no S3 prefix allowed for namespace {job.namespace}")
+    types = candidate_types(job, policy, catalog)
+    if isinstance(types, Blocked):
+        return types
+    allowed = tuple(t for t in types if policy.type_allowed(t.name, job.namespace))
+    if not allowed:
+        names = ", ".join(t.name for t in types[:4])
+        return Blocked(Reason.NO_INSTANCE_TYPE, f"the types that fit ({names}) are not allowed for {job.namespace}")
+    return Target(allowed, role, output)
+
+
+def candidate_types(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> list[InstanceType] | Blocked:
+    region = policy.spec.sage_maker.region
+    regional = [t for t in catalog.types if t.region == region]
+    if job.instance_type:
+        found = [t for t in regional if t.name == job.instance_type]
+        if not found:
+            return Blocked(Reason.NO_INSTANCE_TYPE, f"{job.instance_type} is not a known training type in {region}")
+        if found[0].accel_count < job.gpus_per_pod:
+            return Blocked(Reason.NO_INSTANCE_TYPE, f"{job.instance_type} has {found[0].accel_count} GPUs; "
+                           f"the Job needs {job.gpus_per_pod} per pod")
+        return found
+    product = job.gpu_product or ""
+    for rule in policy.spec.sage_maker.instance_types:
+        if not fnmatch.fnmatchcase(product, rule.gpu_product) and not (rule.gpu_product == "*" and not product):
+            continue
+        if rule.gpus_per_pod is not None and rule.gpus_per_pod != job.gpus_per_pod:
+            continue
+        out: list[InstanceType] = []
+        for pattern in rule.instance_types:
+            matches = sorted((t for t in regional if fnmatch.fnmatchcase(t.name, pattern)),
+                             key=lambda t: (t.on_demand_usd_per_hour, t.name))
+            out.extend(t for t in matches if t.accel_count >= job.gpus_per_pod and t not in out)
+        if out:
+            return out
+    family = gpu_family_of_product(product) if product else None
+    if product and family is None:
+        return Blocked(Reason.NO_INSTANCE_TYPE, f"unknown GPU product {product!r}; add a "
+                       "spec.sageMaker.instanceTypes rule for it")
+    fits = [t for t in regional if t.is_nvidia and t.accel_count >= job.gpus_per_pod
+            and (family is None or t.gpu_family == family)]
+    if not fits:
+        what = f"{family} " if family else ""
+        return Blocked(Reason.NO_INSTANCE_TYPE, f"no {what}SageMaker type has {job.gpus_per_pod} GPUs per instance")
+    # Exact GPU count first (no paying for idle GPUs), then the price of the whole Job.
+    return sorted(fits, key=lambda t: (t.accel_count != job.gpus_per_pod, t.on_demand_usd_per_hour, t.name))
+
+
+def cloud_options(
+    job: JobRequest,
+    itype: InstanceType,
+    policy: BurstPolicy,
+    *,
+    now: float,
+    runtime: float,
+    wait_usd_per_hour: float,
+    capacity: CapacityType,
+    role_arn: str,
+    output_s3_uri: str,
+) -> tuple[list[tuple[OptionCost, CloudLaunch]], list[str]]:
+    """The spot and on-demand options on this type, each with its launch; plus notes on what was left out."""
+    sm, spot = policy.spec.sage_maker, policy.spec.spot
+    count = job.pods
+    startup = sm.startup_seconds
+    cap = runtime * sm.max_runtime_factor
+    start = now + startup
+    options: list[tuple[OptionCost, CloudLaunch]] = []
+    notes: list[str] = []
+
+    def launch(is_spot: bool, window: SpotWindow | None) -> CloudLaunch:
+        return CloudLaunch(
+            instance_type=itype.name, instance_count=count, spot=is_spot, role_arn=role_arn,
+            output_s3_uri=output_s3_uri, checkpoint_s3_uri=job.checkpoint_s3_uri,
+            max_runtime_seconds=window.max_runtime_seconds if window else max(int(math.ceil(cap)), 1),
+            max_wait_seconds=window.max_wait_seconds if window else None,
+            fallback_time=window.fallback_time if window else None, region=sm.region,
+        )
+
+    wait_value = wait_usd_per_hour * startup / 3600
+    if capacity in (CapacityType.ANY, CapacityType.ON_DEMAND):
+        od_rate = itype.on_demand_usd_per_hour * count
+        expected = od_rate * (startup + runtime) / 3600
+        committed = od_rate * (startup + cap) / 3600
+        options.append((OptionCost(Placement.SAGEMAKER_ON_DEMAND, expected, committed, start, start + runtime,
+                                   expected + wait_value, itype.name), launch(False, None)))
+    if capacity in (CapacityType.ANY, CapacityType.SPOT):
+        if not spot.enabled:
+            notes.append("spot is disabled by the policy")
+        elif spot.require_checkpoint and not job.checkpointable:
+            notes.append("spot needs a checkpoint (spillway.io/checkpoint-s3-uri) under this policy")
+        else:
+            window = spot_window(
+                now=now, runtime_seconds=runtime, runtime_cap_seconds=cap, startup_seconds=startup,
+                restart_overhead_seconds=spot.restart_overhead_seconds,
+                safety_margin_seconds=spot.safety_margin_seconds, max_wait_factor=spot.max_wait_factor,
+                deadline=job.deadline,
+            )
+            if not window.safe:
+                notes.append(f"spot is unsafe for the deadline: {window.why}")
+            else:
+                rate = itype.interruptions_per_hour * count if spot.interruption_model == "advisor" else 0.0
+                interruptions = rate * runtime / 3600
+                spot_time = runtime + interruptions * spot.restart_overhead_seconds
+                spot_rate = itype.spot_usd_per_hour * count
+                expected = spot_rate * (startup + spot_time) / 3600
+                committed = spot_rate * min(startup + cap, window.max_wait_seconds or math.inf) / 3600
+                if job.deadline is not None:
+                    # The on-demand relaunch that guarantees the deadline is paid for up front.
+                    committed += itype.on_demand_usd_per_hour * count * (startup + runtime) / 3600
+                options.append((OptionCost(
+                    Placement.SAGEMAKER_SPOT, expected, committed, start, start + spot_time,
+                    expected + wait_value + wait_usd_per_hour * (spot_time - runtime) / 3600, itype.name,
+                    f"{interruptions:.2f} expected interruptions ({itype.interrupt_band} band)",
+                ), launch(True, window)))
+    return options, notes

@@ -1,0 +1,127 @@
+"""Every string that crosses a boundary: annotation keys, reasons, conditions, labels.
+
+One module, so the controller, the simulator, the CLI and the docs can never disagree on a
+spelling. Reasons are CamelCase categories (Kubernetes API conventions); the message that
+travels with a reason carries the specifics.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+API_GROUP = "spillway.io"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+POLICY_KIND = "BurstPolicy"
+SNAPSHOT_KIND = "ClusterSnapshot"
+
+# --- Job annotations (read) -------------------------------------------------------------
+ANNOTATION_PREFIX = f"{API_GROUP}/"
+MODE = f"{API_GROUP}/mode"  # auto | local | cloud; its presence opts the Job in
+CAPACITY_TYPE = f"{API_GROUP}/capacity-type"  # any | spot | on-demand
+RUNTIME_ESTIMATE = f"{API_GROUP}/runtime-estimate"  # "5400", "90m", "1h30m"
+DEADLINE = f"{API_GROUP}/deadline"  # RFC 3339, e.g. 2026-11-29T08:00:00Z
+CHECKPOINT_S3_URI = f"{API_GROUP}/checkpoint-s3-uri"  # makes the Job checkpointable
+OUTPUT_S3_URI = f"{API_GROUP}/output-s3-uri"
+INPUT_S3_URI = f"{API_GROUP}/input-s3-uri"
+ROLE_ARN = f"{API_GROUP}/role-arn"
+INSTANCE_TYPE = f"{API_GROUP}/instance-type"  # pins the SageMaker type
+WAIT_USD_PER_HOUR = f"{API_GROUP}/wait-usd-per-hour"  # per-Job trade-off override
+MAX_WAIT_SECONDS = f"{API_GROUP}/max-wait-seconds"  # per-Job max local wait override
+
+READ_ANNOTATIONS = (
+    MODE,
+    CAPACITY_TYPE,
+    RUNTIME_ESTIMATE,
+    DEADLINE,
+    CHECKPOINT_S3_URI,
+    OUTPUT_S3_URI,
+    INPUT_S3_URI,
+    ROLE_ARN,
+    INSTANCE_TYPE,
+    WAIT_USD_PER_HOUR,
+    MAX_WAIT_SECONDS,
+)
+
+# --- Job annotations (written by the controller) ----------------------------------------
+DECISION_PLACEMENT = f"{API_GROUP}/placement"
+DECISION_REASON = f"{API_GROUP}/reason"
+DECISION_MESSAGE = f"{API_GROUP}/message"
+
+# --- Kubernetes well-known keys ---------------------------------------------------------
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by NVIDIA GPU feature discovery
+
+# --- Condition types on Jobs Spillway manages --------------------------------------------
+CONDITION_PLACED = "SpillwayPlaced"
+
+
+class Mode(str, Enum):
+    """What the Job's owner allows."""
+
+    AUTO = "auto"  # Spillway chooses
+    LOCAL = "local"  # never burst
+    CLOUD = "cloud"  # always burst (spot or on-demand as capacity-type and policy say)
+
+
+class CapacityType(str, Enum):
+    """Which SageMaker capacity the owner accepts when the Job bursts."""
+
+    ANY = "any"
+    SPOT = "spot"
+    ON_DEMAND = "on-demand"
+
+
+class Placement(str, Enum):
+    LOCAL = "Local"
+    SAGEMAKER_SPOT = "SageMakerSpot"
+    SAGEMAKER_ON_DEMAND = "SageMakerOnDemand"
+    WAIT = "Wait"
+
+    @property
+    def is_cloud(self) -> bool:
+        return self in (Placement.SAGEMAKER_SPOT, Placement.SAGEMAKER_ON_DEMAND)
+
+
+class Reason(str, Enum):
+    """One CamelCase constant per cause of a decision."""
+
+    # Local
+    LOCAL_CAPACITY_AVAILABLE = "LocalCapacityAvailable"
+    FORCED_LOCAL = "ForcedLocal"
+    NOT_A_GPU_JOB = "NotAGpuJob"
+    LOCAL_CHEAPER_THAN_BURST = "LocalCheaperThanBurst"
+    # Wait
+    WAITING_FOR_LOCAL_CAPACITY = "WaitingForLocalCapacity"
+    BUDGET_EXHAUSTED = "BudgetExhausted"
+    QUOTA_EXHAUSTED = "QuotaExhausted"
+    BURST_NOT_ALLOWED = "BurstNotAllowed"
+    NOT_TRANSLATABLE = "NotTranslatable"
+    NO_INSTANCE_TYPE = "NoInstanceType"
+    NEVER_FITS_LOCALLY = "NeverFitsLocally"
+    DEADLINE_UNREACHABLE = "DeadlineUnreachable"
+    # Cloud
+    FORCED_CLOUD = "ForcedCloud"
+    MAX_WAIT_EXCEEDED = "MaxWaitExceeded"
+    DEADLINE_REQUIRES_BURST = "DeadlineRequiresBurst"
+    CLUSTER_HOT = "ClusterHot"
+    BURST_CHEAPER_THAN_WAITING = "BurstCheaperThanWaiting"
+    SPOT_SAFE_WITHIN_DEADLINE = "SpotSafeWithinDeadline"
+    DEADLINE_REQUIRES_ON_DEMAND = "DeadlineRequiresOnDemand"
+    OPTIMIZER_BURST = "OptimizerBurst"
+    OPTIMIZER_KEEP_LOCAL = "OptimizerKeepLocal"
+
+
+class EmitTarget(str, Enum):
+    ACK = "ack"  # sagemaker.services.k8s.aws/v1alpha1 TrainingJob
+    LEGACY = "legacy"  # sagemaker.aws.amazon.com/v1 TrainingJob
+    API = "api"  # boto3 CreateTrainingJob
+
+
+class BudgetExhaustedAction(str, Enum):
+    WAIT = "wait"  # hold the Job until the budget window resets
+    LOCAL_ONLY = "localOnly"  # give up bursting; run it locally when it fits
+
+
+class WaitCostBasis(str, Enum):
+    JOB = "job"
+    GPU = "gpu"

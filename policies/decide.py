@@ -1,0 +1,351 @@
+"""decide(): one Job, one answer, with its reason and the numbers behind it.
+
+A Cycle is the snapshot as it stands with this cycle's earlier decisions assumed on it (Kueue's
+"assume, then write"): reserved local GPUs, dollars committed, SageMaker quota held. evaluate()
+reads a Cycle and never changes it; assume() records a decision in it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .capacity import INF, CapacityTimeline, LocalSlot
+from .catalog import Catalog, default_catalog
+from .cloud import Blocked, burst_target, cloud_options
+from .constants import BudgetExhaustedAction, CapacityType, Mode, Placement, Reason, WaitCostBasis
+from .decision import CloudLaunch, Decision, Evidence, OptionCost
+from .estimates import estimate_runtime, expected_end
+from .jobs import JobRequest
+from .policy import BurstPolicy
+from .snapshot import Snapshot
+from .units import format_time, next_utc_midnight, next_utc_month_start
+
+REQUEUE_MIN_SECONDS = 10.0
+REQUEUE_MAX_SECONDS = 300.0  # forecasts drift as Jobs end early or late: look again soon
+EPSILON = 1e-6
+
+
+def policy_catalog(policy: BurstPolicy, catalog: Catalog | None = None) -> Catalog:
+    base = catalog or default_catalog()
+    prices = policy.spec.sage_maker.prices
+    if not prices:
+        return base
+    return base.with_prices({k: (v.on_demand_usd_per_hour, v.spot_usd_per_hour) for k, v in prices.items()})
+
+
+def base_timeline(snapshot: Snapshot, policy: BurstPolicy, now: float) -> CapacityTimeline:
+    """Nodes and running work only (memoized on the snapshot)."""
+    key = ("timeline", id(policy), now)
+    tl = snapshot._memo.get(key)
+    if tl is None:
+        releases = [(p.node, p.gpus, expected_end(p, snapshot, policy)) for p in snapshot.running]
+        tl = CapacityTimeline.from_nodes(now, snapshot.nodes, releases)
+        snapshot._memo[key] = tl
+    return tl
+
+
+@dataclass
+class Cycle:
+    snapshot: Snapshot
+    policy: BurstPolicy
+    now: float
+    catalog: Catalog
+    timeline: CapacityTimeline
+    assumed_usd: dict[str, float] = field(default_factory=dict)
+    assumed_instances: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None) -> "Cycle":
+        return cls(snapshot, policy, now, policy_catalog(policy, catalog),
+                   base_timeline(snapshot, policy, now).copy())
+
+    def budget_left(self, namespace: str) -> tuple[float, str]:
+        """Dollars this namespace may still commit, and which window binds."""
+        limit = self.policy.budget_for(namespace)
+        spend = self.snapshot.spend_of(namespace)
+        used = self.snapshot.committed_of(namespace) + self.assumed_usd.get(namespace, 0.0)
+        left, which = INF, ""
+        if limit.daily_usd is not None:
+            left, which = limit.daily_usd - spend.today_usd - used, "daily"
+        if limit.monthly_usd is not None and limit.monthly_usd - spend.month_usd - used < left:
+            left, which = limit.monthly_usd - spend.month_usd - used, "monthly"
+        return left, which
+
+    def quota_left(self, instance_type: str) -> float:
+        quota = self.policy.spec.sage_maker.quotas.get(instance_type)
+        if quota is None:
+            return INF
+        return quota - self.snapshot.instances_in_use(instance_type) - self.assumed_instances.get(instance_type, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    decision: Decision
+    slot: LocalSlot
+    runtime: float
+    committed_usd: float = 0.0
+
+
+def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
+             prefer: Placement | None = None) -> Evaluated:
+    """Decide one Job against the cycle. `prefer` (from the optimizer) tips the choice between
+    local and cloud when the policy leaves it open; it never overrides a hard rule."""
+    policy, now, snap = cycle.policy, cycle.now, cycle.snapshot
+    spec = policy.spec
+    mode = job.mode or spec.managed_jobs.default_mode
+    capacity = job.capacity_type or spec.managed_jobs.default_capacity_type
+    runtime, runtime_source = estimate_runtime(job, snap, policy)
+    if slot is None:
+        slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime)
+    local_start = slot.start
+    local_wait = local_start - now
+    waited = max(now - job.submit_time, 0.0) if job.submit_time else 0.0
+    max_wait = job.max_wait_seconds if job.max_wait_seconds is not None else spec.local.max_wait_seconds
+    wait_rate = job.wait_usd_per_hour if job.wait_usd_per_hour is not None else spec.tradeoff.wait_usd_per_hour
+    if spec.tradeoff.per == WaitCostBasis.GPU:
+        wait_rate *= max(job.total_gpus, 1)
+    hot = snap.gpu_utilization_percent is not None and snap.gpu_utilization_percent >= spec.local.hot_utilization_percent
+    local_usd = spec.local.gpu_hour_usd * job.total_gpus * runtime / 3600
+    local = OptionCost(Placement.LOCAL, local_usd, 0.0, local_start, local_start + runtime,
+                       local_usd + wait_rate * max(local_wait, 0) / 3600 if local_start != INF else INF)
+    budget_left, budget_window = cycle.budget_left(job.namespace)
+
+    def evidence(options=(), deadline_end=None, trigger="", blocked="") -> Evidence:
+        return Evidence(
+            now=now, runtime_estimate_seconds=runtime, runtime_source=runtime_source,
+            local_start_time=local_start, local_wait_seconds=local_wait, waited_seconds=waited,
+            max_wait_seconds=max_wait, wait_usd_per_hour=wait_rate, deadline=job.deadline,
+            deadline_slack_seconds=(job.deadline - deadline_end) if job.deadline and deadline_end is not None else None,
+            cluster_hot=hot, options=(local, *options), budget_remaining_usd=None if budget_left == INF else budget_left,
+            trigger=trigger, blocked=blocked,
+        )
+
+    def done(placement, reason, message, ev, requeue=None, launch=None, committed=0.0) -> Evaluated:
+        nodes = tuple(cycle.timeline.nodes[i].name for i, _ in slot.nodes) if placement == Placement.LOCAL else ()
+        return Evaluated(Decision(job.key, placement, reason, message, ev, requeue, launch, nodes),
+                         slot, runtime, committed)
+
+    if job.total_gpus == 0:
+        return done(Placement.LOCAL, Reason.NOT_A_GPU_JOB, "requests no GPUs; nothing to decide, runs locally",
+                    evidence(deadline_end=now + runtime))
+
+    fits_now = local_start <= now + EPSILON
+    never = local_start == INF
+    where = _local_words(job, slot, cycle, local_wait)
+
+    # --- the cloud side --------------------------------------------------------------------------
+    options: list[tuple[OptionCost, CloudLaunch]] = []
+    blocked: Blocked | None = None
+    notes: list[str] = []
+    if mode == Mode.LOCAL:
+        blocked = Blocked(Reason.FORCED_LOCAL, "the Job's mode is local")
+    else:
+        target = burst_target(job, policy, cycle.catalog)
+        if isinstance(target, Blocked):
+            blocked = target
+        else:
+            quota_short, budget_short = [], []
+            for itype in target.types:
+                if cycle.quota_left(itype.name) < job.pods:
+                    quota_short.append(itype.name)
+                    continue
+                opts, type_notes = cloud_options(job, itype, policy, now=now, runtime=runtime,
+                                                 wait_usd_per_hour=wait_rate, capacity=capacity,
+                                                 role_arn=target.role_arn, output_s3_uri=target.output_s3_uri)
+                notes.extend(n for n in type_notes if n not in notes)
+                affordable = [o for o in opts if o[0].committed_usd <= budget_left + EPSILON]
+                if opts and not affordable:
+                    budget_short.append((itype.name, min(o[0].committed_usd for o in opts)))
+                if affordable:
+                    options = affordable
+                    break
+            if not options:
+                if budget_short:
+                    name, need = budget_short[0]
+                    blocked = Blocked(Reason.BUDGET_EXHAUSTED,
+                                      f"the {budget_window} budget of {job.namespace} has ${max(budget_left, 0):.2f} "
+                                      f"left; a burst on {name} may cost up to ${need:.2f}")
+                elif quota_short:
+                    blocked = Blocked(Reason.QUOTA_EXHAUSTED,
+                                      f"no SageMaker quota left for {job.pods} x {', '.join(quota_short[:3])}")
+                else:
+                    why = "; ".join(notes) or "no capacity type is possible"
+                    blocked = Blocked(Reason.BURST_NOT_ALLOWED, f"capacity-type {capacity.value}: {why}")
+
+    costs = [o for o, _ in options]
+    best = _best_cloud(options, job.deadline)
+
+    def go_cloud(reason: Reason, trigger: str) -> Evaluated:
+        opt, launch = best
+        if job.deadline is not None and reason not in (Reason.FORCED_CLOUD,):
+            trigger = trigger or reason.value
+            if opt.placement == Placement.SAGEMAKER_SPOT:
+                reason = Reason.SPOT_SAFE_WITHIN_DEADLINE
+            elif any("unsafe for the deadline" in n for n in notes):
+                reason = Reason.DEADLINE_REQUIRES_ON_DEMAND
+        kind = "managed spot" if launch.spot else "on-demand"
+        msg = (f"{_trigger_words(trigger or reason.value, local_wait, waited, max_wait)}; bursting to SageMaker "
+               f"{kind} on {launch.instance_count} x {launch.instance_type}, expected ${opt.expected_usd:.2f} "
+               f"(at most ${opt.committed_usd:.2f})")
+        if launch.spot and launch.fallback_time is not None and job.deadline is not None:
+            msg += f"; falls back to on-demand at {format_time(launch.fallback_time)} to keep the deadline"
+        return done(opt.placement, reason, msg, evidence(costs, opt.end_time, trigger), launch=launch,
+                    committed=opt.committed_usd)
+
+    def wait(reason: Reason, message: str, until: float | None = None) -> Evaluated:
+        target = min(until if until is not None else INF, local_start)
+        requeue = min(max(target - now, REQUEUE_MIN_SECONDS), REQUEUE_MAX_SECONDS)
+        ev = evidence(costs, None if never else local_start + runtime, blocked=blocked.message if blocked else "")
+        return done(Placement.WAIT, reason, message, ev, requeue)
+
+    # --- forced modes ----------------------------------------------------------------------------
+    if mode == Mode.CLOUD:
+        if best is not None:
+            return go_cloud(Reason.FORCED_CLOUD, "")
+        return wait(blocked.reason, f"mode is cloud, but {blocked.message}", _reset_time(blocked, now))
+    if mode == Mode.LOCAL:
+        if fits_now:
+            return done(Placement.LOCAL, Reason.FORCED_LOCAL, f"mode is local; {where}",
+                        evidence(deadline_end=local_start + runtime))
+        if never:
+            return wait(Reason.NEVER_FITS_LOCALLY, f"mode is local, but {where}")
+        return wait(Reason.WAITING_FOR_LOCAL_CAPACITY, f"mode is local; {where}")
+
+    # --- auto ------------------------------------------------------------------------------------
+    if fits_now:
+        if best is not None and prefer is not None and prefer.is_cloud:
+            return go_cloud(Reason.OPTIMIZER_BURST, Reason.OPTIMIZER_BURST.value)
+        if best is not None and best[0].score < local.score - EPSILON and prefer != Placement.LOCAL:
+            return go_cloud(Reason.BURST_CHEAPER_THAN_WAITING, "")
+        return done(Placement.LOCAL, Reason.LOCAL_CAPACITY_AVAILABLE, where,
+                    evidence(costs, local_start + runtime))
+
+    trigger: Reason | None = None
+    local_end = local_start + runtime
+    if never:
+        trigger = Reason.NEVER_FITS_LOCALLY
+    elif job.deadline is not None and local_end > job.deadline:
+        trigger = Reason.DEADLINE_REQUIRES_BURST
+    elif waited + local_wait > max_wait:
+        trigger = Reason.MAX_WAIT_EXCEEDED
+    elif prefer is not None and prefer.is_cloud and best is not None:
+        trigger = Reason.OPTIMIZER_BURST
+    elif prefer == Placement.LOCAL:
+        trigger = None  # the optimizer weighed dollars against waiting for the whole queue
+    elif hot:
+        trigger = Reason.CLUSTER_HOT
+    elif best is not None and best[0].score < local.score - EPSILON:
+        trigger = Reason.BURST_CHEAPER_THAN_WAITING
+
+    if trigger is not None and best is not None:
+        if trigger == Reason.DEADLINE_REQUIRES_BURST and best[0].end_time > job.deadline and best[0].end_time >= local_end:
+            return wait(Reason.DEADLINE_UNREACHABLE,
+                        f"the deadline {format_time(job.deadline)} cannot be met locally or on SageMaker; "
+                        f"{where}, which is the earliest finish")
+        return go_cloud(trigger, trigger.value)
+    if trigger is not None and blocked is not None:
+        if (blocked.reason == Reason.BUDGET_EXHAUSTED and not never
+                and spec.budgets.when_exhausted == BudgetExhaustedAction.LOCAL_ONLY):
+            return done(Placement.LOCAL, Reason.BUDGET_EXHAUSTED,
+                        f"{blocked.message}; handed to the local queue (budgets.whenExhausted: localOnly); {where}",
+                        evidence(costs, local_end, trigger.value, blocked.message))
+        return wait(blocked.reason, f"{_trigger_words(trigger.value, local_wait, waited, max_wait)}, but "
+                    f"{blocked.message}; {where}", _reset_time(blocked, now))
+    reason = Reason.OPTIMIZER_KEEP_LOCAL if prefer == Placement.LOCAL else Reason.WAITING_FOR_LOCAL_CAPACITY
+    extra = f" (a burst would cost ${best[0].expected_usd:.2f})" if best is not None else (
+        f" ({blocked.message})" if blocked is not None and blocked.reason != Reason.FORCED_LOCAL else "")
+    return wait(reason, f"{where}{extra}")
+
+
+def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
+    """Record a decision in the cycle, so later Jobs see its GPUs, dollars and quota as taken."""
+    d = evaluated.decision
+    if d.placement.is_cloud:
+        cycle.assumed_usd[job.namespace] = cycle.assumed_usd.get(job.namespace, 0.0) + evaluated.committed_usd
+        name = d.launch.instance_type
+        cycle.assumed_instances[name] = cycle.assumed_instances.get(name, 0) + d.launch.instance_count
+    elif evaluated.slot.feasible and job.total_gpus > 0:
+        cycle.timeline.reserve(evaluated.slot, job.gpus_per_pod, evaluated.runtime)
+
+
+def _best_cloud(options, deadline):
+    if not options:
+        return None
+    if deadline is not None:
+        meeting = [o for o in options if o[0].end_time <= deadline]
+        if meeting:
+            options = meeting
+        else:
+            return min(options, key=lambda o: (o[0].end_time, o[0].score))
+    return min(options, key=lambda o: (o[0].score, o[0].placement.value))
+
+
+def _reset_time(blocked: Blocked | None, now: float) -> float | None:
+    if blocked is None or blocked.reason != Reason.BUDGET_EXHAUSTED:
+        return None
+    return next_utc_month_start(now) if "monthly" in blocked.message else next_utc_midnight(now)
+
+
+def _local_words(job: JobRequest, slot: LocalSlot, cycle: Cycle, wait: float) -> str:
+    shape = f"{job.pods} x {job.gpus_per_pod} GPUs" if job.pods > 1 else f"{job.gpus_per_pod} GPU" + (
+        "s" if job.gpus_per_pod != 1 else "")
+    product = f" of {job.gpu_product}" if job.gpu_product else ""
+    if slot.start == INF:
+        return f"{shape}{product} never fit on this cluster's nodes"
+    nodes = ", ".join(sorted({cycle.timeline.nodes[i].name for i, _ in slot.nodes}))
+    if wait <= EPSILON:
+        return f"{shape}{product} free now on {nodes}"
+    return f"{shape}{product} expected free in {_minutes(wait)} (at {format_time(slot.start)}) on {nodes}"
+
+
+def _trigger_words(trigger: str, local_wait: float, waited: float, max_wait: float) -> str:
+    return {
+        Reason.NEVER_FITS_LOCALLY.value: "the Job never fits on a local node",
+        Reason.DEADLINE_REQUIRES_BURST.value: "running locally would miss the deadline",
+        Reason.MAX_WAIT_EXCEEDED.value: f"waited {_minutes(waited)} and local GPUs are {_minutes(local_wait)} away "
+                                        f"(max wait {_minutes(max_wait)})",
+        Reason.CLUSTER_HOT.value: "the cluster is hot (GPU utilization over the policy threshold)",
+        Reason.BURST_CHEAPER_THAN_WAITING.value: f"waiting {_minutes(local_wait)} is worth more than the burst costs",
+        Reason.OPTIMIZER_BURST.value: "the queue optimizer sends this Job out so the rest fit locally",
+        Reason.FORCED_CLOUD.value: "mode is cloud",
+    }.get(trigger, trigger)
+
+
+def _minutes(seconds: float) -> str:
+    if seconds == INF or not math.isfinite(seconds):
+        return "forever"
+    seconds = max(seconds, 0)
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def decide(job: JobRequest, snapshot: Snapshot, policy: BurstPolicy, now: float | None = None,
+           catalog: Catalog | None = None) -> Decision:
+    """Decide one Job. Pending Jobs in the snapshot that are queued ahead of it are assumed to
+    stay local (plan() knows better: it decides them first)."""
+    now = snapshot.time if now is None else now
+    cycle = Cycle.start(snapshot, policy, now, catalog)
+    slots, queued = _queue_forecast(snapshot, policy, now)
+    if job.key in slots:
+        return evaluate(job, cycle, slots[job.key]).decision
+    runtime = estimate_runtime(job, snapshot, policy)[0]
+    slot = queued.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime)
+    return evaluate(job, cycle, slot).decision
+
+
+def _queue_forecast(snapshot: Snapshot, policy: BurstPolicy, now: float):
+    """Conservative-backfilling reservations for snapshot.pending in queue order (memoized)."""
+    key = ("queue", id(policy), now)
+    memo = snapshot._memo.get(key)
+    if memo is None:
+        timeline = base_timeline(snapshot, policy, now).copy()
+        slots = {}
+        for job in snapshot.pending:
+            runtime = estimate_runtime(job, snapshot, policy)[0]
+            slot = timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime)
+            slots[job.key] = slot
+            timeline.reserve(slot, job.gpus_per_pod, runtime)
+        memo = snapshot._memo[key] = (slots, timeline)
+    return memo

@@ -1,0 +1,104 @@
+"""What the core returns: a Decision per Job, with the reason and the numbers behind it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from .constants import Placement, Reason
+from .units import format_time
+
+
+@dataclass(frozen=True, slots=True)
+class CloudLaunch:
+    """Everything an emitter needs to create the SageMaker training job."""
+
+    instance_type: str
+    instance_count: int
+    spot: bool
+    role_arn: str
+    output_s3_uri: str
+    checkpoint_s3_uri: str | None
+    max_runtime_seconds: int
+    max_wait_seconds: int | None  # spot only
+    fallback_time: float | None  # spot only: when Spillway relaunches on on-demand
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class OptionCost:
+    placement: Placement
+    expected_usd: float  # what it is expected to cost
+    committed_usd: float  # the most it can cost (charged against the budget)
+    start_time: float  # expected start of useful work
+    end_time: float  # expected end
+    score: float  # expected_usd + value of the wait until start_time
+    instance_type: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    now: float
+    runtime_estimate_seconds: float
+    runtime_source: str
+    local_start_time: float  # inf: never fits locally
+    local_wait_seconds: float
+    waited_seconds: float  # since submission
+    max_wait_seconds: float
+    wait_usd_per_hour: float  # for this Job (after per-GPU scaling)
+    deadline: float | None = None
+    deadline_slack_seconds: float | None = None  # deadline - expected end of the chosen option
+    cluster_hot: bool = False
+    options: tuple[OptionCost, ...] = ()
+    budget_remaining_usd: float | None = None
+    trigger: str = ""  # what made a burst happen, when the reason names the spot/deadline choice
+    blocked: str = ""  # why the cloud was not an option, when it was not
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    job: str  # namespace/name
+    placement: Placement
+    reason: Reason
+    message: str
+    evidence: Evidence
+    requeue_after_seconds: float | None = None  # for Wait
+    launch: CloudLaunch | None = None
+    local_nodes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        """JSON-ready (infinities become null, times become RFC 3339)."""
+        out = asdict(self)
+        out["placement"] = self.placement.value
+        out["reason"] = self.reason.value
+        ev = out["evidence"]
+        for key in ("now", "local_start_time", "deadline"):
+            ev[key] = _time(ev[key])
+        for key in ("local_wait_seconds", "deadline_slack_seconds"):
+            ev[key] = _finite(ev[key])
+        for opt in ev["options"]:
+            opt["placement"] = opt["placement"].value if hasattr(opt["placement"], "value") else opt["placement"]
+            opt["start_time"], opt["end_time"] = _time(opt["start_time"]), _time(opt["end_time"])
+            opt["score"] = _finite(opt["score"])
+        if out["launch"] and out["launch"]["fallback_time"] is not None:
+            out["launch"]["fallback_time"] = _time(out["launch"]["fallback_time"])
+        return _round(out)
+
+
+def _time(t: float | None) -> str | None:
+    return None if t is None or not math.isfinite(t) else format_time(t)
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
+
+
+def _round(obj):
+    if isinstance(obj, float):
+        return round(obj, 4)
+    if isinstance(obj, dict):
+        return {k: _round(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round(v) for v in obj]
+    return obj

@@ -1,0 +1,58 @@
+"""Run-time estimates: the Job's annotation, else the policy, else similar completed Jobs.
+
+Estimates are often wrong. Two rules keep decisions sane: a running Job past its expected end
+is assumed to need a fraction of its elapsed time again (never "it ends now"), and SageMaker
+launches carry a runtime cap that bounds what a wrong estimate can cost.
+"""
+
+from __future__ import annotations
+
+from statistics import median
+
+from .jobs import JobRequest
+from .policy import BurstPolicy
+from .snapshot import RunningPod, Snapshot
+
+MIN_REMAINING_SECONDS = 60.0
+
+
+def estimate_runtime(job: JobRequest, snapshot: Snapshot, policy: BurstPolicy) -> tuple[float, str]:
+    """(seconds, where the figure came from)."""
+    if job.runtime_estimate_seconds is not None:
+        return job.runtime_estimate_seconds, "annotation"
+    rules = policy.spec.runtime_estimates
+    for rule in rules.by_label:
+        key, _, value = rule.label.partition("=")
+        if job.label(key) == value:
+            return float(rule.seconds), f"policy label {rule.label}"
+    if job.namespace in rules.by_namespace:
+        return float(rules.by_namespace[job.namespace]), f"policy namespace {job.namespace}"
+    if rules.use_history:
+        history = _history(snapshot).get((job.namespace, job.family))
+        if history:
+            return float(median(history)), f"median of {len(history)} completed '{job.family}' Jobs"
+    return float(rules.default_seconds), "policy default"
+
+
+def _history(snapshot: Snapshot) -> dict[tuple[str, str], list[float]]:
+    memo = snapshot._memo.get("history")
+    if memo is None:
+        memo = {}
+        for c in snapshot.completed:
+            memo.setdefault((c.namespace, c.family), []).append(c.duration_seconds)
+        snapshot._memo["history"] = memo
+    return memo
+
+
+def expected_end(pod: RunningPod, snapshot: Snapshot, policy: BurstPolicy) -> float:
+    """When a running pod is expected to release its GPUs, never in the past."""
+    now = snapshot.time
+    end = pod.expected_end_time
+    if end is None:
+        namespace, _, name = pod.job.partition("/")
+        probe = JobRequest(namespace=namespace, name=name, gpus_per_pod=pod.gpus)
+        end = pod.start_time + estimate_runtime(probe, snapshot, policy)[0]
+    if end > now:
+        return end
+    elapsed = max(now - pod.start_time, 0.0)
+    return now + max(MIN_REMAINING_SECONDS, policy.spec.local.overrun_remaining_fraction * elapsed)

@@ -1,0 +1,287 @@
+"""A batch/v1 Job manifest, reduced to what the decision needs: a JobRequest.
+
+Parsing never raises on a well-formed-but-odd Job: what cannot be sent to SageMaker is kept
+as `untranslatable` (the decision says why). Malformed fields raise InputError naming the
+field path and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import constants as C
+from .constants import CapacityType, Mode
+from .errors import InputError, InputIssue
+from .units import parse_duration, parse_gpu_quantity, parse_time
+
+# Suffixes that make names unique: Kubernetes generateName (5 chars, no vowels), counters, hashes.
+_FAMILY_SUFFIX = re.compile(r"(-[bcdfghjklmnpqrstvwxz2456789]{5}|-\d+|-[0-9a-f]{8,})+$")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    namespace: str
+    name: str
+    gpus_per_pod: int
+    pods: int = 1
+    gpu_product: str | None = None
+    submit_time: float = 0.0
+    uid: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    mode: Mode | None = None  # None: the policy's default for managed Jobs
+    capacity_type: CapacityType | None = None
+    runtime_estimate_seconds: float | None = None
+    deadline: float | None = None
+    checkpoint_s3_uri: str | None = None
+    output_s3_uri: str | None = None
+    input_s3_uri: str | None = None
+    role_arn: str | None = None
+    instance_type: str | None = None
+    wait_usd_per_hour: float | None = None
+    max_wait_seconds: float | None = None
+    untranslatable: str | None = None  # why SageMaker cannot run it, if it cannot
+    opted_in: bool = False  # carries spillway.io/mode
+    image: str | None = None
+    manifest: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def total_gpus(self) -> int:
+        return self.gpus_per_pod * self.pods
+
+    @property
+    def checkpointable(self) -> bool:
+        return bool(self.checkpoint_s3_uri)
+
+    @property
+    def family(self) -> str:
+        """Name without generated suffixes: what 'similar Jobs' are grouped by."""
+        return _FAMILY_SUFFIX.sub("", self.name) or self.name
+
+    def label(self, key: str) -> str | None:
+        for k, v in self.labels:
+            if k == key:
+                return v
+        return None
+
+
+def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
+    """Read a batch/v1 Job (a dict as parsed from YAML/JSON); raise InputError on bad fields."""
+    issues: list[InputIssue] = []
+
+    def bad(path: str, problem: str, fix: str) -> None:
+        issues.append(InputIssue(source, path, problem, fix))
+
+    if not isinstance(manifest, dict):
+        raise InputError([InputIssue(source, "", f"expected a Job object, got {type(manifest).__name__}",
+                                     "pass a batch/v1 Job manifest")])
+    api, kind = manifest.get("apiVersion"), manifest.get("kind")
+    if kind != "Job" or api not in ("batch/v1", None):
+        bad("kind", f"expected apiVersion batch/v1, kind Job; got {api!r}, {kind!r}",
+            "pass a batch/v1 Job (CronJobs and bare Pods are not managed)")
+    meta = _mapping(manifest.get("metadata"), "metadata", bad)
+    spec = _mapping(manifest.get("spec"), "spec", bad)
+    name = meta.get("name") or meta.get("generateName") or ""
+    if not isinstance(name, str) or not name:
+        bad("metadata.name", "missing", "give the Job a metadata.name")
+        name = "?"
+    namespace = meta.get("namespace") or "default"
+    labels = _string_map(meta.get("labels"), "metadata.labels", bad)
+    annotations = _string_map(meta.get("annotations"), "metadata.annotations", bad)
+    submit = 0.0
+    if meta.get("creationTimestamp"):
+        try:
+            submit = parse_time(meta["creationTimestamp"])
+        except ValueError as exc:
+            bad("metadata.creationTimestamp", str(exc), "use RFC 3339 with a zone")
+
+    template = _mapping(spec.get("template"), "spec.template", bad)
+    pod_spec = _mapping(template.get("spec"), "spec.template.spec", bad)
+    containers = pod_spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        bad("spec.template.spec.containers", "expected a non-empty list of containers",
+            "give the pod template at least one container")
+        containers = []
+    gpus, gpu_containers, image = 0, 0, None
+    for i, ctr in enumerate(containers):
+        if not isinstance(ctr, dict):
+            bad(f"spec.template.spec.containers[{i}]", "expected a container mapping", "fix the list item")
+            continue
+        resources = ctr.get("resources") or {}
+        if not isinstance(resources, dict):
+            bad(f"spec.template.spec.containers[{i}].resources", "expected a mapping", "write limits: {...}")
+            continue
+        n = 0
+        for part in ("limits", "requests"):
+            values = resources.get(part) or {}
+            if not isinstance(values, dict):
+                bad(f"spec.template.spec.containers[{i}].resources.{part}", "expected a mapping",
+                    f'write {part}: {{"nvidia.com/gpu": "1"}}')
+                continue
+            if C.GPU_RESOURCE in values:
+                try:
+                    n = max(n, parse_gpu_quantity(values[C.GPU_RESOURCE]))
+                except ValueError as exc:
+                    bad(f"spec.template.spec.containers[{i}].resources.{part}.{C.GPU_RESOURCE}", str(exc),
+                        'GPUs are whole devices: write "1", "2", ...')
+        if n:
+            gpus += n
+            gpu_containers += 1
+            image = image or ctr.get("image")
+    if image is None and containers and isinstance(containers[0], dict):
+        image = containers[0].get("image")
+
+    parallelism = _int_field(spec, "parallelism", 1, bad)
+    completions = _int_field(spec, "completions", parallelism or 1, bad)
+    indexed = spec.get("completionMode") == "Indexed"
+    pods = max(1, parallelism if parallelism is not None else 1)
+    node_selector = pod_spec.get("nodeSelector") or {}
+    product = node_selector.get(C.GPU_PRODUCT_LABEL) if isinstance(node_selector, dict) else None
+
+    fields: dict[str, Any] = {}
+    _read_annotations(annotations, fields, bad)
+    if issues:
+        raise InputError(issues)
+
+    why_not = _untranslatable(pod_spec, gpu_containers, pods, indexed, completions, image, fields)
+    return JobRequest(
+        namespace=str(namespace),
+        name=str(name),
+        gpus_per_pod=gpus,
+        pods=pods,
+        gpu_product=str(product) if product else None,
+        submit_time=submit,
+        uid=str(meta.get("uid") or ""),
+        labels=tuple(sorted(labels.items())),
+        untranslatable=why_not,
+        opted_in=C.MODE in annotations,
+        image=image if isinstance(image, str) else None,
+        manifest=manifest,
+        **fields,
+    )
+
+
+def _read_annotations(ann: dict[str, str], out: dict[str, Any], bad) -> None:
+    def path(key: str) -> str:
+        return f'metadata.annotations["{key}"]'
+
+    if C.MODE in ann:
+        try:
+            out["mode"] = Mode(ann[C.MODE].strip().lower())
+        except ValueError:
+            bad(path(C.MODE), f"unknown mode {ann[C.MODE]!r}", "use auto, local or cloud")
+    if C.CAPACITY_TYPE in ann:
+        try:
+            out["capacity_type"] = CapacityType(ann[C.CAPACITY_TYPE].strip().lower())
+        except ValueError:
+            bad(path(C.CAPACITY_TYPE), f"unknown capacity type {ann[C.CAPACITY_TYPE]!r}",
+                "use any, spot or on-demand")
+    for key, attr, parse, fix in (
+        (C.RUNTIME_ESTIMATE, "runtime_estimate_seconds", parse_duration, "write seconds or 90m / 2h30m"),
+        (C.DEADLINE, "deadline", parse_time, "write an RFC 3339 time, e.g. 2026-11-29T08:00:00Z"),
+        (C.MAX_WAIT_SECONDS, "max_wait_seconds", _non_negative, "write a number of seconds"),
+        (C.WAIT_USD_PER_HOUR, "wait_usd_per_hour", _non_negative, "write a dollar amount, e.g. 4.5"),
+    ):
+        if key in ann:
+            try:
+                out[attr] = parse(ann[key])
+            except ValueError as exc:
+                bad(path(key), str(exc), fix)
+    for key, attr in (
+        (C.CHECKPOINT_S3_URI, "checkpoint_s3_uri"),
+        (C.OUTPUT_S3_URI, "output_s3_uri"),
+        (C.INPUT_S3_URI, "input_s3_uri"),
+    ):
+        if key in ann:
+            value = ann[key].strip()
+            if not value.startswith("s3://") or len(value) <= 5:
+                bad(path(key), f"{value!r} is not an S3 URI", "write s3://bucket/prefix/")
+            else:
+                out[attr] = value
+    if C.ROLE_ARN in ann:
+        value = ann[C.ROLE_ARN].strip()
+        if not value.startswith("arn:aws") or ":role/" not in value:
+            bad(path(C.ROLE_ARN), f"{value!r} is not an IAM role ARN", "write arn:aws:iam::<account>:role/<name>")
+        else:
+            out["role_arn"] = value
+    if C.INSTANCE_TYPE in ann:
+        value = ann[C.INSTANCE_TYPE].strip()
+        if not value.startswith("ml."):
+            bad(path(C.INSTANCE_TYPE), f"{value!r} is not a SageMaker instance type",
+                "write a type such as ml.g5.12xlarge")
+        else:
+            out["instance_type"] = value
+    for key in ann:
+        if key.startswith(C.ANNOTATION_PREFIX) and key not in C.READ_ANNOTATIONS and key not in (
+            C.DECISION_PLACEMENT, C.DECISION_REASON, C.DECISION_MESSAGE,
+        ):
+            import difflib
+
+            close = difflib.get_close_matches(key, C.READ_ANNOTATIONS, n=1, cutoff=0.7)
+            bad(path(key), "unknown Spillway annotation",
+                f"did you mean '{close[0]}'?" if close else f"known: {', '.join(C.READ_ANNOTATIONS)}")
+
+
+def _untranslatable(pod_spec, gpu_containers, pods, indexed, completions, image, fields) -> str | None:
+    """Why SageMaker could not run this Job, or None when it could."""
+    if gpu_containers > 1:
+        return "more than one container requests GPUs; a SageMaker training job runs one container"
+    if not image:
+        return "no container image"
+    volumes = pod_spec.get("volumes") or []
+    for vol in volumes if isinstance(volumes, list) else []:
+        if isinstance(vol, dict) and ("persistentVolumeClaim" in vol or "hostPath" in vol or "nfs" in vol):
+            kind = next(k for k in ("persistentVolumeClaim", "hostPath", "nfs") if k in vol)
+            return (f"volume '{vol.get('name', '?')}' is a {kind}, which SageMaker cannot mount; stage the "
+                    f"data on S3 and set {C.INPUT_S3_URI}")
+    if pods > 1 and not indexed:
+        return ("parallel non-Indexed Job (a work queue); only Indexed Jobs map to a multi-instance "
+                "training job")
+    if indexed and completions not in (None, pods):
+        return "Indexed Job with completions != parallelism cannot run as one SageMaker training job"
+    return None
+
+
+def _mapping(value: Any, path: str, bad) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        bad(path, f"expected a mapping, got {type(value).__name__}", "fix the indentation of this field")
+        return {}
+    return value
+
+
+def _string_map(value: Any, path: str, bad) -> dict[str, str]:
+    value = _mapping(value, path, bad)
+    out = {}
+    for k, v in value.items():
+        if not isinstance(v, (str, int, float, bool)) or isinstance(v, bool):
+            bad(f'{path}["{k}"]', f"expected a string value, got {type(v).__name__}", "quote the value")
+            continue
+        out[str(k)] = str(v)
+    return out
+
+
+def _int_field(spec: dict, key: str, default: int | None, bad) -> int | None:
+    value = spec.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        bad(f"spec.{key}", f"expected a non-negative integer, got {value!r}", f"write {key}: 1")
+        return default
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"expected a non-negative finite number, got {text!r}")
+    return value

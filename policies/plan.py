@@ -1,0 +1,73 @@
+"""plan(): decisions for the whole queue in one cycle.
+
+Jobs are decided in queue order on one Cycle, and each decision is assumed before the next
+Job is looked at, so two Jobs never claim the same GPUs, dollars or quota. With
+optimizer="cpsat", a CP-SAT model first chooses which Jobs go out so that the rest fit
+locally (see optimizer.py); its choice then tips the same per-Job rules, so every decision
+still has its reason and no hard rule (mode, budget, quota, allowlist, deadline) is bypassed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+from .catalog import Catalog
+from .constants import Placement
+from .decide import Cycle, assume, evaluate
+from .decision import Decision
+from .jobs import JobRequest
+from .policy import BurstPolicy
+from .snapshot import Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SolverReport:
+    optimizer: str  # greedy | cpsat
+    status: str  # greedy | OPTIMAL | FEASIBLE | fallback: <why>
+    jobs_optimized: int = 0
+    wall_seconds: float = 0.0  # reported by the solver, not read from a clock here
+    objective: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    decisions: tuple[Decision, ...]
+    solver: SolverReport
+
+    def by_job(self) -> dict[str, Decision]:
+        return {d.job: d for d in self.decisions}
+
+
+def queue_order(pending: Iterable[JobRequest]) -> list[JobRequest]:
+    """FIFO by submission time; ties by namespace and name, so the order is deterministic."""
+    return sorted(pending, key=lambda j: (j.submit_time, j.namespace, j.name))
+
+
+def plan(
+    pending: Iterable[JobRequest],
+    snapshot: Snapshot,
+    policy: BurstPolicy,
+    now: float | None = None,
+    *,
+    optimizer: Literal["greedy", "cpsat"] = "greedy",
+    time_limit_seconds: float = 2.0,
+    window_jobs: int = 200,
+    catalog: Catalog | None = None,
+) -> Plan:
+    now = snapshot.time if now is None else now
+    queue = queue_order(pending)
+    prefer: dict[str, Placement] = {}
+    report = SolverReport("greedy", "greedy")
+    if optimizer == "cpsat" and queue:
+        from .optimizer import optimize  # ortools is imported only when asked for
+
+        prefer, report = optimize(queue, snapshot, policy, now, catalog=catalog,
+                                  time_limit_seconds=time_limit_seconds, window_jobs=window_jobs)
+    cycle = Cycle.start(snapshot, policy, now, catalog)
+    decisions = []
+    for job in queue:
+        result = evaluate(job, cycle, prefer=prefer.get(job.key))
+        assume(result, job, cycle)
+        decisions.append(result.decision)
+    return Plan(tuple(decisions), report)

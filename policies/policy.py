@@ -1,0 +1,267 @@
+"""The BurstPolicy: one pydantic model, from which validation, defaults and the JSON Schema come.
+
+YAML keys are camelCase with units in their names (maxWaitSeconds, dailyUsd). Every field
+has a default, so an empty `spec: {}` is a complete, conservative policy.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from .constants import (
+    API_VERSION,
+    POLICY_KIND,
+    BudgetExhaustedAction,
+    CapacityType,
+    EmitTarget,
+    Mode,
+    WaitCostBasis,
+)
+
+NonNegFloat = Annotated[float, Field(ge=0)]
+PosInt = Annotated[int, Field(gt=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+
+class ManagedJobs(_Model):
+    """Which Jobs Spillway manages."""
+
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces whose GPU Jobs are all managed (opt-in per namespace). "
+        "A Job elsewhere is managed only when it carries the spillway.io/mode annotation.",
+    )
+    default_mode: Mode = Field(
+        Mode.AUTO, description="Mode of a managed Job that has no spillway.io/mode annotation."
+    )
+    default_capacity_type: CapacityType = Field(
+        CapacityType.ANY, description="SageMaker capacity a burst may use when the Job does not say."
+    )
+
+
+class LocalSide(_Model):
+    """The cluster side: how long Jobs may wait and when the cluster counts as hot."""
+
+    max_wait_seconds: NonNegFloat = Field(
+        1800, description="Longest a Job waits for local GPUs before it bursts (if it may burst)."
+    )
+    hot_utilization_percent: Annotated[float, Field(ge=0, le=100)] = Field(
+        90,
+        description="Average DCGM GPU utilization over hotWindowSeconds at or above which the "
+        "cluster is hot: a Job that cannot start now bursts at once instead of waiting.",
+    )
+    hot_window_seconds: PosInt = Field(600, description="Window of the utilization average.")
+    gpu_hour_usd: NonNegFloat = Field(
+        0.0,
+        description="Internal price of one local GPU-hour (0: local GPUs are already paid for).",
+    )
+    overrun_remaining_fraction: Annotated[float, Field(gt=0, le=10)] = Field(
+        0.5,
+        description="A running Job past its expected end is assumed to need this fraction of its "
+        "elapsed time again (estimates are often wrong; this keeps forecasts finite and sane).",
+    )
+
+
+class InstanceTypeRule(_Model):
+    """Maps Jobs to SageMaker types; the first matching rule wins."""
+
+    gpu_product: str = Field(
+        "*", description="Glob over the Job's nvidia.com/gpu.product node selector ('*' any, '' none)."
+    )
+    gpus_per_pod: PosInt | None = Field(None, description="Match only Jobs with this many GPUs per pod.")
+    instance_types: list[str] = Field(
+        min_length=1, description="Candidates in order of preference; the first allowed one with quota wins."
+    )
+
+
+class PriceOverride(_Model):
+    on_demand_usd_per_hour: NonNegFloat | None = None
+    spot_usd_per_hour: NonNegFloat | None = None
+
+
+class SageMakerSide(_Model):
+    """The cloud side: where and how bursts run."""
+
+    region: str = Field("us-east-1", description="AWS region of the SageMaker training jobs.")
+    emit: EmitTarget = Field(
+        EmitTarget.ACK,
+        description="ack: sagemaker.services.k8s.aws/v1alpha1 TrainingJob; legacy: "
+        "sagemaker.aws.amazon.com/v1 TrainingJob; api: boto3 CreateTrainingJob.",
+    )
+    instance_types: list[InstanceTypeRule] = Field(
+        default_factory=list,
+        description="Mapping rules. Without a matching rule, the cheapest allowed NVIDIA type of the "
+        "Job's GPU family with at least its GPUs per pod is used.",
+    )
+    allowed_instance_types: list[str] = Field(
+        default_factory=lambda: ["ml.*"], description="Globs of types any burst may use."
+    )
+    quotas: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Concurrent instances per type (your SageMaker service quota). Absent: unlimited.",
+    )
+    startup_seconds: NonNegFloat = Field(
+        420, description="Provisioning plus image download before training starts."
+    )
+    max_runtime_factor: Annotated[float, Field(ge=1)] = Field(
+        2.0,
+        description="MaxRuntimeInSeconds = this x the runtime estimate. It bounds what a wrong "
+        "estimate can cost, and it is what budgets are charged against up front.",
+    )
+    prices: dict[str, PriceOverride] = Field(
+        default_factory=dict, description="Price overrides per instance type, e.g. negotiated rates."
+    )
+
+
+class SpotSide(_Model):
+    """Managed spot training and its deadline safety net."""
+
+    enabled: bool = True
+    interruption_model: Literal["advisor", "none"] = Field(
+        "advisor",
+        description="advisor: Poisson interruptions at the Spot Advisor band of the type; none: ignore.",
+    )
+    require_checkpoint: bool = Field(
+        True,
+        description="Burst to spot only Jobs with spillway.io/checkpoint-s3-uri (an interruption "
+        "otherwise restarts from scratch).",
+    )
+    restart_overhead_seconds: NonNegFloat = Field(
+        600, description="Wall time lost per interruption or fallback: relaunch, restore, lost progress."
+    )
+    safety_margin_seconds: NonNegFloat = Field(
+        900, description="Slack kept between the on-demand fallback's predicted end and the deadline."
+    )
+    max_wait_factor: Annotated[float, Field(ge=1)] = Field(
+        2.0,
+        description="Without a deadline, MaxWaitTimeInSeconds = this x the runtime cap.",
+    )
+
+
+class BudgetLimit(_Model):
+    daily_usd: NonNegFloat | None = Field(None, description="Per UTC day; absent means no daily limit.")
+    monthly_usd: NonNegFloat | None = Field(None, description="Per UTC calendar month.")
+
+
+class Budgets(_Model):
+    default: BudgetLimit = Field(
+        default_factory=lambda: BudgetLimit(daily_usd=500, monthly_usd=5000),
+        description="Budget of a namespace not listed in `namespaces`.",
+    )
+    namespaces: dict[str, BudgetLimit] = Field(default_factory=dict)
+    when_exhausted: BudgetExhaustedAction = Field(
+        BudgetExhaustedAction.WAIT,
+        description="wait: hold the Job until the budget resets; localOnly: run it locally when it fits.",
+    )
+
+
+class Allowlist(_Model):
+    role_arns: list[str] = Field(
+        default_factory=list, description="IAM roles the namespace's bursts may use; the first is the default."
+    )
+    s3_prefixes: list[str] = Field(
+        default_factory=list,
+        description="S3 prefixes for output and checkpoints; the first is the default output prefix.",
+    )
+    instance_types: list[str] = Field(default_factory=lambda: ["ml.*"], description="Globs.")
+
+
+class Tradeoff(_Model):
+    """The one knob that moves the policy along the cost/latency curve."""
+
+    wait_usd_per_hour: NonNegFloat = Field(
+        2.0, description="What one hour of waiting is worth in dollars (per Job or per GPU)."
+    )
+    per: WaitCostBasis = Field(WaitCostBasis.GPU, description="job: flat per Job; gpu: times the Job's GPUs.")
+
+
+class LabelRuntime(_Model):
+    label: str = Field(description="key=value on the Job's labels.")
+    seconds: PosInt
+
+
+class RuntimeEstimates(_Model):
+    """Where run times come from when the Job does not say (spillway.io/runtime-estimate)."""
+
+    default_seconds: PosInt = 3600
+    by_namespace: dict[str, PosInt] = Field(default_factory=dict)
+    by_label: list[LabelRuntime] = Field(default_factory=list)
+    use_history: bool = Field(True, description="Use what similar completed Jobs took (median).")
+
+
+class PolicySpec(_Model):
+    managed_jobs: ManagedJobs = Field(default_factory=ManagedJobs)
+    local: LocalSide = Field(default_factory=LocalSide)
+    sage_maker: SageMakerSide = Field(default_factory=SageMakerSide, alias="sageMaker")
+    spot: SpotSide = Field(default_factory=SpotSide)
+    budgets: Budgets = Field(default_factory=Budgets)
+    allowlists: dict[str, Allowlist] = Field(
+        default_factory=dict,
+        description="Per namespace ('*' for any). A namespace with no entry may not burst.",
+    )
+    tradeoff: Tradeoff = Field(default_factory=Tradeoff)
+    runtime_estimates: RuntimeEstimates = Field(default_factory=RuntimeEstimates)
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> "PolicySpec":
+        for ns, limit in self.budgets.namespaces.items():
+            if limit.daily_usd is not None and limit.monthly_usd is not None:
+                if limit.daily_usd > limit.monthly_usd:
+                    raise ValueError(
+                        f"budgets.namespaces.{ns}: dailyUsd {limit.daily_usd} exceeds monthlyUsd "
+                        f"{limit.monthly_usd}; the daily limit could never be reached"
+                    )
+        return self
+
+
+class Metadata(_Model):
+    name: str = "default"
+
+
+class BurstPolicy(_Model):
+    api_version: Literal["spillway.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["BurstPolicy"] = POLICY_KIND
+    metadata: Metadata = Field(default_factory=Metadata)
+    spec: PolicySpec = Field(default_factory=PolicySpec)
+
+    # --- lookups the core uses ---------------------------------------------------------
+    def allowlist_for(self, namespace: str) -> Allowlist | None:
+        return self.spec.allowlists.get(namespace) or self.spec.allowlists.get("*")
+
+    def budget_for(self, namespace: str) -> BudgetLimit:
+        return self.spec.budgets.namespaces.get(namespace, self.spec.budgets.default)
+
+    def type_allowed(self, instance_type: str, namespace: str) -> bool:
+        allow = self.allowlist_for(namespace)
+        if allow is None:
+            return False
+        return _glob_any(instance_type, self.spec.sage_maker.allowed_instance_types) and _glob_any(
+            instance_type, allow.instance_types
+        )
+
+    def to_yaml_dict(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _glob_any(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def json_schema() -> dict:
+    schema = BurstPolicy.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Spillway BurstPolicy (spillway.io/v1alpha1)"
+    return schema

@@ -1,0 +1,1 @@
+"""The controller and its I/O: Kubernetes, Prometheus and SageMaker adapters, and the CLI."""

@@ -1,0 +1,321 @@
+"""The `spillway` command. Each subcommand's --help says what it does and shows an example."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from policies import (
+    InputError,
+    InputIssue,
+    check_policy_text,
+    decide,
+    default_catalog,
+    default_policy,
+    job_from_manifest,
+    json_schema,
+    load_policy,
+    load_snapshot,
+    plan,
+)
+from policies.units import format_time, parse_time
+
+from .output import duration, emit, money, table
+
+EXAMPLES = resources.files("policies").joinpath("examples")
+
+DESCRIPTION = """\
+Spillway keeps GPU training Jobs on your Kubernetes cluster while it has room, and sends the
+overflow to Amazon SageMaker (managed spot or on-demand) when GPUs are busy, a deadline is
+near, or the queue is long. Every decision comes with a reason and the numbers behind it.
+
+Start here:
+  spillway explain                      decide the bundled example Job on the bundled cluster
+  spillway explain job.yaml --policy p.yaml --cluster snapshot.yaml -o json
+  spillway policy validate p.yaml       every error at once, with line numbers and fixes
+  spillway policy show                  the embedded default policy, all defaults filled in
+  spillway catalog                      SageMaker GPU types, prices and spot bands
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except InputError as exc:
+        for issue in exc.issues:
+            print(issue.render(), file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spillway", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("explain", help="decide one Job on a cluster snapshot and show why",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Decide where one Job should run: Local, SageMakerSpot, SageMakerOnDemand or Wait, with the
+reason, the forecast local start, the cost of every option, the deadline slack and the spot
+window. Pending Jobs in the snapshot are queued ahead of this one.
+
+With no JOB, the bundled example Job and cluster snapshot are used (a 8-GPU fine-tune with a
+deadline on a busy 4-node A100 cluster).
+
+examples:
+  spillway explain
+  spillway explain train.yaml --cluster snapshot.yaml --policy policy.yaml
+  spillway explain train.yaml --cluster snapshot.yaml -o json | jq .evidence.options""")
+    p.add_argument("job", nargs="?", help="batch/v1 Job manifest (YAML or JSON); default: bundled example")
+    _common(p, cluster=True)
+    p.set_defaults(run=cmd_explain)
+
+    p = sub.add_parser("plan", help="decide the snapshot's whole pending queue in one cycle",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Decide every pending Job in the snapshot, in queue order, as one controller cycle does:
+each decision is assumed before the next, so no two Jobs claim the same GPUs, dollars or quota.
+--optimizer cpsat first lets OR-Tools CP-SAT choose which Jobs burst so the rest fit locally.
+
+example:
+  spillway plan --cluster snapshot.yaml --optimizer cpsat -o yaml""")
+    _common(p, cluster=True)
+    p.add_argument("--optimizer", choices=["greedy", "cpsat"], default="greedy",
+                   help="greedy: per-Job rules in queue order (default); cpsat: joint optimizer first")
+    p.add_argument("--time-limit", type=float, default=2.0, metavar="SECONDS",
+                   help="CP-SAT deterministic time limit (default 2)")
+    p.set_defaults(run=cmd_plan)
+
+    pol = sub.add_parser("policy", help="validate, show or describe BurstPolicy files")
+    psub = pol.add_subparsers(title="policy commands", metavar="COMMAND")
+    p = psub.add_parser("validate", help="check policy files; exit 1 if any has an error",
+                        description="Report every problem in each file at once: YAML path, line, what was "
+                                    "expected, what came, and a fix (with 'did you mean' for misspelled keys).")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    p.set_defaults(run=cmd_policy_validate)
+    p = psub.add_parser("schema", help="print the JSON Schema of BurstPolicy (for editors)")
+    p.set_defaults(run=lambda a: (print(json.dumps(json_schema(), indent=2)), 0)[1])
+    p = psub.add_parser("show", help="print the effective policy with every default filled in")
+    p.add_argument("file", nargs="?", help="policy file; default: the embedded default policy")
+    p.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+    p.set_defaults(run=cmd_policy_show)
+    pol.set_defaults(run=lambda a: (pol.print_help(), 2)[1])
+
+    p = sub.add_parser("catalog", help="list SageMaker GPU training types with prices and spot bands")
+    p.add_argument("--region", default=None, help="only this region (us-east-1, us-west-2)")
+    p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    p.set_defaults(run=cmd_catalog)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser, cluster: bool) -> None:
+    p.add_argument("--policy", metavar="FILE", help="BurstPolicy YAML; default: the embedded default policy")
+    if cluster:
+        p.add_argument("--cluster", metavar="FILE", help="ClusterSnapshot YAML; default: bundled example")
+    p.add_argument("--now", metavar="TIME", help="decide as of this RFC 3339 time; default: the snapshot's time")
+    p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_explain(args) -> int:
+    policy = _policy(args.policy)
+    snapshot = _snapshot(args.cluster)
+    if args.job is None:
+        text, source = EXAMPLES.joinpath("job.yaml").read_text(), "bundled example job.yaml"
+        if args.output == "table":
+            print("(no JOB given: using the bundled example Job and cluster; see --help)\n")
+    else:
+        text, source = _read(args.job), args.job
+    job = job_from_manifest(_yaml(text, source), source)
+    now = _now(args, snapshot)
+    decision = decide(job, snapshot, policy, now)
+    if args.output != "table":
+        emit(decision.to_dict(), args.output)
+        return 0
+    print(render_decision(decision))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    policy = _policy(args.policy)
+    snapshot = _snapshot(args.cluster)
+    result = plan(snapshot.pending, snapshot, policy, _now(args, snapshot), optimizer=args.optimizer,
+                  time_limit_seconds=args.time_limit)
+    if args.output != "table":
+        emit({"solver": vars_of(result.solver),
+              "decisions": [d.to_dict() for d in result.decisions]}, args.output)
+        return 0
+    rows = []
+    for d in result.decisions:
+        rows.append([d.job, d.placement.value, d.reason.value, duration(d.evidence.local_wait_seconds),
+                     money(_chosen_cost(d)), d.launch.instance_type if d.launch else ",".join(d.local_nodes) or "-"])
+    print(table(["JOB", "PLACEMENT", "REASON", "LOCAL WAIT", "COST", "WHERE"], rows))
+    s = result.solver
+    print(f"\nplanner: {s.optimizer} ({s.status}); {len(result.decisions)} Jobs")
+    return 0
+
+
+def cmd_policy_validate(args) -> int:
+    results, failed = [], False
+    for path in args.files:
+        try:
+            _, issues = check_policy_text(_read(path), path)
+        except InputError as exc:
+            issues = exc.issues
+        failed |= any(i.severity == "error" for i in issues)
+        results.append((path, issues))
+    if args.output == "json":
+        emit([{"file": p, "valid": not any(i.severity == "error" for i in iss),
+               "issues": [i.as_dict() for i in iss]} for p, iss in results], "json")
+    else:
+        for path, issues in results:
+            errors = sum(i.severity == "error" for i in issues)
+            for issue in issues:
+                print(issue.render())
+            print(f"{path}: {'INVALID' if errors else 'valid'} ({errors} error(s), {len(issues) - errors} warning(s))")
+    return 1 if failed else 0
+
+
+def cmd_policy_show(args) -> int:
+    policy = _policy(args.file)
+    emit(policy.to_yaml_dict(), args.output)
+    return 0
+
+
+def cmd_catalog(args) -> int:
+    cat = default_catalog()
+    types = [t for t in cat.types if args.region in (None, t.region)]
+    if args.output != "table":
+        emit([{"instanceType": t.name, "region": t.region, "accelerator": t.accelerator, "gpuFamily": t.gpu_family,
+               "gpus": t.accel_count, "gpuMemoryGiB": t.accel_mem_gib, "onDemandUsdPerHour": t.on_demand_usd_per_hour,
+               "onDemandBasis": t.on_demand_basis, "spotUsdPerHour": t.spot_usd_per_hour,
+               "interruptBand": t.interrupt_band} for t in types], args.output)
+        return 0
+    rows = [[t.name, t.region, t.gpu_family, t.accel_count, money(t.on_demand_usd_per_hour),
+             money(t.spot_usd_per_hour), t.interrupt_band, t.on_demand_basis.split(" ")[0]] for t in types]
+    print(table(["TYPE", "REGION", "GPU", "N", "ON-DEMAND/H", "SPOT/H (EST)", "INTERRUPTS", "PRICE BASIS"], rows))
+    print("\nPrices: AWS list prices (see policies/data/PROVENANCE.md); spot = on-demand x (1 - Spot Advisor "
+          "savings). Override any of them in spec.sageMaker.prices.")
+    return 0
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+
+def render_decision(d) -> str:
+    ev = d.evidence
+    lines = [f"Job        {d.job}", f"Placement  {d.placement.value}", f"Reason     {d.reason.value}",
+             f"Message    {d.message}"]
+    if d.requeue_after_seconds is not None:
+        lines.append(f"Requeue    in {duration(d.requeue_after_seconds)}")
+    lines.append("")
+    facts = [
+        ("now", format_time(ev.now)),
+        ("runtime estimate", f"{duration(ev.runtime_estimate_seconds)} ({ev.runtime_source})"),
+        ("forecast local start", _time_or_never(ev.local_start_time) +
+         (f" (in {duration(ev.local_wait_seconds)})" if ev.local_start_time != float("inf") else "")),
+        ("waited so far / max wait", f"{duration(ev.waited_seconds)} / {duration(ev.max_wait_seconds)}"),
+        ("value of waiting", f"{money(ev.wait_usd_per_hour)} per hour"),
+        ("deadline", format_time(ev.deadline) if ev.deadline else "-"),
+        ("deadline slack", duration(ev.deadline_slack_seconds) if ev.deadline_slack_seconds is not None else "-"),
+        ("cluster hot", "yes" if ev.cluster_hot else "no"),
+        ("budget left", money(ev.budget_remaining_usd) if ev.budget_remaining_usd is not None else "unlimited"),
+    ]
+    if ev.trigger:
+        facts.append(("burst trigger", ev.trigger))
+    if ev.blocked:
+        facts.append(("cloud blocked", ev.blocked))
+    width = max(len(k) for k, _ in facts)
+    lines += [f"{k.ljust(width)}  {v}" for k, v in facts]
+    lines.append("")
+    rows = [[o.placement.value, o.instance_type or "-", _time_or_never(o.start_time), _time_or_never(o.end_time),
+             money(o.expected_usd), money(o.committed_usd), money(o.score) if o.score != float("inf") else "-", o.note]
+            for o in ev.options]
+    lines.append(table(["OPTION", "TYPE", "START", "END", "EXPECTED", "AT MOST", "SCORE", "NOTE"], rows))
+    lines.append("(score = expected dollars + the value of waiting until the start; lowest wins unless a rule decides)")
+    if d.launch:
+        l = d.launch
+        lines += ["", f"Launch     {l.instance_count} x {l.instance_type} in {l.region}, "
+                      f"{'managed spot' if l.spot else 'on-demand'}, role {l.role_arn}",
+                  f"           output {l.output_s3_uri}" + (f", checkpoints {l.checkpoint_s3_uri}" if l.checkpoint_s3_uri else ""),
+                  f"           MaxRuntimeInSeconds {l.max_runtime_seconds}"
+                  + (f", MaxWaitTimeInSeconds {l.max_wait_seconds}" if l.max_wait_seconds else "")
+                  + (f", on-demand fallback at {format_time(l.fallback_time)}" if l.fallback_time else "")]
+    return "\n".join(lines)
+
+
+def vars_of(obj) -> dict:
+    return {k: getattr(obj, k) for k in obj.__slots__}
+
+
+def _chosen_cost(d) -> float | None:
+    for o in d.evidence.options:
+        if o.placement == d.placement:
+            return o.expected_usd
+    return None
+
+
+def _time_or_never(t: float) -> str:
+    return "never" if t == float("inf") else format_time(t)
+
+
+# --- input ----------------------------------------------------------------------------------------
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise InputError([InputIssue(path, "", "file not found", "check the path")]) from None
+    except IsADirectoryError:
+        raise InputError([InputIssue(path, "", "is a directory", "name a YAML file")]) from None
+    except UnicodeDecodeError:
+        raise InputError([InputIssue(path, "", "not a text file", "name a YAML file")]) from None
+    except OSError as exc:
+        raise InputError([InputIssue(path, "", f"cannot read: {exc.strerror}", "check permissions")]) from None
+
+
+def _yaml(text: str, source: str):
+    from policies.loading import parse_yaml
+
+    data, _ = parse_yaml(text, source)
+    return data
+
+
+def _policy(path: str | None):
+    if path is None:
+        return default_policy()
+    return load_policy(_read(path), path)
+
+
+def _snapshot(path: str | None):
+    if path is None:
+        return load_snapshot(EXAMPLES.joinpath("cluster.yaml").read_text(), "bundled example cluster.yaml")
+    return load_snapshot(_read(path), path)
+
+
+def _now(args, snapshot) -> float:
+    if not args.now:
+        return snapshot.time
+    try:
+        return parse_time(args.now)
+    except ValueError as exc:
+        raise InputError([InputIssue("--now", "", str(exc), "e.g. --now 2026-11-28T15:00:00Z")]) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The offline simulator and the sandbox cluster: they drive policies.plan() like the controller."""
