@@ -178,7 +178,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
 
     def go_cloud(reason: Reason, trigger: str) -> Evaluated:
         opt, launch = best
-        if job.deadline is not None and reason not in (Reason.FORCED_CLOUD,):
+        if job.deadline is not None and reason not in (Reason.FORCED_CLOUD, Reason.DEADLINE_UNREACHABLE):
             trigger = trigger or reason.value
             if opt.placement == Placement.SAGEMAKER_SPOT:
                 reason = Reason.SPOT_SAFE_WITHIN_DEADLINE
@@ -238,11 +238,14 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     elif best is not None and best[0].score < local.score - EPSILON:
         trigger = Reason.BURST_CHEAPER_THAN_WAITING
 
+    if trigger == Reason.DEADLINE_REQUIRES_BURST and (best is None or best[0].end_time > job.deadline):
+        # Nothing meets the deadline: finish as early as possible, and say so.
+        late = f"the deadline {format_time(job.deadline)} cannot be met locally or on SageMaker"
+        if best is not None and best[0].end_time < local_end:
+            return go_cloud(Reason.DEADLINE_UNREACHABLE, f"{late}; SageMaker finishes first")
+        if blocked is None or blocked.reason in (Reason.FORCED_LOCAL,):
+            return wait(Reason.DEADLINE_UNREACHABLE, f"{late}; {where}, which is the earliest finish")
     if trigger is not None and best is not None:
-        if trigger == Reason.DEADLINE_REQUIRES_BURST and best[0].end_time > job.deadline and best[0].end_time >= local_end:
-            return wait(Reason.DEADLINE_UNREACHABLE,
-                        f"the deadline {format_time(job.deadline)} cannot be met locally or on SageMaker; "
-                        f"{where}, which is the earliest finish")
         return go_cloud(trigger, trigger.value)
     if trigger is not None and blocked is not None:
         if (blocked.reason == Reason.BUDGET_EXHAUSTED and not never

@@ -1,0 +1,100 @@
+"""The local forecast: node packing, gangs, queue-ahead reservations, overrunning estimates."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from policies.capacity import CapacityTimeline, NodeTimeline
+from policies.decide import base_timeline
+from policies.snapshot import Node
+from tests.builders import HOUR, NOW, cluster, policy
+
+INF = math.inf
+
+
+def timeline(*nodes: tuple[str, int], busy=()) -> CapacityTimeline:
+    return CapacityTimeline.from_nodes(0.0, tuple(Node(n, g) for n, g in nodes), list(busy))
+
+
+def test_free_gpus_on_different_nodes_do_not_add_up_for_one_pod():
+    tl = timeline(("a", 8), ("b", 8), busy=[("a", 4, 100), ("b", 4, 200)])
+    slot = tl.earliest_start(8, 1, None, 50)
+    assert slot.start == 100 and tl.nodes[slot.nodes[0][0]].name == "a"
+
+
+def test_best_fit_prefers_the_fuller_node():
+    tl = timeline(("a", 8), ("b", 8), busy=[("a", 6, 100)])
+    slot = tl.earliest_start(2, 1, None, 50)
+    assert slot.start == 0 and tl.nodes[slot.nodes[0][0]].name == "a"
+
+
+def test_a_reservation_is_never_claimed_twice():
+    tl = timeline(("a", 8))
+    first = tl.earliest_start(8, 1, None, 100)
+    tl.reserve(first, 8, 100)
+    second = tl.earliest_start(8, 1, None, 100)
+    assert (first.start, second.start) == (0, 100)
+
+
+def test_backfill_uses_a_gap_only_if_the_job_fits_in_it():
+    tl = timeline(("a", 8), busy=[("a", 8, 100)])
+    big = tl.earliest_start(8, 1, None, 100)  # 100..200
+    tl.reserve(big, 8, 100)
+    tl.nodes[0].add(300, 400, -8)  # another reservation 300..400
+    assert tl.earliest_start(8, 1, None, 100).start == 200  # fits 200..300 exactly
+    assert tl.earliest_start(8, 1, None, 101).start == 400
+
+
+def test_gang_spreads_pods_over_nodes_at_the_same_time():
+    tl = timeline(("a", 8), ("b", 8), ("c", 8), busy=[("a", 8, 50), ("b", 4, 80)])
+    slot = tl.earliest_start(8, 2, None, 10)
+    assert slot.start == 50
+    assert sorted(tl.nodes[i].name for i, _ in slot.nodes) == ["a", "c"]
+
+
+def test_gang_that_exceeds_the_cluster_never_fits():
+    tl = timeline(("a", 8), ("b", 8))
+    assert tl.earliest_start(8, 3, None, 10).start == INF
+    assert tl.earliest_start(16, 1, None, 10).start == INF
+
+
+def test_gpu_product_selector_restricts_nodes():
+    tl = CapacityTimeline.from_nodes(0.0, (Node("t4", 8, "Tesla-T4"), Node("a100", 8, "A100")), [])
+    slot = tl.earliest_start(4, 1, "A100", 10)
+    assert tl.nodes[slot.nodes[0][0]].name == "a100"
+    assert tl.earliest_start(1, 1, "H100", 10).start == INF
+
+
+def test_unschedulable_node_offers_nothing():
+    tl = CapacityTimeline.from_nodes(0.0, (Node("a", 8, None, schedulable=False),), [])
+    assert tl.earliest_start(1, 1, None, 10).start == INF
+
+
+def test_node_timeline_merges_equal_steps():
+    n = NodeTimeline("a", None, 8, [0.0], [8])
+    n.add(10, 20, -4)
+    n.add(20, 30, -4)
+    assert (n.times, n.free) == ([0.0, 10, 30], [8, 4, 8])
+    n.add(10, 30, 4)
+    assert (n.times, n.free) == ([0.0], [8])
+
+
+@pytest.mark.parametrize("expected_end_hours, started_ago, want_release", [
+    (2.0, 1.0, 2.0),        # on schedule: releases at its expected end
+    (-1.0, 4.0, 2.0),       # overran by 1 h after 4 h: assume half its elapsed time again
+    (-0.01, 0.001, 60 / HOUR),  # barely started and overran: at least a minute, never "now"
+])
+def test_running_jobs_release_at_a_sane_time_even_when_estimates_are_wrong(expected_end_hours, started_ago,
+                                                                           want_release):
+    snap = cluster().nodes(1).busy("n0", 8, expected_end_hours, started_ago).build()
+    tl = base_timeline(snap, policy(), NOW)
+    assert tl.nodes[0].times[1] == pytest.approx(NOW + want_release * HOUR)
+
+
+def test_running_job_without_end_uses_history_of_its_family():
+    snap = (cluster().nodes(1).busy("n0", 8, None, started_hours_ago=1.0, job="ml/sweep-3")
+            .history("ml", "sweep", 3, 5, 4).build())
+    tl = base_timeline(snap, policy(), NOW)
+    assert tl.nodes[0].times[1] == pytest.approx(NOW + 3 * HOUR)  # median 4 h, started 1 h ago

@@ -1,0 +1,73 @@
+"""The architecture's arrows, enforced: policies/ is pure, and each SDK has one adapter."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN_IN_POLICIES = {"kubernetes", "boto3", "botocore", "prometheus_api_client", "time", "random",
+                         "scheduler", "sim", "requests", "urllib", "socket", "http", "subprocess", "os",
+                         "moto", "datetime.datetime.now"}
+# Each SDK may be imported by exactly these modules (the adapters); none exist before their issue lands.
+SDK_OWNERS = {
+    "kubernetes": {"scheduler/kube.py"},
+    "boto3": {"scheduler/sagemaker.py", "sim/sagemaker_lifecycle.py"},
+    "prometheus_api_client": {"scheduler/prometheus.py"},
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def python_files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+@pytest.mark.parametrize("path", python_files("policies"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_policies_imports_nothing_impure(path):
+    bad = {n for n in imports_of(path) if top(n) in FORBIDDEN_IN_POLICIES}
+    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}; policies/ must stay pure"
+
+
+@pytest.mark.parametrize("path", python_files("policies"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_policies_reads_no_clock_and_no_global_randomness(path):
+    text = path.read_text()
+    for call in ("datetime.now(", "datetime.utcnow(", "date.today(", "time.time(", "np.random.", "numpy.random."):
+        assert call not in text, f"{path.relative_to(ROOT)} calls {call}: time and randomness come in as arguments"
+
+
+@pytest.mark.parametrize("package", ["scheduler", "sim"])
+def test_scheduler_and_sim_do_not_import_each_other(package):
+    other = {"scheduler": "sim", "sim": "scheduler"}[package]
+    for path in python_files(package):
+        assert not any(top(n) == other for n in imports_of(path)), f"{path} imports {other}"
+
+
+def test_each_sdk_is_imported_by_its_adapter_only():
+    for package in ("scheduler", "sim", "policies"):
+        for path in python_files(package):
+            rel = str(path.relative_to(ROOT))
+            for name in imports_of(path):
+                owners = SDK_OWNERS.get(top(name))
+                assert owners is None or rel in owners, f"{rel} imports {top(name)}; only {sorted(owners)} may"
+
+
+def test_the_contract_test_catches_a_violation(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import time\nfrom kubernetes import client\n")
+    assert {"time", "kubernetes"} <= {top(n) for n in imports_of(bad)}

@@ -1,0 +1,162 @@
+"""decide(): table-driven cases, one per cause, each with its expected placement and reason."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from policies import Placement, Reason, decide
+from tests.builders import HOUR, NOW, cluster, job, policy
+
+L, SPOT, OD, WAIT = Placement.LOCAL, Placement.SAGEMAKER_SPOT, Placement.SAGEMAKER_ON_DEMAND, Placement.WAIT
+
+
+def idle():
+    return cluster().nodes(2)
+
+
+def busy(hours=10.0):
+    return cluster().nodes(2).busy("n0", 8, hours).busy("n1", 8, hours)
+
+
+CASES = {
+    "fits now": (idle, job().gpus(8), {}, L, Reason.LOCAL_CAPACITY_AVAILABLE),
+    "no gpus": (busy, job().gpus(0), {}, L, Reason.NOT_A_GPU_JOB),
+    "forced local waits": (busy, job().gpus(8).mode("local"), {}, WAIT, Reason.WAITING_FOR_LOCAL_CAPACITY),
+    "forced local never fits": (idle, job().gpus(16).mode("local"), {}, WAIT, Reason.NEVER_FITS_LOCALLY),
+    "forced local fits": (idle, job().gpus(8).mode("local"), {}, L, Reason.FORCED_LOCAL),
+    "forced cloud even when it fits": (idle, job().gpus(8).mode("cloud"), {}, OD, Reason.FORCED_CLOUD),
+    "max wait exceeded, no checkpoint": (busy, job().gpus(8), {}, OD, Reason.MAX_WAIT_EXCEEDED),
+    "max wait exceeded, checkpointed": (busy, job().gpus(8).checkpointed(), {}, SPOT, Reason.MAX_WAIT_EXCEEDED),
+    "short wait is worth it": (lambda: busy(0.25), job().gpus(8), {}, WAIT, Reason.WAITING_FOR_LOCAL_CAPACITY),
+    "hot cluster": (lambda: busy(0.25).utilization(97), job().gpus(8), {}, OD, Reason.CLUSTER_HOT),
+    "waiting costs more than bursting": (lambda: busy(0.4), job().gpus(8), {"tradeoff": {"waitUsdPerHour": 500}},
+                                         OD, Reason.BURST_CHEAPER_THAN_WAITING),
+    "never fits, bursts": (idle, job().gpus(16, pods=1).mode("auto"), {}, Placement.SAGEMAKER_ON_DEMAND,
+                           Reason.NO_INSTANCE_TYPE),
+    "gang never fits locally, bursts": (idle, job().gpus(8, pods=3), {}, OD, Reason.NEVER_FITS_LOCALLY),
+    "deadline tight: spot unsafe": (busy, job().gpus(8).checkpointed().runs(2).deadline_in(2.5), {}, OD,
+                                    Reason.DEADLINE_REQUIRES_ON_DEMAND),
+    "deadline loose: spot safe": (busy, job().gpus(8).checkpointed().runs(2).deadline_in(9), {}, SPOT,
+                                  Reason.SPOT_SAFE_WITHIN_DEADLINE),
+    "deadline unreachable, cloud ends first": (busy, job().gpus(8).runs(5).deadline_in(3), {}, OD,
+                                               Reason.DEADLINE_UNREACHABLE),
+    "deadline unreachable, local ends first": (lambda: busy(0.05), job().gpus(8).runs(5).deadline_in(3), {}, WAIT,
+                                               Reason.DEADLINE_UNREACHABLE),
+    "budget exhausted waits": (lambda: busy().spent("ml", today=9_990), job().gpus(8), {}, WAIT,
+                               Reason.BUDGET_EXHAUSTED),
+    "budget exhausted hands to local queue": (lambda: busy().spent("ml", today=9_990), job().gpus(8),
+                                              {"budgets": {"whenExhausted": "localOnly"}}, L, Reason.BUDGET_EXHAUSTED),
+    "untranslatable": (busy, job().gpus(8).untranslatable(), {}, WAIT, Reason.NOT_TRANSLATABLE),
+    "namespace not allowlisted": (busy, job("t", "other").gpus(8), {"allowlists": {"ml": {"roleArns": [
+        "arn:aws:iam::1:role/r"], "s3Prefixes": ["s3://b/"]}}}, WAIT, Reason.BURST_NOT_ALLOWED),
+    "quota full": (lambda: busy().in_cloud("ml.p4de.24xlarge", 2), job().gpus(8),
+                   {"sageMaker": {"quotas": {"ml.p4de.24xlarge": 2}}}, WAIT, Reason.QUOTA_EXHAUSTED),
+    "spot only but no checkpoint": (busy, job().gpus(8).capacity("spot"), {}, WAIT, Reason.BURST_NOT_ALLOWED),
+    "per-job max wait override": (lambda: busy(0.25), job().gpus(8).max_wait(60), {}, OD, Reason.MAX_WAIT_EXCEEDED),
+}
+# A 16-GPU pod fits no node and no SageMaker type has 16 NVIDIA GPUs: it cannot run anywhere.
+CASES["never fits, bursts"] = (idle, job().gpus(16), {}, WAIT, Reason.NO_INSTANCE_TYPE)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_decision(name):
+    make_cluster, make_job, overrides, placement, reason = CASES[name]
+    d = decide(make_job.build(), make_cluster().build(), policy(**overrides), NOW)
+    assert (d.placement, d.reason) == (placement, reason), d.message
+    assert d.message
+    if placement == WAIT:
+        assert 10 <= d.requeue_after_seconds <= 300
+    else:
+        assert d.requeue_after_seconds is None
+    assert (d.launch is not None) == placement.is_cloud
+
+
+def test_local_decision_names_its_nodes_and_has_zero_wait():
+    d = decide(job().gpus(8).build(), cluster().nodes(1).build(), policy(), NOW)
+    assert d.local_nodes == ("n0",) and d.evidence.local_wait_seconds == 0
+
+
+def test_spot_launch_respects_the_deadline_safety_net():
+    p = policy()
+    j = job().gpus(8).checkpointed().runs(2).deadline_in(9).build()
+    d = decide(j, busy().build(), p, NOW)
+    spot = p.spec.spot
+    l = d.launch
+    assert l.spot and l.max_wait_seconds >= l.max_runtime_seconds
+    od_relaunch = p.spec.sage_maker.startup_seconds + spot.restart_overhead_seconds + 2 * HOUR
+    assert l.fallback_time + od_relaunch + spot.safety_margin_seconds == pytest.approx(j.deadline)
+    assert NOW + l.max_wait_seconds <= l.fallback_time  # SageMaker stops spot by itself in time
+    assert d.evidence.deadline_slack_seconds > 0
+
+
+def test_instance_type_maps_from_gpu_product_and_count():
+    d = decide(job().gpus(4).product("NVIDIA-A10G").mode("cloud").build(), idle().build(), policy(), NOW)
+    assert d.launch.instance_type == "ml.g5.12xlarge"  # the cheapest 4 x A10G type
+    d = decide(job().gpus(1).product("Tesla-T4").mode("cloud").build(), idle().build(), policy(), NOW)
+    assert d.launch.instance_type == "ml.g4dn.xlarge"
+
+
+def test_policy_rule_overrides_the_mapping_and_respects_allowed_types():
+    rule = {"instanceTypes": [{"gpuProduct": "NVIDIA-A100*", "instanceTypes": ["ml.p5.48xlarge", "ml.p4de.24xlarge"]}]}
+    d = decide(job().gpus(8).mode("cloud").build(), idle().build(), policy(sageMaker=rule), NOW)
+    assert d.launch.instance_type == "ml.p5.48xlarge"
+    rule["allowedInstanceTypes"] = ["ml.p4de.*"]
+    d = decide(job().gpus(8).mode("cloud").build(), idle().build(), policy(sageMaker=rule), NOW)
+    assert d.launch.instance_type == "ml.p4de.24xlarge"
+
+
+def test_multi_node_job_bursts_as_one_training_job_with_instance_count():
+    d = decide(job().gpus(8, pods=3).build(), idle().build(), policy(), NOW)
+    assert d.launch.instance_count == 3 and d.reason == Reason.NEVER_FITS_LOCALLY
+
+
+def test_price_override_changes_the_cost():
+    j = job().gpus(8).mode("cloud").build()
+    base = decide(j, idle().build(), policy(), NOW).evidence.options[1].expected_usd
+    cheap = decide(j, idle().build(), policy(sageMaker={"prices": {"ml.p4de.24xlarge": {"onDemandUsdPerHour": 1.0}}}),
+                   NOW).evidence.options[1].expected_usd
+    assert cheap < base and cheap == pytest.approx(1.0 * (420 + HOUR) / HOUR)
+
+
+def test_budget_charge_is_the_worst_case_and_fits_the_budget():
+    p = policy(budgets={"default": {"dailyUsd": 50}})
+    d = decide(job().gpus(8).build(), busy().build(), p, NOW)
+    assert d.placement == WAIT and d.reason == Reason.BUDGET_EXHAUSTED
+    assert "$50.00 left" in d.message
+    assert d.requeue_after_seconds <= 300
+
+
+def test_queue_ahead_in_the_snapshot_delays_the_forecast():
+    ahead = job("first").gpus(8).runs(2).submitted_ago(1).build()
+    snap = cluster().nodes(1).pending(ahead).build()
+    d = decide(job("second").gpus(8).build(), snap, policy(), NOW)
+    assert d.evidence.local_wait_seconds == pytest.approx(2 * HOUR)
+
+
+def test_runtime_estimate_from_history_when_the_job_is_silent():
+    snap = idle().history("ml", "train", 2, 4, 3).build()
+    d = decide(job().gpus(1).unestimated().build(), snap, policy(), NOW)
+    assert d.evidence.runtime_estimate_seconds == 3 * HOUR
+    assert "median of 3" in d.evidence.runtime_source
+
+
+def test_policy_namespace_estimate_beats_history():
+    snap = idle().history("ml", "train", 2).build()
+    p = policy(runtimeEstimates={"byNamespace": {"ml": 7200}})
+    d = decide(job().gpus(1).unestimated().build(), snap, p, NOW)
+    assert d.evidence.runtime_source == "policy namespace ml"
+
+
+def test_same_inputs_same_decision():
+    a = decide(job().gpus(8).checkpointed().deadline_in(9).build(), busy().build(), policy(), NOW)
+    b = decide(job().gpus(8).checkpointed().deadline_in(9).build(), busy().build(), policy(), NOW)
+    assert a == b
+
+
+def test_decision_serializes_without_infinities():
+    d = decide(job().gpus(16).mode("local").build(), idle().build(), policy(), NOW)
+    data = d.to_dict()
+    assert data["evidence"]["local_start_time"] is None
+    assert not any(isinstance(v, float) and math.isinf(v) for v in data["evidence"].values())
