@@ -38,7 +38,7 @@ LATE_PENALTY_CENTS = 10_000_000  # $100k: a broken max wait or deadline outweigh
 
 def optimize(queue: list[JobRequest], snapshot: Snapshot, policy: BurstPolicy, now: float, *,
              catalog: Catalog | None, time_limit_seconds: float, window_jobs: int
-             ) -> tuple[dict[str, Placement], SolverReport]:
+             ) -> tuple[dict[str, tuple[Placement, float]], SolverReport]:
     window = queue[:window_jobs]
     # The greedy pass gives each Job's options (evaluated alone) and the hint.
     alone = Cycle.start(snapshot, policy, now, catalog)
@@ -77,7 +77,7 @@ def optimize(queue: list[JobRequest], snapshot: Snapshot, policy: BurstPolicy, n
                 pools[key][0].append(iv)
                 pools[key][1].append(pod.gpus)
 
-    burst_vars, objective = {}, []
+    burst_vars, starts, objective = {}, {}, []
     by_namespace: dict[str, list] = {}
     by_type: dict[str, list] = {}
     hints = []
@@ -97,7 +97,7 @@ def optimize(queue: list[JobRequest], snapshot: Snapshot, policy: BurstPolicy, n
         if not fits_somewhere or (job.mode == Mode.CLOUD):
             model.add(x == 1)
         dur = max(1, math.ceil(runtime / slot))
-        s = model.new_int_var(0, horizon, f"start_{key}")
+        s = starts[key] = model.new_int_var(0, horizon, f"start_{key}")
         model.add(s <= horizon * (1 - x))  # a burst Job does not wait locally
         iv = model.new_optional_fixed_size_interval_var(s, dur, ~x, f"local_{key}")
         for pool_key in {None, job.gpu_product}:
@@ -111,14 +111,16 @@ def optimize(queue: list[JobRequest], snapshot: Snapshot, policy: BurstPolicy, n
             # limits (as the per-Job rules would), at a price far above any dollar figure.
             late = model.new_bool_var(f"late_{key}")
             model.add(s <= max(0, math.floor((max_wait - waited) / slot)) + horizon * (x + late))
-            if job.deadline is not None:
-                model.add(s + dur <= max(0, math.floor((job.deadline - now) / slot)) + 2 * horizon * (x + late))
             objective.append(LATE_PENALTY_CENTS * late)
             cents = int(round(best.committed_usd * 100))
             by_namespace.setdefault(job.namespace, []).append((x, cents))
             if best.instance_type:
                 by_type.setdefault(best.instance_type, []).append((x, job.pods))
             objective.append(int(round(best.score * 100)) * x)
+        if job.deadline is not None:
+            missed = model.new_bool_var(f"missed_{key}")
+            model.add(s + dur <= max(0, math.floor((job.deadline - now) / slot)) + 2 * horizon * (x + missed))
+            objective.append(LATE_PENALTY_CENTS * missed)
         local_cents = int(round(solo.evidence.options[0].expected_usd * 100))
         objective.append(local_cents * (1 - x))
         per_slot = int(round(solo.evidence.wait_usd_per_hour * slot / 36))  # cents per slot
@@ -155,6 +157,10 @@ def optimize(queue: list[JobRequest], snapshot: Snapshot, policy: BurstPolicy, n
     wall = solver.wall_time
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) or wall >= 3 * time_limit_seconds:
         return {}, SolverReport("cpsat", f"fallback: {name} after {wall:.2f}s, greedy used", len(burst_vars), wall)
-    prefer = {key: (Placement.SAGEMAKER_ON_DEMAND if solver.value(x) else Placement.LOCAL)
-              for key, x in burst_vars.items()}
+    prefer = {}
+    for key, x in burst_vars.items():
+        if solver.value(x):
+            prefer[key] = (Placement.SAGEMAKER_ON_DEMAND, now)
+        else:
+            prefer[key] = (Placement.LOCAL, now + solver.value(starts[key]) * slot)
     return prefer, SolverReport("cpsat", name, len(burst_vars), wall, solver.objective_value / 100)

@@ -16,6 +16,7 @@ from .catalog import Catalog
 from .constants import Placement
 from .decide import Cycle, assume, evaluate
 from .decision import Decision
+from .estimates import estimate_runtime
 from .jobs import JobRequest
 from .policy import BurstPolicy
 from .snapshot import Snapshot
@@ -57,7 +58,7 @@ def plan(
 ) -> Plan:
     now = snapshot.time if now is None else now
     queue = queue_order(pending)
-    prefer: dict[str, Placement] = {}
+    prefer: dict[str, tuple[Placement, float]] = {}
     report = SolverReport("greedy", "greedy")
     if optimizer == "cpsat" and queue:
         from .optimizer import optimize  # ortools is imported only when asked for
@@ -67,7 +68,13 @@ def plan(
     cycle = Cycle.start(snapshot, policy, now, catalog)
     decisions = []
     for job in queue:
-        result = evaluate(job, cycle, prefer=prefer.get(job.key))
+        placement, not_before = prefer.get(job.key, (None, now))
+        slot = None
+        if placement == Placement.LOCAL and not_before > now:
+            # The optimizer holds this Job back so that Jobs behind it fit; keep its GPUs free until then.
+            runtime = estimate_runtime(job, snapshot, policy)[0]
+            slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime, not_before)
+        result = evaluate(job, cycle, slot, prefer=placement)
         assume(result, job, cycle)
         decisions.append(result.decision)
     return Plan(tuple(decisions), report)

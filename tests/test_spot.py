@@ -1,0 +1,61 @@
+"""Spot under a deadline: the window, the SageMaker stopping condition, and the fallback rule."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from policies import spot_fallback_due, spot_window
+
+H = 3600.0
+
+
+def window(deadline_h, runtime_h=2.0, **kw):
+    args = dict(now=0.0, runtime_seconds=runtime_h * H, runtime_cap_seconds=2 * runtime_h * H, startup_seconds=420,
+                restart_overhead_seconds=600, safety_margin_seconds=900, max_wait_factor=2.0,
+                deadline=None if deadline_h is None else deadline_h * H)
+    args.update(kw)
+    return spot_window(**args)
+
+
+def test_without_deadline_max_wait_is_a_multiple_of_the_runtime_cap():
+    w = window(None)
+    assert w.safe and (w.max_runtime_seconds, w.max_wait_seconds) == (4 * H, 8 * H)
+
+
+def test_fallback_leaves_room_for_a_full_on_demand_run():
+    w = window(10)
+    assert w.safe
+    assert w.fallback_time == 10 * H - 900 - (420 + 600 + 2 * H)
+    assert w.max_wait_seconds == int(w.fallback_time)
+    assert w.max_runtime_seconds <= w.max_wait_seconds  # SageMaker requires MaxWait >= MaxRuntime
+
+
+def test_too_tight_for_spot():
+    w = window(2.5)
+    assert not w.safe and "spot needs at least" in w.why
+
+
+@given(deadline_h=st.floats(0.1, 200), runtime_h=st.floats(0.01, 100), margin=st.floats(0, 7200),
+       startup=st.floats(0, 3600), overhead=st.floats(0, 3600))
+def test_safe_windows_always_leave_an_on_demand_rescue(deadline_h, runtime_h, margin, startup, overhead):
+    w = window(deadline_h, runtime_h, safety_margin_seconds=margin, startup_seconds=startup,
+               restart_overhead_seconds=overhead)
+    if w.safe:
+        # Spot is over by the fallback time at the latest, and on-demand from there still makes it.
+        assert w.max_wait_seconds <= w.fallback_time
+        assert w.fallback_time + startup + overhead + runtime_h * H + margin <= deadline_h * H + 1e-6
+        assert 1 <= w.max_runtime_seconds <= w.max_wait_seconds
+
+
+@pytest.mark.parametrize("now_h, progress_h, on_spot, due", [
+    (7.9, 0.0, True, False),    # before the fallback time, running on spot: keep going
+    (8.0, 3.9, True, True),     # the safety net: at the fallback time, always fall back
+    (4.0, 3.0, False, False),   # idle but ahead of the uniform pace: wait for spot to return
+    (4.0, 0.5, False, True),    # idle and behind the uniform pace: fall back now (Uniform Progress)
+    (4.0, 0.5, True, False),    # behind but running on spot: take the risk (exploitation)
+])
+def test_uniform_progress_fallback(now_h, progress_h, on_spot, due):
+    assert spot_fallback_due(now=now_h * H, launch_time=0.0, deadline=12 * H, fallback_time=8 * H,
+                             runtime_seconds=6 * H, progress_seconds=progress_h * H, running_on_spot=on_spot,
+                             restart_overhead_seconds=600) is due
