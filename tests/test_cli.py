@@ -1,0 +1,112 @@
+"""The spillway command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scheduler.cli import main
+from tests.test_policy_loading import BROKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "policies" / "examples"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_explain_with_no_arguments_uses_the_bundled_examples(capsys):
+    code, out, _ = run(capsys, "explain")
+    assert code == 0
+    assert "bundled example" in out
+    assert "Placement  SageMakerSpot" in out and "Reason     SpotSafeWithinDeadline" in out
+    assert "MaxWaitTimeInSeconds" in out and "forecast local start" in out
+
+
+def test_explain_json_feeds_other_tools(capsys):
+    code, out, _ = run(capsys, "explain", str(EXAMPLES / "job.yaml"), "--cluster", str(EXAMPLES / "cluster.yaml"),
+                       "-o", "json")
+    data = json.loads(out)
+    assert code == 0 and data["placement"] == "SageMakerSpot"
+    assert {o["placement"] for o in data["evidence"]["options"]} == {"Local", "SageMakerOnDemand", "SageMakerSpot"}
+
+
+def test_explain_yaml_and_now_override(capsys):
+    code, out, _ = run(capsys, "explain", "--now", "2026-11-28T14:41:00Z", "-o", "yaml")
+    data = yaml.safe_load(out)
+    assert code == 0 and data["evidence"]["now"] == "2026-11-28T14:41:00Z"
+
+
+def test_explain_reports_a_broken_job_with_field_and_fix(capsys, tmp_path):
+    job = yaml.safe_load((EXAMPLES / "job.yaml").read_text())
+    job["metadata"]["annotations"]["spillway.io/deadline"] = "tomorrow"
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    code, _, err = run(capsys, "explain", str(path))
+    assert code == 1
+    assert 'metadata.annotations["spillway.io/deadline"]' in err and "RFC 3339" in err
+    assert "Traceback" not in err
+
+
+def test_missing_file_is_a_message_not_a_traceback(capsys):
+    code, _, err = run(capsys, "explain", "nope.yaml")
+    assert code == 1 and "nope.yaml: error: (document): file not found" in err
+
+
+def test_plan_table_and_json(capsys, tmp_path):
+    snap = yaml.safe_load((EXAMPLES / "cluster.yaml").read_text())
+    snap["pending"] = [yaml.safe_load((EXAMPLES / "job.yaml").read_text())]
+    path = tmp_path / "snapshot.yaml"
+    path.write_text(yaml.safe_dump(snap))
+    code, out, _ = run(capsys, "plan", "--cluster", str(path))
+    assert code == 0 and "ml-research/finetune-llama-7b" in out and "planner: greedy" in out
+    code, out, _ = run(capsys, "plan", "--cluster", str(path), "--optimizer", "cpsat", "-o", "json")
+    data = json.loads(out)
+    assert data["solver"]["optimizer"] == "cpsat" and len(data["decisions"]) == 1
+
+
+def test_policy_validate_exit_codes(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BROKEN)
+    code, out, _ = run(capsys, "policy", "validate", str(ROOT / "policies" / "default.yaml"), str(bad))
+    assert code == 1
+    assert "default.yaml: valid" in out and "bad.yaml: INVALID (4 error(s)" in out
+    assert f"{bad}:5: error: spec.local.maxWaitSecond: unknown key 'maxWaitSecond' (fix: did you mean 'maxWaitSeconds'?)" in out
+    code, out, _ = run(capsys, "policy", "validate", str(bad), "-o", "json")
+    assert json.loads(out)[0]["valid"] is False
+
+
+def test_policy_show_and_schema(capsys):
+    code, out, _ = run(capsys, "policy", "show")
+    assert code == 0 and yaml.safe_load(out)["spec"]["local"]["maxWaitSeconds"] == 1800
+    code, out, _ = run(capsys, "policy", "schema")
+    assert code == 0 and json.loads(out)["title"].startswith("Spillway BurstPolicy")
+
+
+def test_catalog_lists_every_required_family(capsys):
+    code, out, _ = run(capsys, "catalog", "-o", "json")
+    names = {row["instanceType"].split(".")[1] for row in json.loads(out)}
+    assert code == 0 and {"p3", "p3dn", "p4d", "p4de", "p5", "g4dn", "g5", "g6", "g6e", "trn1"} <= names
+
+
+def test_help_teaches(capsys):
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "--cluster" in out
+
+
+@pytest.mark.skipif(shutil.which("spillway") is None, reason="console script not installed")
+def test_console_script_runs_the_readme_main_command():
+    proc = subprocess.run(["spillway", "explain"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Placement" in proc.stdout
