@@ -125,6 +125,8 @@ class CapacityTimeline:
         self.max_gpus = max([n.capacity for n in nodes] + [1])
         self._bound = np.full((len(nodes), self.max_gpus), INF)
         self._free_now = np.zeros(len(nodes))
+        self._stable = np.full(len(nodes), origin)  # from here on the node stays at full capacity
+        self._capacity = np.array([n.capacity for n in nodes], dtype=float)
         for i in range(len(nodes)):
             self._refresh(i)
         self._by_product: dict[str | None, np.ndarray] = {None: np.arange(len(nodes))}
@@ -154,6 +156,7 @@ class CapacityTimeline:
         new.origin, new.max_gpus = self.origin, self.max_gpus
         new.nodes = [n.copy() for n in self.nodes]
         new._bound, new._free_now = self._bound.copy(), self._free_now.copy()
+        new._stable, new._capacity = self._stable.copy(), self._capacity
         new._by_product = self._by_product
         return new
 
@@ -163,6 +166,7 @@ class CapacityTimeline:
         for g in range(1, self.max_gpus + 1):
             row[g - 1] = node.first_free(g, self.origin) if g <= node.capacity else INF
         self._free_now[i] = node.free[0]
+        self._stable[i] = node.times[-1] if node.free[-1] == node.capacity else INF
 
     def candidates(self, product: str | None) -> np.ndarray:
         return self._by_product.get(product, np.empty(0, dtype=int))
@@ -177,10 +181,16 @@ class CapacityTimeline:
             return LocalSlot(INF)
         bounds = np.maximum(self._bound[idx, gpus_per_pod - 1], t0)
         if pods == 1:
-            return self._single(idx, bounds, gpus_per_pod, duration)
+            return self._single(idx, bounds, gpus_per_pod, duration, t0)
         return self._gang(idx, bounds, gpus_per_pod, pods, duration)
 
-    def _single(self, idx, bounds, gpus, duration) -> LocalSlot:
+    def _single(self, idx, bounds, gpus, duration, t0) -> LocalSlot:
+        # An upper bound first: a node is surely free for good after its last reservation.
+        # Nodes whose lower bound is past it need no exact check.
+        upper = np.where(self._capacity[idx] >= gpus, np.maximum(self._stable[idx], t0), INF)
+        cap = float(upper.min())
+        if cap < INF:
+            bounds = np.where(bounds <= cap, bounds, INF)
         # Best fit among equal starts: fewer free GPUs now first, then node order.
         order = np.lexsort((idx, self._free_now[idx], bounds))
         best, best_node = INF, -1
@@ -201,9 +211,43 @@ class CapacityTimeline:
         finite = bounds[bounds != INF]
         if finite.size == 0:
             return LocalSlot(INF)
-        capacity_slots = sum(self.nodes[int(i)].capacity // gpus for i in idx)
+        capacity_slots = int((self._capacity[idx] // gpus).sum())
         if capacity_slots < pods:
             return LocalSlot(INF)
+        quick = self._gang_quick(idx, bounds, gpus, pods, duration)
+        if quick is not None:
+            return quick
+        return self._gang_exhaustive(idx, bounds, gpus, pods, duration, finite)
+
+    def _gang_quick(self, idx, bounds, gpus, pods, duration) -> LocalSlot | None:
+        """Try the starts at which single nodes first fit, scanning nodes in bound order.
+        Exact when it answers (every chosen node is checked over the whole run); it may miss a
+        start between those times, which the exhaustive search then finds."""
+        fits: list[tuple[float, int]] = []
+        for k in np.argsort(bounds, kind="stable"):
+            lb = float(bounds[k])
+            if lb == INF or (len(fits) >= pods and lb > sorted(fits)[pods - 1][0]):
+                break
+            i = int(idx[k])
+            start = self.nodes[i].earliest_fit(gpus, duration, lb)
+            if start < INF:
+                fits.append((start, i))
+        fits.sort()
+        for c, _ in fits:
+            chosen, total = [], 0
+            for start, i in fits:
+                if start > c:
+                    break
+                slots = self.nodes[i].min_free(c, c + duration) // gpus
+                if slots > 0:
+                    take = min(slots, pods - total)
+                    chosen.append((i, take))
+                    total += take
+                    if total == pods:
+                        return LocalSlot(c, tuple(chosen))
+        return None
+
+    def _gang_exhaustive(self, idx, bounds, gpus, pods, duration, finite) -> LocalSlot:
         # Candidate starts: every bound and every breakpoint of the candidate nodes.
         times = set(finite.tolist())
         for i in idx:

@@ -56,9 +56,12 @@ class Cycle:
     assumed_instances: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None) -> "Cycle":
+    def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None,
+              *, read_only: bool = False) -> "Cycle":
+        """A fresh cycle. read_only shares the snapshot's timeline: for callers that never assume()."""
+        timeline = base_timeline(snapshot, policy, now)
         return cls(snapshot, policy, now, policy_catalog(policy, catalog),
-                   base_timeline(snapshot, policy, now).copy())
+                   timeline if read_only else timeline.copy())
 
     def budget_left(self, namespace: str) -> tuple[float, str]:
         """Dollars this namespace may still commit, and which window binds."""
@@ -329,7 +332,7 @@ def decide(job: JobRequest, snapshot: Snapshot, policy: BurstPolicy, now: float 
     """Decide one Job. Pending Jobs in the snapshot that are queued ahead of it are assumed to
     stay local (plan() knows better: it decides them first)."""
     now = snapshot.time if now is None else now
-    cycle = Cycle.start(snapshot, policy, now, catalog)
+    cycle = Cycle.start(snapshot, policy, now, catalog, read_only=True)
     slots, queued = _queue_forecast(snapshot, policy, now)
     if job.key in slots:
         return evaluate(job, cycle, slots[job.key]).decision

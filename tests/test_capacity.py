@@ -98,3 +98,37 @@ def test_running_job_without_end_uses_history_of_its_family():
             .history("ml", "sweep", 3, 5, 4).build())
     tl = base_timeline(snap, policy(), NOW)
     assert tl.nodes[0].times[1] == pytest.approx(NOW + 3 * HOUR)  # median 4 h, started 1 h ago
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@st.composite
+def busy_timelines(draw):
+    nodes = tuple(Node(f"n{i}", draw(st.sampled_from([2, 4, 8]))) for i in range(draw(st.integers(1, 6))))
+    tl = CapacityTimeline.from_nodes(0.0, nodes, [])
+    for _ in range(draw(st.integers(0, 12))):
+        g = draw(st.sampled_from([1, 2, 4, 8]))
+        d = draw(st.integers(1, 50))
+        slot = tl.earliest_start(g, draw(st.sampled_from([1, 1, 2])), None, d, draw(st.integers(0, 80)))
+        tl.reserve(slot, g, d)
+    return tl
+
+
+@settings(max_examples=200, deadline=None)
+@given(busy_timelines(), st.sampled_from([1, 2, 4, 8]), st.integers(1, 3), st.integers(1, 60))
+def test_every_slot_is_really_free_and_single_pods_start_as_early_as_possible(tl, gpus, pods, duration):
+    slot = tl.earliest_start(gpus, pods, None, duration)
+    for node in tl.nodes:  # reservations never overbook a node
+        assert min(node.free) >= 0
+    if not slot.feasible:
+        assert pods > 1 or all(n.capacity < gpus for n in tl.nodes)
+        return
+    assert sum(count for _, count in slot.nodes) == pods
+    for i, count in slot.nodes:
+        assert tl.nodes[i].min_free(slot.start, slot.start + duration) >= gpus * count
+    if pods == 1:
+        starts = sorted({0.0} | {t for n in tl.nodes for t in n.times})
+        earliest = min(t for t in starts for n in tl.nodes
+                       if n.capacity >= gpus and n.min_free(t, t + duration) >= gpus)
+        assert slot.start == earliest
