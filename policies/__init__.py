@@ -6,7 +6,7 @@ and the simulator call these same functions.
 
 from .catalog import Catalog, InstanceType, default_catalog
 from .constants import CapacityType, Mode, Placement, Reason
-from .decide import Cycle, assume, decide, evaluate
+from .decide import Cycle, assume, decide, evaluate, is_managed
 from .decision import CloudLaunch, Decision, Evidence, OptionCost
 from .errors import InputError, InputIssue
 from .jobs import JobRequest, job_from_manifest
@@ -21,6 +21,6 @@ __all__ = [
     "Decision", "Evidence", "InputError", "InputIssue", "InstanceType", "JobRequest", "Mode", "Node",
     "OptionCost", "Placement", "Plan", "Reason", "RunningPod", "Snapshot", "SolverReport", "Spend",
     "SpotWindow", "assume", "check_policy_text", "decide", "default_catalog", "default_policy",
-    "evaluate", "job_from_manifest", "json_schema", "load_policy", "load_snapshot", "plan",
+    "evaluate", "is_managed", "job_from_manifest", "json_schema", "load_policy", "load_snapshot", "plan",
     "queue_order", "spot_fallback_due", "spot_window",
 ]

@@ -26,6 +26,11 @@ REQUEUE_MAX_SECONDS = 300.0  # forecasts drift as Jobs end early or late: look a
 EPSILON = 1e-6
 
 
+def is_managed(job: JobRequest, policy: BurstPolicy) -> bool:
+    """Spillway manages a Job that carries spillway.io/mode, or any GPU Job in an opted-in namespace."""
+    return job.opted_in or (job.total_gpus > 0 and job.namespace in policy.spec.managed_jobs.namespaces)
+
+
 def policy_catalog(policy: BurstPolicy, catalog: Catalog | None = None) -> Catalog:
     base = catalog or default_catalog()
     prices = policy.spec.sage_maker.prices
@@ -108,7 +113,8 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     wait_rate = job.wait_usd_per_hour if job.wait_usd_per_hour is not None else spec.tradeoff.wait_usd_per_hour
     if spec.tradeoff.per == WaitCostBasis.GPU:
         wait_rate *= max(job.total_gpus, 1)
-    hot = snap.gpu_utilization_percent is not None and snap.gpu_utilization_percent >= spec.local.hot_utilization_percent
+    utilization = snap.utilization_over(spec.local.hot_window_seconds, now)
+    hot = utilization is not None and utilization >= spec.local.hot_utilization_percent
     local_usd = spec.local.gpu_hour_usd * job.total_gpus * runtime / 3600
     local = OptionCost(Placement.LOCAL, local_usd, 0.0, local_start, local_start + runtime,
                        local_usd + wait_rate * max(local_wait, 0) / 3600 if local_start != INF else INF)

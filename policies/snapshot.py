@@ -6,7 +6,7 @@ Adapters (the controller) and the world model (the simulator) build it; the core
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -72,7 +72,8 @@ class Snapshot:
     spend: tuple[Spend, ...] = ()
     completed: tuple[CompletedJob, ...] = ()
     pending: tuple[JobRequest, ...] = ()
-    gpu_utilization_percent: float | None = None  # cluster average over the policy's hot window
+    gpu_utilization_percent: float | None = None  # cluster average, when the adapter already averaged it
+    utilization_samples: tuple[tuple[float, float], ...] = ()  # (time, cluster-average %), e.g. from DCGM
     # Memo of derived structures (pure functions of this snapshot and the arguments).
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -87,6 +88,13 @@ class Snapshot:
 
     def instances_in_use(self, instance_type: str) -> int:
         return sum(c.instance_count for c in self.cloud if c.instance_type == instance_type)
+
+    def utilization_over(self, window_seconds: float, now: float) -> float | None:
+        """Average GPU utilization over [now - window, now]: the samples if any, else the given figure."""
+        recent = [pct for t, pct in self.utilization_samples if now - window_seconds <= t <= now]
+        if recent:
+            return sum(recent) / len(recent)
+        return self.gpu_utilization_percent
 
     @property
     def total_gpus(self) -> int:
@@ -143,6 +151,8 @@ class SnapshotFile(_Model):
     completed: list[_CompletedFile] = Field(default_factory=list)
     pending: list[dict[str, Any]] = Field(default_factory=list, description="batch/v1 Job manifests, queue order")
     gpu_utilization_percent: float | None = Field(None, ge=0, le=100)
+    utilization_samples: list[tuple[str, Annotated[float, Field(ge=0, le=100)]]] = Field(
+        default_factory=list, description="[time, cluster-average GPU utilization %] pairs")
 
 
 def load_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
@@ -179,6 +189,7 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
                 path = ("pending", i) + tuple(issue.path.split(".")[:1])
                 issues.append(InputIssue(source, f"pending[{i}].{issue.path}", issue.problem, issue.fix,
                                          line_of(lines, path)))
+    samples = [(when(t, ("utilizationSamples", i)), pct) for i, (t, pct) in enumerate(model.utilization_samples)]
     if issues:
         raise InputError(issues)
     return Snapshot(
@@ -191,4 +202,5 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
         completed=tuple(CompletedJob(c.namespace, c.family, c.gpus, c.duration_seconds) for c in model.completed),
         pending=tuple(pending),
         gpu_utilization_percent=model.gpu_utilization_percent,
+        utilization_samples=tuple(samples),
     )

@@ -160,3 +160,31 @@ def test_decision_serializes_without_infinities():
     data = d.to_dict()
     assert data["evidence"]["local_start_time"] is None
     assert not any(isinstance(v, float) and math.isinf(v) for v in data["evidence"].values())
+
+
+def test_hot_signal_uses_the_policy_window_over_utilization_samples():
+    from dataclasses import replace
+
+    from policies import is_managed  # noqa: F401
+
+    snap = busy(0.25).build()
+    p = policy(local={"hotWindowSeconds": 600, "hotUtilizationPercent": 90})
+    old_spike = replace(snap, utilization_samples=((NOW - 3600, 99.0), (NOW - 300, 40.0), (NOW, 50.0)))
+    assert decide(job().gpus(8).build(), old_spike, p, NOW).reason == Reason.WAITING_FOR_LOCAL_CAPACITY
+    hot_now = replace(snap, utilization_samples=((NOW - 3600, 10.0), (NOW - 300, 95.0), (NOW, 92.0)))
+    assert decide(job().gpus(8).build(), hot_now, p, NOW).reason == Reason.CLUSTER_HOT
+
+
+@pytest.mark.parametrize("opted_in, namespace, gpus, managed", [
+    (True, "elsewhere", 1, True),    # the annotation opts in anywhere
+    (False, "ml", 1, True),          # a listed namespace opts its GPU Jobs in
+    (False, "ml", 0, False),         # ...but not its CPU Jobs
+    (False, "elsewhere", 4, False),
+])
+def test_which_jobs_are_managed(opted_in, namespace, gpus, managed):
+    from dataclasses import replace
+
+    from policies import is_managed
+
+    j = replace(job("t", namespace).gpus(gpus).build(), opted_in=opted_in)
+    assert is_managed(j, policy(managedJobs={"namespaces": ["ml"]})) is managed
