@@ -21,7 +21,7 @@ from .policy import BurstPolicy
 from .snapshot import Snapshot
 from .units import format_time, next_utc_midnight, next_utc_month_start
 
-REQUEUE_MIN_SECONDS = 10.0
+REQUEUE_MIN_SECONDS = 1.0  # the controller may impose a longer floor; the simulator needs exact timeouts
 REQUEUE_MAX_SECONDS = 300.0  # forecasts drift as Jobs end early or late: look again soon
 EPSILON = 1e-6
 
@@ -59,6 +59,7 @@ class Cycle:
     timeline: CapacityTimeline
     assumed_usd: dict[str, float] = field(default_factory=dict)
     assumed_instances: dict[str, int] = field(default_factory=dict)
+    not_before: float = -INF  # fifo queueing: no Job starts before one queued ahead of it
 
     @classmethod
     def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None,
@@ -105,11 +106,14 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     capacity = job.capacity_type or spec.managed_jobs.default_capacity_type
     runtime, runtime_source = estimate_runtime(job, snap, policy)
     if slot is None:
-        slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime)
+        slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime,
+                                             max(now, cycle.not_before))
     local_start = slot.start
     local_wait = local_start - now
     waited = max(now - job.submit_time, 0.0) if job.submit_time else 0.0
     max_wait = job.max_wait_seconds if job.max_wait_seconds is not None else spec.local.max_wait_seconds
+    max_wait += spec.local.max_wait_per_gpu_second * job.total_gpus * runtime
+    patient = spec.local.burst_timing == "atMaxWait"
     wait_rate = job.wait_usd_per_hour if job.wait_usd_per_hour is not None else spec.tradeoff.wait_usd_per_hour
     if spec.tradeoff.per == WaitCostBasis.GPU:
         wait_rate *= max(job.total_gpus, 1)
@@ -236,7 +240,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
         trigger = Reason.NEVER_FITS_LOCALLY
     elif job.deadline is not None and local_end > job.deadline:
         trigger = Reason.DEADLINE_REQUIRES_BURST
-    elif waited + local_wait > max_wait:
+    elif (waited >= max_wait) if patient else (waited + local_wait > max_wait):
         trigger = Reason.MAX_WAIT_EXCEEDED
     elif prefer is not None and prefer.is_cloud and best is not None:
         trigger = Reason.OPTIMIZER_BURST
@@ -267,12 +271,18 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     reason = Reason.OPTIMIZER_KEEP_LOCAL if prefer == Placement.LOCAL else Reason.WAITING_FOR_LOCAL_CAPACITY
     extra = f" (a burst would cost ${best[0].expected_usd:.2f})" if best is not None else (
         f" ({blocked.message})" if blocked is not None and blocked.reason != Reason.FORCED_LOCAL else "")
-    return wait(reason, f"{where}{extra}")
+    timeout = job.submit_time + max_wait if patient and best is not None else None
+    return wait(reason, f"{where}{extra}", timeout)
 
 
 def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
     """Record a decision in the cycle, so later Jobs see its GPUs, dollars and quota as taken."""
     d = evaluated.decision
+    queueing = cycle.policy.spec.local.queueing
+    if d.placement == Placement.WAIT and queueing == "fifo" and evaluated.slot.feasible and job.total_gpus:
+        cycle.not_before = max(cycle.not_before, evaluated.slot.start)
+    if d.placement == Placement.WAIT and queueing == "outOfOrder":
+        return  # a waiting Job holds no future GPUs: whatever fits may start before it
     if d.placement.is_cloud:
         cycle.assumed_usd[job.namespace] = cycle.assumed_usd.get(job.namespace, 0.0) + evaluated.committed_usd
         name = d.launch.instance_type

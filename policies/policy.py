@@ -58,6 +58,22 @@ class LocalSide(_Model):
     max_wait_seconds: NonNegFloat = Field(
         1800, description="Longest a Job waits for local GPUs before it bursts (if it may burst)."
     )
+    max_wait_per_gpu_second: NonNegFloat = Field(
+        0.0,
+        description="Adds this x the Job's GPUs x its runtime to maxWaitSeconds, so big Jobs may wait "
+        "longer (Starburst's compute-weighted wait; 0.076 means 4.6 min per GPU-hour).",
+    )
+    burst_timing: Literal["early", "atMaxWait"] = Field(
+        "early",
+        description="early: burst as soon as the forecast says the wait would pass the max wait; "
+        "atMaxWait: only once the Job has waited that long (the forecast may be wrong in its favour).",
+    )
+    queueing: Literal["backfill", "outOfOrder", "fifo"] = Field(
+        "backfill",
+        description="backfill: a waiting Job holds its forecast slot, later Jobs may use gaps before it; "
+        "outOfOrder: whatever fits starts, waiting Jobs hold nothing; fifo: no Job starts before one "
+        "queued ahead of it.",
+    )
     hot_utilization_percent: Annotated[float, Field(ge=0, le=100)] = Field(
         90,
         description="Average DCGM GPU utilization over hotWindowSeconds at or above which the "

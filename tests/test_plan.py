@@ -100,3 +100,49 @@ def test_optimizer_never_breaks_hard_rules():
 def test_empty_queue():
     result = plan([], cluster().nodes(1).build(), policy(), NOW, optimizer="cpsat")
     assert result.decisions == ()
+
+
+@pytest.mark.parametrize("queueing, second_starts_now", [("backfill", False), ("outOfOrder", True),
+                                                        ("fifo", False)])
+def test_queueing_disciplines(queueing, second_starts_now):
+    # 2 nodes; 4 GPUs free on n0 now, all 8 of n1 busy for 1 h. The head wants 8 GPUs for 2 h;
+    # the next Job wants 4 GPUs for 3 h: it fits now on n0, but would it push the head back?
+    snap = cluster().nodes(2).busy("n0", 4, 0.5).busy("n1", 8, 1).build()
+    head = job("head").gpus(8).runs(2).submitted_ago(2).build()
+    small = job("small").gpus(4).runs(3).submitted_ago(1).build()
+    p = policy(local={"queueing": queueing, "maxWaitSeconds": 24 * HOUR})
+    by = plan([head, small], snap, p, NOW).by_job()
+    assert by["ml/head"].placement == Placement.WAIT
+    assert (by["ml/small"].placement == Placement.LOCAL) is second_starts_now
+
+
+def test_fifo_never_lets_a_job_overtake_the_head():
+    snap = cluster().nodes(2).busy("n0", 4, 5).busy("n1", 8, 1).build()
+    head = job("head").gpus(8).runs(2).submitted_ago(2).build()
+    small = job("small").gpus(2).runs(0.1).submitted_ago(1).build()  # would fit in the gap on n0
+    p = policy(local={"queueing": "fifo", "maxWaitSeconds": 24 * HOUR})
+    by = plan([head, small], snap, p, NOW).by_job()
+    assert by["ml/small"].placement == Placement.WAIT
+    assert by["ml/small"].evidence.local_start_time >= by["ml/head"].evidence.local_start_time
+    backfill = plan([head, small], snap, policy(local={"maxWaitSeconds": 24 * HOUR}), NOW).by_job()
+    assert backfill["ml/small"].placement == Placement.LOCAL
+
+
+def test_patient_burst_timing_waits_out_the_max_wait():
+    snap = cluster().nodes(1).busy("n0", 8, 10).build()
+    early = plan([job().gpus(8).build()], snap, policy(), NOW).decisions[0]
+    assert early.reason == Reason.MAX_WAIT_EXCEEDED
+    patient = policy(local={"burstTiming": "atMaxWait", "maxWaitSeconds": 900}, tradeoff={"waitUsdPerHour": 0})
+    d = plan([job().gpus(8).submitted_ago(0.1).build()], snap, patient, NOW).decisions[0]
+    assert d.placement == Placement.WAIT and d.requeue_after_seconds == pytest.approx(900 - 360)
+    d = plan([job().gpus(8).submitted_ago(0.25).build()], snap, patient, NOW).decisions[0]
+    assert d.reason == Reason.MAX_WAIT_EXCEEDED
+
+
+def test_compute_weighted_max_wait_lets_big_jobs_wait_longer():
+    snap = cluster().nodes(1).busy("n0", 8, 1).build()
+    p = policy(local={"maxWaitSeconds": 0, "maxWaitPerGpuSecond": 0.1})
+    big = plan([job().gpus(8).runs(2).build()], snap, p, NOW).decisions[0]  # may wait 0.1 x 16 GPU-h = 1.6 h
+    assert big.placement == Placement.WAIT and big.evidence.max_wait_seconds == pytest.approx(1.6 * HOUR)
+    small = plan([job().gpus(1).runs(2).build()], cluster().nodes(1).busy("n0", 8, 1).build(), p, NOW).decisions[0]
+    assert small.reason == Reason.MAX_WAIT_EXCEEDED  # may wait 0.2 h < 1 h
