@@ -134,7 +134,9 @@ def test_patient_burst_timing_waits_out_the_max_wait():
     assert early.reason == Reason.MAX_WAIT_EXCEEDED
     patient = policy(local={"burstTiming": "atMaxWait", "maxWaitSeconds": 900}, tradeoff={"waitUsdPerHour": 0})
     d = plan([job().gpus(8).submitted_ago(0.1).build()], snap, patient, NOW).decisions[0]
-    assert d.placement == Placement.WAIT and d.requeue_after_seconds == pytest.approx(900 - 360)
+    assert d.placement == Placement.WAIT and d.requeue_after_seconds == 300  # look again within 5 min
+    d = plan([job().gpus(8).submitted_ago(0.2).build()], snap, patient, NOW).decisions[0]
+    assert d.requeue_after_seconds == pytest.approx(900 - 720)  # wake exactly at the max wait
     d = plan([job().gpus(8).submitted_ago(0.25).build()], snap, patient, NOW).decisions[0]
     assert d.reason == Reason.MAX_WAIT_EXCEEDED
 
