@@ -135,8 +135,10 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
         )
 
     def done(placement, reason, message, ev, requeue=None, launch=None, committed=0.0) -> Evaluated:
-        nodes = tuple(cycle.timeline.nodes[i].name for i, _ in slot.nodes) if placement == Placement.LOCAL else ()
-        return Evaluated(Decision(job.key, placement, reason, message, ev, requeue, launch, nodes),
+        local = placement == Placement.LOCAL
+        nodes = tuple(cycle.timeline.nodes[i].name for i, _ in slot.nodes) if local else ()
+        pods = tuple(count for _, count in slot.nodes) if local else ()
+        return Evaluated(Decision(job.key, placement, reason, message, ev, requeue, launch, nodes, pods),
                          slot, runtime, committed)
 
     if job.total_gpus == 0:

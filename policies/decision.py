@@ -66,6 +66,7 @@ class Decision:
     requeue_after_seconds: float | None = None  # for Wait
     launch: CloudLaunch | None = None
     local_nodes: tuple[str, ...] = field(default=())
+    local_pods: tuple[int, ...] = field(default=())  # pods on each of local_nodes (gangs may share a node)
 
     def to_dict(self) -> dict:
         """JSON-ready (infinities become null, times become RFC 3339)."""

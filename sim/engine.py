@@ -1,0 +1,408 @@
+"""The discrete-event simulator: a virtual cluster and cloud, driven by policies.plan().
+
+At every controller cycle (a tick, or every event with tick=0) the engine builds the same
+Snapshot the controller builds from the Kubernetes API and calls policies.plan(); it then does
+what the controller would do with each Decision. There is no decision logic here: the world
+only moves (Jobs arrive, run, finish; spot capacity comes and goes; money is spent).
+
+Deterministic: an event heap ordered by (time, kind, sequence), and one seeded numpy Generator
+per burst, so the same inputs and seed give the same report, byte for byte.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+
+from policies import BurstPolicy, Placement, Reason, plan
+from policies.decide import policy_catalog
+from policies.jobs import JobRequest
+from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
+from policies.spot import spot_fallback_due
+
+from .cloud import CloudModel, PoissonInterruptions, availability
+from .traces import TraceJob
+
+SIM_EPOCH = 1767571200.0  # 2026-01-05T00:00:00Z: a Monday; budgets reset at UTC midnights from here
+INF = math.inf
+# Event kinds, in the order they are handled at equal times: ends free GPUs before anyone decides.
+LOCAL_END, CLOUD_EVENT, ARRIVAL, WAKE, TICK = range(5)
+
+
+@dataclass
+class JobRecord:
+    trace: TraceJob
+    request: JobRequest
+    placement: str = ""
+    reason: str = ""
+    start: float | None = None  # when the Job stopped waiting: local start or SageMaker launch
+    finish: float | None = None
+    spot_usd: float = 0.0
+    on_demand_usd: float = 0.0
+    wasted_usd: float = 0.0
+    cloud_gpu_seconds: float = 0.0
+    preemptions: int = 0
+    fell_back: bool = False
+    budget_blocked: bool = False
+    quota_blocked: bool = False
+    instance_type: str = ""
+
+    @property
+    def cloud_usd(self) -> float:
+        return self.spot_usd + self.on_demand_usd
+
+
+@dataclass
+class _CloudRun:
+    record: JobRecord
+    spot: bool
+    launched: float
+    od_rate: float
+    spot_rate: float
+    committed: float
+    work_left: float
+    max_wait_end: float = INF
+    fallback_time: float = INF
+    deadline: float | None = None
+    state: str = "starting"  # starting | running | waiting | done
+    phase_start: float = 0.0
+    phase_end: float = 0.0
+    avail: object = None
+    version: int = 0
+    progress: float = 0.0
+    instance_type: str = ""
+    count: int = 1
+    pending_overhead: float = 0.0  # wall time to pay before progress resumes (start-up, restore)
+    segment_overhead: float = 0.0
+
+
+@dataclass
+class SimConfig:
+    nodes: tuple[Node, ...]
+    policy: BurstPolicy
+    cloud: CloudModel = field(default_factory=CloudModel)
+    tick_seconds: float = 60.0  # 0: decide at every event (exact reproductions)
+    seed: int = 0
+    optimizer: Literal["greedy", "cpsat"] = "greedy"
+    estimate_error: float = 0.0  # runtime estimates = truth x lognormal(0, this)
+    progress: bool = False
+
+
+class Simulation:
+    def __init__(self, jobs: list[TraceJob], config: SimConfig):
+        self.cfg = config
+        self.policy = config.policy
+        self.catalog = policy_catalog(config.policy)
+        self.region = config.policy.spec.sage_maker.region
+        self.heap: list = []
+        self.seq = 0
+        self.now = 0.0
+        self.free = {n.name: (n.allocatable_gpus if n.schedulable else 0) for n in config.nodes}
+        self.total_gpus = sum(self.free.values())
+        self.busy_gpus = 0
+        self.busy_gpu_seconds = 0.0
+        self.last_t = 0.0
+        self.pending: dict[int, JobRecord] = {}
+        self.local: dict[int, tuple[list[tuple[str, int]], float, float]] = {}
+        self.cloud: dict[int, _CloudRun] = {}
+        self.records: list[JobRecord] = []
+        self.spend_day: dict[tuple[str, int], float] = {}
+        self.spend_month: dict[tuple[str, int], float] = {}
+        self.decision_points = 0
+        self.events = 0
+        self.samples: list[tuple[float, int, int, float]] = []  # (t, queue, busy GPUs, cloud $ so far)
+        self._cloud_usd = 0.0
+        self._by_key: dict[str, JobRecord] = {}
+        self.wake_at: dict[int, float] = {}
+        est_rng = np.random.default_rng([config.seed, 1])
+        for job in jobs:
+            factor = float(np.exp(est_rng.normal(0, config.estimate_error))) if config.estimate_error else 1.0
+            request = JobRequest(
+                namespace=job.namespace, name=job.name or f"job-{job.id}", gpus_per_pod=job.gpus_per_pod,
+                pods=job.pods, gpu_product=job.gpu_product, submit_time=SIM_EPOCH + job.arrival_s,
+                uid=str(job.id), runtime_estimate_seconds=max(job.duration_s * factor, 1.0),
+                deadline=None if job.deadline_s is None else SIM_EPOCH + job.deadline_s,
+                checkpoint_s3_uri="s3://sim/checkpoints/" if job.checkpointable else None,
+                image="trace", opted_in=True)
+            record = JobRecord(job, request)
+            self.records.append(record)
+            if request.key in self._by_key:
+                raise ValueError(f"two trace jobs are both named {request.key}; names must be unique")
+            self._by_key[request.key] = record
+            self._push(job.arrival_s, ARRIVAL, len(self.records) - 1)
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def run(self) -> list[JobRecord]:
+        tick = self.cfg.tick_seconds
+        if tick > 0 and self.heap:
+            self._push(self._next_tick(self.heap[0][0]), TICK, None)
+        done, total = 0, len(self.records)
+        report_every = max(total // 100, 1)
+        while self.heap:
+            t = self.heap[0][0]
+            self._advance(t)
+            decide = False
+            while self.heap and self.heap[0][0] == t:
+                _, kind, _, payload = heapq.heappop(self.heap)
+                self.events += 1
+                if kind == ARRIVAL:
+                    self.pending[payload] = self.records[payload]
+                    decide |= tick == 0
+                elif kind == LOCAL_END:
+                    self._end_local(payload)
+                    done += 1
+                    decide |= tick == 0
+                elif kind == CLOUD_EVENT:
+                    job_id, version = payload
+                    run = self.cloud.get(job_id)
+                    if run is not None and run.version == version:
+                        finished = self._cloud_step(run)
+                        done += finished
+                        decide |= tick == 0 and finished
+                elif kind == WAKE:
+                    job_id, wake = payload
+                    if self.wake_at.get(job_id) == wake and job_id in self.pending:
+                        del self.wake_at[job_id]
+                        decide |= tick == 0
+                elif kind == TICK:
+                    decide = True
+                    if self.pending or any(r.finish is None for r in self.records):
+                        nxt = t + tick
+                        if not self.pending and not self.local and not self.cloud:
+                            arrivals = [e[0] for e in self.heap if e[1] == ARRIVAL]
+                            if arrivals:
+                                nxt = max(nxt, self._next_tick(min(arrivals)))
+                        self._push(nxt, TICK, None)
+            if decide:
+                self._cycle()
+            if self.cfg.progress and done and done % report_every == 0:
+                print(f"\r  simulated {done}/{total} jobs ({100 * done / total:.0f}%), t={t / 3600:.1f} h",
+                      end="", file=sys.stderr, flush=True)
+            if done == total and not self.pending:
+                break
+        if self.cfg.progress:
+            print(file=sys.stderr)
+        return self.records
+
+    def _next_tick(self, t: float) -> float:
+        tick = self.cfg.tick_seconds
+        return math.ceil(t / tick) * tick
+
+    def _push(self, t: float, kind: int, payload) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, kind, self.seq, payload))
+
+    def _advance(self, t: float) -> None:
+        self.busy_gpu_seconds += self.busy_gpus * (t - self.last_t)
+        self.last_t = self.now = t
+
+    # --- one controller cycle -----------------------------------------------------------------------
+
+    def _cycle(self) -> None:
+        self._spot_safety_net()
+        if not self.pending:
+            return
+        self.decision_points += 1
+        now_abs = SIM_EPOCH + self.now
+        queue = [r.request for r in self.pending.values()]
+        result = plan(queue, self._snapshot(now_abs), self.policy, now_abs, optimizer=self.cfg.optimizer)
+        for decision in result.decisions:
+            record = self._by_key[decision.job]
+            record.reason = decision.reason.value
+            if decision.reason == Reason.BUDGET_EXHAUSTED:
+                record.budget_blocked = True
+            elif decision.reason == Reason.QUOTA_EXHAUSTED:
+                record.quota_blocked = True
+            if decision.placement == Placement.LOCAL and decision.evidence.local_wait_seconds <= 1e-6:
+                self._start_local(record, decision)
+            elif decision.placement.is_cloud:
+                self._launch(record, decision)
+            elif self.cfg.tick_seconds == 0 and decision.requeue_after_seconds is not None:
+                # One live wake-up per Job: a newer decision replaces the older wake-up.
+                job_id = int(record.request.uid)
+                wake = self.now + decision.requeue_after_seconds
+                if self.wake_at.get(job_id) != wake:
+                    self.wake_at[job_id] = wake
+                    self._push(wake, WAKE, (job_id, wake))
+        self.samples.append((self.now, len(self.pending), self.busy_gpus, self._cloud_usd))
+
+    def _snapshot(self, now_abs: float) -> Snapshot:
+        running = []
+        for job_id, (nodes, start, _end) in self.local.items():
+            req = self.records[job_id].request
+            expected = start + req.runtime_estimate_seconds
+            for node, gpus in nodes:
+                running.append(RunningPod(req.key, node, gpus, SIM_EPOCH + start, SIM_EPOCH + expected))
+        cloud = tuple(CloudJob(r.record.request.key, r.record.request.namespace, r.instance_type, r.count,
+                               r.committed) for r in self.cloud.values())
+        day, month = self._day_month(now_abs)
+        namespaces = {r.request.namespace for r in self.pending.values()}
+        spend = tuple(Spend(ns, self.spend_day.get((ns, day), 0.0), self.spend_month.get((ns, month), 0.0))
+                      for ns in sorted(namespaces))
+        return Snapshot(now_abs, self.cfg.nodes, tuple(running), cloud, spend)
+
+    @staticmethod
+    def _day_month(abs_time: float) -> tuple[int, int]:
+        from datetime import datetime, timezone
+
+        dt = datetime.fromtimestamp(abs_time, tz=timezone.utc)
+        return int(abs_time // 86400), dt.year * 12 + dt.month
+
+    # --- local ---------------------------------------------------------------------------------------
+
+    def _start_local(self, record: JobRecord, decision) -> None:
+        req = record.request
+        nodes = []
+        for name, pods in zip(decision.local_nodes, decision.local_pods):
+            gpus = req.gpus_per_pod * pods
+            if self.free[name] < gpus:
+                raise RuntimeError(f"plan() placed {req.key} on {name} with {self.free[name]} GPUs free; "
+                                   f"it needs {gpus}")
+            self.free[name] -= gpus
+            nodes.append((name, gpus))
+        self.busy_gpus += req.total_gpus
+        job_id = int(req.uid)
+        end = self.now + record.trace.duration_s
+        self.local[job_id] = (nodes, self.now, end)
+        del self.pending[job_id]
+        record.placement, record.start = Placement.LOCAL.value, self.now
+        self._push(end, LOCAL_END, job_id)
+
+    def _end_local(self, job_id: int) -> None:
+        nodes, _, end = self.local.pop(job_id)
+        for name, gpus in nodes:
+            self.free[name] += gpus
+            self.busy_gpus -= gpus
+        self.records[job_id].finish = end
+
+    # --- cloud ---------------------------------------------------------------------------------------
+
+    def _launch(self, record: JobRecord, decision) -> None:
+        launch = decision.launch
+        itype = self.catalog.get(launch.instance_type, launch.region)
+        job_id = int(record.request.uid)
+        del self.pending[job_id]
+        committed = next(o.committed_usd for o in decision.evidence.options if o.placement == decision.placement)
+        run = _CloudRun(record, launch.spot, self.now, itype.on_demand_usd_per_hour * launch.instance_count,
+                        itype.spot_usd_per_hour * launch.instance_count, committed, record.trace.duration_s,
+                        instance_type=launch.instance_type, count=launch.instance_count,
+                        deadline=None if record.request.deadline is None else record.request.deadline - SIM_EPOCH)
+        record.placement, record.start, record.instance_type = decision.placement.value, self.now, launch.instance_type
+        self.cloud[job_id] = run
+        if launch.spot:
+            rng = np.random.default_rng([self.cfg.seed, 2, job_id])
+            rate = itype.interruptions_per_hour * launch.instance_count
+            run.avail = availability(self.cfg.cloud, rate, rng)
+            run.max_wait_end = self.now + (launch.max_wait_seconds or INF)
+            run.fallback_time = (launch.fallback_time - SIM_EPOCH) if launch.fallback_time else INF
+            self._spot_begin(run, overhead=self.cfg.cloud.startup_seconds)
+        else:
+            self._phase(run, "running", self.now + self.cfg.cloud.startup_seconds + run.work_left)
+
+    def _phase(self, run: _CloudRun, state: str, end: float) -> None:
+        run.state, run.phase_start, run.phase_end = state, self.now, end
+        run.version += 1
+        job_id = int(run.record.request.uid)
+        self._push(end, CLOUD_EVENT, (job_id, run.version))
+
+    def _spot_stop_time(self, run: _CloudRun) -> float:
+        return min(run.max_wait_end, run.fallback_time)
+
+    def _spot_begin(self, run: _CloudRun, overhead: float) -> None:
+        """Spot capacity is asked for now: wait for it, then pay `overhead` before progress resumes."""
+        stop = self._spot_stop_time(run)
+        avail = run.avail
+        if not avail.available(self.now):
+            self._phase(run, "waiting", min(avail.next_change(self.now), stop))
+            return
+        run.state = "running"
+        run.pending_overhead = overhead
+        self._spot_segment(run)
+
+    def _spot_segment(self, run: _CloudRun) -> None:
+        overhead = run.pending_overhead
+        stop = self._spot_stop_time(run)
+        finish = self.now + overhead + run.work_left
+        if isinstance(run.avail, PoissonInterruptions):
+            interrupt = run.avail.next_interruption(self.now)
+        else:
+            interrupt = run.avail.next_change(self.now)
+        self._phase(run, "running", min(finish, interrupt, stop))
+        run.segment_overhead = overhead
+
+    def _cloud_step(self, run: _CloudRun) -> int:
+        """Handle the end of a cloud phase; returns 1 when the Job finished."""
+        elapsed = self.now - run.phase_start
+        rec = run.record
+        if not run.spot:
+            rec.on_demand_usd += run.od_rate * elapsed
+            rec.cloud_gpu_seconds += rec.request.total_gpus * run.work_left
+            return self._cloud_done(run)
+        if run.state == "waiting":
+            if self.now >= self._spot_stop_time(run):
+                return self._fall_back(run)
+            return self._spot_begin(run, overhead=self.cfg.cloud.restart_overhead_seconds) or 0
+        # running on spot
+        overhead = run.segment_overhead
+        rec.spot_usd += run.spot_rate * elapsed
+        useful = max(elapsed - overhead, 0.0)
+        rec.wasted_usd += run.spot_rate * min(elapsed, overhead)
+        if useful >= run.work_left - 1e-9:
+            rec.cloud_gpu_seconds += rec.request.total_gpus * run.work_left
+            run.work_left = 0.0
+            return self._cloud_done(run)
+        if rec.request.checkpointable:
+            run.work_left -= useful
+            run.progress += useful
+            rec.cloud_gpu_seconds += rec.request.total_gpus * useful
+        else:
+            rec.wasted_usd += run.spot_rate * useful  # no checkpoint: the work is lost
+        if self.now >= self._spot_stop_time(run):
+            return self._fall_back(run)
+        rec.preemptions += 1
+        return self._spot_begin(run, overhead=self.cfg.cloud.restart_overhead_seconds) or 0
+
+    def _fall_back(self, run: _CloudRun) -> int:
+        """The controller's safety net: stop spot, relaunch on-demand from the last checkpoint."""
+        rec = run.record
+        rec.fell_back = True
+        rec.placement = "SageMakerSpot->OnDemand"
+        run.spot = False
+        restart = self.cfg.cloud.startup_seconds + (self.cfg.cloud.restart_overhead_seconds if run.progress else 0.0)
+        self._phase(run, "running", self.now + restart + run.work_left)
+        return 0
+
+    def _spot_safety_net(self) -> None:
+        for run in list(self.cloud.values()):
+            if not run.spot or run.state != "waiting" or run.deadline is None:
+                continue
+            if spot_fallback_due(now=self.now, launch_time=run.launched, deadline=run.deadline,
+                                 fallback_time=run.fallback_time, runtime_seconds=run.record.trace.duration_s,
+                                 progress_seconds=run.progress, running_on_spot=False,
+                                 restart_overhead_seconds=self.cfg.cloud.restart_overhead_seconds):
+                self._fall_back(run)
+
+    def _cloud_done(self, run: _CloudRun) -> int:
+        rec = run.record
+        job_id = int(rec.request.uid)
+        del self.cloud[job_id]
+        rec.finish = self.now
+        cost = rec.cloud_usd
+        self._cloud_usd += cost
+        day, month = self._day_month(SIM_EPOCH + self.now)
+        ns = rec.request.namespace
+        self.spend_day[(ns, day)] = self.spend_day.get((ns, day), 0.0) + cost
+        self.spend_month[(ns, month)] = self.spend_month.get((ns, month), 0.0) + cost
+        return 1
+
+
+def simulate(jobs: list[TraceJob], config: SimConfig, on_done: Callable | None = None):
+    sim = Simulation(jobs, config)
+    records = sim.run()
+    return sim, records

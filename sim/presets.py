@@ -1,0 +1,58 @@
+"""Ready-made policies (the baselines) and scenarios (the published cases), as policy dicts.
+
+Every baseline is an ordinary BurstPolicy: the simulator has no decision logic of its own, so a
+baseline is just a point in the same policy space the controller runs.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+from policies import BurstPolicy
+
+_ANYONE = {"*": {"roleArns": ["arn:aws:iam::000000000000:role/Simulated"], "s3Prefixes": ["s3://sim/"]}}
+_UNLIMITED = {"default": {"dailyUsd": None, "monthlyUsd": None}}
+# Starburst's world: cost is counted in cloud GPU-hours, there is no cloud start-up, no spot,
+# and only waiting decides (the dollar-vs-wait knob is off).
+_STARBURST = {
+    "local": {"hotUtilizationPercent": 100, "burstTiming": "atMaxWait"},
+    "sageMaker": {"startupSeconds": 0, "allowedInstanceTypes": ["ml.*"]},
+    "spot": {"enabled": False},
+    "budgets": _UNLIMITED,
+    "allowlists": _ANYONE,
+    "tradeoff": {"waitUsdPerHour": 0},
+}
+
+
+def _starburst(**local: Any) -> dict:
+    spec = deepcopy(_STARBURST)
+    spec["local"].update(local)
+    return spec
+
+
+BASELINES: dict[str, tuple[str, dict]] = {
+    "local-only": ("never burst: every Job waits for local GPUs", {
+        "managedJobs": {"defaultMode": "local"}, "allowlists": _ANYONE}),
+    "always-on-demand": ("burst every Job to SageMaker on-demand at once", {
+        "managedJobs": {"defaultMode": "cloud", "defaultCapacityType": "on-demand"},
+        "budgets": _UNLIMITED, "allowlists": _ANYONE}),
+    "always-spot": ("burst every Job to managed spot at once (checkpoints not required)", {
+        "managedJobs": {"defaultMode": "cloud", "defaultCapacityType": "spot"},
+        "spot": {"requireCheckpoint": False}, "budgets": _UNLIMITED, "allowlists": _ANYONE}),
+    "no-wait": ("Starburst No-Wait: run locally if it fits now, else burst at once",
+                _starburst(maxWaitSeconds=0, queueing="outOfOrder")),
+    "constant-wait": ("Starburst Constant-Wait: wait up to c = 0.25 h in FIFO order, then burst",
+                      _starburst(maxWaitSeconds=900, queueing="fifo")),
+    "compute-wait": ("Starburst Compute-Wait + out-of-order: wait up to 0.076 x GPUs x runtime",
+                     _starburst(maxWaitSeconds=0, maxWaitPerGpuSecond=0.076, queueing="outOfOrder")),
+}
+
+
+def baseline(name: str, **local_overrides: Any) -> BurstPolicy:
+    if name not in BASELINES:
+        raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    spec = deepcopy(BASELINES[name][1])
+    if local_overrides:
+        spec.setdefault("local", {}).update(local_overrides)
+    return BurstPolicy.model_validate({"metadata": {"name": name}, "spec": spec})

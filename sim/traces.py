@@ -1,0 +1,247 @@
+"""Job traces: the bundled Philly trace, Alibaba OpenB pods, a user's CSV, and generators.
+
+Every loader returns TraceJobs sorted by arrival. Malformed rows are reported with the file, the
+line and what was expected (policies.InputError), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from policies import InputError, InputIssue
+from policies.units import parse_time
+
+USER_CSV_COLUMNS = {
+    "arrival_s": "seconds from the start of the trace (required)",
+    "gpus": "GPUs per pod (required)",
+    "duration_s": "run time in seconds (required)",
+    "pods": "pods in the gang (default 1)",
+    "gpu_product": "nvidia.com/gpu.product the Job selects (default: any)",
+    "deadline_s": "deadline, seconds from the start of the trace (default: none)",
+    "namespace": "Kubernetes namespace (default: default)",
+    "checkpointable": "true/false: may run on spot (default: false)",
+    "name": "Job name (default: job-<row>)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TraceJob:
+    id: int
+    arrival_s: float
+    gpus_per_pod: int
+    duration_s: float
+    pods: int = 1
+    gpu_product: str | None = None
+    deadline_s: float | None = None
+    namespace: str = "default"
+    checkpointable: bool = False
+    name: str = ""
+
+    @property
+    def total_gpus(self) -> int:
+        return self.gpus_per_pod * self.pods
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def bundled_philly_path() -> Path:
+    return Path(str(resources.files("sim").joinpath("data/philly_jobs_weeks00-11.csv.gz")))
+
+
+def load_philly(path: Path | None = None, weeks: tuple[int, int] | None = None,
+                namespace: str = "philly") -> list[TraceJob]:
+    """Philly (RFold compact CSV). weeks=(first, last) inclusive, counted from arrival 0."""
+    path = path or bundled_philly_path()
+    jobs: list[TraceJob] = []
+    issues: list[InputIssue] = []
+    with _open_text(Path(path)) as fh:
+        reader = csv.DictReader(fh)
+        missing = {"job_id", "arrival_s", "num_gpus", "placement", "duration_s"} - set(reader.fieldnames or [])
+        if missing:
+            raise InputError([InputIssue(str(path), "header", f"missing columns {sorted(missing)}",
+                                         "use the Philly compact CSV (job_id,arrival_s,num_gpus,placement,duration_s)", 1)])
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                arrival = float(row["arrival_s"])
+                parts = [int(p) for p in row["placement"].split("+")]
+                duration = float(row["duration_s"])
+                total = int(row["num_gpus"])
+            except (TypeError, ValueError) as exc:
+                issues.append(InputIssue(str(path), f"line {lineno}", f"bad value: {exc}",
+                                         "numbers for arrival_s, num_gpus, duration_s; placement like 8+8", lineno))
+                if len(issues) >= 20:
+                    break
+                continue
+            if weeks is not None and not (weeks[0] * 604800 <= arrival < (weeks[1] + 1) * 604800):
+                continue
+            if duration <= 0 or total <= 0:
+                continue  # 6 zero-length jobs in weeks 0-11: nothing to schedule
+            pods = len(parts)
+            jobs.append(TraceJob(int(row["job_id"]), arrival, max(parts), duration, pods, None, None,
+                                 namespace, False, f"philly-{row['job_id']}"))
+    if issues:
+        raise InputError(issues)
+    return _rebase(jobs)
+
+
+def load_alibaba(path: Path, namespace: str = "openb") -> list[TraceJob]:
+    """Alibaba OpenB pods (shared/data/alibaba_gpu2023/pods.csv.gz): whole-GPU pods that ran."""
+    jobs = []
+    with _open_text(Path(path)) as fh:
+        for lineno, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                gpus, milli = int(row["num_gpu"]), int(row["gpu_milli"])
+                if gpus <= 0 or not row["duration_s"]:
+                    continue
+                duration = float(row["duration_s"])
+                arrival = float(row["creation_s"])
+            except (KeyError, ValueError) as exc:
+                raise InputError([InputIssue(str(path), f"line {lineno}", f"bad row: {exc}",
+                                             "use the OpenB pod list (creation_s, num_gpu, gpu_milli, duration_s)",
+                                             lineno)]) from None
+            if duration <= 0:
+                continue
+            # A fractional-GPU pod still needs a whole device under nvidia.com/gpu.
+            jobs.append(TraceJob(lineno, arrival, gpus if milli >= 1000 else 1, duration, 1, None, None,
+                                 namespace, False, row.get("pod_id") or f"pod-{lineno}"))
+    return _rebase(jobs)
+
+
+def load_user_csv(path: Path) -> list[TraceJob]:
+    """A user's own trace; the schema is USER_CSV_COLUMNS (spillway sim --help prints it)."""
+    issues: list[InputIssue] = []
+    jobs: list[TraceJob] = []
+    with _open_text(Path(path)) as fh:
+        reader = csv.DictReader(fh)
+        header = set(reader.fieldnames or [])
+        for col in ("arrival_s", "gpus", "duration_s"):
+            if col not in header:
+                issues.append(InputIssue(str(path), "header", f"missing column '{col}'",
+                                         f"add it: {USER_CSV_COLUMNS[col]}", 1))
+        unknown = header - set(USER_CSV_COLUMNS)
+        if unknown:
+            import difflib
+
+            for col in sorted(unknown):
+                close = difflib.get_close_matches(col, list(USER_CSV_COLUMNS), n=1)
+                issues.append(InputIssue(str(path), "header", f"unknown column '{col}'",
+                                         f"did you mean '{close[0]}'?" if close else "remove it", 1, "warning"))
+        if any(i.severity == "error" for i in issues):
+            raise InputError(issues)
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                job = _user_row(row, lineno)
+            except ValueError as exc:
+                issues.append(InputIssue(str(path), f"line {lineno}", str(exc),
+                                         "see the column list in `spillway sim --help`", lineno))
+                if sum(i.severity == "error" for i in issues) >= 20:
+                    break
+                continue
+            jobs.append(job)
+    errors = [i for i in issues if i.severity == "error"]
+    if errors:
+        raise InputError(errors)
+    if not jobs:
+        raise InputError([InputIssue(str(path), "", "the trace has no jobs", "add rows below the header")])
+    return sorted(jobs, key=lambda j: (j.arrival_s, j.id))
+
+
+def _user_row(row: dict, lineno: int) -> TraceJob:
+    def number(col: str, cast=float, required=True, minimum=0.0):
+        raw = (row.get(col) or "").strip()
+        if not raw:
+            if required:
+                raise ValueError(f"{col} is empty; expected {USER_CSV_COLUMNS[col]}")
+            return None
+        try:
+            value = cast(raw)
+        except ValueError:
+            raise ValueError(f"{col}={raw!r} is not a {'whole ' if cast is int else ''}number") from None
+        if not math.isfinite(value) or value < minimum:
+            raise ValueError(f"{col}={raw!r} must be at least {minimum:g}")
+        return value
+
+    gpus = number("gpus", int, minimum=0)
+    duration = number("duration_s", minimum=1e-9)
+    deadline = number("deadline_s", required=False)
+    flag = (row.get("checkpointable") or "false").strip().lower()
+    if flag not in ("true", "false", "1", "0", "yes", "no", ""):
+        raise ValueError(f"checkpointable={flag!r}; expected true or false")
+    return TraceJob(lineno - 1, number("arrival_s"), gpus, duration, number("pods", int, False, 1) or 1,
+                    (row.get("gpu_product") or "").strip() or None, deadline,
+                    (row.get("namespace") or "default").strip() or "default", flag in ("true", "1", "yes"),
+                    (row.get("name") or "").strip() or f"job-{lineno - 1}")
+
+
+def synthetic(n: int, rate_per_hour: float, seed: int, *, mean_runtime_hours: float = 1.0,
+              gpu_choices=(1, 2, 4, 8), gpu_probs=(0.70, 0.15, 0.10, 0.05), cv: float = 1.0,
+              namespace: str = "synthetic", checkpointable_fraction: float = 0.0) -> list[TraceJob]:
+    """Gamma inter-arrivals (CV=1 is Poisson), exponential run times, the 'Philly' GPU mix."""
+    rng = np.random.default_rng(seed)
+    shape = 1.0 / (cv * cv)
+    gaps = rng.gamma(shape, 1.0 / (shape * rate_per_hour), n) * 3600
+    gaps[0] = 0.0
+    arrivals = np.cumsum(gaps)
+    runtimes = rng.exponential(mean_runtime_hours * 3600, n)
+    gpus = rng.choice(gpu_choices, n, p=gpu_probs)
+    ckpt = rng.random(n) < checkpointable_fraction
+    return [TraceJob(i, float(arrivals[i]), int(gpus[i]), max(float(runtimes[i]), 1.0), 1, None, None,
+                     namespace, bool(ckpt[i]), f"syn-{i}") for i in range(n)]
+
+
+def starburst_sb1() -> list[TraceJob]:
+    """Case SB-1 (Starburst, ATC'24, Table 4): 500 jobs from NumPy's legacy generator, seed 13.
+
+    Drawn in the published order: 499 Gamma(1, 1/16 h) inter-arrivals with a 0 prepended, 500
+    Exp(1 h) run times as one vector, then one categorical GPU draw per job."""
+    rng = np.random.RandomState(13)  # the legacy stream that np.random.seed(13) gives, without global state
+    gaps = np.concatenate([[0.0], rng.gamma(1.0, 1.0 / 16, 499)])
+    arrivals = np.cumsum(gaps)
+    runtimes = rng.exponential(1.0, 500)
+    gpus = [int(rng.choice([1, 2, 4, 8], p=[0.70, 0.15, 0.10, 0.05])) for _ in range(500)]
+    return [TraceJob(i, float(arrivals[i] * 3600), gpus[i], float(runtimes[i] * 3600), 1, None, None,
+                     "sb1", False, f"sb1-{i}") for i in range(500)]
+
+
+def scale_arrivals(jobs: Iterable[TraceJob], factor: float) -> list[TraceJob]:
+    """factor > 1 compresses time (more load); < 1 stretches it."""
+    from dataclasses import replace
+
+    return [replace(j, arrival_s=j.arrival_s / factor,
+                    deadline_s=None if j.deadline_s is None else j.deadline_s / factor) for j in jobs]
+
+
+def sample(jobs: list[TraceJob], fraction: float, seed: int) -> list[TraceJob]:
+    rng = np.random.default_rng(seed)
+    keep = rng.random(len(jobs)) < fraction
+    return [j for j, k in zip(jobs, keep) if k]
+
+
+def _rebase(jobs: list[TraceJob]) -> list[TraceJob]:
+    from dataclasses import replace
+
+    jobs.sort(key=lambda j: (j.arrival_s, j.id))
+    if not jobs:
+        return jobs
+    t0 = jobs[0].arrival_s
+    return [replace(j, arrival_s=j.arrival_s - t0) for j in jobs] if t0 else jobs
+
+
+def parse_time_or_seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return parse_time(text)
