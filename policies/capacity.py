@@ -163,8 +163,15 @@ class CapacityTimeline:
     def _refresh(self, i: int) -> None:
         node = self.nodes[i]
         row = self._bound[i]
-        for g in range(1, self.max_gpus + 1):
-            row[g - 1] = node.first_free(g, self.origin) if g <= node.capacity else INF
+        row[:] = INF
+        # One pass over the steps: the first time each count of free GPUs is reached.
+        reached = 0
+        for t, free in zip(node.times, node.free):
+            if free > reached:
+                row[reached:min(free, node.capacity)] = t
+                reached = free
+                if reached >= node.capacity:
+                    break
         self._free_now[i] = node.free[0]
         self._stable[i] = node.times[-1] if node.free[-1] == node.capacity else INF
 

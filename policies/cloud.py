@@ -51,13 +51,21 @@ def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Targ
         output = allow.s3_prefixes[0].rstrip("/") + f"/{job.namespace}/{job.name}/"
     else:
         return Blocked(Reason.BURST_NOT_ALLOWED, f"no S3 prefix allowed for namespace {job.namespace}")
-    types = candidate_types(job, policy, catalog)
-    if isinstance(types, Blocked):
-        return types
-    allowed = tuple(t for t in types if policy.type_allowed(t.name, job.namespace))
-    if not allowed:
-        names = ", ".join(t.name for t in types[:4])
-        return Blocked(Reason.NO_INSTANCE_TYPE, f"the types that fit ({names}) are not allowed for {job.namespace}")
+    key = ("types", id(catalog), job.namespace, job.gpus_per_pod, job.gpu_product, job.instance_type)
+    allowed = policy._memo.get(key)
+    if allowed is None:  # the same for every Job of this shape: worked out once per policy
+        types = candidate_types(job, policy, catalog)
+        if isinstance(types, Blocked):
+            allowed = types
+        else:
+            allowed = tuple(t for t in types if policy.type_allowed(t.name, job.namespace))
+            if not allowed:
+                names = ", ".join(t.name for t in types[:4])
+                allowed = Blocked(Reason.NO_INSTANCE_TYPE,
+                                  f"the types that fit ({names}) are not allowed for {job.namespace}")
+        policy._memo[key] = allowed
+    if isinstance(allowed, Blocked):
+        return allowed
     return Target(allowed, role, output)
 
 

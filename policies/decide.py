@@ -171,7 +171,10 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
                 notes.extend(n for n in type_notes if n not in notes)
                 affordable = [o for o in opts if o[0].committed_usd <= budget_left + EPSILON]
                 if opts and not affordable:
+                    # The preferred type is the cheapest that fits; a budget that cannot pay for it
+                    # is not stretched onto a bigger one.
                     budget_short.append((itype.name, min(o[0].committed_usd for o in opts)))
+                    break
                 if affordable:
                     options = affordable
                     break

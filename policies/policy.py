@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_camel
 
 from .constants import (
@@ -252,6 +252,8 @@ class BurstPolicy(_Model):
     kind: Literal["BurstPolicy"] = POLICY_KIND
     metadata: Metadata = Field(default_factory=Metadata)
     spec: PolicySpec = Field(default_factory=PolicySpec)
+    # Memo of pure lookups on this (immutable) policy, e.g. which types a namespace may use.
+    _memo: dict = PrivateAttr(default_factory=dict)
 
     # --- lookups the core uses ---------------------------------------------------------
     def allowlist_for(self, namespace: str) -> Allowlist | None:
@@ -261,6 +263,12 @@ class BurstPolicy(_Model):
         return self.spec.budgets.namespaces.get(namespace, self.spec.budgets.default)
 
     def type_allowed(self, instance_type: str, namespace: str) -> bool:
+        key = ("allowed", instance_type, namespace)
+        if key not in self._memo:
+            self._memo[key] = self._type_allowed(instance_type, namespace)
+        return self._memo[key]
+
+    def _type_allowed(self, instance_type: str, namespace: str) -> bool:
         allow = self.allowlist_for(namespace)
         if allow is None:
             return False

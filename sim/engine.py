@@ -119,13 +119,19 @@ class Simulation:
         self._cloud_usd = 0.0
         self._by_key: dict[str, JobRecord] = {}
         self.wake_at: dict[int, float] = {}
+        self.next_arrival = 0
+        self.finished = 0
+        self.dirty = False
+        self.ticks_pending: set[float] = set()
+        if any(b.arrival_s < a.arrival_s for a, b in zip(jobs, jobs[1:])):
+            raise ValueError("trace jobs must be sorted by arrival")
         est_rng = np.random.default_rng([config.seed, 1])
-        for job in jobs:
+        for index, job in enumerate(jobs):
             factor = float(np.exp(est_rng.normal(0, config.estimate_error))) if config.estimate_error else 1.0
             request = JobRequest(
                 namespace=job.namespace, name=job.name or f"job-{job.id}", gpus_per_pod=job.gpus_per_pod,
                 pods=job.pods, gpu_product=job.gpu_product, submit_time=SIM_EPOCH + job.arrival_s,
-                uid=str(job.id), runtime_estimate_seconds=max(job.duration_s * factor, 1.0),
+                uid=str(index), runtime_estimate_seconds=max(job.duration_s * factor, 1.0),
                 deadline=None if job.deadline_s is None else SIM_EPOCH + job.deadline_s,
                 checkpoint_s3_uri="s3://sim/checkpoints/" if job.checkpointable else None,
                 image="trace", opted_in=True)
@@ -134,61 +140,81 @@ class Simulation:
             if request.key in self._by_key:
                 raise ValueError(f"two trace jobs are both named {request.key}; names must be unique")
             self._by_key[request.key] = record
-            self._push(job.arrival_s, ARRIVAL, len(self.records) - 1)
 
     # --- the loop -----------------------------------------------------------------------------------
 
     def run(self) -> list[JobRecord]:
-        tick = self.cfg.tick_seconds
-        if tick > 0 and self.heap:
-            self._push(self._next_tick(self.heap[0][0]), TICK, None)
-        done, total = 0, len(self.records)
+        """Advance until every Job has finished. Like the controller, a cycle runs only when
+        something changed (a Job arrived or ended, a burst changed state) or a Wait's requeue time
+        came; with a tick, at the first tick at or after that moment."""
+        total = len(self.records)
         report_every = max(total // 100, 1)
-        while self.heap:
-            t = self.heap[0][0]
+        next_report = report_every
+        while self.finished < total:
+            t_heap = self.heap[0][0] if self.heap else INF
+            t_arrival = self.records[self.next_arrival].trace.arrival_s if self.next_arrival < total else INF
+            t = min(t_heap, t_arrival)
+            if t == INF:
+                raise RuntimeError(f"{total - self.finished} Jobs can never run: {self._stuck_message()}")
             self._advance(t)
-            decide = False
+            while self.next_arrival < total and self.records[self.next_arrival].trace.arrival_s == t:
+                self.pending[self.next_arrival] = self.records[self.next_arrival]
+                self.next_arrival += 1
+                self.events += 1
+                self._changed()
+            cycle = False
             while self.heap and self.heap[0][0] == t:
                 _, kind, _, payload = heapq.heappop(self.heap)
                 self.events += 1
-                if kind == ARRIVAL:
-                    self.pending[payload] = self.records[payload]
-                    decide |= tick == 0
-                elif kind == LOCAL_END:
+                if kind == LOCAL_END:
                     self._end_local(payload)
-                    done += 1
-                    decide |= tick == 0
+                    self._changed()
                 elif kind == CLOUD_EVENT:
                     job_id, version = payload
                     run = self.cloud.get(job_id)
                     if run is not None and run.version == version:
-                        finished = self._cloud_step(run)
-                        done += finished
-                        decide |= tick == 0 and finished
+                        if self._cloud_step(run):
+                            self._changed()
                 elif kind == WAKE:
                     job_id, wake = payload
-                    if self.wake_at.get(job_id) == wake and job_id in self.pending:
+                    if self.wake_at.get(job_id) == wake:
                         del self.wake_at[job_id]
-                        decide |= tick == 0
+                        if job_id in self.pending:
+                            self._request_cycle(t)
                 elif kind == TICK:
-                    decide = True
-                    if self.pending or any(r.finish is None for r in self.records):
-                        nxt = t + tick
-                        if not self.pending and not self.local and not self.cloud:
-                            arrivals = [e[0] for e in self.heap if e[1] == ARRIVAL]
-                            if arrivals:
-                                nxt = max(nxt, self._next_tick(min(arrivals)))
-                        self._push(nxt, TICK, None)
-            if decide:
+                    self.ticks_pending.discard(t)
+                    cycle = True
+            if self.cfg.tick_seconds == 0 and self.dirty:
+                cycle = True
+            if cycle:
+                self.dirty = False
                 self._cycle()
-            if self.cfg.progress and done and done % report_every == 0:
-                print(f"\r  simulated {done}/{total} jobs ({100 * done / total:.0f}%), t={t / 3600:.1f} h",
-                      end="", file=sys.stderr, flush=True)
-            if done == total and not self.pending:
-                break
+            if self.cfg.progress and self.finished >= next_report:
+                next_report += report_every
+                print(f"\r  simulated {self.finished}/{total} jobs ({100 * self.finished / total:.0f}%), "
+                      f"day {t / 86400:.1f}", end="", file=sys.stderr, flush=True)
         if self.cfg.progress:
             print(file=sys.stderr)
         return self.records
+
+    def _changed(self) -> None:
+        self.dirty = True
+        if self.cfg.tick_seconds > 0:
+            self._request_cycle(self.now)
+
+    def _request_cycle(self, t: float) -> None:
+        """Ask for a controller cycle at t (event mode) or at the first tick at or after t."""
+        if self.cfg.tick_seconds == 0:
+            self.dirty = True
+            return
+        at = self._next_tick(t)
+        if at not in self.ticks_pending:
+            self.ticks_pending.add(at)
+            self._push(at, TICK, None)
+
+    def _stuck_message(self) -> str:
+        stuck = list(self.pending.values())[:3]
+        return "; ".join(f"{r.request.key} ({r.reason or 'undecided'})" for r in stuck)
 
     def _next_tick(self, t: float) -> float:
         tick = self.cfg.tick_seconds
@@ -223,14 +249,15 @@ class Simulation:
                 self._start_local(record, decision)
             elif decision.placement.is_cloud:
                 self._launch(record, decision)
-            elif self.cfg.tick_seconds == 0 and decision.requeue_after_seconds is not None:
-                # One live wake-up per Job: a newer decision replaces the older wake-up.
-                job_id = int(record.request.uid)
-                wake = self.now + decision.requeue_after_seconds
-                if self.wake_at.get(job_id) != wake:
-                    self.wake_at[job_id] = wake
-                    self._push(wake, WAKE, (job_id, wake))
+            elif decision.requeue_after_seconds is not None:
+                self._wake(int(record.request.uid), self.now + decision.requeue_after_seconds)
         self.samples.append((self.now, len(self.pending), self.busy_gpus, self._cloud_usd))
+
+    def _wake(self, job_id: int, t: float) -> None:
+        """A Wait's RequeueAfter. One live wake-up per Job: a newer decision replaces the older."""
+        if self.wake_at.get(job_id) != t:
+            self.wake_at[job_id] = t
+            self._push(t, WAKE, (job_id, t))
 
     def _snapshot(self, now_abs: float) -> Snapshot:
         running = []
@@ -280,6 +307,7 @@ class Simulation:
             self.free[name] += gpus
             self.busy_gpus -= gpus
         self.records[job_id].finish = end
+        self.finished += 1
 
     # --- cloud ---------------------------------------------------------------------------------------
 
@@ -393,6 +421,7 @@ class Simulation:
         job_id = int(rec.request.uid)
         del self.cloud[job_id]
         rec.finish = self.now
+        self.finished += 1
         cost = rec.cloud_usd
         self._cloud_usd += cost
         day, month = self._day_month(SIM_EPOCH + self.now)

@@ -1,0 +1,158 @@
+"""What a simulation cost and how long Jobs waited: the figures, the per-Job rows, the plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from .engine import JobRecord, Simulation
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Summary:
+    policy: str
+    jobs: int
+    makespan_hours: float
+    cloud_usd: float
+    spot_usd: float
+    on_demand_usd: float
+    wasted_usd: float
+    cloud_gpu_hours: float
+    local_gpu_hours: float
+    local_utilization: float
+    wait_mean_hours: float
+    wait_p50_hours: float
+    wait_p95_hours: float
+    wait_p99_hours: float
+    jct_mean_hours: float
+    jct_p95_hours: float
+    slowdown_mean: float
+    deadline_jobs: int
+    deadline_misses: int
+    bursts: int
+    spot_bursts: int
+    on_demand_bursts: int
+    preemptions: int
+    fallbacks: int
+    budget_blocked_jobs: int
+    quota_blocked_jobs: int
+    decision_points: int
+    events: int
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Summary:
+    done = [r for r in records if r.finish is not None]
+    if not done:
+        raise ValueError("no job finished")
+    arrivals = np.array([r.trace.arrival_s for r in done])
+    starts = np.array([r.start for r in done])
+    finishes = np.array([r.finish for r in done])
+    durations = np.array([r.trace.duration_s for r in done])
+    waits = (starts - arrivals) / HOUR
+    jct = (finishes - arrivals) / HOUR
+    cloud = [r for r in done if r.placement.startswith("SageMaker")]
+    local = [r for r in done if r.placement == "Local"]
+    makespan = float(finishes.max() - arrivals.min()) if len(done) else 0.0
+    with_deadline = [r for r in done if r.trace.deadline_s is not None]
+    return Summary(
+        policy=policy_name,
+        jobs=len(done),
+        makespan_hours=makespan / HOUR,
+        cloud_usd=sum(r.cloud_usd for r in done),
+        spot_usd=sum(r.spot_usd for r in done),
+        on_demand_usd=sum(r.on_demand_usd for r in done),
+        wasted_usd=sum(r.wasted_usd for r in done),
+        cloud_gpu_hours=sum(r.trace.total_gpus * r.trace.duration_s for r in cloud) / HOUR,
+        local_gpu_hours=sum(r.trace.total_gpus * r.trace.duration_s for r in local) / HOUR,
+        local_utilization=sim.busy_gpu_seconds / (sim.total_gpus * makespan) if sim.total_gpus and makespan else 0.0,
+        wait_mean_hours=float(waits.mean()),
+        wait_p50_hours=float(np.percentile(waits, 50)),
+        wait_p95_hours=float(np.percentile(waits, 95)),
+        wait_p99_hours=float(np.percentile(waits, 99)),
+        jct_mean_hours=float(jct.mean()),
+        jct_p95_hours=float(np.percentile(jct, 95)),
+        slowdown_mean=float(np.mean((finishes - arrivals) / np.maximum(durations, 1.0))),
+        deadline_jobs=len(with_deadline),
+        deadline_misses=sum(r.finish > r.trace.deadline_s + 1e-6 for r in with_deadline),
+        bursts=len(cloud),
+        spot_bursts=sum(r.placement.startswith("SageMakerSpot") for r in cloud),
+        on_demand_bursts=sum(r.placement == "SageMakerOnDemand" for r in cloud),
+        preemptions=sum(r.preemptions for r in done),
+        fallbacks=sum(r.fell_back for r in done),
+        budget_blocked_jobs=sum(r.budget_blocked for r in done),
+        quota_blocked_jobs=sum(r.quota_blocked for r in done),
+        decision_points=sim.decision_points,
+        events=sim.events,
+    )
+
+
+ROWS = [
+    ("cloud $", "cloud_usd", "${:,.2f}"), ("  spot / on-demand $", ("spot_usd", "on_demand_usd"), "${:,.2f} / ${:,.2f}"),
+    ("  wasted on preempted work $", "wasted_usd", "${:,.2f}"), ("cloud GPU-hours", "cloud_gpu_hours", "{:,.1f}"),
+    ("local GPU utilization", "local_utilization", "{:.1%}"), ("wait mean / p50 (h)", ("wait_mean_hours", "wait_p50_hours"),
+                                                              "{:.3f} / {:.3f}"),
+    ("wait p95 / p99 (h)", ("wait_p95_hours", "wait_p99_hours"), "{:.3f} / {:.3f}"),
+    ("JCT mean / p95 (h)", ("jct_mean_hours", "jct_p95_hours"), "{:.3f} / {:.3f}"),
+    ("slowdown mean", "slowdown_mean", "{:.2f}"), ("deadline misses", ("deadline_misses", "deadline_jobs"), "{} of {}"),
+    ("bursts (spot / on-demand)", ("bursts", "spot_bursts", "on_demand_bursts"), "{} ({} / {})"),
+    ("preemptions / fallbacks", ("preemptions", "fallbacks"), "{} / {}"),
+    ("budget / quota blocked Jobs", ("budget_blocked_jobs", "quota_blocked_jobs"), "{} / {}"),
+    ("jobs / makespan (h)", ("jobs", "makespan_hours"), "{} / {:,.1f}"),
+]
+
+
+def _cell(summary: Summary, key, fmt: str) -> str:
+    keys = key if isinstance(key, tuple) else (key,)
+    return fmt.format(*(getattr(summary, k) for k in keys))
+
+
+def render(summaries: list[Summary]) -> str:
+    width = max(len(label) for label, _, _ in ROWS)
+    cols = [[s.policy] + [_cell(s, key, fmt) for _, key, fmt in ROWS] for s in summaries]
+    col_w = [max(len(c) for c in col) for col in cols]
+    lines = ["".ljust(width) + "  " + "  ".join(c[0].rjust(w) for c, w in zip(cols, col_w))]
+    lines.append("-" * len(lines[0]))
+    for i, (label, _, _) in enumerate(ROWS, start=1):
+        lines.append(label.ljust(width) + "  " + "  ".join(c[i].rjust(w) for c, w in zip(cols, col_w)))
+    return "\n".join(lines)
+
+
+JOB_COLUMNS = ["id", "name", "namespace", "arrival_h", "gpus", "pods", "duration_h", "placement", "reason",
+               "instance_type", "start_h", "finish_h", "wait_h", "jct_h", "cloud_usd", "spot_usd", "on_demand_usd",
+               "wasted_usd", "preemptions", "fell_back", "deadline_h", "deadline_met"]
+
+
+def jobs_csv(records: list[JobRecord]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(JOB_COLUMNS)
+    for r in records:
+        t = r.trace
+        h = lambda x: "" if x is None else f"{x / HOUR:.6f}"  # noqa: E731
+        met = "" if t.deadline_s is None or r.finish is None else str(r.finish <= t.deadline_s + 1e-6).lower()
+        w.writerow([t.id, r.request.name, t.namespace, h(t.arrival_s), t.gpus_per_pod, t.pods, h(t.duration_s),
+                    r.placement, r.reason, r.instance_type, h(r.start), h(r.finish),
+                    h(None if r.start is None else r.start - t.arrival_s),
+                    h(None if r.finish is None else r.finish - t.arrival_s), f"{r.cloud_usd:.4f}",
+                    f"{r.spot_usd:.4f}", f"{r.on_demand_usd:.4f}", f"{r.wasted_usd:.4f}", r.preemptions,
+                    str(r.fell_back).lower(), h(t.deadline_s), met])
+    return out.getvalue()
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated in (cost, wait), both to be minimized, sorted by cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    front, best = [], float("inf")
+    for i in order:
+        if points[i][1] < best - 1e-12:
+            front.append(i)
+            best = points[i][1]
+    return front
