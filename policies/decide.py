@@ -327,16 +327,21 @@ def _local_words(job: JobRequest, slot: LocalSlot, cycle: Cycle, wait: float) ->
 
 
 def _trigger_words(trigger: str, local_wait: float, waited: float, max_wait: float) -> str:
-    return {
-        Reason.NEVER_FITS_LOCALLY.value: "the Job never fits on a local node",
-        Reason.DEADLINE_REQUIRES_BURST.value: "running locally would miss the deadline",
-        Reason.MAX_WAIT_EXCEEDED.value: f"waited {_minutes(waited)} and local GPUs are {_minutes(local_wait)} away "
-                                        f"(max wait {_minutes(max_wait)})",
-        Reason.CLUSTER_HOT.value: "the cluster is hot (GPU utilization over the policy threshold)",
-        Reason.BURST_CHEAPER_THAN_WAITING.value: f"waiting {_minutes(local_wait)} is worth more than the burst costs",
-        Reason.OPTIMIZER_BURST.value: "the queue optimizer sends this Job out so the rest fit locally",
-        Reason.FORCED_CLOUD.value: "mode is cloud",
-    }.get(trigger, trigger)
+    if trigger == Reason.MAX_WAIT_EXCEEDED.value:
+        return (f"waited {_minutes(waited)} and local GPUs are {_minutes(local_wait)} away "
+                f"(max wait {_minutes(max_wait)})")
+    if trigger == Reason.BURST_CHEAPER_THAN_WAITING.value:
+        return f"waiting {_minutes(local_wait)} is worth more than the burst costs"
+    return _TRIGGER_WORDS.get(trigger, trigger)
+
+
+_TRIGGER_WORDS = {
+    Reason.NEVER_FITS_LOCALLY.value: "the Job never fits on a local node",
+    Reason.DEADLINE_REQUIRES_BURST.value: "running locally would miss the deadline",
+    Reason.CLUSTER_HOT.value: "the cluster is hot (GPU utilization over the policy threshold)",
+    Reason.OPTIMIZER_BURST.value: "the queue optimizer sends this Job out so the rest fit locally",
+    Reason.FORCED_CLOUD.value: "mode is cloud",
+}
 
 
 def _minutes(seconds: float) -> str:

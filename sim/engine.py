@@ -62,7 +62,7 @@ class _CloudRun:
     record: JobRecord
     spot: bool
     launched: float
-    od_rate: float
+    od_rate: float  # USD per second, all instances
     spot_rate: float
     committed: float
     work_left: float
@@ -106,6 +106,7 @@ class Simulation:
         self.total_gpus = sum(self.free.values())
         self.busy_gpus = 0
         self.busy_gpu_seconds = 0.0
+        self.busy_at_last_arrival = 0.0  # busy GPU-seconds up to the last arrival (utilization window)
         self.last_t = 0.0
         self.pending: dict[int, JobRecord] = {}
         self.local: dict[int, tuple[list[tuple[str, int]], float, float]] = {}
@@ -161,6 +162,7 @@ class Simulation:
                 self.pending[self.next_arrival] = self.records[self.next_arrival]
                 self.next_arrival += 1
                 self.events += 1
+                self.busy_at_last_arrival = self.busy_gpu_seconds
                 self._changed()
             cycle = False
             while self.heap and self.heap[0][0] == t:
@@ -317,8 +319,8 @@ class Simulation:
         job_id = int(record.request.uid)
         del self.pending[job_id]
         committed = next(o.committed_usd for o in decision.evidence.options if o.placement == decision.placement)
-        run = _CloudRun(record, launch.spot, self.now, itype.on_demand_usd_per_hour * launch.instance_count,
-                        itype.spot_usd_per_hour * launch.instance_count, committed, record.trace.duration_s,
+        run = _CloudRun(record, launch.spot, self.now, itype.on_demand_usd_per_hour * launch.instance_count / 3600,
+                        itype.spot_usd_per_hour * launch.instance_count / 3600, committed, record.trace.duration_s,
                         instance_type=launch.instance_type, count=launch.instance_count,
                         deadline=None if record.request.deadline is None else record.request.deadline - SIM_EPOCH)
         record.placement, record.start, record.instance_type = decision.placement.value, self.now, launch.instance_type

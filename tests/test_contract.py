@@ -51,11 +51,17 @@ def test_policies_reads_no_clock_and_no_global_randomness(path):
         assert call not in text, f"{path.relative_to(ROOT)} calls {call}: time and randomness come in as arguments"
 
 
+# The one crossing: the `spillway` command registers the simulator's public `sim` subcommand.
+ALLOWED_CROSSINGS = {"scheduler/cli.py": {"sim.cli"}}
+
+
 @pytest.mark.parametrize("package", ["scheduler", "sim"])
 def test_scheduler_and_sim_do_not_import_each_other(package):
     other = {"scheduler": "sim", "sim": "scheduler"}[package]
     for path in python_files(package):
-        assert not any(top(n) == other for n in imports_of(path)), f"{path} imports {other}"
+        rel = str(path.relative_to(ROOT))
+        crossing = {n for n in imports_of(path) if top(n) == other} - ALLOWED_CROSSINGS.get(rel, set())
+        assert not crossing, f"{rel} imports {sorted(crossing)}"
 
 
 def test_each_sdk_is_imported_by_its_adapter_only():

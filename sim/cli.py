@@ -1,0 +1,212 @@
+"""`spillway sim`: replay a trace through policies.plan() and report cost against waiting."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from policies import BurstPolicy, InputError, InputIssue, default_policy, load_policy
+from policies.snapshot import Node
+
+from .cloud import CloudModel, spot_traces
+from .engine import SimConfig, simulate
+from .presets import BASELINES, scenario_baseline
+from .report import jobs_csv, render, summarize
+from .traces import (USER_CSV_COLUMNS, load_alibaba, load_philly, load_user_csv, sample, scale_arrivals,
+                     starburst_sb1, synthetic)
+
+DESCRIPTION = """\
+Replay real or synthetic Jobs through the same decision code the controller runs, on a
+virtual cluster and cloud, and report what the policy costs and how long Jobs wait.
+
+With no options: the first 1,500 Jobs of week 6 of the bundled Microsoft Philly trace (about
+1.3 days of arrivals) on 64 nodes x 8 GPUs, with the embedded default policy.
+
+traces (--trace):
+  philly              bundled Philly weeks 0-11 (choose with --weeks; default 6-6)
+  sb1                 Starburst's Table 4 synthetic burst (500 Jobs, seed 13); use --scenario sb1
+  synthetic           --jobs N --rate JOBS_PER_HOUR, exponential run times, the Philly GPU mix
+  csv:PATH            your own trace; columns:
+""" + "\n".join(f"                        {k}: {v}" for k, v in USER_CSV_COLUMNS.items()) + """
+  alibaba:PATH        Alibaba OpenB pods (e.g. shared/data/alibaba_gpu2023/pods.csv.gz)
+
+policies (--policy FILE, --baseline NAME, --compare NAME_OR_FILE ...):
+""" + "\n".join(f"  {k:19s} {v[0]}" for k, v in BASELINES.items()) + """
+  default             the embedded default policy (spillway policy show)
+
+examples:
+  spillway sim
+  spillway sim --compare default no-wait compute-wait always-on-demand
+  spillway sim --scenario sb1 --compare no-wait constant-wait compute-wait
+  spillway sim --trace csv:jobs.csv --cluster 16x8:NVIDIA-A100-SXM4-80GB --policy mine.yaml -o json
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sim", help="replay a trace through the policy and report cost vs. waiting",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trace", default="philly", help="philly | sb1 | synthetic | csv:PATH | alibaba:PATH")
+    p.add_argument("--weeks", default="6-6", help="Philly weeks FIRST-LAST (0-11), default 6-6")
+    p.add_argument("--max-jobs", type=int, default=1500, metavar="N",
+                   help="only the first N Jobs of the slice (default 1500; 0: all)")
+    p.add_argument("--jobs", type=int, default=1000, help="synthetic: number of Jobs")
+    p.add_argument("--rate", type=float, default=32.0, help="synthetic: arrivals per hour")
+    p.add_argument("--sample", type=float, default=None, metavar="FRACTION", help="keep this fraction of Jobs")
+    p.add_argument("--scale-arrivals", type=float, default=None, metavar="X",
+                   help="compress time by X (X > 1: more load)")
+    p.add_argument("--cluster", default="64x8", help="NODESxGPUS[:GPU_PRODUCT], comma-separated groups")
+    p.add_argument("--scenario", choices=["sb1"], help="sb1: Starburst Table 4 (trace, 4x8, no start-up, exact events)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--policy", metavar="FILE", help="BurstPolicy YAML")
+    group.add_argument("--baseline", choices=sorted(BASELINES), help="a ready-made baseline policy")
+    group.add_argument("--compare", nargs="+", metavar="POLICY", help="several policies side by side")
+    p.add_argument("--tick", type=float, default=60.0, metavar="SECONDS",
+                   help="controller cycle; 0 decides at every event (default 60)")
+    p.add_argument("--startup", type=float, default=420.0, metavar="SECONDS", help="SageMaker start-up")
+    p.add_argument("--spot", choices=["poisson", "trace", "none"], default="poisson",
+                   help="spot interruptions: Spot Advisor bands, real AWS traces, or none")
+    p.add_argument("--spot-trace", metavar="ID", help=f"one trace of {len(spot_traces())} (default: random per burst)")
+    p.add_argument("--restart-overhead", type=float, default=600.0, metavar="SECONDS")
+    p.add_argument("--estimate-error", type=float, default=0.0, metavar="SIGMA",
+                   help="runtime estimates = truth x lognormal(0, SIGMA)")
+    p.add_argument("--optimizer", choices=["greedy", "cpsat"], default="greedy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    p.add_argument("--jobs-csv", metavar="FILE", help="write one row per Job (with --compare: one file per policy)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    jobs, nodes, cloud, tick = _world(args)
+    policies = _policies(args)
+    summaries, wall = [], {}
+    for name, policy in policies:
+        started = time.perf_counter()
+        if not args.no_progress and sys.stderr.isatty():
+            print(f"simulating {len(jobs)} Jobs with policy '{name}' ...", file=sys.stderr)
+        config = SimConfig(nodes, policy, cloud, tick, args.seed, args.optimizer, args.estimate_error,
+                           progress=not args.no_progress and sys.stderr.isatty())
+        sim, records = simulate(jobs, config)
+        wall[name] = time.perf_counter() - started
+        summaries.append(summarize(name, sim, records))
+        if args.jobs_csv:
+            path = Path(args.jobs_csv)
+            if len(policies) > 1:
+                path = path.with_name(f"{path.stem}-{name}{path.suffix or '.csv'}")
+            path.write_text(jobs_csv(records))
+    if args.output == "table":
+        print(render(summaries))
+        total_gpus = sum(n.allocatable_gpus for n in nodes)
+        print(f"\n{len(jobs)} Jobs, {len(nodes)} nodes / {total_gpus} GPUs, tick {tick:g} s, spot model "
+              f"{cloud.spot}, seed {args.seed}. Simulated in " +
+              ", ".join(f"{n} {w:.1f} s" for n, w in wall.items()) + ".")
+    else:
+        emit({"scenario": {"jobs": len(jobs), "nodes": len(nodes), "tick_seconds": tick, "spot": cloud.spot,
+                           "startup_seconds": cloud.startup_seconds, "seed": args.seed},
+              "results": [s.as_dict() for s in summaries]}, args.output)
+    return 0
+
+
+def emit(data, fmt: str) -> None:
+    import json
+
+    import yaml
+
+    if fmt == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+
+
+def _world(args):
+    trace = args.trace
+    tick, cloud = args.tick, CloudModel(args.startup, args.spot, args.spot_trace, args.restart_overhead)
+    cluster = args.cluster
+    if args.scenario == "sb1":
+        trace, cluster, tick = "sb1", "4x8", 0.0
+        cloud = CloudModel(0.0, "none", None, 0.0)
+    if trace == "philly":
+        first, _, last = args.weeks.partition("-")
+        try:
+            weeks = (int(first), int(last or first))
+        except ValueError:
+            raise InputError([InputIssue("--weeks", "", f"expected FIRST-LAST like 6-6, got {args.weeks!r}",
+                                         "weeks are 0..11")]) from None
+        jobs = load_philly(weeks=weeks)
+    elif trace == "sb1":
+        jobs = starburst_sb1()
+    elif trace == "synthetic":
+        jobs = synthetic(args.jobs, args.rate, args.seed)
+    elif trace.startswith("csv:"):
+        jobs = load_user_csv(Path(trace[4:]))
+    elif trace.startswith("alibaba:"):
+        jobs = load_alibaba(Path(trace[8:]))
+    else:
+        raise InputError([InputIssue("--trace", "", f"unknown trace {trace!r}",
+                                     "use philly, sb1, synthetic, csv:PATH or alibaba:PATH")])
+    if args.sample is not None:
+        jobs = sample(jobs, args.sample, args.seed)
+    if args.max_jobs and trace != "sb1":
+        jobs = jobs[: args.max_jobs]
+    if args.scale_arrivals:
+        jobs = scale_arrivals(jobs, args.scale_arrivals)
+    if not jobs:
+        raise InputError([InputIssue("--trace", "", "the trace has no Jobs in the chosen slice",
+                                     "choose other --weeks, or a larger --sample")])
+    nodes = parse_cluster(cluster)
+    _check_fit(jobs, nodes)
+    return jobs, nodes, cloud, tick
+
+
+def parse_cluster(text: str) -> tuple[Node, ...]:
+    nodes: list[Node] = []
+    for group in text.split(","):
+        shape, _, product = group.strip().partition(":")
+        count, _, gpus = shape.partition("x")
+        try:
+            n, g = int(count), int(gpus)
+            if n < 0 or g < 0:
+                raise ValueError
+        except ValueError:
+            raise InputError([InputIssue("--cluster", "", f"expected NODESxGPUS[:PRODUCT], got {group!r}",
+                                         "e.g. 64x8 or 4x8:NVIDIA-A100-SXM4-80GB,2x4:NVIDIA-A10G")]) from None
+        start = len(nodes)
+        nodes += [Node(f"node-{start + i:04d}", g, product or None) for i in range(n)]
+    if not any(n.allocatable_gpus for n in nodes):
+        raise InputError([InputIssue("--cluster", "", "the cluster has no GPUs",
+                                     "give at least one node with GPUs, e.g. --cluster 4x8")])
+    return tuple(nodes)
+
+
+def _check_fit(jobs, nodes) -> None:
+    biggest = max(n.allocatable_gpus for n in nodes)
+    too_big = [j for j in jobs if j.gpus_per_pod > biggest]
+    if too_big and len(too_big) == len(jobs):
+        raise InputError([InputIssue("--cluster", "", f"no Job fits a node (largest node has {biggest} GPUs, "
+                                     f"Jobs want up to {max(j.gpus_per_pod for j in jobs)} per pod)",
+                                     "give bigger nodes, or let them burst with a policy that allows it")])
+
+
+def _policies(args) -> list[tuple[str, BurstPolicy]]:
+    if args.compare:
+        return [_policy(item, args.scenario) for item in args.compare]
+    if args.baseline:
+        return [_policy(args.baseline, args.scenario)]
+    if args.policy:
+        return [_policy(args.policy, args.scenario)]
+    return [("default", default_policy())]
+
+
+def _policy(item: str, scenario: str | None) -> tuple[str, BurstPolicy]:
+    if item == "default":
+        return item, default_policy()
+    if item in BASELINES:
+        return item, scenario_baseline(item, scenario)
+    path = Path(item)
+    if not path.exists():
+        raise InputError([InputIssue(item, "", "neither a baseline nor a policy file",
+                                     f"use a file path, 'default', or one of {', '.join(BASELINES)}")])
+    return path.stem, load_policy(path.read_text(), item)
