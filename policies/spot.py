@@ -42,7 +42,8 @@ def spot_window(
 ) -> SpotWindow:
     cap = max(int(math.ceil(runtime_cap_seconds)), 1)
     if deadline is None:
-        max_wait = int(math.ceil(cap * max_wait_factor))
+        # MaxWaitTimeInSeconds covers waiting for capacity and start-up as well as training.
+        max_wait = int(math.ceil(startup_seconds + cap * max_wait_factor))
         return SpotWindow(True, now + max_wait, max_wait, cap)
     fallback = deadline - safety_margin_seconds - (startup_seconds + restart_overhead_seconds + runtime_seconds)
     window = fallback - now
@@ -83,3 +84,46 @@ def spot_fallback_due(
         return True
     expected = runtime_seconds * min((now - launch_time + 2 * restart_overhead_seconds) / span, 1.0)
     return progress_seconds < expected
+
+
+# --- Per-tick spot/on-demand/idle rules for one deadline Job ("Can't Be Late", NSDI'24) -----------
+# The simulator replays them on availability traces; the controller applies the same rules to a
+# running burst. `current` is what the Job runs on now: "spot", "od" or "none".
+
+
+def greedy_choice(*, current: str, spot_available: bool, remaining_work: float, remaining_time: float,
+                  overhead: float, tick: float) -> str:
+    """Greedy with the safety net of the paper's early simulator: spot whenever it is there, idle
+    otherwise, and on-demand to the end once ceil((C + d) / tick) * tick >= R."""
+    if current == "od":
+        return "od"
+    if current == "spot" and spot_available:
+        return "spot"  # exploitation: stay on spot until preempted
+    if math.ceil((remaining_work + overhead) / tick) * tick >= remaining_time:
+        return "od"
+    return "spot" if spot_available else "none"
+
+
+def uniform_progress_choice(*, current: str, spot_available: bool, remaining_work: float, remaining_time: float,
+                            total_work: float, total_time: float, overhead: float, tick: float,
+                            changeover_done: bool) -> str:
+    """Uniform Progress: keep progress at or above C(0) * t / R(0), take spot whenever it is there,
+    hold on-demand until progress is ahead of the pace 2d from now, and keep the safety net."""
+    elapsed = total_time - remaining_time
+    progress = total_work - remaining_work
+
+    def expected(t: float) -> float:
+        return total_work * min(t / total_time, 1.0) if total_time > 0 else total_work
+
+    ticks = lambda x: math.ceil(x / tick) * tick  # noqa: E731
+    if ticks(remaining_work + overhead) >= remaining_time:
+        return "spot" if current == "spot" and changeover_done and spot_available else "od"
+    if current in ("none", "od") and ticks(remaining_work + 2 * overhead) >= remaining_time:
+        return "od"
+    if current == "od":
+        if not spot_available or expected(elapsed + 2 * overhead) - progress >= 0:
+            return "od"
+        return "spot"
+    if spot_available:
+        return "spot"
+    return "od" if progress < expected(elapsed) else "none"
