@@ -145,7 +145,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
         return done(Placement.LOCAL, Reason.NOT_A_GPU_JOB, "requests no GPUs; nothing to decide, runs locally",
                     evidence(deadline_end=now + runtime))
 
-    fits_now = local_start <= now + EPSILON
+    fits_now = local_start <= now  # exact: a slot a microsecond away is not free now
     never = local_start == INF
     where = _local_words(job, slot, cycle, local_wait)
 

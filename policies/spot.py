@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 MIN_SPOT_WINDOW_FACTOR = 1.0  # spot must get at least one restart overhead of useful time
+MIN_SPOT_WINDOW_SECONDS = 60.0  # and never less than a minute before the fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ def spot_window(
         return SpotWindow(True, now + max_wait, max_wait, cap)
     fallback = deadline - safety_margin_seconds - (startup_seconds + restart_overhead_seconds + runtime_seconds)
     window = fallback - now
-    needed = startup_seconds + MIN_SPOT_WINDOW_FACTOR * restart_overhead_seconds
+    needed = max(startup_seconds + MIN_SPOT_WINDOW_FACTOR * restart_overhead_seconds, MIN_SPOT_WINDOW_SECONDS)
     if window < needed:
         return SpotWindow(
             False, fallback, 0, cap,

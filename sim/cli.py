@@ -75,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
     p.add_argument("--jobs-csv", metavar="FILE", help="write one row per Job (with --compare: one file per policy)")
+    p.add_argument("--plot", metavar="DIR", help="write PNG plots: cost vs. p95 wait (with the Pareto frontier), "
+                   "and queue, utilization and spend over time per policy")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.set_defaults(run=run)
 
@@ -82,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     jobs, nodes, cloud, tick = _world(args)
     policies = _policies(args)
-    summaries, wall = [], {}
+    summaries, wall, sims = [], {}, {}
     for name, policy in policies:
         started = time.perf_counter()
         if not args.no_progress and sys.stderr.isatty():
@@ -92,13 +94,27 @@ def run(args) -> int:
         sim, records = simulate(jobs, config)
         wall[name] = time.perf_counter() - started
         summaries.append(summarize(name, sim, records))
+        sims[name] = sim
         if args.jobs_csv:
             path = Path(args.jobs_csv)
             if len(policies) > 1:
                 path = path.with_name(f"{path.stem}-{name}{path.suffix or '.csv'}")
             path.write_text(jobs_csv(records))
+    plots = []
+    if args.plot:
+        from .plots import plot_pareto, plot_timeline
+
+        out_dir = Path(args.plot)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        gpus = sum(n.allocatable_gpus for n in nodes)
+        plots.append(plot_pareto(summaries, out_dir / "cost-vs-wait.png",
+                                 f"{len(jobs)} Jobs on {len(nodes)} nodes / {gpus} GPUs"))
+        for name, sim in sims.items():
+            plots.append(plot_timeline(sim, out_dir / f"timeline-{name}.png", f"policy {name}"))
     if args.output == "table":
         print(render(summaries))
+        for path in plots:
+            print(f"plot: {path}")
         total_gpus = sum(n.allocatable_gpus for n in nodes)
         print(f"\n{len(jobs)} Jobs, {len(nodes)} nodes / {total_gpus} GPUs, tick {tick:g} s, spot model "
               f"{cloud.spot}, seed {args.seed}. Simulated in " +

@@ -197,6 +197,7 @@ class Simulation:
                       f"day {t / 86400:.1f}", end="", file=sys.stderr, flush=True)
         if self.cfg.progress:
             print(file=sys.stderr)
+        self.samples.append((self.now, len(self.pending), self.busy_gpus, self._cloud_usd))
         return self.records
 
     def _changed(self) -> None:
@@ -247,7 +248,7 @@ class Simulation:
                 record.budget_blocked = True
             elif decision.reason == Reason.QUOTA_EXHAUSTED:
                 record.quota_blocked = True
-            if decision.placement == Placement.LOCAL and decision.evidence.local_wait_seconds <= 1e-6:
+            if decision.placement == Placement.LOCAL and decision.evidence.local_wait_seconds <= 0:
                 self._start_local(record, decision)
             elif decision.placement.is_cloud:
                 self._launch(record, decision)

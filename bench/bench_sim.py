@@ -1,0 +1,82 @@
+"""Simulation speed on Philly weeks 0-11 (71,472 jobs in the trace; 71,466 with a run time).
+
+    python bench/bench_sim.py                 # every configuration (see --help for a subset)
+    python bench/bench_sim.py --only no-wait:64 --timeout 300
+
+Runs each (policy, cluster) in a fresh process, event-driven (tick 0, as Starburst's simulator),
+and reports wall time, events/s, peak RSS and the time to only load the trace. Reference
+(issue 4): Starburst's own simulator on this kind of machine takes about 11 s (No-Wait, 64
+nodes), 73 s (Compute-Wait, 64 nodes), 194 s (Compute-Wait, 128 nodes); the goal is 10x faster,
+and the default policy under 5 s. The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ["no-wait:64", "compute-wait:64", "compute-wait:128", "no-wait:128", "default:64", "default:128"]
+
+
+def child(spec: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from policies import default_policy
+    from sim.cli import parse_cluster
+    from sim.cloud import CloudModel
+    from sim.engine import SimConfig, simulate
+    from sim.presets import baseline
+    from sim.report import summarize
+    from sim.traces import load_philly
+
+    name, nodes = spec.split(":")
+    t = time.perf_counter()
+    jobs = load_philly()
+    load_s = time.perf_counter() - t
+    policy = default_policy() if name == "default" else baseline(name)
+    config = SimConfig(parse_cluster(f"{nodes}x8"), policy, CloudModel(0.0, "none", None, 0.0), 0.0, 0)
+    t = time.perf_counter()
+    sim, records = simulate(jobs, config)
+    wall = time.perf_counter() - t
+    s = summarize(name, sim, records)
+    print(json.dumps({"config": spec, "jobs": len(jobs), "load_trace_s": round(load_s, 2), "wall_s": round(wall, 2),
+                      "events": sim.events, "events_per_s": round(sim.events / wall), "cycles": sim.decision_points,
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      "cloud_gpu_hours": round(s.cloud_gpu_hours), "wait_mean_h": round(s.wait_mean_hours, 3)}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", default=CONFIGS, metavar="POLICY:NODES")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per configuration (default 600)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    figures = {}
+    for spec in args.only:
+        print(f"{spec} ...", flush=True)
+        started = time.perf_counter()
+        try:
+            out = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True,
+                                 timeout=args.timeout)
+            if out.returncode != 0:
+                figures[spec] = {"error": out.stderr.strip().splitlines()[-1:]}
+            else:
+                figures[spec] = json.loads(out.stdout.strip().splitlines()[-1])
+        except subprocess.TimeoutExpired:
+            figures[spec] = {"timeout_s": args.timeout,
+                             "note": f"did not finish within {args.timeout:.0f} s"}
+        figures[spec].setdefault("elapsed_s", round(time.perf_counter() - started, 1))
+        print(f"  {figures[spec]}", flush=True)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
