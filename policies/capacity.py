@@ -140,15 +140,27 @@ class CapacityTimeline:
     @classmethod
     def from_nodes(cls, origin: float, nodes: tuple[Node, ...], releases: list[tuple[str, int, float]]):
         """releases: (node name, gpus, time the running pod frees them)."""
-        index = {n.name: i for i, n in enumerate(nodes)}
+        by_node: dict[str, list[tuple[float, int]]] = {}
+        for name, gpus, end in releases:
+            if gpus:
+                by_node.setdefault(name, []).append((end, gpus))
         timelines = []
         for n in nodes:
             cap = n.allocatable_gpus if n.schedulable else 0
-            timelines.append(NodeTimeline(n.name, n.gpu_product, cap, [origin], [cap]))
-        for name, gpus, end in releases:
-            i = index.get(name)
-            if i is not None and gpus:
-                timelines[i].add(origin, end, -gpus)
+            held = sorted(by_node.get(n.name, ()))
+            # Built in one pass: free GPUs rise at each release time.
+            free = cap - sum(g for _, g in held) if n.schedulable else 0
+            times, frees = [origin], [free]
+            for end, gpus in held:
+                if not n.schedulable:
+                    break
+                free += gpus
+                if end <= times[-1]:
+                    frees[-1] = free
+                else:
+                    times.append(end)
+                    frees.append(free)
+            timelines.append(NodeTimeline(n.name, n.gpu_product, cap, times, frees))
         return cls(origin, timelines)
 
     def copy(self) -> "CapacityTimeline":

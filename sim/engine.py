@@ -119,6 +119,7 @@ class Simulation:
         self.samples: list[tuple[float, int, int, float]] = []  # (t, queue, busy GPUs, cloud $ so far)
         self._cloud_usd = 0.0
         self._by_key: dict[str, JobRecord] = {}
+        self.inflight: dict[tuple[str, str], list] = {}  # (namespace, type) -> [instances, committed USD]
         self.wake_at: dict[int, float] = {}
         self.next_arrival = 0
         self.finished = 0
@@ -269,8 +270,9 @@ class Simulation:
             expected = start + req.runtime_estimate_seconds
             for node, gpus in nodes:
                 running.append(RunningPod(req.key, node, gpus, SIM_EPOCH + start, SIM_EPOCH + expected))
-        cloud = tuple(CloudJob(r.record.request.key, r.record.request.namespace, r.instance_type, r.count,
-                               r.committed) for r in self.cloud.values())
+        # In-flight bursts, summed per (namespace, type): all the core reads of them is quota and budget.
+        cloud = tuple(CloudJob(f"{ns}/*", ns, itype, count, committed)
+                      for (ns, itype), (count, committed) in sorted(self.inflight.items()) if count)
         day, month = self._day_month(now_abs)
         namespaces = {r.request.namespace for r in self.pending.values()}
         spend = tuple(Spend(ns, self.spend_day.get((ns, day), 0.0), self.spend_month.get((ns, month), 0.0))
@@ -326,6 +328,9 @@ class Simulation:
                         deadline=None if record.request.deadline is None else record.request.deadline - SIM_EPOCH)
         record.placement, record.start, record.instance_type = decision.placement.value, self.now, launch.instance_type
         self.cloud[job_id] = run
+        agg = self.inflight.setdefault((record.request.namespace, launch.instance_type), [0, 0.0])
+        agg[0] += launch.instance_count
+        agg[1] += committed
         if launch.spot:
             rng = np.random.default_rng([self.cfg.seed, 2, job_id])
             rate = itype.interruptions_per_hour * launch.instance_count
@@ -423,6 +428,9 @@ class Simulation:
         rec = run.record
         job_id = int(rec.request.uid)
         del self.cloud[job_id]
+        agg = self.inflight[(rec.request.namespace, run.instance_type)]
+        agg[0] -= run.count
+        agg[1] -= run.committed
         rec.finish = self.now
         self.finished += 1
         cost = rec.cloud_usd
