@@ -44,9 +44,8 @@ examples:
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sim", help="replay a trace through the policy and report cost vs. waiting",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_world_options(p: argparse.ArgumentParser) -> None:
+    """The trace, the cluster and the cloud: shared by `sim` and `tune`."""
     p.add_argument("--trace", default="philly", help="philly | sb1 | synthetic | csv:PATH | alibaba:PATH")
     p.add_argument("--weeks", default="6-6", help="Philly weeks FIRST-LAST (0-11), default 6-6")
     p.add_argument("--max-jobs", type=int, default=1500, metavar="N",
@@ -58,10 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compress time by X (X > 1: more load)")
     p.add_argument("--cluster", default="64x8", help="NODESxGPUS[:GPU_PRODUCT], comma-separated groups")
     p.add_argument("--scenario", choices=["sb1"], help="sb1: Starburst Table 4 (trace, 4x8, no start-up, exact events)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--policy", metavar="FILE", help="BurstPolicy YAML")
-    group.add_argument("--baseline", choices=sorted(BASELINES), help="a ready-made baseline policy")
-    group.add_argument("--compare", nargs="+", metavar="POLICY", help="several policies side by side")
     p.add_argument("--tick", type=float, default=60.0, metavar="SECONDS",
                    help="controller cycle; 0 decides at every event (default 60)")
     p.add_argument("--startup", type=float, default=420.0, metavar="SECONDS", help="SageMaker start-up")
@@ -73,12 +68,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="runtime estimates = truth x lognormal(0, SIGMA)")
     p.add_argument("--optimizer", choices=["greedy", "cpsat"], default="greedy")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
-    p.add_argument("--jobs-csv", metavar="FILE", help="write one row per Job (with --compare: one file per policy)")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots: cost vs. p95 wait (with the Pareto frontier), "
                    "and queue, utilization and spend over time per policy")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sim", help="replay a trace through the policy and report cost vs. waiting",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_world_options(p)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--policy", metavar="FILE", help="BurstPolicy YAML")
+    group.add_argument("--baseline", choices=sorted(BASELINES), help="a ready-made baseline policy")
+    group.add_argument("--compare", nargs="+", metavar="POLICY", help="several policies side by side")
+    p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    p.add_argument("--jobs-csv", metavar="FILE", help="write one row per Job (with --compare: one file per policy)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.set_defaults(run=run)
+    from .tune import register as register_tune
+
+    register_tune(sub, add_world_options)
 
 
 def run(args) -> int:

@@ -209,3 +209,22 @@ def test_spillway_forecast_rules_beat_compute_wait_at_equal_wait_on_sb1():
     assert s.wait_mean_hours <= 0.0512
     assert s.cloud_gpu_hours == pytest.approx(209.84, abs=0.01)
     assert s.cloud_gpu_hours < 233.601 * 0.91
+
+
+def test_tune_finds_the_cheapest_policy_meeting_the_goal(capsys, tmp_path):
+    out = tmp_path / "tuned.yaml"
+    code = main(["tune", "--scenario", "sb1", "--param", "local.maxWaitSeconds=0,900,3600",
+                 "--goal", "wait_p95_hours<=0.3", "--write", str(out), "--workers", "1"])
+    text = capsys.readouterr().out
+    assert code == 0 and "BEST" in text
+    from policies import load_policy
+    tuned = load_policy(out.read_text())
+    assert tuned.spec.local.max_wait_seconds == 900  # 0 costs more; 3600 waits too long at p95
+    assert "cheapest of 3 combinations" in out.read_text()
+
+
+def test_tune_reports_bad_parameters_and_goals(capsys):
+    assert main(["tune", "--scenario", "sb1", "--param", "local.maxWaitSeconds=-5"]) == 1
+    assert "local.maxWaitSeconds=-5" in capsys.readouterr().err
+    assert main(["tune", "--scenario", "sb1", "--goal", "speed>9000"]) == 1
+    assert "cannot read goal" in capsys.readouterr().err
