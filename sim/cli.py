@@ -81,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--baseline", choices=sorted(BASELINES), help="a ready-made baseline policy")
     group.add_argument("--compare", nargs="+", metavar="POLICY", help="several policies side by side")
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    p.add_argument("--hindsight", type=float, metavar="SECONDS",
+                   help="also solve the hindsight-optimal schedule (CP-SAT, this time limit) at the first "
+                        "policy's average wait: the yardstick for the gap to optimal (windows of <= 500 Jobs)")
     p.add_argument("--jobs-csv", metavar="FILE", help="write one row per Job (with --compare: one file per policy)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.set_defaults(run=run)
@@ -103,11 +106,26 @@ def run(args) -> int:
         wall[name] = time.perf_counter() - started
         summaries.append(summarize(name, sim, records))
         sims[name] = sim
+        if len(summaries) == 1:
+            first_records = records
         if args.jobs_csv:
             path = Path(args.jobs_csv)
             if len(policies) > 1:
                 path = path.with_name(f"{path.stem}-{name}{path.suffix or '.csv'}")
             path.write_text(jobs_csv(records))
+    oracle = None
+    if args.hindsight:
+        from .hindsight import hindsight_optimal
+
+        if len(jobs) > 500:
+            raise InputError([InputIssue("--hindsight", "", f"{len(jobs)} Jobs is too many for the oracle",
+                                         "use --max-jobs 500 or fewer")])
+        first = summaries[0]
+        hint = {r.trace.id: (r.placement.startswith("SageMaker"), r.start) for r in first_records}
+        oracle = hindsight_optimal(jobs, sum(n.allocatable_gpus for n in nodes),
+                                   first.wait_mean_hours * first.jobs,
+                                   node_gpus=[n.allocatable_gpus for n in nodes if n.schedulable],
+                                   time_limit_seconds=args.hindsight, hint=hint)
     plots = []
     if args.plot:
         from .plots import plot_pareto, plot_timeline
@@ -124,13 +142,18 @@ def run(args) -> int:
         for path in plots:
             print(f"plot: {path}")
         total_gpus = sum(n.allocatable_gpus for n in nodes)
+        if oracle is not None:
+            print(f"\nhindsight-optimal at {summaries[0].policy}'s average wait ({summaries[0].wait_mean_hours:.4f} h): "
+                  f"{oracle.cloud_gpu_hours:.2f} cloud GPU-hours (CP-SAT {oracle.status} in {oracle.wall_seconds:.0f} s, "
+                  f"nodes packed exactly; {summaries[0].policy}: {summaries[0].cloud_gpu_hours:.2f})")
         print(f"\n{len(jobs)} Jobs, {len(nodes)} nodes / {total_gpus} GPUs, tick {tick:g} s, spot model "
               f"{cloud.spot}, seed {args.seed}. Simulated in " +
               ", ".join(f"{n} {w:.1f} s" for n, w in wall.items()) + ".")
     else:
         emit({"scenario": {"jobs": len(jobs), "nodes": len(nodes), "tick_seconds": tick, "spot": cloud.spot,
                            "startup_seconds": cloud.startup_seconds, "seed": args.seed},
-              "results": [s.as_dict() for s in summaries]}, args.output)
+              "results": [s.as_dict() for s in summaries],
+              "hindsight": None if oracle is None else oracle.__dict__}, args.output)
     return 0
 
 

@@ -228,3 +228,16 @@ def test_tune_reports_bad_parameters_and_goals(capsys):
     assert "local.maxWaitSeconds=-5" in capsys.readouterr().err
     assert main(["tune", "--scenario", "sb1", "--goal", "speed>9000"]) == 1
     assert "cannot read goal" in capsys.readouterr().err
+
+
+def test_hindsight_oracle_is_no_worse_than_an_online_policy_at_the_same_wait():
+    from sim.hindsight import hindsight_optimal
+
+    jobs = starburst_sb1()[:40]
+    sim, r = run(jobs, scenario_baseline("forecast-wait", "sb1"), nodes=parse_cluster("4x8"))
+    online = summarize("f", sim, list(r.values()))
+    oracle = hindsight_optimal(jobs, 32, online.wait_mean_hours * online.jobs, node_gpus=[8, 8, 8, 8],
+                               slot_seconds=30, time_limit_seconds=20)
+    assert oracle.status in ("OPTIMAL", "FEASIBLE")
+    assert oracle.total_wait_hours <= online.wait_mean_hours * online.jobs + 1e-9
+    assert oracle.cloud_gpu_hours <= online.cloud_gpu_hours + 0.5  # 30-s slots round run times up
