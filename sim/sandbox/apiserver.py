@@ -1,0 +1,366 @@
+"""An HTTP server on loopback that speaks enough of the Kubernetes REST API for the official
+`kubernetes` client and kubectl: discovery, CRUD, list/watch with resourceVersions, selectors,
+the status subresource, three patch types, finalizers, garbage collection, CRDs and Status errors.
+
+Traps avoided (shared/notes/infra.md section 3): TCP_NODELAY, or every keep-alive call waits
+~40 ms for a delayed ACK; and watches are sent chunked, or the client blocks until the
+connection closes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+from urllib.parse import parse_qs, urlparse
+
+import yaml
+
+from . import patches
+from .resources import ResourceType
+from .selectors import SelectorError, field_matcher, label_matcher
+from .store import ApiError, Store
+from .validation import job_spec_immutable_changes, validate
+
+K8S_VERSION = {"major": "1", "minor": "35", "gitVersion": "v1.35.0-spillway-sandbox", "gitCommit": "sandbox",
+               "gitTreeState": "clean", "buildDate": "2026-11-28T00:00:00Z", "goVersion": "go1.25",
+               "compiler": "gc", "platform": "linux/amd64"}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "SandboxServer"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, fmt, *args) -> None:  # quiet; the server keeps its own access log if asked
+        if self.server.verbose:
+            super().log_message(fmt, *args)
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _send(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None
+        try:
+            if "yaml" in (self.headers.get("Content-Type") or ""):
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from None
+
+    def _route(self, method: str) -> None:
+        try:
+            url = urlparse(self.path)
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            parts = [p for p in url.path.split("/") if p]
+            if self._discovery(parts):
+                return
+            self._resource(method, parts, query)
+        except ApiError as exc:
+            self._send(exc.code, exc.status())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    do_GET = lambda self: self._route("GET")  # noqa: E731
+    do_POST = lambda self: self._route("POST")  # noqa: E731
+    do_PUT = lambda self: self._route("PUT")  # noqa: E731
+    do_PATCH = lambda self: self._route("PATCH")  # noqa: E731
+    do_DELETE = lambda self: self._route("DELETE")  # noqa: E731
+
+    # --- discovery -------------------------------------------------------------------------------
+
+    def _discovery(self, parts: list[str]) -> bool:
+        store = self.server.store
+        if self.command != "GET":
+            return False
+        if parts in (["version"], ["version", ""]):
+            self._send(200, K8S_VERSION)
+            return True
+        if parts == ["api"]:
+            self._send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.server.server_port}"}]})
+            return True
+        groups: dict[str, list[str]] = {}
+        for (g, v, _), _t in sorted(store.types.items()):
+            if g:
+                groups.setdefault(g, [])
+                if v not in groups[g]:
+                    groups[g].append(v)
+        if parts == ["apis"]:
+            self._send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                 "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}} for g, vs in groups.items()]})
+            return True
+        if len(parts) == 2 and parts[0] == "apis" and parts[1] in groups:
+            vs = groups[parts[1]]
+            self._send(200, {"kind": "APIGroup", "apiVersion": "v1", "name": parts[1],
+                             "versions": [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in vs],
+                             "preferredVersion": {"groupVersion": f"{parts[1]}/{vs[0]}", "version": vs[0]}})
+            return True
+        gv = None
+        if parts == ["api", "v1"]:
+            gv = ("", "v1")
+        elif len(parts) == 3 and parts[0] == "apis":
+            gv = (parts[1], parts[2])
+        if gv is None:
+            return False
+        listed = [t for (g, v, _), t in sorted(store.types.items()) if (g, v) == gv]
+        if not listed:
+            raise ApiError(404, "NotFound", f"the server could not find the requested resource {'/'.join(parts)}")
+        self._send(200, {"kind": "APIResourceList", "apiVersion": "v1",
+                         "groupVersion": f"{gv[0]}/{gv[1]}" if gv[0] else gv[1],
+                         "resources": [r for t in listed for r in t.discovery()]})
+        return True
+
+    # --- resources -------------------------------------------------------------------------------
+
+    def _resource(self, method: str, parts: list[str], query: dict) -> None:
+        store = self.server.store
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", f"the server could not find the requested resource {self.path}")
+        ns = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            ns, rest = rest[1], rest[2:]
+        if not rest:
+            raise ApiError(404, "NotFound", "no resource named")
+        t = store.type_for(group, version, rest[0])
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if sub not in (None, "status"):
+            raise ApiError(404, "NotFound", f"subresource {sub!r} is not served")
+        if t.namespaced and ns is None and method not in ("GET",) and name is None and method != "POST":
+            raise ApiError(405, "MethodNotAllowed", "a namespace is required")
+        if not t.namespaced:
+            ns = ""
+        if method == "GET":
+            if name is None:
+                if query.get("watch") in ("1", "true"):
+                    return self._watch(t, ns if t.namespaced else None, query)
+                return self._list(t, ns if t.namespaced else None, query)
+            return self._send(200, store.get(t, ns or "", name))
+        if method == "POST":
+            if name is not None:
+                raise ApiError(405, "MethodNotAllowed", "POST to a named resource")
+            obj = self._object(t, self._body(), ns)
+            self._check(t, obj, query)
+            if query.get("dryRun") == "All":
+                return self._send(201, obj)
+            return self._send(201, store.create(t, ns or "", obj))
+        if name is None:
+            raise ApiError(405, "MethodNotAllowed", f"{method} needs a resource name")
+        if method == "PUT":
+            obj = self._object(t, self._body(), ns)
+            if (obj.get("metadata") or {}).get("name") not in (None, name):
+                raise ApiError(400, "BadRequest", "the name of the object does not match the name in the URL")
+            obj.setdefault("metadata", {})["name"] = name
+            return self._send(200, self._write(t, ns or "", name, obj, sub, query))
+        if method == "PATCH":
+            body = self._body()
+            current = store.get(t, ns or "", name)
+            try:
+                patched = patches.apply(self.headers.get("Content-Type") or "", current, body)
+            except patches.PatchError as exc:
+                code = 415 if "unsupported" in str(exc) or "not supported" in str(exc) else 422
+                raise ApiError(code, "UnsupportedMediaType" if code == 415 else "Invalid", str(exc)) from None
+            if not isinstance(patched, dict):
+                raise ApiError(422, "Invalid", "the patch did not produce an object")
+            return self._send(200, self._write(t, ns or "", name, patched, sub, query))
+        if method == "DELETE":
+            body = self._body() or {}
+            orphan = (body.get("propagationPolicy") or query.get("propagationPolicy")) == "Orphan"
+            obj = store.delete(t, ns or "", name, orphan=orphan)
+            return self._send(200, obj)
+        raise ApiError(405, "MethodNotAllowed", method)
+
+    def _object(self, t: ResourceType, body, ns) -> dict:
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the request body must be a JSON object")
+        if body.get("kind") not in (None, t.kind):
+            raise ApiError(400, "BadRequest", f"the kind {body.get('kind')!r} does not match {t.kind}")
+        meta = body.get("metadata")
+        if meta is not None and not isinstance(meta, dict):
+            raise ApiError(400, "BadRequest", "metadata must be an object")
+        if t.namespaced and meta and meta.get("namespace") not in (None, ns):
+            raise ApiError(400, "BadRequest", "the namespace of the object does not match the namespace on the URL")
+        return body
+
+    def _check(self, t: ResourceType, obj: dict, query: dict) -> None:
+        probe = obj
+        if not (obj.get("metadata") or {}).get("name") and (obj.get("metadata") or {}).get("generateName"):
+            probe = {**obj, "metadata": {**obj["metadata"], "name": obj["metadata"]["generateName"] + "x"}}
+        causes = validate(t, probe, strict=query.get("fieldValidation") == "Strict")
+        if causes:
+            name = (obj.get("metadata") or {}).get("name", "")
+            raise ApiError(422, "Invalid", f'{t.kind}.{t.group or "core"} "{name}" is invalid: ' +
+                           ", ".join(f"{c['field']}: {c['message']}" for c in causes),
+                           {"name": name, "group": t.group, "kind": t.kind, "causes": causes})
+
+    def _write(self, t, ns, name, obj, sub, query) -> dict:
+        store = self.server.store
+        if sub is None:
+            self._check(t, obj, query)
+
+        def immutable(old, new):
+            if t.group == "batch" and t.kind == "Job" and sub is None:
+                causes = job_spec_immutable_changes(old, new)
+                if causes:
+                    raise ApiError(422, "Invalid", f'Job.batch "{name}" is invalid: ' +
+                                   ", ".join(f"{c['field']}: {c['message']}" for c in causes),
+                                   {"name": name, "group": "batch", "kind": "Job", "causes": causes})
+
+        if query.get("dryRun") == "All":
+            return obj
+        return store.update(t, ns, name, obj, subresource=sub, check=immutable)
+
+    def _list(self, t: ResourceType, ns, query) -> None:
+        store = self.server.store
+        try:
+            labels, fields = label_matcher(query.get("labelSelector")), field_matcher(query.get("fieldSelector"))
+        except SelectorError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from None
+        items, rv = store.list(t, ns)
+        items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
+        meta = {"resourceVersion": str(rv)}
+        start = 0
+        if query.get("continue"):
+            try:
+                start = int(base64.urlsafe_b64decode(query["continue"]).decode())
+            except ValueError:
+                raise ApiError(400, "BadRequest", "invalid continue token") from None
+        limit = int(query.get("limit") or 0)
+        page = items[start:start + limit] if limit else items[start:]
+        if limit and start + limit < len(items):
+            meta["continue"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+            meta["remainingItemCount"] = len(items) - start - limit
+        self._send(200, {"kind": f"{t.kind}List", "apiVersion": t.group_version, "metadata": meta, "items": page})
+
+    def _watch(self, t: ResourceType, ns, query) -> None:
+        store = self.server.store
+        labels, fields = label_matcher(query.get("labelSelector")), field_matcher(query.get("fieldSelector"))
+        timeout = float(query.get("timeoutSeconds") or 1800)
+        bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
+        deadline = time.monotonic() + timeout
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def emit(kind: str, obj: dict) -> None:
+            line = (json.dumps({"type": kind, "object": obj}) + "\n").encode()
+            self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            self.wfile.flush()
+
+        def visible(obj: dict) -> bool:
+            return (ns is None or obj["metadata"].get("namespace") == ns) and \
+                labels(obj["metadata"].get("labels") or {}) and fields(obj)
+
+        rv_text = query.get("resourceVersion") or ""
+        if rv_text in ("", "0"):
+            items, rv = store.list(t, ns)
+            for obj in items:
+                if visible(obj):
+                    emit("ADDED", obj)
+        else:
+            try:
+                rv = int(rv_text)
+            except ValueError:
+                raise ApiError(400, "BadRequest", f"invalid resourceVersion {rv_text!r}") from None
+        last_bookmark = time.monotonic()
+        try:
+            while not self.server.stopping.is_set():
+                events = store.events_since(rv, t.group, t.plural)
+                if events is None:
+                    emit("ERROR", {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                   "message": f"too old resource version: {rv} ({store.history[0].rv - 1})",
+                                   "reason": "Expired", "code": 410})
+                    break
+                for e in events:
+                    rv = e.rv
+                    if visible(e.obj):
+                        emit(e.type, e.obj)
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if bookmarks and now - last_bookmark >= self.server.bookmark_seconds:
+                    emit("BOOKMARK", {"kind": t.kind, "apiVersion": t.group_version,
+                                      "metadata": {"resourceVersion": str(max(rv, store.rv))}})
+                    last_bookmark = now
+                with store.changed:
+                    if not store.events_since(rv, t.group, t.plural):
+                        store.changed.wait(timeout=min(0.5, max(deadline - now, 0.01)))
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int = 0, *, clock: Callable[[], float] = time.time, history: int = 1000,
+                 verbose: bool = False, bookmark_seconds: float = 30.0):
+        super().__init__(("127.0.0.1", port), Handler)
+        self.store = Store(clock, history)
+        self.verbose = verbose
+        self.bookmark_seconds = bookmark_seconds
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.store.create(self.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": "default"}})
+        for crd in bundled_crds():
+            self.store.create(self.store.type_for("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", crd)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+    def start(self) -> "SandboxServer":
+        self.thread = threading.Thread(target=self.serve_forever, name="sandbox-apiserver", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self.store.changed:
+            self.store.changed.notify_all()
+        self.shutdown()
+        self.server_close()
+
+    def kubeconfig(self, path: Path) -> Path:
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "spillway-sandbox",
+            "clusters": [{"name": "spillway-sandbox", "cluster": {"server": self.url}}],
+            "users": [{"name": "sandbox-admin", "user": {"token": "sandbox"}}],
+            "contexts": [{"name": "spillway-sandbox", "context": {"cluster": "spillway-sandbox",
+                                                                  "user": "sandbox-admin", "namespace": "default"}}],
+        }, sort_keys=False))
+        return path
+
+
+def bundled_crds() -> list[dict]:
+    folder = resources.files("sim").joinpath("sandbox/crds")
+    return [yaml.safe_load(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".yaml")]

