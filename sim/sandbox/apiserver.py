@@ -95,6 +95,9 @@ class Handler(BaseHTTPRequestHandler):
         if parts in (["version"], ["version", ""]):
             self._send(200, K8S_VERSION)
             return True
+        if parts[:2] == ["openapi", "v3"]:
+            self._openapi_v3(parts[2:])
+            return True
         if parts == ["api"]:
             self._send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.server.server_port}"}]})
@@ -130,6 +133,33 @@ class Handler(BaseHTTPRequestHandler):
                          "groupVersion": f"{gv[0]}/{gv[1]}" if gv[0] else gv[1],
                          "resources": [r for t in listed for r in t.discovery()]})
         return True
+
+    def _openapi_v3(self, rest: list[str]) -> None:
+        """Just enough OpenAPI v3 for kubectl to see that the server validates fields itself
+        (fieldValidation on PATCH), so `kubectl apply` works without --validate=false."""
+        store = self.server.store
+        gvs = sorted({(g, v) for (g, v, _) in store.types})
+        path_of = lambda g, v: f"apis/{g}/{v}" if g else f"api/{v}"  # noqa: E731
+        if not rest:
+            self._send(200, {"paths": {path_of(g, v): {"serverRelativeURL": f"/openapi/v3/{path_of(g, v)}?hash=0"}
+                                       for g, v in gvs}})
+            return
+        wanted = "/".join(rest)
+        paths = {}
+        for (g, v, plural), t in store.types.items():
+            if path_of(g, v) != wanted:
+                continue
+            scope = "namespaces/{namespace}/" if t.namespaced else ""
+            gvk = {"group": g, "version": v, "kind": t.kind}
+            op = {"x-kubernetes-group-version-kind": gvk, "responses": {"200": {"description": "OK"}},
+                  "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                                 {"name": "dryRun", "in": "query", "schema": {"type": "string"}}]}
+            paths[f"/{wanted}/{scope}{plural}/{{name}}"] = {"get": op, "put": op, "patch": op, "delete": op}
+            paths[f"/{wanted}/{scope}{plural}"] = {"get": op, "post": op}
+        if not paths:
+            raise ApiError(404, "NotFound", f"no OpenAPI document for {wanted}")
+        self._send(200, {"openapi": "3.0.0", "info": {"title": "Kubernetes (Spillway sandbox)", "version": "v1.35.0"},
+                         "paths": paths, "components": {"schemas": {}}})
 
     # --- resources -------------------------------------------------------------------------------
 

@@ -1,0 +1,73 @@
+"""`spillway sandbox up`: a local Kubernetes API with simulated GPU nodes, for kubectl and the controller."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from policies import InputError, InputIssue
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sandbox", help="a local Kubernetes API with simulated GPU nodes (no cluster needed)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Run a small GPU cluster on this machine: an HTTP server on 127.0.0.1 that speaks the Kubernetes
+API (the official client and kubectl work unmodified), with simulated nodes, a Job controller,
+a GPU-aware scheduler and a kubelet that run pods in real time scaled by --time-scale.
+
+A pod runs for the seconds in its annotation sandbox.spillway.io/run-seconds (default 60),
+divided by the time scale. The SageMaker TrainingJob CRD (ACK) is installed.
+
+examples:
+  spillway sandbox up
+  spillway sandbox up --nodes 4x8:NVIDIA-A100-SXM4-80GB,2x4:NVIDIA-A10G --time-scale 600
+  export KUBECONFIG=$PWD/spillway-sandbox.kubeconfig; kubectl get nodes,jobs,pods""")
+    ssub = p.add_subparsers(title="sandbox commands", metavar="COMMAND")
+    up = ssub.add_parser("up", help="start the sandbox and serve until Ctrl-C")
+    up.add_argument("--nodes", default="4x8:NVIDIA-A100-SXM4-80GB", help="NODESxGPUS[:GPU_PRODUCT], comma-separated")
+    up.add_argument("--time-scale", type=float, default=60.0, help="virtual seconds per real second (default 60)")
+    up.add_argument("--port", type=int, default=16443, help="loopback port (default 16443; 0 picks a free one)")
+    up.add_argument("--kubeconfig", default="spillway-sandbox.kubeconfig", help="where to write the kubeconfig")
+    up.set_defaults(run=run_up)
+    p.set_defaults(run=lambda a: (p.print_help(), 2)[1])
+
+
+def run_up(args, *, ready: threading.Event | None = None, stop: threading.Event | None = None) -> int:
+    from .apiserver import SandboxServer
+    from .machinery import Machinery, add_nodes
+
+    if args.time_scale <= 0:
+        raise InputError([InputIssue("--time-scale", "", f"must be positive, got {args.time_scale}", "e.g. 60")])
+    try:
+        server = SandboxServer(args.port)
+    except OSError as exc:
+        raise InputError([InputIssue("--port", "", f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
+                                     "choose another --port, or 0 for any free one")]) from None
+    try:
+        names = add_nodes(server.store, args.nodes)
+    except ValueError:
+        server.server_close()
+        raise InputError([InputIssue("--nodes", "", f"expected NODESxGPUS[:PRODUCT], got {args.nodes!r}",
+                                     "e.g. 4x8:NVIDIA-A100-SXM4-80GB")]) from None
+    machinery = Machinery(server.store, time_scale=args.time_scale).start()
+    server.start()
+    config = server.kubeconfig(Path(args.kubeconfig).resolve())
+    print(f"Spillway sandbox: Kubernetes API v1.35 at {server.url}, {len(names)} GPU nodes, time x{args.time_scale:g}")
+    print(f"kubeconfig written to {config}\n")
+    print(f"  export KUBECONFIG={config}")
+    print("  kubectl get nodes,jobs,pods")
+    print("  kubectl apply -f job.yaml\n")
+    print("Ctrl-C stops it.", flush=True)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if ready:
+        ready.set()
+    stop.wait()
+    machinery.stop()
+    server.stop()
+    print("sandbox stopped")
+    return 0

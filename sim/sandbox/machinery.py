@@ -1,0 +1,245 @@
+"""The simulated cluster behind the sandbox API: a Job controller, a GPU-aware scheduler and a
+kubelet, in real time scaled by a factor. They act on the store as the real controllers act on
+the API server, so every change they make is seen by list and watch.
+
+- Job controller: pods for un-suspended Jobs (up to parallelism, until completions), Indexed
+  completion indexes, status (active/succeeded/failed, startTime, completionTime) and the Complete
+  or Failed condition, backoffLimit; a suspended Job loses its active pods; a Job whose
+  spec.managedBy names another controller is left alone (Kubernetes 1.35).
+- Scheduler: binds pending pods to a schedulable node with enough free nvidia.com/gpu, honouring
+  nodeSelector; best fit (fewest free GPUs left).
+- Kubelet: runs a bound pod for the duration in its annotation sandbox.spillway.io/run-seconds
+  (default 60 virtual seconds), then marks it Succeeded (or Failed with sandbox.spillway.io/fail).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timezone
+
+from .store import ApiError, Store
+
+RUN_SECONDS = "sandbox.spillway.io/run-seconds"
+FAIL = "sandbox.spillway.io/fail"
+GPU = "nvidia.com/gpu"
+JOB_CONTROLLER = "kubernetes.io/job-controller"
+
+
+def _ts(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def pod_gpus(pod: dict) -> int:
+    total = 0
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        res = c.get("resources") or {}
+        value = (res.get("limits") or {}).get(GPU) or (res.get("requests") or {}).get(GPU) or 0
+        try:
+            total += int(value)
+        except (TypeError, ValueError):
+            pass
+    return total
+
+
+class Machinery:
+    def __init__(self, store: Store, *, time_scale: float = 60.0, default_run_seconds: float = 60.0,
+                 period: float = 0.05):
+        self.store, self.scale, self.default_run = store, time_scale, default_run_seconds
+        self.period = period
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="sandbox-machinery", daemon=True)
+        t = store.type_for
+        self.jobs, self.pods, self.nodes = t("batch", "v1", "jobs"), t("", "v1", "pods"), t("", "v1", "nodes")
+
+    def start(self) -> "Machinery":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                with self.store.lock:
+                    self.reconcile()
+            except ApiError:
+                pass  # a conflicting write from a client; the next pass sees the new state
+            self.stopping.wait(self.period)
+
+    # --- one pass ----------------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        now = self.store.clock()
+        for (ns, name), job in list(self.store.objects[self.jobs.key].items()):
+            self._job(ns, name, job, now)
+        self._schedule()
+        self._kubelet(now)
+
+    def _pods_of(self, job: dict) -> list[dict]:
+        uid = job["metadata"]["uid"]
+        return [p for p in self.store.objects[self.pods.key].values()
+                if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])]
+
+    def _job(self, ns: str, name: str, job: dict, now: float) -> None:
+        spec, status = job.get("spec") or {}, job.get("status") or {}
+        if spec.get("managedBy") not in (None, JOB_CONTROLLER):
+            return
+        if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in status.get("conditions") or []):
+            return
+        pods = self._pods_of(job)
+        phase = lambda p: (p.get("status") or {}).get("phase", "Pending")  # noqa: E731
+        active = [p for p in pods if phase(p) in ("Pending", "Running")]
+        succeeded = sum(phase(p) == "Succeeded" for p in pods)
+        failed = sum(phase(p) == "Failed" for p in pods)
+        parallelism = spec.get("parallelism", 1) if spec.get("parallelism") is not None else 1
+        completions = spec.get("completions") if spec.get("completions") is not None else parallelism
+        if spec.get("suspend"):
+            for p in active:
+                self.store.delete(self.pods, ns, p["metadata"]["name"])
+            active = []
+        else:
+            indexed = spec.get("completionMode") == "Indexed"
+            used = {(p["metadata"].get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
+                    for p in pods if phase(p) in ("Pending", "Running", "Succeeded")}
+            want = min(parallelism, max(completions - succeeded, 0)) - len(active)
+            for _ in range(max(want, 0)):
+                index = next((str(i) for i in range(completions) if str(i) not in used), None) if indexed else None
+                if indexed and index is None:
+                    break
+                used.add(index)
+                active.append(self._create_pod(ns, job, index))
+        new_status = dict(status)
+        new_status.update({"active": len(active), "succeeded": succeeded, "failed": failed})
+        if not spec.get("suspend"):
+            new_status.setdefault("startTime", _ts(now))
+        for key in ("active", "succeeded", "failed"):
+            if not new_status[key]:
+                new_status.pop(key)
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") not in ("Suspended",)]
+        if spec.get("suspend"):
+            conditions.append({"type": "Suspended", "status": "True", "reason": "JobSuspended",
+                               "message": "Job suspended", "lastTransitionTime": _ts(now)})
+        if succeeded >= completions and completions > 0:
+            conditions += [{"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": _ts(now)}
+                           for t, r, m in (("SuccessCriteriaMet", "CompletionsReached", "Reached expected number "
+                                            "of succeeded pods"), ("Complete", "CompletionsReached",
+                                                                   "Reached expected number of succeeded pods"))]
+            new_status["completionTime"] = _ts(now)
+        elif failed > spec.get("backoffLimit", 6):
+            conditions += [{"type": t, "status": "True", "reason": "BackoffLimitExceeded",
+                            "message": "Job has reached the specified backoff limit", "lastTransitionTime": _ts(now)}
+                           for t in ("FailureTarget", "Failed")]
+            for p in active:
+                self.store.delete(self.pods, ns, p["metadata"]["name"])
+        if conditions:
+            new_status["conditions"] = conditions
+        else:
+            new_status.pop("conditions", None)
+        if new_status != status:
+            self.store.update(self.jobs, ns, name, {**job, "status": new_status,
+                                                     "metadata": {**job["metadata"], "resourceVersion": None}},
+                              subresource="status")
+
+    def _create_pod(self, ns: str, job: dict, index: str | None) -> dict:
+        template = job["spec"].get("template") or {}
+        meta = template.get("metadata") or {}
+        name = job["metadata"]["name"]
+        labels = {**(meta.get("labels") or {}), "job-name": name, "batch.kubernetes.io/job-name": name,
+                  "controller-uid": job["metadata"]["uid"]}
+        annotations = {**(job["metadata"].get("annotations") or {}), **(meta.get("annotations") or {})}
+        if index is not None:
+            annotations["batch.kubernetes.io/job-completion-index"] = index
+        pod = {"metadata": {"name": f"{name}-{index + '-' if index is not None else ''}{uuid.uuid4().hex[:5]}",
+                            "labels": labels, "annotations": annotations,
+                            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                                 "uid": job["metadata"]["uid"], "controller": True,
+                                                 "blockOwnerDeletion": True}]},
+               "spec": dict(template.get("spec") or {}), "status": {"phase": "Pending"}}
+        return self.store.create(self.pods, ns, pod)
+
+    def _free_gpus(self) -> dict[str, int]:
+        free = {}
+        for (_, name), node in self.store.objects[self.nodes.key].items():
+            if (node.get("spec") or {}).get("unschedulable"):
+                continue
+            try:
+                free[name] = int(((node.get("status") or {}).get("allocatable") or {}).get(GPU, 0))
+            except (TypeError, ValueError):
+                free[name] = 0
+        for pod in self.store.objects[self.pods.key].values():
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node in free and (pod.get("status") or {}).get("phase", "Pending") in ("Pending", "Running"):
+                free[node] -= pod_gpus(pod)
+        return free
+
+    def _schedule(self) -> None:
+        free = self._free_gpus()
+        nodes = self.store.objects[self.nodes.key]
+        pending = sorted(((ns, n), p) for (ns, n), p in self.store.objects[self.pods.key].items()
+                         if not (p.get("spec") or {}).get("nodeName")
+                         and (p.get("status") or {}).get("phase", "Pending") == "Pending")
+        for (ns, name), pod in pending:
+            need = pod_gpus(pod)
+            selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+            fits = [(free[n] - need, n) for n in sorted(free) if free[n] >= need and all(
+                ((nodes[("", n)]["metadata"].get("labels") or {}).get(k) == v) for k, v in selector.items())]
+            if not fits:
+                continue
+            _, node = min(fits)
+            free[node] -= need
+            self.store.update(self.pods, ns, name, {**pod, "spec": {**pod["spec"], "nodeName": node},
+                                                    "metadata": {**pod["metadata"], "resourceVersion": None}})
+
+    def _kubelet(self, now: float) -> None:
+        for (ns, name), pod in list(self.store.objects[self.pods.key].items()):
+            status = pod.get("status") or {}
+            phase = status.get("phase", "Pending")
+            if not (pod.get("spec") or {}).get("nodeName") or phase not in ("Pending", "Running"):
+                continue
+            annotations = pod["metadata"].get("annotations") or {}
+            if phase == "Pending":
+                new = {**status, "phase": "Running", "startTime": _ts(now), "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": _ts(now)}]}
+            else:
+                try:
+                    run = float(annotations.get(RUN_SECONDS, self.default_run))
+                except ValueError:
+                    run = self.default_run
+                if now < _parse_ts(status["startTime"]) + run / self.scale:
+                    continue
+                failed = annotations.get(FAIL) in ("true", "1")
+                new = {**status, "phase": "Failed" if failed else "Succeeded", "conditions": [
+                    {"type": "Ready", "status": "False", "lastTransitionTime": _ts(now)}]}
+            self.store.update(self.pods, ns, name, {**pod, "status": new,
+                                                    "metadata": {**pod["metadata"], "resourceVersion": None}},
+                              subresource="status")
+
+
+def add_nodes(store: Store, spec: str) -> list[str]:
+    """'4x8:NVIDIA-A100-SXM4-80GB,2x4:NVIDIA-A10G' -> Node objects with GPUs and the GFD product label."""
+    names = []
+    nodes = store.type_for("", "v1", "nodes")
+    for group in spec.split(","):
+        shape, _, product = group.strip().partition(":")
+        count, _, gpus = shape.partition("x")
+        n, g = int(count), int(gpus)
+        for _ in range(n):
+            name = f"gpu-node-{len(names):03d}"
+            labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+            if product:
+                labels["nvidia.com/gpu.product"] = product
+                labels["nvidia.com/gpu.count"] = str(g)
+            store.create(nodes, "", {"metadata": {"name": name, "labels": labels},
+                                     "status": {"capacity": {GPU: str(g), "cpu": "96", "memory": "1Ti"},
+                                                "allocatable": {GPU: str(g), "cpu": "96", "memory": "1Ti"},
+                                                "conditions": [{"type": "Ready", "status": "True"}]}})
+            names.append(name)
+    return names
