@@ -95,6 +95,16 @@ class Handler(BaseHTTPRequestHandler):
         if parts in (["version"], ["version", ""]):
             self._send(200, K8S_VERSION)
             return True
+        if parts == ["metrics"]:
+            from .metrics import render
+
+            data = render(store, self.server.metric_style).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return True
         if parts[:2] == ["openapi", "v3"]:
             self._openapi_v3(parts[2:])
             return True
@@ -357,6 +367,9 @@ class SandboxServer(ThreadingHTTPServer):
         self.store = Store(clock, history)
         self.verbose = verbose
         self.bookmark_seconds = bookmark_seconds
+        from .metrics import MetricStyle
+
+        self.metric_style = MetricStyle()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.store.create(self.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": "default"}})

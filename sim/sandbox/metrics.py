@@ -1,0 +1,127 @@
+"""Prometheus metrics of the sandbox cluster, with the real exporters' names and labels.
+
+- NVIDIA dcgm-exporter: DCGM_FI_DEV_GPU_UTIL, DCGM_FI_DEV_FB_USED, DCGM_FI_DEV_FB_FREE,
+  DCGM_FI_DEV_POWER_USAGE per GPU, labelled gpu, UUID, device, modelName, the host (as `Hostname`
+  like release 4.5.3-4.8.2, as `hostname` like its HEAD, or both) and DCGM_FI_DRIVER_VERSION; GPUs
+  that a running pod holds also carry namespace, pod and container, or exported_namespace,
+  exported_pod and exported_container the way a ServiceMonitor with honorLabels: false delivers them.
+- kube-state-metrics: kube_node_status_allocatable / _capacity and
+  kube_pod_container_resource_requests for resource="nvidia_com_gpu", unit="integer";
+  kube_pod_status_phase; kube_job_status_active / _succeeded / _failed; kube_job_spec_parallelism.
+
+A busy GPU's utilization comes from its pod's annotation sandbox.spillway.io/gpu-util (default 85).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from .machinery import GPU, pod_gpus
+from .store import Store
+
+GPU_UTIL = "sandbox.spillway.io/gpu-util"
+DRIVER = "550.90.07"
+
+
+@dataclass(frozen=True)
+class MetricStyle:
+    hostname_label: str = "Hostname"  # Hostname | hostname | both
+    exported: bool = False  # pod labels as exported_* (ServiceMonitor with honorLabels: false)
+
+
+def _labels(pairs: dict) -> str:
+    body = ",".join(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+                    for k, v in pairs.items())
+    return "{" + body + "}"
+
+
+def render(store: Store, style: MetricStyle = MetricStyle()) -> str:
+    with store.lock:
+        nodes = sorted(store.objects[("", "nodes")].values(), key=lambda n: n["metadata"]["name"])
+        pods = sorted(store.objects[("", "pods")].values(), key=lambda p: (p["metadata"].get("namespace", ""),
+                                                                          p["metadata"]["name"]))
+        jobs = sorted(store.objects[("batch", "jobs")].values(), key=lambda j: (j["metadata"].get("namespace", ""),
+                                                                              j["metadata"]["name"]))
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+
+    running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running" and (p.get("spec") or {}).get("nodeName")]
+    holders: dict[str, list[dict]] = {}
+    for p in running:
+        holders.setdefault(p["spec"]["nodeName"], []).extend([p] * pod_gpus(p))
+
+    gpu_rows = []
+    for node in nodes:
+        name = node["metadata"]["name"]
+        count = int(((node.get("status") or {}).get("capacity") or {}).get(GPU, 0) or 0)
+        model = (node["metadata"].get("labels") or {}).get("nvidia.com/gpu.product", "NVIDIA GPU").replace("-", " ")
+        for i in range(count):
+            uuid = "GPU-" + hashlib.sha1(f"{name}/{i}".encode()).hexdigest()[:32]
+            base = {"gpu": str(i), "UUID": uuid, "pci_bus_id": f"00000000:{i + 0x10:02X}:00.0", "device": f"nvidia{i}",
+                    "modelName": model}
+            if style.hostname_label in ("Hostname", "both"):
+                base["Hostname"] = name
+            if style.hostname_label in ("hostname", "both"):
+                base["hostname"] = name
+            base["DCGM_FI_DRIVER_VERSION"] = DRIVER
+            pod = holders.get(name, [])[i] if i < len(holders.get(name, [])) else None
+            util, fb_used = 0.0, 0
+            if pod is not None:
+                prefix = "exported_" if style.exported else ""
+                container = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
+                base.update({f"{prefix}container": container, f"{prefix}namespace": pod["metadata"].get("namespace", ""),
+                             f"{prefix}pod": pod["metadata"]["name"]})
+                try:
+                    util = float((pod["metadata"].get("annotations") or {}).get(GPU_UTIL, 85))
+                except ValueError:
+                    util = 85.0
+                fb_used = int(util / 100 * 70000)
+            gpu_rows.append((base, util, fb_used))
+    family("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).")
+    lines += [f"DCGM_FI_DEV_GPU_UTIL{_labels(b)} {u:g}" for b, u, _ in gpu_rows]
+    family("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).")
+    lines += [f"DCGM_FI_DEV_FB_USED{_labels(b)} {f}" for b, _, f in gpu_rows]
+    family("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).")
+    lines += [f"DCGM_FI_DEV_FB_FREE{_labels(b)} {80000 - f}" for b, _, f in gpu_rows]
+    family("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).")
+    lines += [f"DCGM_FI_DEV_POWER_USAGE{_labels(b)} {60 + 3.4 * u:.1f}" for b, u, _ in gpu_rows]
+
+    for metric, key in (("kube_node_status_allocatable", "allocatable"), ("kube_node_status_capacity", "capacity")):
+        family(metric, "gauge", f"The {key} for different resources of a node.")
+        for node in nodes:
+            value = ((node.get("status") or {}).get(key) or {}).get(GPU)
+            if value is not None:
+                lines.append(f'{metric}{_labels({"node": node["metadata"]["name"], "resource": "nvidia_com_gpu", "unit": "integer"})} {value}')
+    family("kube_pod_container_resource_requests", "gauge", "The number of requested request resource by a container.")
+    for p in pods:
+        for c in (p.get("spec") or {}).get("containers") or []:
+            res = c.get("resources") or {}
+            value = (res.get("requests") or {}).get(GPU) or (res.get("limits") or {}).get(GPU)
+            if value:
+                lines.append("kube_pod_container_resource_requests" + _labels({
+                    "namespace": p["metadata"].get("namespace", ""), "pod": p["metadata"]["name"],
+                    "uid": p["metadata"]["uid"], "container": c.get("name", ""),
+                    "node": (p.get("spec") or {}).get("nodeName") or "", "resource": "nvidia_com_gpu",
+                    "unit": "integer"}) + f" {value}")
+    family("kube_pod_status_phase", "gauge", "The pods current phase.")
+    for p in pods:
+        phase = (p.get("status") or {}).get("phase", "Pending")
+        for candidate in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
+            lines.append("kube_pod_status_phase" + _labels({"namespace": p["metadata"].get("namespace", ""),
+                                                            "pod": p["metadata"]["name"], "uid": p["metadata"]["uid"],
+                                                            "phase": candidate}) + f" {int(candidate == phase)}")
+    for metric, key in (("kube_job_status_active", "active"), ("kube_job_status_succeeded", "succeeded"),
+                        ("kube_job_status_failed", "failed")):
+        family(metric, "gauge", f"The number of {key} pods.")
+        for j in jobs:
+            lines.append(f'{metric}{_labels({"namespace": j["metadata"].get("namespace", ""), "job_name": j["metadata"]["name"]})} '
+                         f'{(j.get("status") or {}).get(key, 0)}')
+    family("kube_job_spec_parallelism", "gauge", "The maximum desired number of pods the job should run at any given time.")
+    for j in jobs:
+        lines.append(f'kube_job_spec_parallelism{_labels({"namespace": j["metadata"].get("namespace", ""), "job_name": j["metadata"]["name"]})} '
+                     f'{(j.get("spec") or {}).get("parallelism", 1)}')
+    return "\n".join(lines) + "\n"
