@@ -18,7 +18,9 @@ API (the official client and kubectl work unmodified), with simulated nodes, a J
 a GPU-aware scheduler and a kubelet that run pods in real time scaled by --time-scale.
 
 A pod runs for the seconds in its annotation sandbox.spillway.io/run-seconds (default 60),
-divided by the time scale. The SageMaker TrainingJob CRD (ACK) is installed.
+divided by the time scale. The SageMaker TrainingJob CRD (ACK) is installed, and a stand-in for
+the ACK controller runs TrainingJob resources on a local SageMaker (moto, with a life cycle:
+Starting, Downloading, Training, spot interruptions, MaxWait expiry, Completed/Stopped).
 
 examples:
   spillway sandbox up
@@ -52,6 +54,11 @@ def run_up(args, *, ready: threading.Event | None = None, stop: threading.Event 
         raise InputError([InputIssue("--nodes", "", f"expected NODESxGPUS[:PRODUCT], got {args.nodes!r}",
                                      "e.g. 4x8:NVIDIA-A100-SXM4-80GB")]) from None
     machinery = Machinery(server.store, time_scale=args.time_scale).start()
+    from ..sagemaker_lifecycle import SageMakerSandbox
+    from .ack import AckStandIn
+
+    sagemaker = SageMakerSandbox(time_scale=args.time_scale).start()
+    ack = AckStandIn(server.store, sagemaker.client()).start()
     server.start()
     config = server.kubeconfig(Path(args.kubeconfig).resolve())
     print(f"Spillway sandbox: Kubernetes API v1.35 at {server.url}, {len(names)} GPU nodes, time x{args.time_scale:g}")
@@ -59,6 +66,10 @@ def run_up(args, *, ready: threading.Event | None = None, stop: threading.Event 
     print(f"  export KUBECONFIG={config}")
     print("  kubectl get nodes,jobs,pods")
     print("  kubectl apply -f job.yaml\n")
+    print(f"SageMaker (moto, with a life cycle) at {sagemaker.endpoint_url}: TrainingJob resources "
+          "(sagemaker.services.k8s.aws/v1alpha1) run there, and boto3 can call it directly:")
+    print(f"  boto3.client('sagemaker', endpoint_url='{sagemaker.endpoint_url}', region_name='us-east-1', "
+          "aws_access_key_id='x', aws_secret_access_key='x')\n")
     print("Ctrl-C stops it.", flush=True)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -67,6 +78,8 @@ def run_up(args, *, ready: threading.Event | None = None, stop: threading.Event 
     if ready:
         ready.set()
     stop.wait()
+    ack.stop()
+    sagemaker.stop()
     machinery.stop()
     server.stop()
     print("sandbox stopped")

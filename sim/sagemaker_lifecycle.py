@@ -1,0 +1,215 @@
+"""A SageMaker that behaves like one, on moto's backend, over real HTTP.
+
+moto creates every training job already Completed and has no StopTrainingJob. This adapter
+serves moto's SageMaker on loopback (ThreadedMotoServer, in-process, so its backend objects are
+reachable) and drives each job through a life cycle in real time scaled by a factor:
+
+    InProgress/Starting -> InProgress/Downloading -> InProgress/Training -> Completed
+    managed spot: ... Training -> Interrupted -> Starting -> Training ... ; Stopped/MaxWaitTimeExceeded
+    StopTrainingJob: Stopping -> Stopped
+    MaxRuntimeInSeconds exceeded: Stopped/MaxRuntimeExceeded
+
+with TrainingStartTime/EndTime, TrainingTimeInSeconds and BillableTimeInSeconds (for spot, the
+billable seconds carry the catalog's spot discount, as SageMaker reports them). A job runs for
+the seconds in its hyperparameter `sandbox_run_seconds` (default 60 virtual seconds) and is
+interrupted `sandbox_interruptions` times when on spot. Both direct boto3 callers and the ACK
+stand-in use it. This is the only module in sim/ that imports boto3.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import boto3
+
+from policies import default_catalog
+
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class _Life:
+    created: float  # virtual seconds
+    run_seconds: float
+    interruptions_left: int
+    spot: bool
+    max_runtime: float
+    max_wait: float
+    phase: str = "Starting"
+    phase_start: float = 0.0
+    trained: float = 0.0
+    transitions: list = field(default_factory=list)
+
+
+class SageMakerSandbox:
+    def __init__(self, region: str = "us-east-1", *, time_scale: float = 60.0, startup_seconds: float = 120.0,
+                 restart_seconds: float = 60.0, clock: Callable[[], float] = time.time, period: float = 0.05):
+        self.region, self.scale, self.startup, self.restart = region, time_scale, startup_seconds, restart_seconds
+        self.clock, self.period = clock, period
+        self.lives: dict[str, _Life] = {}
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self._origin = clock()
+
+    # --- serving ---------------------------------------------------------------------------------
+
+    def start(self) -> "SageMakerSandbox":
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _install_stop_training_job()
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self.thread = threading.Thread(target=self._loop, name="sagemaker-lifecycle", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.server.stop()
+
+    def client(self):
+        return boto3.client("sagemaker", region_name=self.region, endpoint_url=self.endpoint_url,
+                            aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+
+    def _backend(self):
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[ACCOUNT][self.region]
+
+    def _virtual_now(self) -> float:
+        return (self.clock() - self._origin) * self.scale
+
+    # --- the life cycle ------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self.step()
+            self.stopping.wait(self.period)
+
+    def step(self) -> None:
+        now = self._virtual_now()
+        with self.lock:
+            for name, job in list(self._backend().training_jobs.items()):
+                life = self.lives.get(name)
+                if life is None:
+                    life = self._adopt(name, job, now)
+                self._advance(job, life, now)
+
+    def _adopt(self, name: str, job, now: float) -> _Life:
+        hp = job.hyper_parameters or {}
+        stop = job.stopping_condition or {}
+        life = _Life(now, float(hp.get("sandbox_run_seconds", 60)), int(hp.get("sandbox_interruptions", 0)),
+                     bool(job.enable_managed_spot_training), float(stop.get("MaxRuntimeInSeconds", 86400)),
+                     float(stop.get("MaxWaitTimeInSeconds", 0) or 0), phase_start=now)
+        self.lives[name] = life
+        job.secondary_status_transitions = []
+        self._transition(job, life, "Starting", "Preparing the instances for training", now)
+        return life
+
+    def _transition(self, job, life: _Life, status: str, message: str, now: float) -> None:
+        wall = datetime.fromtimestamp(self._origin + now / self.scale, tz=timezone.utc)
+        if job.secondary_status_transitions:
+            job.secondary_status_transitions[-1]["EndTime"] = wall
+        job.secondary_status_transitions.append({"Status": status, "StartTime": wall, "StatusMessage": message})
+        job.secondary_status = status
+        job.last_modified_time = wall
+        life.phase, life.phase_start = status, now
+
+    def _advance(self, job, life: _Life, now: float) -> None:
+        if job.training_job_status in ("Completed", "Failed", "Stopped") and life.phase in (
+                "Completed", "Failed", "Stopped", "MaxWaitTimeExceeded", "MaxRuntimeExceeded"):
+            return
+        elapsed = now - life.phase_start
+        if job.training_job_status == "Stopping":
+            life.trained += elapsed if life.phase == "Training" else 0.0
+            return self._finish(job, life, now, "Stopped", "Stopped", "")
+        if life.spot and life.max_wait and now - life.created >= life.max_wait:
+            life.trained += elapsed if life.phase == "Training" else 0.0
+            return self._finish(job, life, now, "Stopped", "MaxWaitTimeExceeded",
+                                "The job reached its MaxWaitTimeInSeconds before finishing")
+        if life.phase == "Starting" and elapsed >= (self.startup if not life.trained else self.restart):
+            self._transition(job, life, "Downloading", "Downloading the training image", now)
+        elif life.phase == "Downloading" and elapsed >= 0:
+            job.training_start_time = job.training_start_time or datetime.fromtimestamp(
+                self._origin + now / self.scale, tz=timezone.utc)
+            self._transition(job, life, "Training", "Training image download completed. Training in progress.", now)
+        elif life.phase == "Training":
+            progress = life.trained + elapsed
+            interrupt_at = life.run_seconds * (1 - life.interruptions_left / (life.interruptions_left + 1))
+            if life.spot and life.interruptions_left and progress >= interrupt_at:
+                life.trained = progress
+                life.interruptions_left -= 1
+                self._transition(job, life, "Interrupted", "Job interrupted: spot capacity was reclaimed", now)
+            elif progress >= life.max_runtime:
+                life.trained = progress
+                self._finish(job, life, now, "Stopped", "MaxRuntimeExceeded",
+                             "The job reached its MaxRuntimeInSeconds")
+            elif progress >= life.run_seconds:
+                life.trained = life.run_seconds
+                self._finish(job, life, now, "Completed", "Completed", "")
+        elif life.phase == "Interrupted" and elapsed >= 0:
+            self._transition(job, life, "Starting", "Restarting on new spot capacity", now)
+
+    def _finish(self, job, life: _Life, now: float, status: str, secondary: str, reason: str) -> None:
+        """End the job; life.trained already holds every second of training."""
+        self._transition(job, life, secondary, reason or f"Training job {status.lower()}", now)
+        job.training_job_status = status
+        if reason and status != "Completed":
+            job.failure_reason = reason
+        job.training_end_time = datetime.fromtimestamp(self._origin + now / self.scale, tz=timezone.utc)
+        seconds = int(round(life.trained))
+        job.training_time_in_seconds = seconds
+        discount = 0.0
+        if life.spot:
+            itype = default_catalog().get(job.resource_config.get("InstanceType", ""), self.region)
+            if itype is not None and itype.on_demand_usd_per_hour:
+                discount = 1 - itype.spot_usd_per_hour / itype.on_demand_usd_per_hour
+        job.billable_time_in_seconds = int(round(seconds * (1 - discount)))
+        life.phase = secondary
+
+
+_STOP_INSTALLED = False
+
+
+def _install_stop_training_job() -> None:
+    """moto has no StopTrainingJob: add it (InProgress -> Stopping; the life cycle then stops it)."""
+    global _STOP_INSTALLED
+    if _STOP_INSTALLED:
+        return
+    from moto.sagemaker.responses import SageMakerResponse
+
+    def stop_training_job(self):
+        name = self._get_param("TrainingJobName")
+        jobs = self.sagemaker_backend.training_jobs
+        if name not in jobs:
+            from moto.sagemaker.exceptions import ValidationError
+
+            raise ValidationError(message=f"Requested resource not found: training job {name}")
+        if jobs[name].training_job_status == "InProgress":
+            jobs[name].training_job_status = jobs[name].secondary_status = "Stopping"
+        return "{}"
+
+    SageMakerResponse.stop_training_job = stop_training_job
+
+    from moto.sagemaker.models import FakeTrainingJob
+
+    born_completed = FakeTrainingJob.__init__
+
+    def born_starting(self, *args, **kwargs):  # a new job starts, it is not done at once
+        born_completed(self, *args, **kwargs)
+        self.training_job_status, self.secondary_status = "InProgress", "Starting"
+        self.training_start_time = self.training_end_time = None
+        self.final_metric_data_list = []
+
+    FakeTrainingJob.__init__ = born_starting
+    _STOP_INSTALLED = True
