@@ -356,3 +356,37 @@ def test_sandbox_up_serves_kubectl_and_runs_a_job(tmp_path):
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_an_indexed_gang_binds_all_or_nothing(api, cluster):
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    blocker = job("blocker", gpus="8", suspend=False)
+    blocker["spec"]["template"]["metadata"] = {"annotations": {"sandbox.spillway.io/run-seconds": "3600"}}
+    blocker["spec"]["template"]["spec"]["nodeSelector"] = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    batch.create_namespaced_job("default", blocker)
+    wait_for(lambda: [p for p in core.list_namespaced_pod("default", label_selector="job-name=blocker").items
+                      if p.status.phase == "Running"])
+    gang = job("gang8", gpus="8", suspend=False)
+    gang["spec"].update({"completionMode": "Indexed", "parallelism": 2, "completions": 2})
+    gang["spec"]["template"]["spec"]["nodeSelector"] = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    batch.create_namespaced_job("default", gang)
+    pods = wait_for(lambda: len(items := core.list_namespaced_pod("default", label_selector="job-name=gang8").items)
+                    == 2 and items)
+    time.sleep(0.3)
+    # one A100 node is free, but the gang needs two: neither pod binds
+    assert [core.read_namespaced_pod(p.metadata.name, "default").spec.node_name for p in pods] == [None, None]
+
+
+def test_legacy_operator_resources_are_validated_too(api):
+    crs = client.CustomObjectsApi(api)
+    bad = {"apiVersion": "sagemaker.aws.amazon.com/v1", "kind": "TrainingJob", "metadata": {"name": "old"},
+           "spec": {"region": "us-east-1", "roleArn": "arn:aws:iam::1:role/r",
+                    "algorithmSpecification": {"trainingImage": "img", "trainingInputMode": "Stream"},
+                    "outputDataConfig": {"s3OutputPath": "s3://b/out/"},
+                    "resourceConfig": {"instanceType": "ml.g5.xlarge", "instanceCount": 1, "volumeSizeInGB": 0},
+                    "stoppingCondition": {"maxRuntimeInSeconds": 3600}}}
+    with pytest.raises(ApiException) as exc:
+        crs.create_namespaced_custom_object("sagemaker.aws.amazon.com", "v1", "default", "trainingjobs", bad)
+    fields = {c["field"] for c in json.loads(exc.value.body)["details"]["causes"]}
+    assert exc.value.status == 422
+    assert {"spec.algorithmSpecification.trainingInputMode", "spec.resourceConfig.volumeSizeInGB"} <= fields

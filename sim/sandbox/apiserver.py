@@ -404,6 +404,12 @@ class SandboxServer(ThreadingHTTPServer):
 
 
 def bundled_crds() -> list[dict]:
-    folder = resources.files("sim").joinpath("sandbox/crds")
-    return [yaml.safe_load(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
-            if f.name.endswith(".yaml")]
+    """The ACK CRDs, then the legacy operator's (v1beta1 layout, read as such)."""
+    out = []
+    for folder in (resources.files("sim").joinpath("sandbox/crds"), resources.files("sim").joinpath("sandbox/crds/legacy")):
+        for f in sorted(folder.iterdir(), key=lambda f: f.name):
+            if f.name.endswith(".yaml"):
+                crd = yaml.safe_load(f.read_text())
+                crd["apiVersion"] = "apiextensions.k8s.io/v1"
+                out.append(crd)
+    return out

@@ -181,22 +181,35 @@ class Machinery:
         return free
 
     def _schedule(self) -> None:
+        """Bind pending pods, best fit. The pods of an Indexed Job are a gang: all bind, or none."""
         free = self._free_gpus()
         nodes = self.store.objects[self.nodes.key]
-        pending = sorted(((ns, n), p) for (ns, n), p in self.store.objects[self.pods.key].items()
-                         if not (p.get("spec") or {}).get("nodeName")
-                         and (p.get("status") or {}).get("phase", "Pending") == "Pending")
-        for (ns, name), pod in pending:
-            need = pod_gpus(pod)
-            selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-            fits = [(free[n] - need, n) for n in sorted(free) if free[n] >= need and all(
-                ((nodes[("", n)]["metadata"].get("labels") or {}).get(k) == v) for k, v in selector.items())]
-            if not fits:
+        groups: dict[tuple, list] = {}
+        for (ns, n), p in sorted(self.store.objects[self.pods.key].items()):
+            if (p.get("spec") or {}).get("nodeName") or (p.get("status") or {}).get("phase", "Pending") != "Pending":
                 continue
-            _, node = min(fits)
-            free[node] -= need
-            self.store.update(self.pods, ns, name, {**pod, "spec": {**pod["spec"], "nodeName": node},
-                                                    "metadata": {**pod["metadata"], "resourceVersion": None}})
+            gang = "batch.kubernetes.io/job-completion-index" in (p["metadata"].get("annotations") or {})
+            key = (ns, p["metadata"]["labels"].get("controller-uid")) if gang else (ns, n)
+            groups.setdefault(key, []).append(((ns, n), p))
+        for members in groups.values():
+            trial, placed = dict(free), []
+            for (ns, name), pod in members:
+                need = pod_gpus(pod)
+                selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+                fits = [(trial[n] - need, n) for n in sorted(trial) if trial[n] >= need and all(
+                    ((nodes[("", n)]["metadata"].get("labels") or {}).get(k) == v) for k, v in selector.items())]
+                if not fits:
+                    placed = None
+                    break
+                _, node = min(fits)
+                trial[node] -= need
+                placed.append((ns, name, pod, node))
+            if not placed:
+                continue
+            free = trial
+            for ns, name, pod, node in placed:
+                self.store.update(self.pods, ns, name, {**pod, "spec": {**pod["spec"], "nodeName": node},
+                                                        "metadata": {**pod["metadata"], "resourceVersion": None}})
 
     def _kubelet(self, now: float) -> None:
         for (ns, name), pod in list(self.store.objects[self.pods.key].items()):
