@@ -253,17 +253,22 @@ class CapacityTimeline:
                 fits.append((start, i))
         fits.sort()
         for c, _ in fits:
-            chosen, total = [], 0
-            for start, i in fits:
-                if start > c:
-                    break
-                slots = self.nodes[i].min_free(c, c + duration) // gpus
-                if slots > 0:
-                    take = min(slots, pods - total)
-                    chosen.append((i, take))
-                    total += take
-                    if total == pods:
-                        return LocalSlot(c, tuple(chosen))
+            slot = self._fill(c, (i for start, i in fits if start <= c), gpus, pods, duration)
+            if slot is not None:
+                return slot
+        return None
+
+    def _fill(self, start: float, nodes, gpus: int, pods: int, duration: float) -> LocalSlot | None:
+        """Place `pods` pods of `gpus` GPUs at `start` on these nodes, in order; None if they do not fit."""
+        chosen, total = [], 0
+        for i in nodes:
+            slots = self.nodes[i].min_free(start, start + duration) // gpus
+            if slots > 0:
+                take = min(slots, pods - total)
+                chosen.append((i, take))
+                total += take
+                if total == pods:
+                    return LocalSlot(start, tuple(chosen))
         return None
 
     def _gang_exhaustive(self, idx, bounds, gpus, pods, duration, finite) -> LocalSlot:
@@ -271,19 +276,11 @@ class CapacityTimeline:
         times = set(finite.tolist())
         for i in idx:
             times.update(t for t in self.nodes[int(i)].times if t >= finite.min())
+        order = np.argsort(bounds, kind="stable")
         for c in sorted(float(t) for t in times):
-            chosen, total = [], 0
-            for k in np.argsort(bounds, kind="stable"):
-                if bounds[k] > c:
-                    break
-                i = int(idx[k])
-                slots = self.nodes[i].min_free(c, c + duration) // gpus
-                if slots > 0:
-                    take = min(slots, pods - total)
-                    chosen.append((i, take))
-                    total += take
-                    if total == pods:
-                        return LocalSlot(c, tuple(chosen))
+            slot = self._fill(c, (int(idx[k]) for k in order if bounds[k] <= c), gpus, pods, duration)
+            if slot is not None:
+                return slot
         return LocalSlot(INF)
 
     def reserve(self, slot: LocalSlot, gpus_per_pod: int, duration: float) -> None:

@@ -11,8 +11,8 @@ stop the job before it lets a deleted resource go.
 from __future__ import annotations
 
 import re
-import threading
 
+from .loop import ReconcileLoop
 from .store import ApiError, Store
 
 FINALIZER = "finalizers.sagemaker.services.k8s.aws/TrainingJob"
@@ -39,26 +39,14 @@ def to_api(value, field: str = ""):
     return value
 
 
-class AckStandIn:
+class AckStandIn(ReconcileLoop):
+    name = "ack-sagemaker"
+
     def __init__(self, store: Store, sagemaker, *, account: str = "123456789012", region: str = "us-east-1",
                  period: float = 0.1):
-        self.store, self.sm, self.account, self.region, self.period = store, sagemaker, account, region, period
+        super().__init__(period)
+        self.store, self.sm, self.account, self.region = store, sagemaker, account, region
         self.type = store.type_for("sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs")
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="ack-sagemaker", daemon=True)
-
-    def start(self) -> "AckStandIn":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            self.reconcile()
-            self.stopping.wait(self.period)
 
     def reconcile(self) -> None:
         with self.store.lock:

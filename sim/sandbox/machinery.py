@@ -14,10 +14,10 @@ the API server, so every change they make is seen by list and watch.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import datetime, timezone
 
+from .loop import ReconcileLoop
 from .store import ApiError, Store
 
 RUN_SECONDS = "sandbox.spillway.io/run-seconds"
@@ -46,36 +46,26 @@ def pod_gpus(pod: dict) -> int:
     return total
 
 
-class Machinery:
+class Machinery(ReconcileLoop):
+    name = "sandbox-machinery"
+
     def __init__(self, store: Store, *, time_scale: float = 60.0, default_run_seconds: float = 60.0,
                  period: float = 0.05):
+        super().__init__(period)
         self.store, self.scale, self.default_run = store, time_scale, default_run_seconds
-        self.period = period
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="sandbox-machinery", daemon=True)
         t = store.type_for
         self.jobs, self.pods, self.nodes = t("batch", "v1", "jobs"), t("", "v1", "pods"), t("", "v1", "nodes")
-
-    def start(self) -> "Machinery":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                with self.store.lock:
-                    self.reconcile()
-            except ApiError:
-                pass  # a conflicting write from a client; the next pass sees the new state
-            self.stopping.wait(self.period)
 
     # --- one pass ----------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
+        try:
+            with self.store.lock:
+                self._pass()
+        except ApiError:
+            pass  # a conflicting write from a client; the next pass sees the new state
+
+    def _pass(self) -> None:
         now = self.store.clock()
         for (ns, name), job in list(self.store.objects[self.jobs.key].items()):
             self._job(ns, name, job, now)
