@@ -163,6 +163,43 @@ class CapacityTimeline:
             timelines.append(NodeTimeline(n.name, n.gpu_product, cap, times, frees))
         return cls(origin, timelines)
 
+    # --- incremental upkeep, for adapters that keep one timeline across cycles --------------------
+    # Valid for a timeline of running work only (free GPUs never fall as time passes).
+
+    def occupy(self, node: str, gpus: int, until: float) -> None:
+        """A pod started now on `node`, expected to hold `gpus` until `until`."""
+        i = self._index()[node]
+        self.nodes[i].add(self.origin, until, -gpus)
+        self._refresh(i)
+
+    def release(self, node: str, gpus: int, until: float) -> None:
+        """A pod ended before `until`, the end it was expected at: its GPUs are free from now."""
+        if until > self.origin:
+            i = self._index()[node]
+            self.nodes[i].add(self.origin, until, gpus)
+            self._refresh(i)
+
+    def advance(self, origin: float) -> None:
+        """Move the origin forward: steps in the past fold into the free count at `origin`."""
+        if origin <= self.origin:
+            return
+        for i, node in enumerate(self.nodes):
+            k = bisect_right(node.times, origin) - 1
+            if k > 0 or node.times[0] != origin:
+                del node.times[:k], node.free[:k]
+                node.times[0] = origin
+                self._free_now[i] = node.free[0]
+        self.origin = origin
+        np.maximum(self._bound, origin, out=self._bound)
+        finite = self._stable != INF
+        self._stable[finite] = np.maximum(self._stable[finite], origin)
+
+    def _index(self) -> dict[str, int]:
+        index = getattr(self, "_names", None)
+        if index is None:
+            index = self._names = {n.name: i for i, n in enumerate(self.nodes)}
+        return index
+
     def copy(self) -> "CapacityTimeline":
         new = object.__new__(CapacityTimeline)
         new.origin, new.max_gpus = self.origin, self.max_gpus

@@ -41,6 +41,8 @@ def policy_catalog(policy: BurstPolicy, catalog: Catalog | None = None) -> Catal
 
 def base_timeline(snapshot: Snapshot, policy: BurstPolicy, now: float) -> CapacityTimeline:
     """Nodes and running work only (memoized on the snapshot)."""
+    if snapshot.capacity is not None and snapshot.capacity.origin == now:
+        return snapshot.capacity
     key = ("timeline", id(policy), now)
     tl = snapshot._memo.get(key)
     if tl is None:

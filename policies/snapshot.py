@@ -74,6 +74,9 @@ class Snapshot:
     pending: tuple[JobRequest, ...] = ()
     gpu_utilization_percent: float | None = None  # cluster average, when the adapter already averaged it
     utilization_samples: tuple[tuple[float, float], ...] = ()  # (time, cluster-average %), e.g. from DCGM
+    # Optional: the capacity timeline of `running` as of `time`, kept incrementally by an adapter that
+    # sees every pod start and end (the simulator does). The core only reads it.
+    capacity: object | None = field(default=None, repr=False, compare=False)
     # Memo of derived structures (pure functions of this snapshot and the arguments).
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 

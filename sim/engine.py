@@ -22,6 +22,7 @@ import numpy as np
 from policies import BurstPolicy, Placement, Reason, plan
 from policies.decide import policy_catalog
 from policies.jobs import JobRequest
+from policies.capacity import CapacityTimeline
 from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
 from policies.spot import spot_fallback_due
 
@@ -93,6 +94,15 @@ class SimConfig:
     progress: bool = False
 
 
+def on_grid(t: float) -> float:
+    """Round a simulation time to what the absolute clock (SIM_EPOCH + t) can tell apart.
+
+    The core sees absolute times, where a double resolves about 0.2 us; two instants it cannot
+    tell apart must be one instant here too, or a pod could end "after" a decision the core
+    already saw it end for. SIM_EPOCH + t, minus SIM_EPOCH, is exact (Sterbenz)."""
+    return (SIM_EPOCH + t) - SIM_EPOCH if t != INF else t
+
+
 class Simulation:
     def __init__(self, jobs: list[TraceJob], config: SimConfig):
         self.cfg = config
@@ -127,6 +137,10 @@ class Simulation:
         self.ticks_pending: set[float] = set()
         if any(b.arrival_s < a.arrival_s for a, b in zip(jobs, jobs[1:])):
             raise ValueError("trace jobs must be sorted by arrival")
+        # With exact estimates, every pod frees its GPUs at its expected end, so one capacity timeline
+        # kept up to date at each start and end gives the core what it would rebuild from the pods.
+        self.capacity = (CapacityTimeline.from_nodes(SIM_EPOCH, config.nodes, [])
+                         if config.estimate_error == 0 else None)
         est_rng = np.random.default_rng([config.seed, 1])
         for index, job in enumerate(jobs):
             factor = float(np.exp(est_rng.normal(0, config.estimate_error))) if config.estimate_error else 1.0
@@ -154,12 +168,12 @@ class Simulation:
         next_report = report_every
         while self.finished < total:
             t_heap = self.heap[0][0] if self.heap else INF
-            t_arrival = self.records[self.next_arrival].trace.arrival_s if self.next_arrival < total else INF
+            t_arrival = on_grid(self.records[self.next_arrival].trace.arrival_s) if self.next_arrival < total else INF
             t = min(t_heap, t_arrival)
             if t == INF:
                 raise RuntimeError(f"{total - self.finished} Jobs can never run: {self._stuck_message()}")
             self._advance(t)
-            while self.next_arrival < total and self.records[self.next_arrival].trace.arrival_s == t:
+            while self.next_arrival < total and on_grid(self.records[self.next_arrival].trace.arrival_s) == t:
                 self.pending[self.next_arrival] = self.records[self.next_arrival]
                 self.next_arrival += 1
                 self.events += 1
@@ -226,7 +240,7 @@ class Simulation:
 
     def _push(self, t: float, kind: int, payload) -> None:
         self.seq += 1
-        heapq.heappush(self.heap, (t, kind, self.seq, payload))
+        heapq.heappush(self.heap, (on_grid(t), kind, self.seq, payload))
 
     def _advance(self, t: float) -> None:
         self.busy_gpu_seconds += self.busy_gpus * (t - self.last_t)
@@ -264,8 +278,10 @@ class Simulation:
             self._push(t, WAKE, (job_id, t))
 
     def _snapshot(self, now_abs: float) -> Snapshot:
+        if self.capacity is not None:
+            self.capacity.advance(now_abs)
         running = []
-        for job_id, (nodes, start, _end) in self.local.items():
+        for job_id, (nodes, start, _end) in ([] if self.capacity is not None else self.local.items()):
             req = self.records[job_id].request
             expected = start + req.runtime_estimate_seconds
             for node, gpus in nodes:
@@ -277,7 +293,7 @@ class Simulation:
         namespaces = {r.request.namespace for r in self.pending.values()}
         spend = tuple(Spend(ns, self.spend_day.get((ns, day), 0.0), self.spend_month.get((ns, month), 0.0))
                       for ns in sorted(namespaces))
-        return Snapshot(now_abs, self.cfg.nodes, tuple(running), cloud, spend)
+        return Snapshot(now_abs, self.cfg.nodes, tuple(running), cloud, spend, capacity=self.capacity)
 
     @staticmethod
     def _day_month(abs_time: float) -> tuple[int, int]:
@@ -300,17 +316,25 @@ class Simulation:
             nodes.append((name, gpus))
         self.busy_gpus += req.total_gpus
         job_id = int(req.uid)
-        end = self.now + record.trace.duration_s
+        end = on_grid(self.now + record.trace.duration_s)
+        if self.capacity is not None:
+            self.capacity.advance(SIM_EPOCH + self.now)
+            for name, gpus in nodes:
+                self.capacity.occupy(name, gpus, SIM_EPOCH + (self.now + req.runtime_estimate_seconds))
         self.local[job_id] = (nodes, self.now, end)
         del self.pending[job_id]
         record.placement, record.start = Placement.LOCAL.value, self.now
         self._push(end, LOCAL_END, job_id)
 
     def _end_local(self, job_id: int) -> None:
-        nodes, _, end = self.local.pop(job_id)
+        nodes, start, end = self.local.pop(job_id)
+        expected = start + self.records[job_id].request.runtime_estimate_seconds
         for name, gpus in nodes:
             self.free[name] += gpus
             self.busy_gpus -= gpus
+            if self.capacity is not None and expected != end:
+                self.capacity.advance(SIM_EPOCH + end)
+                self.capacity.release(name, gpus, SIM_EPOCH + expected)
         self.records[job_id].finish = end
         self.finished += 1
 
@@ -342,6 +366,8 @@ class Simulation:
             self._phase(run, "running", self.now + self.cfg.cloud.startup_seconds + run.work_left)
 
     def _phase(self, run: _CloudRun, state: str, end: float) -> None:
+        if on_grid(end) <= self.now:
+            end = self.now + 1e-3  # a trace boundary a hair away: step past it, never loop at one instant
         run.state, run.phase_start, run.phase_end = state, self.now, end
         run.version += 1
         job_id = int(run.record.request.uid)
