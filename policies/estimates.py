@@ -52,7 +52,7 @@ def expected_end(pod: RunningPod, snapshot: Snapshot, policy: BurstPolicy) -> fl
         namespace, _, name = pod.job.partition("/")
         probe = JobRequest(namespace=namespace, name=name, gpus_per_pod=pod.gpus)
         end = pod.start_time + estimate_runtime(probe, snapshot, policy)[0]
-    if end > now:
+    if end >= now:  # ending right now is on time, not an overrun
         return end
     elapsed = max(now - pod.start_time, 0.0)
     return now + max(MIN_REMAINING_SECONDS, policy.spec.local.overrun_remaining_fraction * elapsed)
