@@ -36,6 +36,10 @@ overflow to Amazon SageMaker (managed spot or on-demand) when GPUs are busy, a d
 near, or the queue is long. Every decision comes with a reason and the numbers behind it.
 
 Start here:
+  spillway sim                          replay real Philly Jobs through the default policy
+  spillway sim --compare default no-wait compute-wait --plot plots/
+  spillway tune --goal "wait_p95_hours<=0.5" --write tuned.yaml
+  spillway sandbox up                   a local Kubernetes API with GPU nodes, for kubectl
   spillway explain                      decide the bundled example Job on the bundled cluster
   spillway explain job.yaml --policy p.yaml --cluster snapshot.yaml -o json
   spillway policy validate p.yaml       every error at once, with line numbers and fixes
