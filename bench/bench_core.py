@@ -108,7 +108,7 @@ def main() -> None:
     figures.update(bench_decide(nodes, pending, calls))
     print(f"plan() greedy on {nodes} nodes: {sizes} pending Jobs ...", flush=True)
     figures.update(bench_plan(nodes, sizes, "greedy", 3))
-    print(f"plan() cpsat (window 200 Jobs, 2 s deterministic limit) ...", flush=True)
+    print("plan() cpsat (window 200 Jobs, 2 s deterministic limit) ...", flush=True)
     figures.update(bench_plan(nodes, sizes, "cpsat", 1))
     for k, v in figures.items():
         print(f"  {k:40s} {v}", flush=True)

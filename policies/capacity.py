@@ -35,9 +35,6 @@ class NodeTimeline:
     def copy(self) -> "NodeTimeline":
         return NodeTimeline(self.name, self.product, self.capacity, self.times[:], self.free[:])
 
-    def free_at(self, t: float) -> int:
-        return self.free[max(bisect_right(self.times, t) - 1, 0)]
-
     def min_free(self, start: float, end: float) -> int:
         times, free = self.times, self.free
         i = max(bisect_right(times, start) - 1, 0)
@@ -67,17 +64,6 @@ class NodeTimeline:
             if j >= n or times[j] >= end:
                 return cand
             i = j  # free[j] < gpus: restart after it
-        return INF
-
-    def first_free(self, gpus: int, t0: float) -> float:
-        """Earliest t >= t0 with at least `gpus` free at t (a lower bound of earliest_fit)."""
-        times, free = self.times, self.free
-        i = max(bisect_right(times, t0) - 1, 0)
-        if free[i] >= gpus:
-            return t0
-        for j in range(i + 1, len(times)):
-            if free[j] >= gpus:
-                return times[j]
         return INF
 
     def add(self, start: float, end: float, delta: int) -> None:
@@ -326,6 +312,3 @@ class CapacityTimeline:
         for i, count in slot.nodes:
             self.nodes[i].add(slot.start, slot.start + duration, -gpus_per_pod * count)
             self._refresh(i)
-
-    def free_now(self) -> int:
-        return int(sum(n.free[0] for n in self.nodes if n.free[0] > 0))

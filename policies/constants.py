@@ -51,9 +51,6 @@ DECISION_MESSAGE = f"{API_GROUP}/message"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by NVIDIA GPU feature discovery
 
-# --- Condition types on Jobs Spillway manages --------------------------------------------
-CONDITION_PLACED = "SpillwayPlaced"
-
 
 class Mode(str, Enum):
     """What the Job's owner allows."""
@@ -89,7 +86,6 @@ class Reason(str, Enum):
     LOCAL_CAPACITY_AVAILABLE = "LocalCapacityAvailable"
     FORCED_LOCAL = "ForcedLocal"
     NOT_A_GPU_JOB = "NotAGpuJob"
-    LOCAL_CHEAPER_THAN_BURST = "LocalCheaperThanBurst"
     # Wait
     WAITING_FOR_LOCAL_CAPACITY = "WaitingForLocalCapacity"
     BUDGET_EXHAUSTED = "BudgetExhausted"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .capacity import INF, CapacityTimeline, LocalSlot
 from .catalog import Catalog, default_catalog
 from .cloud import Blocked, burst_target, cloud_options
-from .constants import BudgetExhaustedAction, CapacityType, Mode, Placement, Reason, WaitCostBasis
+from .constants import BudgetExhaustedAction, Mode, Placement, Reason, WaitCostBasis
 from .decision import CloudLaunch, Decision, Evidence, OptionCost
 from .estimates import estimate_runtime, expected_end
 from .jobs import JobRequest

@@ -9,7 +9,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-import yaml
 
 from policies import (
     InputError,

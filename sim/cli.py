@@ -11,6 +11,7 @@ from policies import BurstPolicy, InputError, InputIssue, default_policy, load_p
 from policies.snapshot import Node
 
 from .cloud import CloudModel, spot_traces
+from .cluster_spec import node_groups
 from .engine import SimConfig, simulate
 from .presets import BASELINES, scenario_baseline
 from .report import jobs_csv, render, summarize
@@ -209,19 +210,15 @@ def _world(args):
 
 
 def parse_cluster(text: str) -> tuple[Node, ...]:
+    try:
+        groups = node_groups(text)
+    except ValueError as exc:
+        raise InputError([InputIssue("--cluster", "", str(exc),
+                                     "e.g. 64x8 or 4x8:NVIDIA-A100-SXM4-80GB,2x4:NVIDIA-A10G")]) from None
     nodes: list[Node] = []
-    for group in text.split(","):
-        shape, _, product = group.strip().partition(":")
-        count, _, gpus = shape.partition("x")
-        try:
-            n, g = int(count), int(gpus)
-            if n < 0 or g < 0:
-                raise ValueError
-        except ValueError:
-            raise InputError([InputIssue("--cluster", "", f"expected NODESxGPUS[:PRODUCT], got {group!r}",
-                                         "e.g. 64x8 or 4x8:NVIDIA-A100-SXM4-80GB,2x4:NVIDIA-A10G")]) from None
+    for n, g, product in groups:
         start = len(nodes)
-        nodes += [Node(f"node-{start + i:04d}", g, product or None) for i in range(n)]
+        nodes += [Node(f"node-{start + i:04d}", g, product) for i in range(n)]
     if not any(n.allocatable_gpus for n in nodes):
         raise InputError([InputIssue("--cluster", "", "the cluster has no GPUs",
                                      "give at least one node with GPUs, e.g. --cluster 4x8")])

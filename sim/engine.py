@@ -15,7 +15,7 @@ import heapq
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -32,7 +32,8 @@ from .traces import TraceJob
 SIM_EPOCH = 1767571200.0  # 2026-01-05T00:00:00Z: a Monday; budgets reset at UTC midnights from here
 INF = math.inf
 # Event kinds, in the order they are handled at equal times: ends free GPUs before anyone decides.
-LOCAL_END, CLOUD_EVENT, ARRIVAL, WAKE, TICK = range(5)
+# (Arrivals are read from the sorted trace, not the heap.)
+LOCAL_END, CLOUD_EVENT, WAKE, TICK = range(4)
 
 
 @dataclass
@@ -46,7 +47,6 @@ class JobRecord:
     spot_usd: float = 0.0
     on_demand_usd: float = 0.0
     wasted_usd: float = 0.0
-    cloud_gpu_seconds: float = 0.0
     preemptions: int = 0
     fell_back: bool = False
     budget_blocked: bool = False
@@ -72,7 +72,6 @@ class _CloudRun:
     deadline: float | None = None
     state: str = "starting"  # starting | running | waiting | done
     phase_start: float = 0.0
-    phase_end: float = 0.0
     avail: object = None
     version: int = 0
     progress: float = 0.0
@@ -108,7 +107,6 @@ class Simulation:
         self.cfg = config
         self.policy = config.policy
         self.catalog = policy_catalog(config.policy)
-        self.region = config.policy.spec.sage_maker.region
         self.heap: list = []
         self.seq = 0
         self.now = 0.0
@@ -368,7 +366,7 @@ class Simulation:
     def _phase(self, run: _CloudRun, state: str, end: float) -> None:
         if on_grid(end) <= self.now:
             end = self.now + 1e-3  # a trace boundary a hair away: step past it, never loop at one instant
-        run.state, run.phase_start, run.phase_end = state, self.now, end
+        run.state, run.phase_start = state, self.now
         run.version += 1
         job_id = int(run.record.request.uid)
         self._push(end, CLOUD_EVENT, (job_id, run.version))
@@ -404,7 +402,6 @@ class Simulation:
         rec = run.record
         if not run.spot:
             rec.on_demand_usd += run.od_rate * elapsed
-            rec.cloud_gpu_seconds += rec.request.total_gpus * run.work_left
             return self._cloud_done(run)
         if run.state == "waiting":
             if self.now >= self._spot_stop_time(run):
@@ -416,13 +413,11 @@ class Simulation:
         useful = max(elapsed - overhead, 0.0)
         rec.wasted_usd += run.spot_rate * min(elapsed, overhead)
         if useful >= run.work_left - 1e-9:
-            rec.cloud_gpu_seconds += rec.request.total_gpus * run.work_left
             run.work_left = 0.0
             return self._cloud_done(run)
         if rec.request.checkpointable:
             run.work_left -= useful
             run.progress += useful
-            rec.cloud_gpu_seconds += rec.request.total_gpus * useful
         else:
             rec.wasted_usd += run.spot_rate * useful  # no checkpoint: the work is lost
         if self.now >= self._spot_stop_time(run):
@@ -468,7 +463,7 @@ class Simulation:
         return 1
 
 
-def simulate(jobs: list[TraceJob], config: SimConfig, on_done: Callable | None = None):
+def simulate(jobs: list[TraceJob], config: SimConfig):
     sim = Simulation(jobs, config)
     records = sim.run()
     return sim, records

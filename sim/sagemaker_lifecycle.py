@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -42,7 +42,6 @@ class _Life:
     phase: str = "Starting"
     phase_start: float = 0.0
     trained: float = 0.0
-    transitions: list = field(default_factory=list)
 
 
 class SageMakerSandbox:

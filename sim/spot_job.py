@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Callable
-
 from policies.spot import greedy_choice, uniform_progress_choice
 
 HOUR = 3600.0
@@ -43,9 +41,6 @@ def poisson_trace(hourly_rate: float, seed: int, ticks: int = 4320, tick_seconds
     p = 1 - (1 - hourly_rate) ** (tick_seconds / HOUR)
     rng = random.Random(seed)
     return [not (rng.random() < p) for _ in range(ticks)]
-
-
-Rule = Callable[..., str]
 
 
 def run_job(job: SpotJob, available: list[bool], rule: str = "greedy") -> SpotRun:

@@ -18,7 +18,6 @@ from typing import Iterable
 import numpy as np
 
 from policies import InputError, InputIssue
-from policies.units import parse_time
 
 USER_CSV_COLUMNS = {
     "arrival_s": "seconds from the start of the trace (required)",
@@ -239,9 +238,3 @@ def _rebase(jobs: list[TraceJob]) -> list[TraceJob]:
     t0 = jobs[0].arrival_s
     return [replace(j, arrival_s=j.arrival_s - t0) for j in jobs] if t0 else jobs
 
-
-def parse_time_or_seconds(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return parse_time(text)

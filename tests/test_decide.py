@@ -165,8 +165,6 @@ def test_decision_serializes_without_infinities():
 def test_hot_signal_uses_the_policy_window_over_utilization_samples():
     from dataclasses import replace
 
-    from policies import is_managed  # noqa: F401
-
     snap = busy(0.25).build()
     p = policy(local={"hotWindowSeconds": 600, "hotUtilizationPercent": 90})
     old_spike = replace(snap, utilization_samples=((NOW - 3600, 99.0), (NOW - 300, 40.0), (NOW, 50.0)))

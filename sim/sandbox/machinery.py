@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
+from ..cluster_spec import node_groups
 from .loop import ReconcileLoop
 from .store import ApiError, Store
 
@@ -230,10 +231,7 @@ def add_nodes(store: Store, spec: str) -> list[str]:
     """'4x8:NVIDIA-A100-SXM4-80GB,2x4:NVIDIA-A10G' -> Node objects with GPUs and the GFD product label."""
     names = []
     nodes = store.type_for("", "v1", "nodes")
-    for group in spec.split(","):
-        shape, _, product = group.strip().partition(":")
-        count, _, gpus = shape.partition("x")
-        n, g = int(count), int(gpus)
+    for n, g, product in node_groups(spec):
         for _ in range(n):
             name = f"gpu-node-{len(names):03d}"
             labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
