@@ -103,15 +103,20 @@ class LocalSlot:
 
 
 class CapacityTimeline:
-    """All nodes' timelines, plus a bound table for fast queries. Mutable: copy() per cycle."""
+    """All nodes' timelines, plus a bound table for fast queries. Mutable: copy() per cycle.
+
+    copy() is copy-on-write: both copies share the node step lists until one of them changes a
+    node, so a cycle that reserves on three nodes of a thousand copies three."""
 
     def __init__(self, origin: float, nodes: list[NodeTimeline]):
         self.origin = origin
         self.nodes = nodes
+        self._owned = [True] * len(nodes)
         self.max_gpus = max([n.capacity for n in nodes] + [1])
         self._bound = np.full((len(nodes), self.max_gpus), INF)
         self._free_now = np.zeros(len(nodes))
         self._stable = np.full(len(nodes), origin)  # from here on the node stays at full capacity
+        self._next_step = np.full(len(nodes), INF)  # the first step after the origin, per node
         self._capacity = np.array([n.capacity for n in nodes], dtype=float)
         for i in range(len(nodes)):
             self._refresh(i)
@@ -155,30 +160,44 @@ class CapacityTimeline:
     def occupy(self, node: str, gpus: int, until: float) -> None:
         """A pod started now on `node`, expected to hold `gpus` until `until`."""
         i = self._index()[node]
-        self.nodes[i].add(self.origin, until, -gpus)
+        self._own(i).add(self.origin, until, -gpus)
         self._refresh(i)
 
     def release(self, node: str, gpus: int, until: float) -> None:
         """A pod ended before `until`, the end it was expected at: its GPUs are free from now."""
         if until > self.origin:
             i = self._index()[node]
-            self.nodes[i].add(self.origin, until, gpus)
+            self._own(i).add(self.origin, until, gpus)
             self._refresh(i)
 
     def advance(self, origin: float) -> None:
-        """Move the origin forward: steps in the past fold into the free count at `origin`."""
+        """Move the origin forward: steps in the past fold into the free count at `origin`.
+        Only nodes with a step at or before the new origin are touched."""
         if origin <= self.origin:
             return
-        for i, node in enumerate(self.nodes):
+        for i in np.flatnonzero(self._next_step <= origin).tolist():
+            node = self._own(i)
             k = bisect_right(node.times, origin) - 1
-            if k > 0 or node.times[0] != origin:
-                del node.times[:k], node.free[:k]
-                node.times[0] = origin
-                self._free_now[i] = node.free[0]
+            del node.times[:k], node.free[:k]
+            node.times[0] = origin
+            self._free_now[i] = node.free[0]
+            self._next_step[i] = node.times[1] if len(node.times) > 1 else INF
+        # The other nodes keep a first step before the origin; its count still holds at the
+        # origin, so queries are unaffected, and _own() moves it up before any change.
         self.origin = origin
         np.maximum(self._bound, origin, out=self._bound)
         finite = self._stable != INF
         self._stable[finite] = np.maximum(self._stable[finite], origin)
+
+    def _own(self, i: int) -> NodeTimeline:
+        """Node i, safe to change: copied first if another timeline shares it."""
+        if not self._owned[i]:
+            self.nodes[i] = self.nodes[i].copy()
+            self._owned[i] = True
+        node = self.nodes[i]
+        if node.times[0] < self.origin:  # changes assume the first step is at the origin
+            node.times[0] = self.origin
+        return node
 
     def _index(self) -> dict[str, int]:
         index = getattr(self, "_names", None)
@@ -189,9 +208,12 @@ class CapacityTimeline:
     def copy(self) -> "CapacityTimeline":
         new = object.__new__(CapacityTimeline)
         new.origin, new.max_gpus = self.origin, self.max_gpus
-        new.nodes = [n.copy() for n in self.nodes]
+        new.nodes = list(self.nodes)
+        self._owned = [False] * len(self.nodes)
+        new._owned = [False] * len(self.nodes)
         new._bound, new._free_now = self._bound.copy(), self._free_now.copy()
         new._stable, new._capacity = self._stable.copy(), self._capacity
+        new._next_step = self._next_step.copy()
         new._by_product = self._by_product
         return new
 
@@ -209,9 +231,28 @@ class CapacityTimeline:
                     break
         self._free_now[i] = node.free[0]
         self._stable[i] = node.times[-1] if node.free[-1] == node.capacity else INF
+        self._next_step[i] = node.times[1] if len(node.times) > 1 else INF
 
     def candidates(self, product: str | None) -> np.ndarray:
         return self._by_product.get(product, np.empty(0, dtype=int))
+
+    def max_free_now(self, product: str | None) -> int:
+        """The most GPUs free at this instant on one node of this product (any product: None)."""
+        idx = self.candidates(product)
+        return int(self._free_now[idx].max()) if idx.size else 0
+
+    def may_fit_now(self, gpus_per_pod: int, pods: int, product: str | None) -> bool:
+        """A necessary condition for starting now: enough GPUs are free at this instant (they may
+        be reserved later on). Cheap, and it only turns false as the cycle takes GPUs."""
+        idx = self.candidates(product)
+        if gpus_per_pod <= 0:
+            return True
+        if idx.size == 0:
+            return False
+        free = self._free_now[idx]
+        if pods == 1:
+            return bool((free >= gpus_per_pod).any())
+        return int((free // gpus_per_pod).sum()) >= pods
 
     def earliest_start(self, gpus_per_pod: int, pods: int, product: str | None, duration: float,
                        t0: float | None = None) -> LocalSlot:
@@ -310,5 +351,5 @@ class CapacityTimeline:
         if not slot.feasible:
             return
         for i, count in slot.nodes:
-            self.nodes[i].add(slot.start, slot.start + duration, -gpus_per_pod * count)
+            self._own(i).add(slot.start, slot.start + duration, -gpus_per_pod * count)
             self._refresh(i)

@@ -35,6 +35,7 @@ class SolverReport:
 class Plan:
     decisions: tuple[Decision, ...]
     solver: SolverReport
+    review_at: float | None = None  # QueuePlanner: run a cycle by then, even if nothing happens
 
     def by_job(self) -> dict[str, Decision]:
         return {d.job: d for d in self.decisions}

@@ -19,10 +19,11 @@ from typing import Literal
 
 import numpy as np
 
-from policies import BurstPolicy, Placement, Reason, plan
+from policies import BurstPolicy, Placement, Reason
 from policies.decide import policy_catalog
 from policies.jobs import JobRequest
 from policies.capacity import CapacityTimeline
+from policies.queue_planner import QueuePlanner
 from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
 from policies.spot import spot_fallback_due
 
@@ -33,7 +34,7 @@ SIM_EPOCH = 1767571200.0  # 2026-01-05T00:00:00Z: a Monday; budgets reset at UTC
 INF = math.inf
 # Event kinds, in the order they are handled at equal times: ends free GPUs before anyone decides.
 # (Arrivals are read from the sorted trace, not the heap.)
-LOCAL_END, CLOUD_EVENT, WAKE, TICK = range(4)
+LOCAL_END, CLOUD_EVENT, WAKE, TICK, REVIEW = range(5)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class SimConfig:
     optimizer: Literal["greedy", "cpsat"] = "greedy"
     estimate_error: float = 0.0  # runtime estimates = truth x lognormal(0, this)
     progress: bool = False
+    skip_waiting: bool = True  # let the QueuePlanner skip Jobs whose decision cannot have changed
 
 
 def on_grid(t: float) -> float:
@@ -117,8 +119,12 @@ class Simulation:
         self.busy_at_last_arrival = 0.0  # busy GPU-seconds up to the last arrival (utilization window)
         self.last_t = 0.0
         self.pending: dict[int, JobRecord] = {}
+        self.pending_namespaces: dict[str, int] = {}
+        self.planner = QueuePlanner(config.policy, optimizer=config.optimizer, skip_waiting=config.skip_waiting)
+        self.review_time = INF
         self.local: dict[int, tuple[list[tuple[str, int]], float, float]] = {}
         self.cloud: dict[int, _CloudRun] = {}
+        self.spot_with_deadline: dict[int, _CloudRun] = {}  # what the safety net watches each cycle
         self.records: list[JobRecord] = []
         self.spend_day: dict[tuple[str, int], float] = {}
         self.spend_month: dict[tuple[str, int], float] = {}
@@ -172,7 +178,10 @@ class Simulation:
                 raise RuntimeError(f"{total - self.finished} Jobs can never run: {self._stuck_message()}")
             self._advance(t)
             while self.next_arrival < total and on_grid(self.records[self.next_arrival].trace.arrival_s) == t:
-                self.pending[self.next_arrival] = self.records[self.next_arrival]
+                record = self.pending[self.next_arrival] = self.records[self.next_arrival]
+                self.planner.add(record.request)
+                ns = record.request.namespace
+                self.pending_namespaces[ns] = self.pending_namespaces.get(ns, 0) + 1
                 self.next_arrival += 1
                 self.events += 1
                 self.busy_at_last_arrival = self.busy_gpu_seconds
@@ -199,6 +208,10 @@ class Simulation:
                 elif kind == TICK:
                     self.ticks_pending.discard(t)
                     cycle = True
+                elif kind == REVIEW:
+                    if self.review_time == t:
+                        self.review_time = INF
+                        self._request_cycle(t)
             if self.cfg.tick_seconds == 0 and self.dirty:
                 cycle = True
             if cycle:
@@ -252,8 +265,10 @@ class Simulation:
             return
         self.decision_points += 1
         now_abs = SIM_EPOCH + self.now
-        queue = [r.request for r in self.pending.values()]
-        result = plan(queue, self._snapshot(now_abs), self.policy, now_abs, optimizer=self.cfg.optimizer)
+        result = self.planner.plan(self._snapshot(now_abs), now_abs)
+        if result.review_at is not None and on_grid(result.review_at - SIM_EPOCH) != self.review_time:
+            self.review_time = on_grid(result.review_at - SIM_EPOCH)
+            self._push(self.review_time, REVIEW, None)
         for decision in result.decisions:
             record = self._by_key[decision.job]
             record.reason = decision.reason.value
@@ -268,6 +283,11 @@ class Simulation:
             elif decision.requeue_after_seconds is not None:
                 self._wake(int(record.request.uid), self.now + decision.requeue_after_seconds)
         self.samples.append((self.now, len(self.pending), self.busy_gpus, self._cloud_usd))
+
+    def _unqueue(self, job_id: int) -> None:
+        """The Job left the queue (the planner dropped it when it placed it)."""
+        record = self.pending.pop(job_id)
+        self.pending_namespaces[record.request.namespace] -= 1
 
     def _wake(self, job_id: int, t: float) -> None:
         """A Wait's RequeueAfter. One live wake-up per Job: a newer decision replaces the older."""
@@ -288,9 +308,8 @@ class Simulation:
         cloud = tuple(CloudJob(f"{ns}/*", ns, itype, count, committed)
                       for (ns, itype), (count, committed) in sorted(self.inflight.items()) if count)
         day, month = self._day_month(now_abs)
-        namespaces = {r.request.namespace for r in self.pending.values()}
         spend = tuple(Spend(ns, self.spend_day.get((ns, day), 0.0), self.spend_month.get((ns, month), 0.0))
-                      for ns in sorted(namespaces))
+                      for ns, count in sorted(self.pending_namespaces.items()) if count)
         return Snapshot(now_abs, self.cfg.nodes, tuple(running), cloud, spend, capacity=self.capacity)
 
     @staticmethod
@@ -320,7 +339,7 @@ class Simulation:
             for name, gpus in nodes:
                 self.capacity.occupy(name, gpus, SIM_EPOCH + (self.now + req.runtime_estimate_seconds))
         self.local[job_id] = (nodes, self.now, end)
-        del self.pending[job_id]
+        self._unqueue(job_id)
         record.placement, record.start = Placement.LOCAL.value, self.now
         self._push(end, LOCAL_END, job_id)
 
@@ -342,7 +361,7 @@ class Simulation:
         launch = decision.launch
         itype = self.catalog.get(launch.instance_type, launch.region)
         job_id = int(record.request.uid)
-        del self.pending[job_id]
+        self._unqueue(job_id)
         committed = next(o.committed_usd for o in decision.evidence.options if o.placement == decision.placement)
         run = _CloudRun(record, launch.spot, self.now, itype.on_demand_usd_per_hour * launch.instance_count / 3600,
                         itype.spot_usd_per_hour * launch.instance_count / 3600, committed, record.trace.duration_s,
@@ -359,6 +378,8 @@ class Simulation:
             run.avail = availability(self.cfg.cloud, rate, rng)
             run.max_wait_end = self.now + (launch.max_wait_seconds or INF)
             run.fallback_time = (launch.fallback_time - SIM_EPOCH) if launch.fallback_time else INF
+            if run.deadline is not None:
+                self.spot_with_deadline[job_id] = run
             self._spot_begin(run, overhead=self.cfg.cloud.startup_seconds)
         else:
             self._phase(run, "running", self.now + self.cfg.cloud.startup_seconds + run.work_left)
@@ -431,13 +452,14 @@ class Simulation:
         rec.fell_back = True
         rec.placement = "SageMakerSpot->OnDemand"
         run.spot = False
+        self.spot_with_deadline.pop(int(rec.request.uid), None)
         restart = self.cfg.cloud.startup_seconds + (self.cfg.cloud.restart_overhead_seconds if run.progress else 0.0)
         self._phase(run, "running", self.now + restart + run.work_left)
         return 0
 
     def _spot_safety_net(self) -> None:
-        for run in list(self.cloud.values()):
-            if not run.spot or run.state != "waiting" or run.deadline is None:
+        for run in list(self.spot_with_deadline.values()):
+            if not run.spot or run.state != "waiting":
                 continue
             if spot_fallback_due(now=self.now, launch_time=run.launched, deadline=run.deadline,
                                  fallback_time=run.fallback_time, runtime_seconds=run.record.trace.duration_s,
@@ -449,6 +471,7 @@ class Simulation:
         rec = run.record
         job_id = int(rec.request.uid)
         del self.cloud[job_id]
+        self.spot_with_deadline.pop(job_id, None)
         agg = self.inflight[(rec.request.namespace, run.instance_type)]
         agg[0] -= run.count
         agg[1] -= run.committed

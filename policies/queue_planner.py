@@ -1,0 +1,222 @@
+"""QueuePlanner: plan() across cycles, for a queue that changes a little at a time.
+
+A controller runs a cycle on every change, and the simulator on every event; most of the queue
+is the same Jobs waiting for the same GPUs as last time. Under some policies their decisions
+provably cannot change until something specific happens, and re-deciding them every cycle is
+what makes a long queue slow (a cycle per event times a queue of thousands).
+
+The planner keeps the queue, and each cycle decides only the Jobs whose decision may differ
+from last time. Everything it returns comes from the same evaluate()/assume() as plan(), in the
+same queue order, so the placements and reasons are those plan() would give for those Jobs; the
+Jobs it leaves out would get the same Wait as before (their evidence is not refreshed).
+
+When it may skip a waiting Job (the "stable" case): queueing is outOfOrder (a waiting Job holds
+no GPUs, so leaving it out changes nobody else's decision) and bursts happen at the max wait
+(burstTiming atMaxWait), with nothing that moves with time or with other Jobs: no wait price,
+no finite budget or quota, no hot-cluster signal, no optimizer, no deadline, a fixed runtime
+estimate. Then a waiting Job's decision changes only when
+  - its max wait runs out (a timeout, kept in a heap), or
+  - local GPUs free up so that its shape (GPUs per pod, pods, GPU product) fits now.
+Whether enough GPUs are free at this instant is the same for every Job of a shape, is necessary
+for starting now, and once false in a cycle stays false for the rest of it (a cycle only takes
+GPUs), so a shape that fails it is skipped whole. Every other policy, and every Job with a deadline,
+is decided in full each cycle, exactly as plan() does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import insort
+from typing import Iterator
+
+from .catalog import Catalog
+from .constants import Placement
+from .decide import REQUEUE_MIN_SECONDS, Cycle, assume, evaluate
+from .jobs import JobRequest
+from .plan import Plan, SolverReport, plan, queue_order
+from .policy import BurstPolicy
+from .snapshot import Snapshot
+
+Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
+_TIMEOUT_SLACK = 1e-6  # look a hair early; evaluate() has the exact word
+
+
+def why_not_stable(policy: BurstPolicy) -> str | None:
+    """None when the planner may skip waiting Jobs under this policy; else the first reason not."""
+    spec = policy.spec
+    if spec.local.queueing != "outOfOrder":
+        return f"queueing is {spec.local.queueing} (waiting Jobs hold GPUs, so each one moves the next)"
+    if spec.local.burst_timing != "atMaxWait":
+        return "burstTiming is early (a forecast that slips can trigger a burst at any cycle)"
+    if spec.tradeoff.wait_usd_per_hour:
+        return "waiting has a price (tradeoff.waitUsdPerHour), so the best option moves with the forecast"
+    if spec.sage_maker.quotas:
+        return "SageMaker quotas are set (they free up as bursts end)"
+    budgets = [spec.budgets.default, *spec.budgets.namespaces.values()]
+    if any(b.daily_usd is not None or b.monthly_usd is not None for b in budgets):
+        return "a budget is set (it refills at midnight and drains as bursts run)"
+    if spec.local.hot_utilization_percent < 100:
+        return "the hot-cluster signal is on (utilization moves every cycle)"
+    return None
+
+
+def _volatile(job: JobRequest) -> bool:
+    """A Job whose decision can change at any cycle, even under a stable policy."""
+    return (job.deadline is not None or job.runtime_estimate_seconds is None
+            or bool(job.wait_usd_per_hour))
+
+
+class QueuePlanner:
+    """The queue and what is known about it between cycles. Not thread-safe; one per controller."""
+
+    def __init__(self, policy: BurstPolicy, catalog: Catalog | None = None, optimizer: str = "greedy",
+                 *, skip_waiting: bool = True):
+        """skip_waiting=False decides every Job every cycle, exactly as plan() (for comparisons)."""
+        self.policy, self.catalog, self.optimizer = policy, catalog, optimizer
+        self.stable = skip_waiting and why_not_stable(policy) is None and optimizer == "greedy"
+        self.jobs: dict[str, JobRequest] = {}
+        self._order: dict[str, tuple] = {}
+        self._new: list[tuple] = []  # (order key, job key): not decided since they came in
+        self._waiting: dict[Shape, list[tuple]] = {}  # sorted (order key, job key) per shape
+        self._timeouts: list[tuple[float, str]] = []  # (submit + max wait, job key), lazily cleaned
+        self.evaluated = 0  # Jobs decided, summed over cycles (for benchmarks)
+
+    # --- the queue ---------------------------------------------------------------------------------
+
+    def add(self, job: JobRequest) -> None:
+        """A Job entered the queue (or came back after a launch failed)."""
+        self.remove(job.key)
+        self.jobs[job.key] = job
+        order = (job.submit_time, job.namespace, job.name)
+        self._order[job.key] = order
+        insort(self._new, (order, job.key))
+
+    def remove(self, key: str) -> None:
+        """A Job left the queue: placed, deleted, or taken over by hand."""
+        if self.jobs.pop(key, None) is None:
+            return
+        order = self._order.pop(key)
+        for entries in (self._new, *self._waiting.values()):
+            i = _find(entries, (order, key))
+            if i is not None:
+                del entries[i]
+                break
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    # --- one cycle ---------------------------------------------------------------------------------
+
+    def plan(self, snapshot: Snapshot, now: float | None = None) -> Plan:
+        """Decisions for the Jobs that need one this cycle. Jobs placed locally or in the cloud
+        leave the queue; call add() again if acting on a decision fails."""
+        now = snapshot.time if now is None else now
+        if not self.stable or snapshot.utilization_samples or snapshot.gpu_utilization_percent is not None:
+            result = plan(list(self.jobs.values()), snapshot, self.policy, now, optimizer=self.optimizer,
+                          catalog=self.catalog)
+            self.evaluated += len(result.decisions)
+            self._new.clear()
+            self._waiting.clear()
+            self._timeouts.clear()
+            for d in result.decisions:
+                if d.placement != Placement.WAIT:
+                    self.remove(d.job)
+                else:
+                    self._note_waiting(d.job)
+            return result
+        cycle = Cycle.start(snapshot, self.policy, now, self.catalog)
+        fits: dict[Shape, bool] = {}
+        most_free: dict[str | None, int] = {}
+
+        def fits_now(shape: Shape) -> bool:
+            # A necessary condition, so skipping on False is exact; True means "decide them".
+            if shape not in fits:
+                gpus, pods, product = shape
+                if product not in most_free:
+                    most_free[product] = cycle.timeline.max_free_now(product)
+                fits[shape] = most_free[product] >= gpus and (
+                    pods == 1 or cycle.timeline.may_fit_now(gpus, pods, product))
+            return fits[shape]
+
+        due: set[str] = set()
+        while self._timeouts and self._timeouts[0][0] <= now + _TIMEOUT_SLACK:
+            _, key = heapq.heappop(self._timeouts)
+            if key in self.jobs:
+                due.add(key)
+        explicit = sorted([*self._new, *((self._order[k], k) for k in due)])
+        self._new = []
+        streams: list[Iterator] = [iter(explicit)]
+        shapes: list[Shape | None] = [None]
+        for shape, entries in self._waiting.items():
+            if entries and fits_now(shape):
+                streams.append(iter(list(entries)))
+                shapes.append(shape)
+        decisions = []
+        seen: set[str] = set()
+        heap = []
+        for s, stream in enumerate(streams):
+            _push_next(heap, stream, s)
+        while heap:
+            order, key, s = heapq.heappop(heap)
+            shape = shapes[s]
+            if shape is not None and not fits_now(shape):
+                continue  # no Job of this shape fits any more this cycle: drop the whole stream
+            _push_next(heap, streams[s], s)
+            if key in seen or key not in self.jobs:
+                continue
+            seen.add(key)
+            job = self.jobs[key]
+            result = evaluate(job, cycle)
+            assume(result, job, cycle)
+            self.evaluated += 1
+            decisions.append(result.decision)
+            if result.decision.placement == Placement.WAIT:
+                self._note_waiting(key, result.runtime)
+            else:
+                self.remove(key)
+                if result.decision.placement == Placement.LOCAL:
+                    fits = {k: v for k, v in fits.items() if not v}  # GPUs were taken: ask again
+                    most_free.clear()
+        return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=self._review_at(now))
+
+    def _note_waiting(self, key: str, runtime: float | None = None) -> None:
+        job = self.jobs[key]
+        order = self._order[key]
+        if _volatile(job) or not self.stable:
+            if self.stable:
+                insort(self._new, (order, key))  # decided again next cycle
+            return
+        shape = (job.gpus_per_pod, job.pods, job.gpu_product)
+        entries = self._waiting.setdefault(shape, [])
+        if _find(entries, (order, key)) is None:
+            insort(entries, (order, key))
+        local = self.policy.spec.local
+        max_wait = job.max_wait_seconds if job.max_wait_seconds is not None else local.max_wait_seconds
+        max_wait += local.max_wait_per_gpu_second * job.total_gpus * (runtime or job.runtime_estimate_seconds)
+        timeout = job.submit_time + max_wait
+        if math.isfinite(timeout):
+            heapq.heappush(self._timeouts, (timeout, key))
+
+    def _review_at(self, now: float) -> float | None:
+        """When a skipped Job's max wait next runs out: the caller must run a cycle by then. Never
+        sooner than a Wait's own shortest requeue, as plan() would have asked."""
+        while self._timeouts and self._timeouts[0][1] not in self.jobs:
+            heapq.heappop(self._timeouts)
+        return max(self._timeouts[0][0], now + REQUEUE_MIN_SECONDS) if self._timeouts else None
+
+    def queue(self) -> list[JobRequest]:
+        return queue_order(self.jobs.values())
+
+
+def _push_next(heap: list, stream: Iterator, s: int) -> None:
+    item = next(stream, None)
+    if item is not None:
+        heapq.heappush(heap, (item[0], item[1], s))
+
+
+def _find(entries: list, item: tuple) -> int | None:
+    from bisect import bisect_left
+
+    i = bisect_left(entries, item)
+    return i if i < len(entries) and entries[i] == item else None

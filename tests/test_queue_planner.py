@@ -1,0 +1,92 @@
+"""QueuePlanner: skipping Jobs whose decision cannot have changed gives plan()'s decisions."""
+
+from dataclasses import replace
+
+import pytest
+
+from policies.decide import REQUEUE_MIN_SECONDS
+from policies.queue_planner import QueuePlanner, why_not_stable
+from policies.snapshot import Node
+from sim.cloud import CloudModel
+from sim.engine import SimConfig, simulate
+from sim.presets import baseline
+from sim.traces import synthetic
+
+from .builders import cluster, job, policy
+
+NO_STARTUP = CloudModel(0.0, "none", None, 0.0)
+
+
+def mixed_trace(n=600, seed=3):
+    """Overloaded 2-node cluster; 1-16 GPU Jobs, some as 2-pod gangs, some with deadlines."""
+    jobs = synthetic(n, 20, seed, gpu_choices=(1, 2, 4, 8), gpu_probs=(0.5, 0.2, 0.2, 0.1))
+    out = []
+    for j in jobs:
+        if j.id % 9 == 0:
+            j = replace(j, pods=2)
+        if j.id % 13 == 0:
+            j = replace(j, deadline_s=j.arrival_s + 3 * j.duration_s)
+        out.append(j)
+    return out
+
+
+def outcomes(jobs, pol, skip):
+    nodes = (Node("a", 8), Node("b", 8))
+    sim, records = simulate(jobs, SimConfig(nodes, pol, NO_STARTUP, 0.0, 0, skip_waiting=skip))
+    return sim, [(r.placement, r.reason, r.start, r.finish) for r in records]
+
+
+@pytest.mark.parametrize("name, coefficient", [("compute-wait", 0.076), ("compute-wait", 0.5), ("no-wait", 0)])
+def test_skipping_waiting_jobs_changes_no_decision(name, coefficient):
+    pol = baseline(name, maxWaitPerGpuSecond=coefficient)
+    assert why_not_stable(pol) is None
+    trace = mixed_trace()
+    fast_sim, fast = outcomes(trace, pol, True)
+    full_sim, full = outcomes(trace, pol, False)
+    assert [o[:2] for o in fast] == [o[:2] for o in full]
+    # plan() re-asks a Wait no sooner than REQUEUE_MIN_SECONDS, so a timeout can be seen up to that
+    # much later when no other event falls in between; the planner sees it on time. A Job with a
+    # deadline is decided again at every cycle by both, and cycles fall at other instants (plan()
+    # re-asks every waiting Job within 5 minutes), so only its placement and reason must agree.
+    timed = [(a[2], b[2]) for j, a, b in zip(trace, fast, full) if j.deadline_s is None]
+    assert max(abs(a - b) for a, b in timed) < REQUEUE_MIN_SECONDS
+    if name == "no-wait":  # nobody waits, so there is nothing to skip
+        assert fast_sim.planner.evaluated == full_sim.planner.evaluated == len(trace)
+    else:
+        assert fast_sim.planner.evaluated < full_sim.planner.evaluated / 3
+    assert any(o[0] == "Local" for o in fast) and any(o[0].startswith("SageMaker") for o in fast)
+
+
+def test_policies_that_move_with_time_are_planned_in_full():
+    assert "queueing is backfill" in why_not_stable(baseline("forecast-wait"))
+    assert "budget" in why_not_stable(policy(local={"queueing": "outOfOrder", "burstTiming": "atMaxWait",
+                                                    "hotUtilizationPercent": 100},
+                                             tradeoff={"waitUsdPerHour": 0}, sageMaker={"quotas": {}}))
+    assert "hot-cluster" in why_not_stable(baseline("compute-wait", hotUtilizationPercent=90))
+    fifo = baseline("constant-wait")
+    planner = QueuePlanner(fifo)
+    assert not planner.stable
+    _, fast = outcomes(mixed_trace(200), fifo, True)
+    _, full = outcomes(mixed_trace(200), fifo, False)
+    assert fast == full
+
+
+def test_add_remove_and_a_placed_job_leaves_the_queue():
+    pol = baseline("compute-wait")
+    planner = QueuePlanner(pol)
+    snap = cluster().nodes(1).build()
+    big = job("big").gpus(8).product(None).runs(1).submitted_ago(0.01).build()
+    small = job("huge").gpus(8, pods=2).product(None).runs(1).submitted_ago(0.001).build()
+    planner.add(big)
+    planner.add(small)
+    planner.add(small)  # added twice: still one Job
+    assert len(planner) == 2
+    result = planner.plan(snap)
+    by_job = result.by_job()
+    assert by_job[big.key].placement.value == "Local"
+    assert by_job[small.key].placement.value == "SageMakerOnDemand"  # 2 x 8 GPUs never fit one 8-GPU node
+    assert len(planner) == 0
+    planner.add(big)
+    planner.remove(big.key)
+    planner.remove("nobody/here")
+    assert len(planner) == 0 and planner.plan(snap).decisions == ()
