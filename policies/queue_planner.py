@@ -32,7 +32,7 @@ from typing import Iterator
 
 from .catalog import Catalog
 from .constants import Placement
-from .decide import REQUEUE_MIN_SECONDS, Cycle, assume, evaluate
+from .decide import REQUEUE_MIN_SECONDS, Cycle, assume, base_timeline, evaluate
 from .jobs import JobRequest
 from .plan import Plan, SolverReport, plan, queue_order
 from .policy import BurstPolicy
@@ -125,18 +125,22 @@ class QueuePlanner:
                 else:
                     self._note_waiting(d.job)
             return result
-        cycle = Cycle.start(snapshot, self.policy, now, self.catalog)
+        # The cycle (a copy of the timeline to assume decisions on) is made only when a Job is
+        # decided; until then the checks read the snapshot's timeline, which is the same.
+        base = base_timeline(snapshot, self.policy, now)
+        cycle: Cycle | None = None
         fits: dict[Shape, bool] = {}
         most_free: dict[str | None, int] = {}
 
         def fits_now(shape: Shape) -> bool:
             # A necessary condition, so skipping on False is exact; True means "decide them".
             if shape not in fits:
+                timeline = base if cycle is None else cycle.timeline
                 gpus, pods, product = shape
                 if product not in most_free:
-                    most_free[product] = cycle.timeline.max_free_now(product)
+                    most_free[product] = timeline.max_free_now(product)
                 fits[shape] = most_free[product] >= gpus and (
-                    pods == 1 or cycle.timeline.may_fit_now(gpus, pods, product))
+                    pods == 1 or timeline.may_fit_now(gpus, pods, product))
             return fits[shape]
 
         due: set[str] = set()
@@ -166,6 +170,8 @@ class QueuePlanner:
             if key in seen or key not in self.jobs:
                 continue
             seen.add(key)
+            if cycle is None:
+                cycle = Cycle.start(snapshot, self.policy, now, self.catalog)
             job = self.jobs[key]
             result = evaluate(job, cycle)
             assume(result, job, cycle)

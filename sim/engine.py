@@ -122,6 +122,7 @@ class Simulation:
         self.pending_namespaces: dict[str, int] = {}
         self.planner = QueuePlanner(config.policy, optimizer=config.optimizer, skip_waiting=config.skip_waiting)
         self.review_time = INF
+        self._months: dict[int, int] = {}
         self.local: dict[int, tuple[list[tuple[str, int]], float, float]] = {}
         self.cloud: dict[int, _CloudRun] = {}
         self.spot_with_deadline: dict[int, _CloudRun] = {}  # what the safety net watches each cycle
@@ -312,12 +313,16 @@ class Simulation:
                       for ns, count in sorted(self.pending_namespaces.items()) if count)
         return Snapshot(now_abs, self.cfg.nodes, tuple(running), cloud, spend, capacity=self.capacity)
 
-    @staticmethod
-    def _day_month(abs_time: float) -> tuple[int, int]:
-        from datetime import datetime, timezone
+    def _day_month(self, abs_time: float) -> tuple[int, int]:
+        """(UTC day number, month number) of an absolute time; months are looked up once per day."""
+        day = int(abs_time // 86400)
+        month = self._months.get(day)
+        if month is None:
+            from datetime import datetime, timezone
 
-        dt = datetime.fromtimestamp(abs_time, tz=timezone.utc)
-        return int(abs_time // 86400), dt.year * 12 + dt.month
+            dt = datetime.fromtimestamp(day * 86400, tz=timezone.utc)
+            month = self._months[day] = dt.year * 12 + dt.month
+        return day, month
 
     # --- local ---------------------------------------------------------------------------------------
 
