@@ -153,7 +153,7 @@ def cloud_options(
                 now=now, runtime_seconds=runtime, runtime_cap_seconds=cap, startup_seconds=startup,
                 restart_overhead_seconds=spot.restart_overhead_seconds,
                 safety_margin_seconds=spot.safety_margin_seconds, max_wait_factor=spot.max_wait_factor,
-                deadline=job.deadline,
+                deadline=job.deadline, fallback_mode=spot.fallback,
             )
             if not window.safe:
                 notes.append(f"spot is unsafe for the deadline: {window.why}")

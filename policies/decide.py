@@ -210,6 +210,8 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
                f"(at most ${opt.committed_usd:.2f})")
         if launch.spot and launch.fallback_time is not None and job.deadline is not None:
             msg += f"; falls back to on-demand at {format_time(launch.fallback_time)} to keep the deadline"
+            if spec.spot.fallback == "progress":
+                msg += " (later by each second of checkpointed progress)"
         return done(opt.placement, reason, msg, evidence(costs, opt.end_time, trigger), launch=launch,
                     committed=opt.committed_usd)
 

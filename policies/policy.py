@@ -165,6 +165,16 @@ class SpotSide(_Model):
         2.0,
         description="Without a deadline, MaxWaitTimeInSeconds = this x the runtime cap.",
     )
+    fallback: Literal["launchWindow", "progress"] = Field(
+        "launchWindow",
+        description="When a spot burst with a deadline gives way to on-demand. launchWindow: at the "
+        "time fixed at launch, as if spot made no progress; SageMaker's MaxWaitTimeInSeconds enforces "
+        "it, so the deadline holds even if the controller is down, but a Job with little slack gets "
+        "only minutes of spot. progress: that time moves later by every checkpointed second of "
+        "progress, and the controller falls back when it comes; MaxWaitTimeInSeconds runs to the "
+        "deadline, so the controller must be up to keep it. Far cheaper for long Jobs with tight "
+        "deadlines (see the CBL-1 figures in the README).",
+    )
 
 
 class BudgetLimit(_Model):

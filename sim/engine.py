@@ -123,6 +123,7 @@ class Simulation:
         self.planner = QueuePlanner(config.policy, optimizer=config.optimizer, skip_waiting=config.skip_waiting)
         self.review_time = INF
         self._months: dict[int, int] = {}
+        self._progress_fallback = config.policy.spec.spot.fallback == "progress"
         self.local: dict[int, tuple[list[tuple[str, int]], float, float]] = {}
         self.cloud: dict[int, _CloudRun] = {}
         self.spot_with_deadline: dict[int, _CloudRun] = {}  # what the safety net watches each cycle
@@ -398,7 +399,10 @@ class Simulation:
         self._push(end, CLOUD_EVENT, (job_id, run.version))
 
     def _spot_stop_time(self, run: _CloudRun) -> float:
-        return min(run.max_wait_end, run.fallback_time)
+        """When spot must give way: MaxWait, or the fallback time (spot.fallback: progress moves
+        it later by the checkpointed progress)."""
+        fallback = run.fallback_time + (run.progress if self._progress_fallback else 0.0)
+        return min(run.max_wait_end, fallback)
 
     def _spot_begin(self, run: _CloudRun, overhead: float) -> None:
         """Spot capacity is asked for now: wait for it, then pay `overhead` before progress resumes."""
@@ -414,6 +418,9 @@ class Simulation:
     def _spot_segment(self, run: _CloudRun) -> None:
         overhead = run.pending_overhead
         stop = self._spot_stop_time(run)
+        if self._progress_fallback and stop >= self.now + overhead:
+            # Once the overhead is paid, progress moves the fallback time along with the clock.
+            stop = run.max_wait_end
         finish = self.now + overhead + run.work_left
         if isinstance(run.avail, PoissonInterruptions):
             interrupt = run.avail.next_interruption(self.now)
@@ -469,7 +476,8 @@ class Simulation:
             if spot_fallback_due(now=self.now, launch_time=run.launched, deadline=run.deadline,
                                  fallback_time=run.fallback_time, runtime_seconds=run.record.trace.duration_s,
                                  progress_seconds=run.progress, running_on_spot=False,
-                                 restart_overhead_seconds=self.cfg.cloud.restart_overhead_seconds):
+                                 restart_overhead_seconds=self.cfg.cloud.restart_overhead_seconds,
+                                 fallback_mode=self.policy.spec.spot.fallback):
                 self._fall_back(run)
 
     def _cloud_done(self, run: _CloudRun) -> int:

@@ -5,6 +5,14 @@ Semantics of the paper's early simulator (shared/benchmarks/published-cases.md, 
 spot, on-demand or nothing; a change to a new instance costs the changeover `overhead` of wall
 time with no progress; a preemption leaves the Job on nothing; every tick on an instance is billed
 whole. The rules themselves live in policies/spot.py.
+
+Rules: "greedy" (spot when there, idle otherwise, on-demand to the end at the safety net; idle
+once done), "strawman" (the same rule run as the early simulator's loop runs it: that loop asks
+the strategy once more after the work is done, and the strawman, which has no "idle once done"
+rule, gets that tick billed; this is how its stored table was made), "uniform-progress", and
+"spillway" / "spillway-progress" (what the controller does with a managed spot burst under
+spot.fallback launchWindow / progress: policies.spot.spot_window at launch, spot_fallback_due at
+every tick, and on-demand to the end once it has fallen back).
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from policies.spot import greedy_choice, uniform_progress_choice
+from policies.spot import greedy_choice, spot_fallback_due, spot_window, uniform_progress_choice
 
 HOUR = 3600.0
 
@@ -48,14 +56,28 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy") -> SpotRu
     remaining, current, overhead_left = job.work_seconds, "none", 0.0
     cost, od_ticks, billed_ticks, t = 0.0, 0, 0, 0
     changeover_done = True
+    mode = "progress" if rule == "spillway-progress" else "launchWindow"
+    window = spot_window(now=0.0, runtime_seconds=job.work_seconds, runtime_cap_seconds=job.deadline_seconds,
+                         startup_seconds=0.0, restart_overhead_seconds=job.overhead_seconds,
+                         # the controller looks once a tick, so it keeps a tick of margin
+                         safety_margin_seconds=gap, max_wait_factor=1.0, deadline=job.deadline_seconds,
+                         fallback_mode=mode)
     while remaining > 1e-9:
         spot_up = available[t % len(available)]
         if current == "spot" and not spot_up:
             current = "none"  # preempted
         remaining_time = job.deadline_seconds - t * gap
-        if rule == "greedy":
+        if rule in ("greedy", "strawman"):
             choice = greedy_choice(current=current, spot_available=spot_up, remaining_work=remaining,
                                    remaining_time=remaining_time, overhead=job.overhead_seconds, tick=gap)
+        elif rule in ("spillway", "spillway-progress"):
+            if current == "od" or not window.safe or spot_fallback_due(
+                    now=t * gap, launch_time=0.0, deadline=job.deadline_seconds, fallback_time=window.fallback_time,
+                    runtime_seconds=job.work_seconds, progress_seconds=job.work_seconds - remaining,
+                    running_on_spot=spot_up, restart_overhead_seconds=job.overhead_seconds, fallback_mode=mode):
+                choice = "od"
+            else:
+                choice = "spot" if spot_up else "none"
         elif rule == "uniform-progress":
             choice = uniform_progress_choice(current=current, spot_available=spot_up, remaining_work=remaining,
                                              remaining_time=remaining_time, total_work=job.work_seconds,
@@ -82,6 +104,14 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy") -> SpotRu
             od_ticks += current == "od"
         t += 1
     finished = t * gap
+    if rule == "strawman":  # the early simulator's loop bills one more request after the work is done
+        spot_up = available[t % len(available)]
+        if current == "spot" and not spot_up:
+            current = "none"
+        after = greedy_choice(current=current, spot_available=spot_up, remaining_work=0.0,
+                              remaining_time=job.deadline_seconds - t * gap, overhead=job.overhead_seconds, tick=gap)
+        if after != "none":
+            cost += (job.od_usd_per_hour if after == "od" else job.spot_usd_per_hour) * gap / HOUR
     return SpotRun(cost, od_ticks / billed_ticks if billed_ticks else 0.0, finished,
                    finished <= math.ceil(job.deadline_seconds / gap) * gap)
 
