@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = ["no-wait:64", "compute-wait:64", "compute-wait:128", "no-wait:128", "default:64", "default:128"]
+CONFIGS = ["no-wait:64", "compute-wait:64", "compute-wait:128", "no-wait:128", "default:64", "default:128",
+           "default-nobudget:64", "default-nobudget:128"]
 
 
 def child(spec: str) -> None:
@@ -38,7 +39,14 @@ def child(spec: str) -> None:
     t = time.perf_counter()
     jobs = load_philly()
     load_s = time.perf_counter() - t
-    policy = default_policy() if name == "default" else baseline(name)
+    if name.startswith("default"):
+        policy = default_policy()
+        if name == "default-nobudget":  # the shipped policy with its $500/day budget lifted
+            data = policy.model_dump(by_alias=True, mode="json")
+            data["spec"]["budgets"] = {"default": {"dailyUsd": None, "monthlyUsd": None}}
+            policy = type(policy).model_validate(data)
+    else:
+        policy = baseline(name)
     config = SimConfig(parse_cluster(f"{nodes}x8"), policy, CloudModel(0.0, "none", None, 0.0), 0.0, 0)
     t = time.perf_counter()
     sim, records = simulate(jobs, config)
@@ -46,6 +54,7 @@ def child(spec: str) -> None:
     s = summarize(name, sim, records)
     print(json.dumps({"config": spec, "jobs": len(jobs), "load_trace_s": round(load_s, 2), "wall_s": round(wall, 2),
                       "events": sim.events, "events_per_s": round(sim.events / wall), "cycles": sim.decision_points,
+                      "jobs_decided": sim.planner.evaluated,
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                       "cloud_gpu_hours": round(s.cloud_gpu_hours), "wait_mean_h": round(s.wait_mean_hours, 3)}))
 

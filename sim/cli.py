@@ -56,7 +56,9 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", type=float, default=None, metavar="FRACTION", help="keep this fraction of Jobs")
     p.add_argument("--scale-arrivals", type=float, default=None, metavar="X",
                    help="compress time by X (X > 1: more load)")
-    p.add_argument("--cluster", default="64x8", help="NODESxGPUS[:GPU_PRODUCT], comma-separated groups")
+    p.add_argument("--cluster", default="64x8",
+                   help="NODESxGPUS[:GPU_PRODUCT], comma-separated groups; openb:PATH for the Alibaba OpenB "
+                        "node list; or a ClusterSnapshot YAML file (its nodes)")
     p.add_argument("--scenario", choices=["sb1"], help="sb1: Starburst Table 4 (trace, 4x8, no start-up, exact events)")
     p.add_argument("--tick", type=float, default=60.0, metavar="SECONDS",
                    help="controller cycle; 0 decides at every event (default 60)")
@@ -210,19 +212,64 @@ def _world(args):
 
 
 def parse_cluster(text: str) -> tuple[Node, ...]:
-    try:
-        groups = node_groups(text)
-    except ValueError as exc:
-        raise InputError([InputIssue("--cluster", "", str(exc),
-                                     "e.g. 64x8 or 4x8:NVIDIA-A100-SXM4-80GB,2x4:NVIDIA-A10G")]) from None
-    nodes: list[Node] = []
-    for n, g, product in groups:
-        start = len(nodes)
-        nodes += [Node(f"node-{start + i:04d}", g, product) for i in range(n)]
+    """NODESxGPUS[:PRODUCT],...; openb:PATH (Alibaba OpenB nodes.csv); or a ClusterSnapshot YAML file."""
+    if text.startswith("openb:"):
+        nodes = _openb_nodes(Path(text[len("openb:"):]))
+    elif text.endswith((".yaml", ".yml")):
+        nodes = _snapshot_nodes(Path(text))
+    else:
+        try:
+            groups = node_groups(text)
+        except ValueError as exc:
+            raise InputError([InputIssue("--cluster", "", str(exc),
+                                         "e.g. 64x8 or 4x8:NVIDIA-A100-SXM4-80GB,2x4:NVIDIA-A10G, "
+                                         "openb:nodes.csv, or cluster.yaml")]) from None
+        nodes = []
+        for n, g, product in groups:
+            start = len(nodes)
+            nodes += [Node(f"node-{start + i:04d}", g, product) for i in range(n)]
     if not any(n.allocatable_gpus for n in nodes):
         raise InputError([InputIssue("--cluster", "", "the cluster has no GPUs",
                                      "give at least one node with GPUs, e.g. --cluster 4x8")])
     return tuple(nodes)
+
+
+def _openb_nodes(path: Path) -> list[Node]:
+    """The Alibaba OpenB inventory (node_id, gpu_model, num_gpu, ...): its GPU nodes, the GPU model
+    as the product. CPU-only nodes are left out: no Job of a GPU trace can use them."""
+    import csv
+
+    if not path.is_file():
+        raise InputError([InputIssue(str(path), "", "no such file",
+                                     "give the OpenB node list, e.g. openb:shared/data/alibaba_gpu2023/nodes.csv")])
+    nodes, issues = [], []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"node_id", "gpu_model", "num_gpu"} - set(reader.fieldnames or ())
+        if missing:
+            raise InputError([InputIssue(str(path), "", f"missing columns: {', '.join(sorted(missing))}",
+                                         "the header must have node_id,gpu_model,num_gpu", 1)])
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                gpus = int(row["num_gpu"])
+            except (TypeError, ValueError):
+                issues.append(InputIssue(str(path), "num_gpu", f"expected a whole number, got {row['num_gpu']!r}",
+                                         "write the node's GPU count, e.g. 8", lineno))
+                continue
+            if gpus > 0:
+                nodes.append(Node(row["node_id"], gpus, (row["gpu_model"] or "").strip() or None))
+    if issues:
+        raise InputError(issues)
+    return nodes
+
+
+def _snapshot_nodes(path: Path) -> list[Node]:
+    from policies.snapshot import load_snapshot
+
+    if not path.is_file():
+        raise InputError([InputIssue(str(path), "", "no such file",
+                                     "give a ClusterSnapshot YAML (see policies/examples/cluster.yaml)")])
+    return list(load_snapshot(path.read_text(), str(path)).nodes)
 
 
 def _check_fit(jobs, nodes) -> None:

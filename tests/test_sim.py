@@ -263,3 +263,20 @@ def test_hindsight_oracle_is_no_worse_than_an_online_policy_at_the_same_wait():
     assert oracle.status in ("OPTIMAL", "FEASIBLE")
     assert oracle.total_wait_hours <= online.wait_mean_hours * online.jobs + 1e-9
     assert oracle.cloud_gpu_hours <= online.cloud_gpu_hours + 0.5  # 30-s slots round run times up
+
+
+def test_cluster_from_the_openb_inventory_and_from_a_snapshot_file(tmp_path):
+    nodes_csv = tmp_path / "nodes.csv"
+    nodes_csv.write_text("node_id,gpu_model,num_gpu,cpu_milli,memory_mib\n"
+                         "n0000,,0,32000,262144\nn0001,G2,8,96000,786432\nn0002,T4,2,64000,262144\n")
+    nodes = parse_cluster(f"openb:{nodes_csv}")
+    assert [(n.name, n.allocatable_gpus, n.gpu_product) for n in nodes] == [("n0001", 8, "G2"), ("n0002", 2, "T4")]
+    nodes_csv.write_text("node_id,gpu_model,num_gpu\nn0001,G2,eight\n")
+    with pytest.raises(InputError) as err:
+        parse_cluster(f"openb:{nodes_csv}")
+    assert err.value.issues[0].line == 2 and "whole number" in err.value.issues[0].problem
+    with pytest.raises(InputError, match="no such file"):
+        parse_cluster(f"openb:{tmp_path / 'missing.csv'}")
+    example = Path(__file__).resolve().parent.parent / "policies" / "examples" / "cluster.yaml"
+    nodes = parse_cluster(str(example))
+    assert len(nodes) == 4 and nodes[3].schedulable is False
