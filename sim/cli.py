@@ -237,27 +237,22 @@ def parse_cluster(text: str) -> tuple[Node, ...]:
 def _openb_nodes(path: Path) -> list[Node]:
     """The Alibaba OpenB inventory (node_id, gpu_model, num_gpu, ...): its GPU nodes, the GPU model
     as the product. CPU-only nodes are left out: no Job of a GPU trace can use them."""
-    import csv
+    from .traces import csv_rows
 
     if not path.is_file():
         raise InputError([InputIssue(str(path), "", "no such file",
                                      "give the OpenB node list, e.g. openb:shared/data/alibaba_gpu2023/nodes.csv")])
     nodes, issues = [], []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"node_id", "gpu_model", "num_gpu"} - set(reader.fieldnames or ())
-        if missing:
-            raise InputError([InputIssue(str(path), "", f"missing columns: {', '.join(sorted(missing))}",
-                                         "the header must have node_id,gpu_model,num_gpu", 1)])
-        for lineno, row in enumerate(reader, start=2):
-            try:
-                gpus = int(row["num_gpu"])
-            except (TypeError, ValueError):
-                issues.append(InputIssue(str(path), "num_gpu", f"expected a whole number, got {row['num_gpu']!r}",
-                                         "write the node's GPU count, e.g. 8", lineno))
-                continue
-            if gpus > 0:
-                nodes.append(Node(row["node_id"], gpus, (row["gpu_model"] or "").strip() or None))
+    for lineno, row in csv_rows(path, {"node_id", "gpu_model", "num_gpu"},
+                                "the header must have node_id,gpu_model,num_gpu"):
+        try:
+            gpus = int(row["num_gpu"])
+        except (TypeError, ValueError):
+            issues.append(InputIssue(str(path), "num_gpu", f"expected a whole number, got {row['num_gpu']!r}",
+                                     "write the node's GPU count, e.g. 8", lineno))
+            continue
+        if gpus > 0:
+            nodes.append(Node(row["node_id"], gpus, (row["gpu_model"] or "").strip() or None))
     if issues:
         raise InputError(issues)
     return nodes

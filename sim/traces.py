@@ -60,37 +60,43 @@ def bundled_philly_path() -> Path:
     return Path(str(resources.files("sim").joinpath("data/philly_jobs_weeks00-11.csv.gz")))
 
 
+def csv_rows(path: Path, required: set[str], header_fix: str):
+    """(line number, row) of a CSV file (gzip or plain), after checking the header has `required`."""
+    with _open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        missing = required - set(reader.fieldnames or [])
+        if missing:
+            raise InputError([InputIssue(str(path), "header", f"missing columns {sorted(missing)}", header_fix, 1)])
+        yield from enumerate(reader, start=2)
+
+
 def load_philly(path: Path | None = None, weeks: tuple[int, int] | None = None,
                 namespace: str = "philly") -> list[TraceJob]:
     """Philly (RFold compact CSV). weeks=(first, last) inclusive, counted from arrival 0."""
     path = path or bundled_philly_path()
     jobs: list[TraceJob] = []
     issues: list[InputIssue] = []
-    with _open_text(Path(path)) as fh:
-        reader = csv.DictReader(fh)
-        missing = {"job_id", "arrival_s", "num_gpus", "placement", "duration_s"} - set(reader.fieldnames or [])
-        if missing:
-            raise InputError([InputIssue(str(path), "header", f"missing columns {sorted(missing)}",
-                                         "use the Philly compact CSV (job_id,arrival_s,num_gpus,placement,duration_s)", 1)])
-        for lineno, row in enumerate(reader, start=2):
-            try:
-                arrival = float(row["arrival_s"])
-                parts = [int(p) for p in row["placement"].split("+")]
-                duration = float(row["duration_s"])
-                total = int(row["num_gpus"])
-            except (TypeError, ValueError) as exc:
-                issues.append(InputIssue(str(path), f"line {lineno}", f"bad value: {exc}",
-                                         "numbers for arrival_s, num_gpus, duration_s; placement like 8+8", lineno))
-                if len(issues) >= 20:
-                    break
-                continue
-            if weeks is not None and not (weeks[0] * 604800 <= arrival < (weeks[1] + 1) * 604800):
-                continue
-            if duration <= 0 or total <= 0:
-                continue  # 6 zero-length jobs in weeks 0-11: nothing to schedule
-            pods = len(parts)
-            jobs.append(TraceJob(int(row["job_id"]), arrival, max(parts), duration, pods, None, None,
-                                 namespace, False, f"philly-{row['job_id']}"))
+    rows = csv_rows(Path(path), {"job_id", "arrival_s", "num_gpus", "placement", "duration_s"},
+                    "use the Philly compact CSV (job_id,arrival_s,num_gpus,placement,duration_s)")
+    for lineno, row in rows:
+        try:
+            arrival = float(row["arrival_s"])
+            parts = [int(p) for p in row["placement"].split("+")]
+            duration = float(row["duration_s"])
+            total = int(row["num_gpus"])
+        except (TypeError, ValueError) as exc:
+            issues.append(InputIssue(str(path), f"line {lineno}", f"bad value: {exc}",
+                                     "numbers for arrival_s, num_gpus, duration_s; placement like 8+8", lineno))
+            if len(issues) >= 20:
+                break
+            continue
+        if weeks is not None and not (weeks[0] * 604800 <= arrival < (weeks[1] + 1) * 604800):
+            continue
+        if duration <= 0 or total <= 0:
+            continue  # 6 zero-length jobs in weeks 0-11: nothing to schedule
+        pods = len(parts)
+        jobs.append(TraceJob(int(row["job_id"]), arrival, max(parts), duration, pods, None, None,
+                             namespace, False, f"philly-{row['job_id']}"))
     if issues:
         raise InputError(issues)
     return _rebase(jobs)
