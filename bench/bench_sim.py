@@ -7,7 +7,9 @@ Runs each (policy, cluster) in a fresh process, event-driven (tick 0, as Starbur
 and reports wall time, events/s, peak RSS and the time to only load the trace. Reference
 (issue 4): Starburst's own simulator on this kind of machine takes about 11 s (No-Wait, 64
 nodes), 73 s (Compute-Wait, 64 nodes), 194 s (Compute-Wait, 128 nodes); the goal is 10x faster,
-and the default policy under 5 s. The last line printed is one JSON object with every figure.
+and the default policy under 5 s. "default-nobudget" is the default policy with its $500/day budget
+lifted: on this trace the shipped budget binds within hours, the queue grows without bound, and
+each cycle re-plans it. The last line printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
