@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import insort
+from bisect import bisect_left, insort
 from typing import Iterator
 
 from .catalog import Catalog
@@ -123,7 +123,7 @@ class QueuePlanner:
                 if d.placement != Placement.WAIT:
                     self.remove(d.job)
                 else:
-                    self._note_waiting(d.job)
+                    self._note_waiting(d.job, d.evidence.max_wait_seconds)
             return result
         # The cycle (a copy of the timeline to assume decisions on) is made only when a Job is
         # decided; until then the checks read the snapshot's timeline, which is the same.
@@ -178,7 +178,7 @@ class QueuePlanner:
             self.evaluated += 1
             decisions.append(result.decision)
             if result.decision.placement == Placement.WAIT:
-                self._note_waiting(key, result.runtime)
+                self._note_waiting(key, result.decision.evidence.max_wait_seconds)
             else:
                 self.remove(key)
                 if result.decision.placement == Placement.LOCAL:
@@ -186,21 +186,20 @@ class QueuePlanner:
                     most_free.clear()
         return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=self._review_at(now))
 
-    def _note_waiting(self, key: str, runtime: float | None = None) -> None:
-        job = self.jobs[key]
-        order = self._order[key]
-        if _volatile(job) or not self.stable:
-            if self.stable:
-                insort(self._new, (order, key))  # decided again next cycle
+    def _note_waiting(self, key: str, max_wait_seconds: float) -> None:
+        """A Job waits: decide it again when its max wait (as evaluate() worked it out) runs out,
+        or when its shape may fit; a volatile Job, at every cycle."""
+        if not self.stable:
+            return  # every Job is decided every cycle anyway
+        job, order = self.jobs[key], self._order[key]
+        if _volatile(job):
+            insort(self._new, (order, key))  # decided again next cycle
             return
         shape = (job.gpus_per_pod, job.pods, job.gpu_product)
         entries = self._waiting.setdefault(shape, [])
         if _find(entries, (order, key)) is None:
             insort(entries, (order, key))
-        local = self.policy.spec.local
-        max_wait = job.max_wait_seconds if job.max_wait_seconds is not None else local.max_wait_seconds
-        max_wait += local.max_wait_per_gpu_second * job.total_gpus * (runtime or job.runtime_estimate_seconds)
-        timeout = job.submit_time + max_wait
+        timeout = job.submit_time + max_wait_seconds
         if math.isfinite(timeout):
             heapq.heappush(self._timeouts, (timeout, key))
 
@@ -222,7 +221,5 @@ def _push_next(heap: list, stream: Iterator, s: int) -> None:
 
 
 def _find(entries: list, item: tuple) -> int | None:
-    from bisect import bisect_left
-
     i = bisect_left(entries, item)
     return i if i < len(entries) and entries[i] == item else None

@@ -69,6 +69,12 @@ def spot_window(
     return SpotWindow(True, fallback, max_wait, min(cap, max_wait))
 
 
+def spot_fallback_time(fallback_time: float, progress_seconds: float, fallback_mode: str = "launchWindow") -> float:
+    """When spot must give way to on-demand: the launch-time fallback, or (spot.fallback: progress)
+    that time moved later by the checkpointed progress the on-demand relaunch no longer needs."""
+    return fallback_time + progress_seconds if fallback_mode == "progress" else fallback_time
+
+
 def spot_fallback_due(
     *,
     now: float,
@@ -91,10 +97,10 @@ def spot_fallback_due(
     Progress without a way back to spot sends a Job with little slack to on-demand at its first
     interruption; measured on CBL-1 that costs about 3x greedy.)
     """
-    if fallback_mode == "progress":
-        return now >= fallback_time + progress_seconds
-    if now >= fallback_time:
+    if now >= spot_fallback_time(fallback_time, progress_seconds, fallback_mode):
         return True
+    if fallback_mode == "progress":
+        return False
     if deadline is None or running_on_spot:
         return False
     span = deadline - launch_time

@@ -25,7 +25,7 @@ from policies.jobs import JobRequest
 from policies.capacity import CapacityTimeline
 from policies.queue_planner import QueuePlanner
 from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
-from policies.spot import spot_fallback_due
+from policies.spot import spot_fallback_due, spot_fallback_time
 
 from .cloud import CloudModel, PoissonInterruptions, availability
 from .traces import TraceJob
@@ -401,8 +401,7 @@ class Simulation:
     def _spot_stop_time(self, run: _CloudRun) -> float:
         """When spot must give way: MaxWait, or the fallback time (spot.fallback: progress moves
         it later by the checkpointed progress)."""
-        fallback = run.fallback_time + (run.progress if self._progress_fallback else 0.0)
-        return min(run.max_wait_end, fallback)
+        return min(run.max_wait_end, spot_fallback_time(run.fallback_time, run.progress, self.policy.spec.spot.fallback))
 
     def _spot_begin(self, run: _CloudRun, overhead: float) -> None:
         """Spot capacity is asked for now: wait for it, then pay `overhead` before progress resumes."""
