@@ -184,10 +184,9 @@ class CapacityTimeline:
             self._next_step[i] = node.times[1] if len(node.times) > 1 else INF
         # The other nodes keep a first step before the origin; its count still holds at the
         # origin, so queries are unaffected, and _own() moves it up before any change.
+        # _bound and _stable may now hold times before the origin; every query clamps them to its
+        # own start (t0 >= origin), so they are left as they are rather than rewritten per advance.
         self.origin = origin
-        np.maximum(self._bound, origin, out=self._bound)
-        finite = self._stable != INF
-        self._stable[finite] = np.maximum(self._stable[finite], origin)
 
     def _own(self, i: int) -> NodeTimeline:
         """Node i, safe to change: copied first if another timeline shares it."""

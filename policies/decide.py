@@ -62,6 +62,7 @@ class Cycle:
     assumed_usd: dict[str, float] = field(default_factory=dict)
     assumed_instances: dict[str, int] = field(default_factory=dict)
     not_before: float = -INF  # fifo queueing: no Job starts before one queued ahead of it
+    budget_inputs: dict[str, tuple] = field(default_factory=dict)  # namespace -> (limit, spend, committed)
 
     @classmethod
     def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None,
@@ -73,9 +74,13 @@ class Cycle:
 
     def budget_left(self, namespace: str) -> tuple[float, str]:
         """Dollars this namespace may still commit, and which window binds."""
-        limit = self.policy.budget_for(namespace)
-        spend = self.snapshot.spend_of(namespace)
-        used = self.snapshot.committed_of(namespace) + self.assumed_usd.get(namespace, 0.0)
+        known = self.budget_inputs.get(namespace)
+        if known is None:  # the snapshot's part is the same for every Job of the namespace this cycle
+            known = self.budget_inputs[namespace] = (self.policy.budget_for(namespace),
+                                                     self.snapshot.spend_of(namespace),
+                                                     self.snapshot.committed_of(namespace))
+        limit, spend, committed = known
+        used = committed + self.assumed_usd.get(namespace, 0.0)
         left, which = INF, ""
         if limit.daily_usd is not None:
             left, which = limit.daily_usd - spend.today_usd - used, "daily"

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from typing import Iterator
 
 from .catalog import Catalog
@@ -154,7 +154,7 @@ class QueuePlanner:
         shapes: list[Shape | None] = [None]
         for shape, entries in self._waiting.items():
             if entries and fits_now(shape):
-                streams.append(iter(list(entries)))
+                streams.append(_cursor(entries))
                 shapes.append(shape)
         decisions = []
         seen: set[str] = set()
@@ -212,6 +212,18 @@ class QueuePlanner:
 
     def queue(self) -> list[JobRequest]:
         return queue_order(self.jobs.values())
+
+
+def _cursor(entries: list) -> Iterator[tuple]:
+    """The entries in order, read while the cycle changes the list: each step looks up the
+    entry after the last one given, so Jobs removed or noted waiting meanwhile shift nothing."""
+    last = None
+    while True:
+        i = 0 if last is None else bisect_right(entries, last)
+        if i >= len(entries):
+            return
+        last = entries[i]
+        yield last
 
 
 def _push_next(heap: list, stream: Iterator, s: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 
@@ -49,7 +50,19 @@ def parse_time(text: str | datetime) -> float:
 
 
 def format_time(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC to the second, as datetime.strftime writes it (fraction dropped).
+
+    Decision messages name times all the time; the date part is looked up once per day."""
+    whole = math.floor(round(seconds, 6))  # fromtimestamp rounds to the microsecond first
+    day, second = divmod(whole, 86400)
+    date = _DATES.get(day)
+    if date is None:
+        date = _DATES[day] = datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%d")
+    hour, rest = divmod(second, 3600)
+    return f"{date}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
+
+
+_DATES: dict[int, str] = {}
 
 
 def parse_gpu_quantity(value: object) -> int:

@@ -136,6 +136,8 @@ class Simulation:
         self._cloud_usd = 0.0
         self._by_key: dict[str, JobRecord] = {}
         self.inflight: dict[tuple[str, str], list] = {}  # (namespace, type) -> [instances, committed USD]
+        self.money_version = 0  # bumped when inflight, spend or the namespaces with a queue change
+        self._money_cache: tuple = (None, (), ())  # ((version, day), cloud, spend) for _snapshot
         self.wake_at: dict[int, float] = {}
         self.next_arrival = 0
         self.finished = 0
@@ -184,6 +186,7 @@ class Simulation:
                 self.planner.add(record.request)
                 ns = record.request.namespace
                 self.pending_namespaces[ns] = self.pending_namespaces.get(ns, 0) + 1
+                self.money_version += self.pending_namespaces[ns] == 1
                 self.next_arrival += 1
                 self.events += 1
                 self.busy_at_last_arrival = self.busy_gpu_seconds
@@ -290,6 +293,7 @@ class Simulation:
         """The Job left the queue (the planner dropped it when it placed it)."""
         record = self.pending.pop(job_id)
         self.pending_namespaces[record.request.namespace] -= 1
+        self.money_version += self.pending_namespaces[record.request.namespace] == 0
 
     def _wake(self, job_id: int, t: float) -> None:
         """A Wait's RequeueAfter. One live wake-up per Job: a newer decision replaces the older."""
@@ -306,12 +310,15 @@ class Simulation:
             expected = start + req.runtime_estimate_seconds
             for node, gpus in nodes:
                 running.append(RunningPod(req.key, node, gpus, SIM_EPOCH + start, SIM_EPOCH + expected))
-        # In-flight bursts, summed per (namespace, type): all the core reads of them is quota and budget.
-        cloud = tuple(CloudJob(f"{ns}/*", ns, itype, count, committed)
-                      for (ns, itype), (count, committed) in sorted(self.inflight.items()) if count)
         day, month = self._day_month(now_abs)
-        spend = tuple(Spend(ns, self.spend_day.get((ns, day), 0.0), self.spend_month.get((ns, month), 0.0))
-                      for ns, count in sorted(self.pending_namespaces.items()) if count)
+        key, cloud, spend = self._money_cache
+        if key != (self.money_version, day):
+            # In-flight bursts, summed per (namespace, type): all the core reads of them is quota and budget.
+            cloud = tuple(CloudJob(f"{ns}/*", ns, itype, count, committed)
+                          for (ns, itype), (count, committed) in sorted(self.inflight.items()) if count)
+            spend = tuple(Spend(ns, self.spend_day.get((ns, day), 0.0), self.spend_month.get((ns, month), 0.0))
+                          for ns, count in sorted(self.pending_namespaces.items()) if count)
+            self._money_cache = ((self.money_version, day), cloud, spend)
         return Snapshot(now_abs, self.cfg.nodes, tuple(running), cloud, spend, capacity=self.capacity)
 
     def _day_month(self, abs_time: float) -> tuple[int, int]:
@@ -376,6 +383,7 @@ class Simulation:
         record.placement, record.start, record.instance_type = decision.placement.value, self.now, launch.instance_type
         self.cloud[job_id] = run
         agg = self.inflight.setdefault((record.request.namespace, launch.instance_type), [0, 0.0])
+        self.money_version += 1
         agg[0] += launch.instance_count
         agg[1] += committed
         if launch.spot:
@@ -485,6 +493,7 @@ class Simulation:
         del self.cloud[job_id]
         self.spot_with_deadline.pop(job_id, None)
         agg = self.inflight[(rec.request.namespace, run.instance_type)]
+        self.money_version += 1
         agg[0] -= run.count
         agg[1] -= run.committed
         rec.finish = self.now

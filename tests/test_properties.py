@@ -133,3 +133,12 @@ def test_decisions_stay_sane_when_estimates_are_off_by_3x(world, factor):
             assert d.launch.max_runtime_seconds >= 1
             if d.launch.spot and d.launch.max_wait_seconds is not None:
                 assert d.launch.max_wait_seconds >= d.launch.max_runtime_seconds
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False) | st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999996))
+def test_format_time_writes_what_strftime_writes(seconds):
+    from datetime import datetime, timezone
+
+    from policies.units import format_time
+
+    assert format_time(seconds) == datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
