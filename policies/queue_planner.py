@@ -103,6 +103,10 @@ class QueuePlanner:
                 del entries[i]
                 break
 
+    def has_undecided(self) -> bool:
+        """Jobs that the next cycle decides whatever happened: new ones, and volatile waiting ones."""
+        return bool(self._new)
+
     def __len__(self) -> int:
         return len(self.jobs)
 

@@ -202,7 +202,7 @@ class Simulation:
                     job_id, version = payload
                     run = self.cloud.get(job_id)
                     if run is not None and run.version == version:
-                        if self._cloud_step(run):
+                        if self._cloud_step(run) and self._spend_matters():
                             self._changed()
                 elif kind == WAKE:
                     job_id, wake = payload
@@ -235,6 +235,13 @@ class Simulation:
         self.dirty = True
         if self.cfg.tick_seconds > 0:
             self._request_cycle(self.now)
+
+    def _spend_matters(self) -> bool:
+        """Whether a burst ending (money spent, instances freed) can change a decision. Under a
+        policy the QueuePlanner calls stable there is no budget and no quota, so it cannot, unless a
+        Job is decided at every cycle anyway (new, or volatile) or the spot safety net is watching;
+        then the controller's cycle on that change is run, else it would decide nothing."""
+        return not self.planner.stable or self.planner.has_undecided() or bool(self.spot_with_deadline)
 
     def _request_cycle(self, t: float) -> None:
         """Ask for a controller cycle at t (event mode) or at the first tick at or after t."""
