@@ -292,6 +292,12 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
 def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
     """Record a decision in the cycle, so later Jobs see its GPUs, dollars and quota as taken."""
     d = evaluated.decision
+    if d.placement == Placement.WAIT and d.reason == Reason.BUDGET_EXHAUSTED:
+        # It waits for money, not for GPUs (budgets.whenExhausted: wait), and leaves as soon as the
+        # budget resets, so it keeps no place in the local queue: a slot held for a Job that then
+        # bursts blocks the backfill of Jobs that would have run. It still starts locally if GPUs
+        # are free when it is decided. (localOnly hands it to the local queue, slot and all.)
+        return
     queueing = cycle.policy.spec.local.queueing
     if d.placement == Placement.WAIT and queueing == "fifo" and evaluated.slot.feasible and job.total_gpus:
         cycle.not_before = max(cycle.not_before, evaluated.slot.start)

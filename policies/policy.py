@@ -190,7 +190,9 @@ class Budgets(_Model):
     namespaces: dict[str, BudgetLimit] = Field(default_factory=dict)
     when_exhausted: BudgetExhaustedAction = Field(
         BudgetExhaustedAction.WAIT,
-        description="wait: hold the Job until the budget resets; localOnly: run it locally when it fits.",
+        description="wait: the Job waits for the budget to reset and holds no place in the local queue "
+                    "(it still runs locally if GPUs are free first); localOnly: it joins the local queue "
+                    "and holds its place there.",
     )
 
 

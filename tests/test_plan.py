@@ -148,3 +148,18 @@ def test_compute_weighted_max_wait_lets_big_jobs_wait_longer():
     assert big.placement == Placement.WAIT and big.evidence.max_wait_seconds == pytest.approx(1.6 * HOUR)
     small = plan([job().gpus(1).runs(2).build()], cluster().nodes(1).busy("n0", 8, 1).build(), p, NOW).decisions[0]
     assert small.reason == Reason.MAX_WAIT_EXCEEDED  # may wait 0.2 h < 1 h
+
+
+@pytest.mark.parametrize("when_exhausted, second_start_hours", [("wait", 1), ("localOnly", 2)])
+def test_a_budget_blocked_job_holds_a_local_slot_only_under_local_only(when_exhausted, second_start_hours):
+    # One node, busy for an hour. `blocked` has waited past its max wait and would burst, but the
+    # budget is spent. Waiting for money, it keeps no place in the local queue, so the forced-local
+    # Job behind it is forecast into the free hour; handed to the local queue, it holds that hour.
+    snap = cluster().nodes(1).busy("n0", 8, 1).spent("ml", today=500).build()
+    blocked = job("blocked").gpus(8).runs(1).submitted_ago(3).build()
+    behind = job("behind").gpus(8).runs(1).mode("local").submitted_ago(2).build()
+    p = policy(budgets={"default": {"dailyUsd": 500}, "whenExhausted": when_exhausted})
+    by = plan([blocked, behind], snap, p, NOW).by_job()
+    assert by["ml/blocked"].reason == Reason.BUDGET_EXHAUSTED
+    assert by["ml/blocked"].evidence.local_start_time == NOW + HOUR
+    assert by["ml/behind"].evidence.local_start_time == NOW + second_start_hours * HOUR
