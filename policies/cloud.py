@@ -5,6 +5,8 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 from .catalog import Catalog, InstanceType, gpu_family_of_product
 from .constants import CapacityType, Placement, Reason
@@ -117,14 +119,15 @@ def cloud_options(
     capacity: CapacityType,
     role_arn: str,
     output_s3_uri: str,
-) -> tuple[list[tuple[OptionCost, CloudLaunch]], list[str]]:
-    """The spot and on-demand options on this type, each with its launch; plus notes on what was left out."""
+) -> tuple[list[tuple[OptionCost, Callable[[], CloudLaunch]]], list[str]]:
+    """The spot and on-demand options on this type, each with a function that makes its launch (only
+    the chosen option's launch is ever made); plus notes on what was left out."""
     sm, spot = policy.spec.sage_maker, policy.spec.spot
     count = job.pods
     startup = sm.startup_seconds
     cap = runtime * sm.max_runtime_factor
     start = now + startup
-    options: list[tuple[OptionCost, CloudLaunch]] = []
+    options: list[tuple[OptionCost, Callable[[], CloudLaunch]]] = []
     notes: list[str] = []
 
     def launch(is_spot: bool, window: SpotWindow | None) -> CloudLaunch:
@@ -142,7 +145,7 @@ def cloud_options(
         expected = od_rate * (startup + runtime) / 3600
         committed = od_rate * (startup + cap) / 3600
         options.append((OptionCost(Placement.SAGEMAKER_ON_DEMAND, expected, committed, start, start + runtime,
-                                   expected + wait_value, itype.name), launch(False, None)))
+                                   expected + wait_value, itype.name), partial(launch, False, None)))
     if capacity in (CapacityType.ANY, CapacityType.SPOT):
         if not spot.enabled:
             notes.append("spot is disabled by the policy")
@@ -171,5 +174,5 @@ def cloud_options(
                     Placement.SAGEMAKER_SPOT, expected, committed, start, start + spot_time,
                     expected + wait_value + wait_usd_per_hour * (spot_time - runtime) / 3600, itype.name,
                     f"{interruptions:.2f} expected interruptions ({itype.interrupt_band} band)",
-                ), launch(True, window)))
+                ), partial(launch, True, window)))
     return options, notes

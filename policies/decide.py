@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .capacity import INF, CapacityTimeline, LocalSlot
 from .catalog import Catalog, default_catalog
 from .cloud import Blocked, burst_target, cloud_options
 from .constants import BudgetExhaustedAction, Mode, Placement, Reason, WaitCostBasis
-from .decision import CloudLaunch, Decision, Evidence, OptionCost
+from .decision import CloudLaunch, Decision, Evidence, OptionCost, Text
 from .estimates import estimate_runtime, expected_end
 from .jobs import JobRequest
 from .policy import BurstPolicy
@@ -141,7 +142,9 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
             trigger=trigger, blocked=blocked,
         )
 
-    def done(placement, reason, message, ev, requeue=None, launch=None, committed=0.0) -> Evaluated:
+    def done(placement, reason, message: Text, ev, requeue=None, launch=None, committed=0.0) -> Evaluated:
+        """message: the text, or a function that writes it when it is first read (most are never read
+        in a simulation, and writing them was a fifth of a long queue's cycle)."""
         local = placement == Placement.LOCAL
         nodes = tuple(cycle.timeline.nodes[i].name for i, _ in slot.nodes) if local else ()
         pods = tuple(count for _, count in slot.nodes) if local else ()
@@ -154,10 +157,15 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
 
     fits_now = local_start <= now  # exact: a slot a microsecond away is not free now
     never = local_start == INF
-    where = _local_words(job, slot, cycle, local_wait)
+    words: list[str] = []
+
+    def where() -> str:  # the local half of most messages; only worked out when a message is read
+        if not words:
+            words.append(_local_words(job, slot, cycle, local_wait))
+        return words[0]
 
     # --- the cloud side --------------------------------------------------------------------------
-    options: list[tuple[OptionCost, CloudLaunch]] = []
+    options: list[tuple[OptionCost, Callable[[], CloudLaunch]]] = []
     blocked: Blocked | None = None
     notes: list[str] = []
     if mode == Mode.LOCAL:
@@ -202,25 +210,31 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     best = _best_cloud(options, job.deadline)
 
     def go_cloud(reason: Reason, trigger: str) -> Evaluated:
-        opt, launch = best
+        opt, make_launch = best
+        launch = make_launch()
         if job.deadline is not None and reason not in (Reason.FORCED_CLOUD, Reason.DEADLINE_UNREACHABLE):
             trigger = trigger or reason.value
             if opt.placement == Placement.SAGEMAKER_SPOT:
                 reason = Reason.SPOT_SAFE_WITHIN_DEADLINE
             elif any("unsafe for the deadline" in n for n in notes):
                 reason = Reason.DEADLINE_REQUIRES_ON_DEMAND
-        kind = "managed spot" if launch.spot else "on-demand"
-        msg = (f"{_trigger_words(trigger or reason.value, local_wait, waited, max_wait)}; bursting to SageMaker "
-               f"{kind} on {launch.instance_count} x {launch.instance_type}, expected ${opt.expected_usd:.2f} "
-               f"(at most ${opt.committed_usd:.2f})")
-        if launch.spot and launch.fallback_time is not None and job.deadline is not None:
-            msg += f"; falls back to on-demand at {format_time(launch.fallback_time)} to keep the deadline"
-            if spec.spot.fallback == "progress":
-                msg += " (later by each second of checkpointed progress)"
+        said = trigger or reason.value
+
+        def msg() -> str:
+            kind = "managed spot" if launch.spot else "on-demand"
+            text = (f"{_trigger_words(said, local_wait, waited, max_wait)}; bursting to SageMaker "
+                    f"{kind} on {launch.instance_count} x {launch.instance_type}, expected ${opt.expected_usd:.2f} "
+                    f"(at most ${opt.committed_usd:.2f})")
+            if launch.spot and launch.fallback_time is not None and job.deadline is not None:
+                text += f"; falls back to on-demand at {format_time(launch.fallback_time)} to keep the deadline"
+                if spec.spot.fallback == "progress":
+                    text += " (later by each second of checkpointed progress)"
+            return text
+
         return done(opt.placement, reason, msg, evidence(costs, opt.end_time, trigger), launch=launch,
                     committed=opt.committed_usd)
 
-    def wait(reason: Reason, message: str, until: float | None = None) -> Evaluated:
+    def wait(reason: Reason, message: Text, until: float | None = None) -> Evaluated:
         target = min(until if until is not None else INF, local_start)
         requeue = min(max(target - now, REQUEUE_MIN_SECONDS), REQUEUE_MAX_SECONDS)
         ev = evidence(costs, None if never else local_start + runtime, blocked=blocked.message if blocked else "")
@@ -230,14 +244,14 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     if mode == Mode.CLOUD:
         if best is not None:
             return go_cloud(Reason.FORCED_CLOUD, "")
-        return wait(blocked.reason, f"mode is cloud, but {blocked.message}", _reset_time(blocked, now))
+        return wait(blocked.reason, lambda: f"mode is cloud, but {blocked.message}", _reset_time(blocked, now))
     if mode == Mode.LOCAL:
         if fits_now:
-            return done(Placement.LOCAL, Reason.FORCED_LOCAL, f"mode is local; {where}",
+            return done(Placement.LOCAL, Reason.FORCED_LOCAL, lambda: f"mode is local; {where()}",
                         evidence(deadline_end=local_start + runtime))
         if never:
-            return wait(Reason.NEVER_FITS_LOCALLY, f"mode is local, but {where}")
-        return wait(Reason.WAITING_FOR_LOCAL_CAPACITY, f"mode is local; {where}")
+            return wait(Reason.NEVER_FITS_LOCALLY, lambda: f"mode is local, but {where()}")
+        return wait(Reason.WAITING_FOR_LOCAL_CAPACITY, lambda: f"mode is local; {where()}")
 
     # --- auto ------------------------------------------------------------------------------------
     if fits_now:
@@ -271,22 +285,28 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
         if best is not None and best[0].end_time < local_end:
             return go_cloud(Reason.DEADLINE_UNREACHABLE, f"{late}; SageMaker finishes first")
         if blocked is None or blocked.reason in (Reason.FORCED_LOCAL,):
-            return wait(Reason.DEADLINE_UNREACHABLE, f"{late}; {where}, which is the earliest finish")
+            return wait(Reason.DEADLINE_UNREACHABLE, lambda: f"{late}; {where()}, which is the earliest finish")
     if trigger is not None and best is not None:
         return go_cloud(trigger, trigger.value)
     if trigger is not None and blocked is not None:
         if (blocked.reason == Reason.BUDGET_EXHAUSTED and not never
                 and spec.budgets.when_exhausted == BudgetExhaustedAction.LOCAL_ONLY):
             return done(Placement.LOCAL, Reason.BUDGET_EXHAUSTED,
-                        f"{blocked.message}; handed to the local queue (budgets.whenExhausted: localOnly); {where}",
+                        lambda: f"{blocked.message}; handed to the local queue (budgets.whenExhausted: localOnly); "
+                                f"{where()}",
                         evidence(costs, local_end, trigger.value, blocked.message))
-        return wait(blocked.reason, f"{_trigger_words(trigger.value, local_wait, waited, max_wait)}, but "
-                    f"{blocked.message}; {where}", _reset_time(blocked, now))
+        said = trigger.value
+        return wait(blocked.reason, lambda: f"{_trigger_words(said, local_wait, waited, max_wait)}, but "
+                    f"{blocked.message}; {where()}", _reset_time(blocked, now))
     reason = Reason.OPTIMIZER_KEEP_LOCAL if prefer == Placement.LOCAL else Reason.WAITING_FOR_LOCAL_CAPACITY
-    extra = f" (a burst would cost ${best[0].expected_usd:.2f})" if best is not None else (
-        f" ({blocked.message})" if blocked is not None and blocked.reason != Reason.FORCED_LOCAL else "")
     timeout = job.submit_time + max_wait if patient and best is not None else None
-    return wait(reason, f"{where}{extra}", timeout)
+
+    def waiting_words() -> str:
+        extra = f" (a burst would cost ${best[0].expected_usd:.2f})" if best is not None else (
+            f" ({blocked.message})" if blocked is not None and blocked.reason != Reason.FORCED_LOCAL else "")
+        return f"{where()}{extra}"
+
+    return wait(reason, waiting_words, timeout)
 
 
 def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Callable, Union
 
 from .constants import Placement, Reason
 from .units import format_time
@@ -56,21 +57,54 @@ class Evidence:
     blocked: str = ""  # why the cloud was not an option, when it was not
 
 
-@dataclass(frozen=True, slots=True)
+Text = Union[str, Callable[[], str]]  # a message, or a function that writes it when first read
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Decision:
     job: str  # namespace/name
     placement: Placement
     reason: Reason
-    message: str
+    text: Text = field(repr=False)  # read it as .message
     evidence: Evidence
     requeue_after_seconds: float | None = None  # for Wait
     launch: CloudLaunch | None = None
     local_nodes: tuple[str, ...] = field(default=())
     local_pods: tuple[int, ...] = field(default=())  # pods on each of local_nodes (gangs may share a node)
 
+    @property
+    def message(self) -> str:
+        """Why, in a sentence. Written on first read: a simulation decides millions of times and
+        reads few of them, a controller writes each one to an Event."""
+        text = self.text
+        if not isinstance(text, str):
+            text = text()
+            object.__setattr__(self, "text", text)
+        return text
+
+    def _fields(self) -> tuple:
+        return (self.job, self.placement, self.reason, self.message, self.evidence, self.requeue_after_seconds,
+                self.launch, self.local_nodes, self.local_pods)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"Decision(job={self.job!r}, placement={self.placement!r}, reason={self.reason!r}, "
+                f"message={self.message!r}, evidence={self.evidence!r}, requeue_after_seconds="
+                f"{self.requeue_after_seconds!r}, launch={self.launch!r}, local_nodes={self.local_nodes!r}, "
+                f"local_pods={self.local_pods!r})")
+
     def to_dict(self) -> dict:
         """JSON-ready (infinities become null, times become RFC 3339)."""
-        out = asdict(self)
+        fields = asdict(self)
+        out = {"job": self.job, "placement": self.placement, "reason": self.reason, "message": self.message,
+               **{k: v for k, v in fields.items() if k not in ("job", "placement", "reason", "text")}}
         out["placement"] = self.placement.value
         out["reason"] = self.reason.value
         ev = out["evidence"]

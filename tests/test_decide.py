@@ -186,3 +186,22 @@ def test_which_jobs_are_managed(opted_in, namespace, gpus, managed):
 
     j = replace(job("t", namespace).gpus(gpus).build(), opted_in=opted_in)
     assert is_managed(j, policy(managedJobs={"namespaces": ["ml"]})) is managed
+
+
+def test_a_message_is_written_once_when_first_read_and_compares_as_text():
+    from dataclasses import replace
+
+    calls = []
+
+    def write():
+        calls.append(1)
+        return "4 GPUs free now on n0"
+
+    base = decide(job().build(), cluster().nodes(1).build(), policy(), NOW)
+    lazy, eager = replace(base, text=write), replace(base, text="4 GPUs free now on n0")
+    assert calls == []
+    assert lazy == eager and hash(lazy) == hash(eager)
+    assert lazy.message == "4 GPUs free now on n0" and lazy.to_dict()["message"] == lazy.message
+    assert calls == [1]
+    assert list(lazy.to_dict())[:4] == ["job", "placement", "reason", "message"]
+    assert "text" not in lazy.to_dict()
