@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -49,7 +50,8 @@ def child(spec: str) -> None:
             policy = type(policy).model_validate(data)
     else:
         policy = baseline(name)
-    config = SimConfig(parse_cluster(f"{nodes}x8"), policy, CloudModel(0.0, "none", None, 0.0), 0.0, 0)
+    config = SimConfig(parse_cluster(f"{nodes}x8"), policy, CloudModel(0.0, "none", None, 0.0), 0.0, 0,
+                       progress=True)  # on stderr: how far a run that times out got
     t = time.perf_counter()
     sim, records = simulate(jobs, config)
     wall = time.perf_counter() - t
@@ -81,12 +83,20 @@ def main() -> None:
                 figures[spec] = {"error": out.stderr.strip().splitlines()[-1:]}
             else:
                 figures[spec] = json.loads(out.stdout.strip().splitlines()[-1])
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as stopped:
             figures[spec] = {"timeout_s": args.timeout,
                              "note": f"did not finish within {args.timeout:.0f} s"}
+            reached = re.findall(r"simulated (\d+)/\d+ jobs.*?day ([\d.]+)", _text(stopped.stderr))
+            if reached:
+                figures[spec]["jobs_finished_by_timeout"] = int(reached[-1][0])
+                figures[spec]["sim_day_at_timeout"] = float(reached[-1][1])
         figures[spec].setdefault("elapsed_s", round(time.perf_counter() - started, 1))
         print(f"  {figures[spec]}", flush=True)
     print(json.dumps(figures))
+
+
+def _text(output: bytes | str | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else (output or "")
 
 
 if __name__ == "__main__":

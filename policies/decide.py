@@ -102,6 +102,7 @@ class Evaluated:
     slot: LocalSlot
     runtime: float
     committed_usd: float = 0.0
+    holds_slot: bool = True  # a Wait keeps its local slot (queueing permitting); see assume()
 
 
 def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
@@ -142,14 +143,15 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
             trigger=trigger, blocked=blocked,
         )
 
-    def done(placement, reason, message: Text, ev, requeue=None, launch=None, committed=0.0) -> Evaluated:
+    def done(placement, reason, message: Text, ev, requeue=None, launch=None, committed=0.0,
+             holds_slot=True) -> Evaluated:
         """message: the text, or a function that writes it when it is first read (most are never read
         in a simulation, and writing them was a fifth of a long queue's cycle)."""
         local = placement == Placement.LOCAL
         nodes = tuple(cycle.timeline.nodes[i].name for i, _ in slot.nodes) if local else ()
         pods = tuple(count for _, count in slot.nodes) if local else ()
         return Evaluated(Decision(job.key, placement, reason, message, ev, requeue, launch, nodes, pods),
-                         slot, runtime, committed)
+                         slot, runtime, committed, holds_slot)
 
     if job.total_gpus == 0:
         return done(Placement.LOCAL, Reason.NOT_A_GPU_JOB, "requests no GPUs; nothing to decide, runs locally",
@@ -234,17 +236,19 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
         return done(opt.placement, reason, msg, evidence(costs, opt.end_time, trigger), launch=launch,
                     committed=opt.committed_usd)
 
-    def wait(reason: Reason, message: Text, until: float | None = None) -> Evaluated:
+    def wait(reason: Reason, message: Text, until: float | None = None, holds_slot: bool = True) -> Evaluated:
         target = min(until if until is not None else INF, local_start)
         requeue = min(max(target - now, REQUEUE_MIN_SECONDS), REQUEUE_MAX_SECONDS)
         ev = evidence(costs, None if never else local_start + runtime, blocked=blocked.message if blocked else "")
-        return done(Placement.WAIT, reason, message, ev, requeue)
+        return done(Placement.WAIT, reason, message, ev, requeue, holds_slot=holds_slot)
 
     # --- forced modes ----------------------------------------------------------------------------
     if mode == Mode.CLOUD:
         if best is not None:
             return go_cloud(Reason.FORCED_CLOUD, "")
-        return wait(blocked.reason, lambda: f"mode is cloud, but {blocked.message}", _reset_time(blocked, now))
+        # It never runs locally, so it holds no local slot while it waits for the cloud.
+        return wait(blocked.reason, lambda: f"mode is cloud, but {blocked.message}", _reset_time(blocked, now),
+                    holds_slot=False)
     if mode == Mode.LOCAL:
         if fits_now:
             return done(Placement.LOCAL, Reason.FORCED_LOCAL, lambda: f"mode is local; {where()}",
@@ -296,8 +300,13 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
                                 f"{where()}",
                         evidence(costs, local_end, trigger.value, blocked.message))
         said = trigger.value
+        # Waiting for money (budgets.whenExhausted: wait), the Job holds no local slot: it will likely
+        # burst at the reset, and a slot held for it blocks the backfill of Jobs that would run. It
+        # still starts locally if GPUs are free when it is decided. Holding the slot only when it
+        # comes before the reset measured no better than always holding it (README, "How it decides").
         return wait(blocked.reason, lambda: f"{_trigger_words(said, local_wait, waited, max_wait)}, but "
-                    f"{blocked.message}; {where()}", _reset_time(blocked, now))
+                    f"{blocked.message}; {where()}", _reset_time(blocked, now),
+                    holds_slot=blocked.reason != Reason.BUDGET_EXHAUSTED)
     reason = Reason.OPTIMIZER_KEEP_LOCAL if prefer == Placement.LOCAL else Reason.WAITING_FOR_LOCAL_CAPACITY
     timeout = job.submit_time + max_wait if patient and best is not None else None
 
@@ -312,12 +321,8 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
 def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
     """Record a decision in the cycle, so later Jobs see its GPUs, dollars and quota as taken."""
     d = evaluated.decision
-    if d.placement == Placement.WAIT and d.reason == Reason.BUDGET_EXHAUSTED:
-        # It waits for money, not for GPUs (budgets.whenExhausted: wait), and leaves as soon as the
-        # budget resets, so it keeps no place in the local queue: a slot held for a Job that then
-        # bursts blocks the backfill of Jobs that would have run. It still starts locally if GPUs
-        # are free when it is decided. (localOnly hands it to the local queue, slot and all.)
-        return
+    if d.placement == Placement.WAIT and not evaluated.holds_slot:
+        return  # it waits for the cloud, not for local GPUs (evaluate() says why)
     queueing = cycle.policy.spec.local.queueing
     if d.placement == Placement.WAIT and queueing == "fifo" and evaluated.slot.feasible and job.total_gpus:
         cycle.not_before = max(cycle.not_before, evaluated.slot.start)

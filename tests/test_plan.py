@@ -150,16 +150,29 @@ def test_compute_weighted_max_wait_lets_big_jobs_wait_longer():
     assert small.reason == Reason.MAX_WAIT_EXCEEDED  # may wait 0.2 h < 1 h
 
 
-@pytest.mark.parametrize("when_exhausted, second_start_hours", [("wait", 1), ("localOnly", 2)])
-def test_a_budget_blocked_job_holds_a_local_slot_only_under_local_only(when_exhausted, second_start_hours):
-    # One node, busy for an hour. `blocked` has waited past its max wait and would burst, but the
-    # budget is spent. Waiting for money, it keeps no place in the local queue, so the forced-local
-    # Job behind it is forecast into the free hour; handed to the local queue, it holds that hour.
-    snap = cluster().nodes(1).busy("n0", 8, 1).spent("ml", today=500).build()
+@pytest.mark.parametrize("when_exhausted, busy_hours, behind_starts_in", [
+    ("wait", 1, 1),  # waiting for the budget: it holds no slot, even one that comes before the reset
+    ("wait", 20, 20),
+    ("localOnly", 1, 2),  # handed to the local queue: it holds its slot
+    ("localOnly", 20, 21),
+])
+def test_a_budget_blocked_job_holds_a_local_slot_only_under_local_only(when_exhausted, busy_hours, behind_starts_in):
+    # One node, busy for a while; NOW is 09:46 UTC. `blocked` has waited past its max wait and would
+    # burst, but the day's budget is spent. The forced-local Job behind it shows whether it holds its slot.
+    snap = cluster().nodes(1).busy("n0", 8, busy_hours).spent("ml", today=500).build()
     blocked = job("blocked").gpus(8).runs(1).submitted_ago(3).build()
     behind = job("behind").gpus(8).runs(1).mode("local").submitted_ago(2).build()
     p = policy(budgets={"default": {"dailyUsd": 500}, "whenExhausted": when_exhausted})
     by = plan([blocked, behind], snap, p, NOW).by_job()
     assert by["ml/blocked"].reason == Reason.BUDGET_EXHAUSTED
-    assert by["ml/blocked"].evidence.local_start_time == NOW + HOUR
-    assert by["ml/behind"].evidence.local_start_time == NOW + second_start_hours * HOUR
+    assert by["ml/blocked"].evidence.local_start_time == NOW + busy_hours * HOUR
+    assert by["ml/behind"].evidence.local_start_time == NOW + behind_starts_in * HOUR
+
+
+def test_a_cloud_mode_job_waiting_for_budget_holds_no_local_slot():
+    snap = cluster().nodes(1).busy("n0", 8, 1).spent("ml", today=500).build()
+    cloud_only = job("cloud-only").gpus(8).runs(1).mode("cloud").submitted_ago(3).build()
+    behind = job("behind").gpus(8).runs(1).mode("local").submitted_ago(2).build()
+    by = plan([cloud_only, behind], snap, policy(budgets={"default": {"dailyUsd": 500}}), NOW).by_job()
+    assert by["ml/cloud-only"].reason == Reason.BUDGET_EXHAUSTED
+    assert by["ml/behind"].evidence.local_start_time == NOW + HOUR
