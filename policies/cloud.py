@@ -54,7 +54,7 @@ def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Targ
     else:
         return Blocked(Reason.BURST_NOT_ALLOWED, f"no S3 prefix allowed for namespace {job.namespace}")
     key = ("types", id(catalog), job.namespace, job.gpus_per_pod, job.gpu_product, job.instance_type)
-    allowed = policy._memo.get(key)
+    allowed = policy.memo.get(key)
     if allowed is None:  # the same for every Job of this shape: worked out once per policy
         types = candidate_types(job, policy, catalog)
         if isinstance(types, Blocked):
@@ -65,7 +65,7 @@ def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Targ
                 names = ", ".join(t.name for t in types[:4])
                 allowed = Blocked(Reason.NO_INSTANCE_TYPE,
                                   f"the types that fit ({names}) are not allowed for {job.namespace}")
-        policy._memo[key] = allowed
+        policy.memo[key] = allowed
     if isinstance(allowed, Blocked):
         return allowed
     return Target(allowed, role, output)

@@ -64,14 +64,16 @@ class Cycle:
     assumed_instances: dict[str, int] = field(default_factory=dict)
     not_before: float = -INF  # fifo queueing: no Job starts before one queued ahead of it
     budget_inputs: dict[str, tuple] = field(default_factory=dict)  # namespace -> (limit, spend, committed)
+    timeline_shared: bool = True  # `timeline` is the snapshot's own: copy it before the first change
 
     @classmethod
     def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None,
               *, read_only: bool = False) -> "Cycle":
-        """A fresh cycle. read_only shares the snapshot's timeline: for callers that never assume()."""
+        """A fresh cycle. It reads the snapshot's timeline and copies it on the first reservation (most
+        cycles of a long simulation reserve nothing); read_only is kept for callers that say so."""
         timeline = base_timeline(snapshot, policy, now)
         return cls(snapshot, policy, now, policy_catalog(policy, catalog),
-                   timeline if read_only else timeline.copy())
+                   timeline)
 
     def budget_left(self, namespace: str) -> tuple[float, str]:
         """Dollars this namespace may still commit, and which window binds."""
@@ -333,6 +335,8 @@ def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
         name = d.launch.instance_type
         cycle.assumed_instances[name] = cycle.assumed_instances.get(name, 0) + d.launch.instance_count
     elif evaluated.slot.feasible and job.total_gpus > 0:
+        if cycle.timeline_shared:
+            cycle.timeline, cycle.timeline_shared = cycle.timeline.copy(), False
         cycle.timeline.reserve(evaluated.slot, job.gpus_per_pod, evaluated.runtime)
 
 
