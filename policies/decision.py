@@ -94,6 +94,10 @@ class Decision:
     def __hash__(self) -> int:
         return hash(self._fields())
 
+    def __reduce__(self):
+        """Pickled and copied with the message written out (a function may not pickle)."""
+        return (Decision, self._fields())
+
     def __repr__(self) -> str:
         return (f"Decision(job={self.job!r}, placement={self.placement!r}, reason={self.reason!r}, "
                 f"message={self.message!r}, evidence={self.evidence!r}, requeue_after_seconds="

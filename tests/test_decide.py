@@ -205,3 +205,8 @@ def test_a_message_is_written_once_when_first_read_and_compares_as_text():
     assert calls == [1]
     assert list(lazy.to_dict())[:4] == ["job", "placement", "reason", "message"]
     assert "text" not in lazy.to_dict()
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(replace(base, text=lambda: "written"))).message == "written"
+    assert copy.deepcopy(lazy) == lazy
