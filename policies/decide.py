@@ -67,13 +67,11 @@ class Cycle:
     timeline_shared: bool = True  # `timeline` is the snapshot's own: copy it before the first change
 
     @classmethod
-    def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None,
-              *, read_only: bool = False) -> "Cycle":
-        """A fresh cycle. It reads the snapshot's timeline and copies it on the first reservation (most
-        cycles of a long simulation reserve nothing); read_only is kept for callers that say so."""
+    def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None) -> "Cycle":
+        """A fresh cycle. It reads the snapshot's timeline and copies it on the first reservation: most
+        cycles of a long simulation reserve nothing."""
         timeline = base_timeline(snapshot, policy, now)
-        return cls(snapshot, policy, now, policy_catalog(policy, catalog),
-                   timeline)
+        return cls(snapshot, policy, now, policy_catalog(policy, catalog), timeline)
 
     def budget_left(self, namespace: str) -> tuple[float, str]:
         """Dollars this namespace may still commit, and which window binds."""
@@ -402,7 +400,7 @@ def decide(job: JobRequest, snapshot: Snapshot, policy: BurstPolicy, now: float 
     """Decide one Job. Pending Jobs in the snapshot that are queued ahead of it are assumed to
     stay local (plan() knows better: it decides them first)."""
     now = snapshot.time if now is None else now
-    cycle = Cycle.start(snapshot, policy, now, catalog, read_only=True)
+    cycle = Cycle.start(snapshot, policy, now, catalog)
     slots, queued = _queue_forecast(snapshot, policy, now)
     if job.key in slots:
         return evaluate(job, cycle, slots[job.key]).decision
