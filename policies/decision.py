@@ -55,6 +55,9 @@ class Evidence:
     budget_remaining_usd: float | None = None
     trigger: str = ""  # what made a burst happen, when the reason names the spot/deadline choice
     blocked: str = ""  # why the cloud was not an option, when it was not
+    # The least a burst would commit, when the budget alone stopped it (no type was short of quota):
+    # the Job stays blocked while the namespace has less than this left.
+    budget_needed_usd: float | None = None
 
 
 Text = Union[str, Callable[[], str]]  # a message, or a function that writes it when first read

@@ -20,7 +20,9 @@ estimate. Then a waiting Job's decision changes only when
 Whether enough GPUs are free at this instant is the same for every Job of a shape, is necessary
 for starting now, and once false in a cycle stays false for the rest of it (a cycle only takes
 GPUs), so a shape that fails it is skipped whole. Every other policy, and every Job with a deadline,
-is decided in full each cycle, exactly as plan() does.
+is decided in full each cycle, exactly as plan() does, except that a Job the budget blocked last
+time is left out while it provably stays blocked (see _plan_in_full): on a cluster where the budget
+binds, those are most of the queue.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from bisect import bisect_left, bisect_right, insort
 from typing import Iterator
 
 from .catalog import Catalog
-from .constants import Placement
-from .decide import REQUEUE_MIN_SECONDS, Cycle, assume, base_timeline, evaluate
+from .constants import Placement, Reason
+from .decide import EPSILON, REQUEUE_MAX_SECONDS, REQUEUE_MIN_SECONDS, Cycle, assume, base_timeline, evaluate
 from .jobs import JobRequest
 from .plan import Plan, SolverReport, plan, queue_order
 from .policy import BurstPolicy
 from .snapshot import Snapshot
+from .units import next_utc_midnight
 
 Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
 _TIMEOUT_SLACK = 1e-6  # look a hair early; evaluate() has the exact word
@@ -75,6 +78,8 @@ class QueuePlanner:
         """skip_waiting=False decides every Job every cycle, exactly as plan() (for comparisons)."""
         self.policy, self.catalog, self.optimizer = policy, catalog, optimizer
         self.stable = skip_waiting and why_not_stable(policy) is None and optimizer == "greedy"
+        self.skip_waiting = skip_waiting
+        self._blocked: dict[str, tuple[float, float]] = {}  # key -> (budget needed, max wait): see _plan_in_full
         self.jobs: dict[str, JobRequest] = {}
         self._order: dict[str, tuple] = {}
         self._new: list[tuple] = []  # (order key, job key): not decided since they came in
@@ -96,6 +101,7 @@ class QueuePlanner:
         """A Job left the queue: placed, deleted, or taken over by hand."""
         if self.jobs.pop(key, None) is None:
             return
+        self._blocked.pop(key, None)
         order = self._order.pop(key)
         for entries in (self._new, *self._waiting.values()):
             i = _find(entries, (order, key))
@@ -117,18 +123,7 @@ class QueuePlanner:
         leave the queue; call add() again if acting on a decision fails."""
         now = snapshot.time if now is None else now
         if not self.stable or snapshot.utilization_samples or snapshot.gpu_utilization_percent is not None:
-            result = plan(list(self.jobs.values()), snapshot, self.policy, now, optimizer=self.optimizer,
-                          catalog=self.catalog)
-            self.evaluated += len(result.decisions)
-            self._new.clear()
-            self._waiting.clear()
-            self._timeouts.clear()
-            for d in result.decisions:
-                if d.placement != Placement.WAIT:
-                    self.remove(d.job)
-                else:
-                    self._note_waiting(d.job, d.evidence.max_wait_seconds)
-            return result
+            return self._plan_in_full(snapshot, now)
         # The cycle (a copy of the timeline to assume decisions on) is made only when a Job is
         # decided; until then the checks read the snapshot's timeline, which is the same.
         base = base_timeline(snapshot, self.policy, now)
@@ -189,6 +184,60 @@ class QueuePlanner:
                     fits = {k: v for k, v in fits.items() if not v}  # GPUs were taken: ask again
                     most_free.clear()
         return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=self._review_at(now))
+
+    def _plan_in_full(self, snapshot: Snapshot, now: float) -> Plan:
+        """plan() over the queue, leaving out the Jobs that stay blocked by the budget.
+
+        A Job the budget blocked holds no GPUs, dollars or quota (assume() records nothing for
+        it), so leaving it out changes no other decision. Its own decision is again "Wait,
+        BudgetExhausted" while, at its turn in the cycle: it has waited its max wait (so the
+        max-wait trigger holds whatever the forecast), its shape cannot start now (free GPUs at
+        this instant are necessary for that), and its namespace has less left than the least a
+        burst would commit (Evidence.budget_needed_usd, fixed for a Job without a deadline), and no
+        instance type is short of quota for its pods (which would lead evaluate() to another type).
+        The controller must still run a cycle within REQUEUE_MAX_SECONDS, as the Waits it does not
+        see again would have asked (review_at), and at the next budget reset."""
+        blocked = self._blocked if self.skip_waiting and self.optimizer == "greedy" else {}
+        skipped: list[str] = []
+        quotas = self.policy.spec.sage_maker.quotas
+
+        def still_blocked(job: JobRequest, cycle: Cycle) -> bool:
+            known = blocked.get(job.key)
+            if known is None:
+                return False
+            need, max_wait = known
+            if not job.submit_time or now - job.submit_time < max_wait:
+                return False
+            if cycle.timeline.may_fit_now(job.gpus_per_pod, job.pods, job.gpu_product):
+                return False
+            if cycle.budget_left(job.namespace)[0] + EPSILON >= need:
+                return False
+            if any(cycle.quota_left(name) < job.pods for name in quotas):
+                return False  # a type short of quota would send evaluate() on to another type
+            skipped.append(job.key)
+            return True
+
+        result = plan(list(self.jobs.values()), snapshot, self.policy, now, optimizer=self.optimizer,
+                      catalog=self.catalog, skip=still_blocked if blocked else None)
+        self.evaluated += len(result.decisions)
+        self._new.clear()
+        self._waiting.clear()
+        self._timeouts.clear()
+        kept = {key: blocked[key] for key in skipped}
+        for d in result.decisions:
+            if d.placement != Placement.WAIT:
+                self.remove(d.job)
+                continue
+            self._note_waiting(d.job, d.evidence.max_wait_seconds)
+            need = d.evidence.budget_needed_usd
+            if d.reason == Reason.BUDGET_EXHAUSTED and need is not None and not _volatile(self.jobs[d.job]):
+                kept[d.job] = (need, d.evidence.max_wait_seconds)
+        self._blocked = kept
+        if not skipped:
+            return result
+        review = min(now + REQUEUE_MAX_SECONDS, next_utc_midnight(now))  # budgets reset at UTC midnights
+        review_at = review if result.review_at is None else min(review, result.review_at)
+        return Plan(result.decisions, result.solver, review_at=review_at)
 
     def _note_waiting(self, key: str, max_wait_seconds: float) -> None:
         """A Job waits: decide it again when its max wait (as evaluate() worked it out) runs out,

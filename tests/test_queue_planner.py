@@ -90,3 +90,32 @@ def test_add_remove_and_a_placed_job_leaves_the_queue():
     planner.remove(big.key)
     planner.remove("nobody/here")
     assert len(planner) == 0 and planner.plan(snap).decisions == ()
+
+
+def budget_bound_policy(daily_usd: float, **spec):
+    """The shipped default policy with a small daily budget, so most Jobs that would burst wait for money."""
+    from policies import BurstPolicy, default_policy
+
+    data = default_policy().model_dump(by_alias=True, mode="json")
+    data["spec"]["budgets"] = {"default": {"dailyUsd": daily_usd, "monthlyUsd": None}}
+    data["spec"]["allowlists"] = {"*": {"roleArns": ["arn:aws:iam::000000000000:role/Simulated"],
+                                        "s3Prefixes": ["s3://sim/"]}}
+    for section, values in spec.items():
+        data["spec"].setdefault(section, {}).update(values)
+    return BurstPolicy.model_validate(data)
+
+
+@pytest.mark.parametrize("daily_usd, spec", [
+    (40, {}),
+    (15, {"local": {"burstTiming": "atMaxWait", "maxWaitSeconds": 600}}),
+    (40, {"local": {"queueing": "fifo"}, "tradeoff": {"waitUsdPerHour": 0}}),
+])
+def test_leaving_out_budget_blocked_jobs_changes_no_decision(daily_usd, spec):
+    pol = budget_bound_policy(daily_usd, **spec)
+    trace = mixed_trace(400)
+    fast_sim, fast = outcomes(trace, pol, True)
+    full_sim, full = outcomes(trace, pol, False)
+    assert fast == full
+    blocked = sum(r.budget_blocked for r in fast_sim.records)
+    assert blocked > 50, blocked  # the case this is about: many Jobs wait for money
+    assert fast_sim.planner.evaluated < full_sim.planner.evaluated * 0.8
