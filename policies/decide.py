@@ -64,6 +64,7 @@ class Cycle:
     assumed_instances: dict[str, int] = field(default_factory=dict)
     not_before: float = -INF  # fifo queueing: no Job starts before one queued ahead of it
     budget_inputs: dict[str, tuple] = field(default_factory=dict)  # namespace -> (limit, spend, committed)
+    instances_in_use: dict[str, int] = field(default_factory=dict)  # instance type -> in the snapshot
     timeline_shared: bool = True  # `timeline` is the snapshot's own: copy it before the first change
 
     @classmethod
@@ -93,7 +94,10 @@ class Cycle:
         quota = self.policy.spec.sage_maker.quotas.get(instance_type)
         if quota is None:
             return INF
-        return quota - self.snapshot.instances_in_use(instance_type) - self.assumed_instances.get(instance_type, 0)
+        in_use = self.instances_in_use.get(instance_type)
+        if in_use is None:  # the snapshot's part, the same for every Job this cycle
+            in_use = self.instances_in_use[instance_type] = self.snapshot.instances_in_use(instance_type)
+        return quota - in_use - self.assumed_instances.get(instance_type, 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,6 +200,7 @@ class QueuePlanner:
         blocked = self._blocked if self.skip_waiting and self.optimizer == "greedy" else {}
         skipped: list[str] = []
         quotas = self.policy.spec.sage_maker.quotas
+        no_room: set[Shape] = set()  # shapes with too few GPUs free at this instant
 
         def still_blocked(job: JobRequest, cycle: Cycle) -> bool:
             known = blocked.get(job.key)
@@ -208,8 +209,11 @@ class QueuePlanner:
             need, max_wait = known
             if not job.submit_time or now - job.submit_time < max_wait:
                 return False
-            if cycle.timeline.may_fit_now(job.gpus_per_pod, job.pods, job.gpu_product):
-                return False
+            shape = (job.gpus_per_pod, job.pods, job.gpu_product)
+            if shape not in no_room:
+                if cycle.timeline.may_fit_now(*shape):
+                    return False
+                no_room.add(shape)  # a cycle only takes GPUs: it stays so for the rest of the cycle
             if cycle.budget_left(job.namespace)[0] + EPSILON >= need:
                 return False
             if any(cycle.quota_left(name) < job.pods for name in quotas):
