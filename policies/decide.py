@@ -164,12 +164,8 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
 
     fits_now = local_start <= now  # exact: a slot a microsecond away is not free now
     never = local_start == INF
-    words: list[str] = []
-
     def where() -> str:  # the local half of most messages; only worked out when a message is read
-        if not words:
-            words.append(_local_words(job, slot, cycle, local_wait))
-        return words[0]
+        return _local_words(job, slot, cycle, local_wait)
 
     # --- the cloud side --------------------------------------------------------------------------
     options: list[tuple[OptionCost, Callable[[], CloudLaunch]]] = []

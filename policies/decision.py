@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Union
 
 from .constants import Placement, Reason
@@ -102,16 +102,14 @@ class Decision:
         return (Decision, self._fields())
 
     def __repr__(self) -> str:
-        return (f"Decision(job={self.job!r}, placement={self.placement!r}, reason={self.reason!r}, "
-                f"message={self.message!r}, evidence={self.evidence!r}, requeue_after_seconds="
-                f"{self.requeue_after_seconds!r}, launch={self.launch!r}, local_nodes={self.local_nodes!r}, "
-                f"local_pods={self.local_pods!r})")
+        names = ("job", "placement", "reason", "message", *(f.name for f in fields(self)[4:]))
+        return f"Decision({', '.join(f'{n}={v!r}' for n, v in zip(names, self._fields()))})"
 
     def to_dict(self) -> dict:
         """JSON-ready (infinities become null, times become RFC 3339)."""
-        fields = asdict(self)
+        values = asdict(self)
         out = {"job": self.job, "placement": self.placement, "reason": self.reason, "message": self.message,
-               **{k: v for k, v in fields.items() if k not in ("job", "placement", "reason", "text")}}
+               **{k: v for k, v in values.items() if k not in ("job", "placement", "reason", "text")}}
         out["placement"] = self.placement.value
         out["reason"] = self.reason.value
         ev = out["evidence"]

@@ -109,9 +109,11 @@ class QueuePlanner:
                 del entries[i]
                 break
 
-    def has_undecided(self) -> bool:
-        """Jobs that the next cycle decides whatever happened: new ones, and volatile waiting ones."""
-        return bool(self._new)
+    def spend_matters(self) -> bool:
+        """Whether money spent or cloud instances freed can change a decision next cycle. Under a
+        stable policy there is no budget and no quota, so only if a Job is decided at every cycle
+        anyway (a new one, or a volatile one waiting)."""
+        return not self.stable or bool(self._new)
 
     def __len__(self) -> int:
         return len(self.jobs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -55,14 +56,13 @@ def format_time(seconds: float) -> str:
     Decision messages name times all the time; the date part is looked up once per day."""
     whole = math.floor(round(seconds, 6))  # fromtimestamp rounds to the microsecond first
     day, second = divmod(whole, 86400)
-    date = _DATES.get(day)
-    if date is None:
-        date = _DATES[day] = datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%d")
     hour, rest = divmod(second, 3600)
-    return f"{date}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
+    return f"{_utc_date(day)}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
 
 
-_DATES: dict[int, str] = {}
+@lru_cache(maxsize=4096)
+def _utc_date(day: int) -> str:
+    return datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
 def parse_gpu_quantity(value: object) -> int:

@@ -237,11 +237,9 @@ class Simulation:
             self._request_cycle(self.now)
 
     def _spend_matters(self) -> bool:
-        """Whether a burst ending (money spent, instances freed) can change a decision. Under a
-        policy the QueuePlanner calls stable there is no budget and no quota, so it cannot, unless a
-        Job is decided at every cycle anyway (new, or volatile) or the spot safety net is watching;
-        then the controller's cycle on that change is run, else it would decide nothing."""
-        return not self.planner.stable or self.planner.has_undecided() or bool(self.spot_with_deadline)
+        """Whether the controller's cycle on a burst ending could do anything: the planner says
+        whether a decision may change, and the spot safety net runs in every cycle."""
+        return self.planner.spend_matters() or bool(self.spot_with_deadline)
 
     def _request_cycle(self, t: float) -> None:
         """Ask for a controller cycle at t (event mode) or at the first tick at or after t."""
