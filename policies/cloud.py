@@ -9,7 +9,7 @@ from functools import partial
 from typing import Callable
 
 from .catalog import Catalog, InstanceType, gpu_family_of_product
-from .constants import CapacityType, Placement, Reason
+from .constants import SAGEMAKER_IMAGE, CapacityType, EmitTarget, Placement, Reason
 from .decision import CloudLaunch, OptionCost
 from .jobs import JobRequest
 from .policy import BurstPolicy
@@ -31,13 +31,46 @@ class Target:
     output_s3_uri: str
 
 
-def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Target | Blocked:
+# What each emit target can carry of a container (the ACK and legacy CRDs have no
+# containerEntrypoint/containerArguments; legacy has no environment either).
+_CARRIES = {
+    EmitTarget.API: frozenset({"command", "args", "env"}),
+    EmitTarget.ACK: frozenset({"env"}),
+    EmitTarget.LEGACY: frozenset(),
+}
+_FIELD_NAMES = {"command": "command", "args": "args", "env": "env"}
+
+
+def untranslatable_for(job: JobRequest, emit: EmitTarget) -> str | None:
+    """Why this Job cannot be sent to SageMaker as `emit` says, or None. A command, args or env
+    that the target cannot carry is never dropped silently."""
     if job.untranslatable:
-        return Blocked(Reason.NOT_TRANSLATABLE, f"cannot run on SageMaker: {job.untranslatable}")
+        return job.untranslatable
+    present = [name for name, value in (("command", job.command), ("args", job.args), ("env", job.environment))
+               if value]
+    lost = [name for name in present if name not in _CARRIES[emit]]
+    if not lost:
+        return None
+    fields = " and ".join(f"containers[].{_FIELD_NAMES[n]}" for n in lost)
+    what = {EmitTarget.ACK: "the ACK TrainingJob (sagemaker.services.k8s.aws/v1alpha1) has no field for it",
+            EmitTarget.LEGACY: "the legacy TrainingJob (sagemaker.aws.amazon.com/v1) has no field for it"}[emit]
+    return (f"the container sets {fields}, and {what}; set spec.sageMaker.emit: api (CreateTrainingJob "
+            "carries command, args and env), or let the image's ENTRYPOINT run the training")
+
+
+def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Target | Blocked:
+    why_not = untranslatable_for(job, policy.spec.sage_maker.emit)
+    if why_not:
+        return Blocked(Reason.NOT_TRANSLATABLE, f"cannot run on SageMaker: {why_not}")
     allow = policy.allowlist_for(job.namespace)
     if allow is None:
         return Blocked(Reason.BURST_NOT_ALLOWED,
                        f"namespace {job.namespace} has no entry in spec.allowlists, so it may not burst")
+    image = job.training_image or ""
+    if not any(fnmatch.fnmatchcase(image, pattern) for pattern in allow.images):
+        return Blocked(Reason.BURST_NOT_ALLOWED,
+                       f"image {image} is not in the images allowed for {job.namespace} "
+                       f"({', '.join(allow.images) or 'none'}); set {SAGEMAKER_IMAGE} to an allowed image")
     role = job.role_arn or (allow.role_arns[0] if allow.role_arns else None)
     if role is None:
         return Blocked(Reason.BURST_NOT_ALLOWED, f"no IAM role allowed for namespace {job.namespace}")

@@ -27,6 +27,7 @@ ROLE_ARN = f"{API_GROUP}/role-arn"
 INSTANCE_TYPE = f"{API_GROUP}/instance-type"  # pins the SageMaker type
 WAIT_USD_PER_HOUR = f"{API_GROUP}/wait-usd-per-hour"  # per-Job trade-off override
 MAX_WAIT_SECONDS = f"{API_GROUP}/max-wait-seconds"  # per-Job max local wait override
+SAGEMAKER_IMAGE = f"{API_GROUP}/sagemaker-image"  # the image SageMaker runs (an ECR image), if not the pod's
 
 READ_ANNOTATIONS = (
     MODE,
@@ -40,12 +41,62 @@ READ_ANNOTATIONS = (
     INSTANCE_TYPE,
     WAIT_USD_PER_HOUR,
     MAX_WAIT_SECONDS,
+    SAGEMAKER_IMAGE,
 )
 
 # --- Job annotations (written by the controller) ----------------------------------------
-DECISION_PLACEMENT = f"{API_GROUP}/placement"
-DECISION_REASON = f"{API_GROUP}/reason"
+# What `kubectl describe job` shows of Spillway's story. job_from_manifest accepts them back.
+DECISION_PLACEMENT = f"{API_GROUP}/placement"  # Local | SageMakerSpot | SageMakerOnDemand | Wait
+DECISION_REASON = f"{API_GROUP}/reason"  # a Reason value
 DECISION_MESSAGE = f"{API_GROUP}/message"
+DECIDED_AT = f"{API_GROUP}/decided-at"  # RFC 3339 time of the decision above
+LOCAL_NODES = f"{API_GROUP}/local-nodes"  # node=pods,... chosen by a Local decision (held until pods bind)
+SAGEMAKER_JOB_NAME = f"{API_GROUP}/sagemaker-job-name"  # the training job running this Job now
+SAGEMAKER_JOB_ARN = f"{API_GROUP}/sagemaker-job-arn"
+SAGEMAKER_STATUS = f"{API_GROUP}/sagemaker-status"  # TrainingJobStatus/SecondaryStatus
+COMMITTED_USD = f"{API_GROUP}/committed-usd"  # the most the burst can cost (charged to the budget)
+COST_USD = f"{API_GROUP}/cost-usd"  # billed so far (BillableTimeInSeconds x InstanceCount x price)
+FALLBACK = f"{API_GROUP}/fallback"  # spot gave way to on-demand: when and why
+ANNOTATION_ERROR = f"{API_GROUP}/annotation-error"  # the Job's annotations are wrong: what to fix
+
+WRITTEN_ANNOTATIONS = (
+    DECISION_PLACEMENT,
+    DECISION_REASON,
+    DECISION_MESSAGE,
+    DECIDED_AT,
+    LOCAL_NODES,
+    SAGEMAKER_JOB_NAME,
+    SAGEMAKER_JOB_ARN,
+    SAGEMAKER_STATUS,
+    COMMITTED_USD,
+    COST_USD,
+    FALLBACK,
+    ANNOTATION_ERROR,
+)
+
+# --- What the controller creates -------------------------------------------------------
+CONTROLLER_NAME = "spillway"
+FINALIZER = f"{API_GROUP}/sagemaker-cleanup"  # on a Job burst with emit: api: stop its training job first
+LEDGER_CONFIGMAP = "spillway-ledger"  # the durable burst ledger, in the controller's namespace
+LEASE_NAME = "spillway-controller"
+OWNER_LABEL = f"{API_GROUP}/job-uid"  # on every resource Spillway creates for a Job
+TAG_NAMESPACE = "spillway.io/namespace"  # SageMaker tags on every training job
+TAG_JOB = "spillway.io/job"
+TAG_UID = "spillway.io/job-uid"
+
+
+class EventReason(str, Enum):
+    """Event reasons the controller writes beside the decision's own Reason."""
+
+    UNSUSPENDED = "Unsuspended"  # Local: the Job runs on the cluster now
+    LAUNCHED = "SageMakerLaunched"
+    LAUNCH_FAILED = "SageMakerLaunchFailed"
+    COMPLETED = "SageMakerCompleted"
+    FAILED = "SageMakerFailed"
+    STOPPED = "SageMakerStopped"
+    FELL_BACK = "SpotFellBackToOnDemand"
+    INVALID_ANNOTATIONS = "InvalidAnnotations"
+    CLEANED_UP = "SageMakerCleanedUp"
 
 # --- Kubernetes well-known keys ---------------------------------------------------------
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -43,7 +43,11 @@ class JobRequest:
     max_wait_seconds: float | None = None
     untranslatable: str | None = None  # why SageMaker cannot run it, if it cannot
     opted_in: bool = False  # carries spillway.io/mode
-    image: str | None = None
+    image: str | None = None  # the pod's image
+    sagemaker_image: str | None = None  # spillway.io/sagemaker-image: what SageMaker runs instead
+    command: tuple[str, ...] | None = None  # the GPU container's command (entrypoint), if it sets one
+    args: tuple[str, ...] | None = None
+    environment: tuple[tuple[str, str], ...] = ()  # literal env of the GPU container, in order
     manifest: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -59,15 +63,25 @@ class JobRequest:
         return bool(self.checkpoint_s3_uri)
 
     @property
+    def training_image(self) -> str | None:
+        """The image a SageMaker training job runs."""
+        return self.sagemaker_image or self.image
+
+    @property
     def family(self) -> str:
         """Name without generated suffixes: what 'similar Jobs' are grouped by."""
-        return _FAMILY_SUFFIX.sub("", self.name) or self.name
+        return family_of(self.name)
 
     def label(self, key: str) -> str | None:
         for k, v in self.labels:
             if k == key:
                 return v
         return None
+
+
+def family_of(name: str) -> str:
+    """A Job name without generated suffixes: what 'similar Jobs' are grouped by."""
+    return _FAMILY_SUFFIX.sub("", name) or name
 
 
 def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
@@ -107,7 +121,7 @@ def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
         bad("spec.template.spec.containers", "expected a non-empty list of containers",
             "give the pod template at least one container")
         containers = []
-    gpus, gpu_containers, image = 0, 0, None
+    gpus, gpu_containers, image, main = 0, 0, None, None
     for i, ctr in enumerate(containers):
         if not isinstance(ctr, dict):
             bad(f"spec.template.spec.containers[{i}]", "expected a container mapping", "fix the list item")
@@ -133,8 +147,11 @@ def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
             gpus += n
             gpu_containers += 1
             image = image or ctr.get("image")
+            main = main if main is not None else i
     if image is None and containers and isinstance(containers[0], dict):
         image = containers[0].get("image")
+        main = 0
+    command, args, environment, env_problem = _container_fields(containers, main, bad)
 
     parallelism = _int_field(spec, "parallelism", 1, bad)
     completions = _int_field(spec, "completions", parallelism or 1, bad)
@@ -148,7 +165,7 @@ def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
     if issues:
         raise InputError(issues)
 
-    why_not = _untranslatable(pod_spec, gpu_containers, pods, indexed, completions, image, fields)
+    why_not = env_problem or _untranslatable(pod_spec, gpu_containers, pods, indexed, completions, image, fields)
     return JobRequest(
         namespace=str(namespace),
         name=str(name),
@@ -161,6 +178,9 @@ def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
         untranslatable=why_not,
         opted_in=C.MODE in annotations,
         image=image if isinstance(image, str) else None,
+        command=command,
+        args=args,
+        environment=environment,
         manifest=manifest,
         **fields,
     )
@@ -209,6 +229,13 @@ def _read_annotations(ann: dict[str, str], out: dict[str, Any], bad) -> None:
             bad(path(C.ROLE_ARN), f"{value!r} is not an IAM role ARN", "write arn:aws:iam::<account>:role/<name>")
         else:
             out["role_arn"] = value
+    if C.SAGEMAKER_IMAGE in ann:
+        value = ann[C.SAGEMAKER_IMAGE].strip()
+        if not value or any(c.isspace() for c in value):
+            bad(path(C.SAGEMAKER_IMAGE), f"{value!r} is not an image reference",
+                "write an ECR image, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1")
+        else:
+            out["sagemaker_image"] = value
     if C.INSTANCE_TYPE in ann:
         value = ann[C.INSTANCE_TYPE].strip()
         if not value.startswith("ml."):
@@ -217,14 +244,49 @@ def _read_annotations(ann: dict[str, str], out: dict[str, Any], bad) -> None:
         else:
             out["instance_type"] = value
     for key in ann:
-        if key.startswith(C.ANNOTATION_PREFIX) and key not in C.READ_ANNOTATIONS and key not in (
-            C.DECISION_PLACEMENT, C.DECISION_REASON, C.DECISION_MESSAGE,
-        ):
+        if key.startswith(C.ANNOTATION_PREFIX) and key not in C.READ_ANNOTATIONS and key not in C.WRITTEN_ANNOTATIONS:
             import difflib
 
             close = difflib.get_close_matches(key, C.READ_ANNOTATIONS, n=1, cutoff=0.7)
             bad(path(key), "unknown Spillway annotation",
                 f"did you mean '{close[0]}'?" if close else f"known: {', '.join(C.READ_ANNOTATIONS)}")
+
+
+def _container_fields(containers: list, main: int | None, bad):
+    """The command, args and literal env of the container SageMaker would run, and why its env
+    cannot travel, if it cannot (a value from a Secret or ConfigMap stays in the cluster)."""
+    if main is None or not isinstance(containers[main], dict):
+        return None, None, (), None
+    ctr, where = containers[main], f"spec.template.spec.containers[{main}]"
+    out: list = []
+    for key in ("command", "args"):
+        value = ctr.get(key)
+        if value is None:
+            out.append(None)
+        elif not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+            bad(f"{where}.{key}", "expected a list of strings", f'write {key}: ["python", "train.py"]')
+            out.append(None)
+        else:
+            out.append(tuple(str(v) for v in value))
+    environment, problem = [], None
+    env = ctr.get("env") or []
+    if not isinstance(env, list):
+        bad(f"{where}.env", "expected a list of {name, value}", 'write env: [{name: EPOCHS, value: "3"}]')
+        env = []
+    for j, item in enumerate(env):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            bad(f"{where}.env[{j}]", "expected {name, value}", 'write {name: EPOCHS, value: "3"}')
+            continue
+        if "valueFrom" in item:
+            problem = problem or (f"{where}.env[{j}] ({item['name']}) takes its value from valueFrom, which a "
+                                  "SageMaker training job cannot read; give it a literal value, or keep the Job "
+                                  "local (spillway.io/mode: local)")
+            continue
+        environment.append((item["name"], str(item.get("value", ""))))
+    if ctr.get("envFrom"):
+        problem = problem or (f"{where}.envFrom reads a Secret or ConfigMap, which a SageMaker training job "
+                              "cannot read; list the variables under env with literal values")
+    return out[0], out[1], tuple(environment), problem
 
 
 def _untranslatable(pod_spec, gpu_containers, pods, indexed, completions, image, fields) -> str | None:

@@ -205,6 +205,11 @@ class Allowlist(_Model):
         description="S3 prefixes for output and checkpoints; the first is the default output prefix.",
     )
     instance_types: list[str] = Field(default_factory=lambda: ["ml.*"], description="Globs.")
+    images: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Globs of the images a burst may run on SageMaker (the pod's image, or the one in "
+        "spillway.io/sagemaker-image), e.g. ['123456789012.dkr.ecr.us-east-1.amazonaws.com/*'].",
+    )
 
 
 class Tradeoff(_Model):

@@ -39,6 +39,8 @@ Start here:
   spillway sim --compare default no-wait compute-wait --plot plots/
   spillway tune --goal "wait_p95_hours<=0.5" --write tuned.yaml
   spillway sandbox up                   a local Kubernetes API with GPU nodes, for kubectl
+  spillway run --kubeconfig spillway-sandbox.kubeconfig
+                                        the controller: annotated Jobs run locally or on SageMaker
   spillway explain                      decide the bundled example Job on the bundled cluster
   spillway explain job.yaml --policy p.yaml --cluster snapshot.yaml -o json
   spillway policy validate p.yaml       every error at once, with line numbers and fixes
@@ -121,6 +123,9 @@ example:
 
     register_sim(sub)
     register_sandbox(sub)
+    from .run_cli import register as register_run
+
+    register_run(sub)
 
     p = sub.add_parser("catalog", help="list SageMaker GPU training types with prices and spot bands")
     p.add_argument("--region", default=None, help="only this region (us-east-1, us-west-2)")

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from policies import BurstPolicy, Placement, Reason
+from policies.actions import cycle_actions
 from policies.decide import policy_catalog
 from policies.jobs import JobRequest
 from policies.capacity import CapacityTimeline
@@ -286,12 +287,21 @@ class Simulation:
                 record.budget_blocked = True
             elif decision.reason == Reason.QUOTA_EXHAUSTED:
                 record.quota_blocked = True
-            if decision.placement == Placement.LOCAL and decision.evidence.local_wait_seconds <= 0:
-                self._start_local(record, decision)
-            elif decision.placement.is_cloud:
-                self._launch(record, decision)
-            elif decision.requeue_after_seconds is not None:
-                self._wake(int(record.request.uid), self.now + decision.requeue_after_seconds)
+        # What to do with them is the controller's reading too (policies.actions); times stay
+        # relative to the simulation clock, where they are exact.
+        actions = cycle_actions(result, now_abs)
+        for decision in actions.start_local:
+            self._start_local(self._by_key[decision.job], decision)
+        for decision in actions.launch:
+            self._launch(self._by_key[decision.job], decision)
+        for decision in actions.keep_queued:
+            record = self._by_key[decision.job]
+            self.planner.add(record.request)
+            if math.isfinite(decision.evidence.local_wait_seconds):
+                self._wake(int(record.request.uid), self.now + decision.evidence.local_wait_seconds)
+        for decision, _ in actions.requeue:
+            if decision.placement == Placement.WAIT:
+                self._wake(int(self._by_key[decision.job].request.uid), self.now + decision.requeue_after_seconds)
         self.samples.append((self.now, len(self.pending), self.busy_gpus, self._cloud_usd))
 
     def _unqueue(self, job_id: int) -> None:

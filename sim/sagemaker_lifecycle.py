@@ -211,4 +211,21 @@ def _install_stop_training_job() -> None:
         self.final_metric_data_list = []
 
     FakeTrainingJob.__init__ = born_starting
+
+    from moto.sagemaker.exceptions import ResourceInUseException
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    create = SageMakerModelBackend.create_training_job
+
+    def create_once(self, training_job_name: str, *args, **kwargs):
+        """SageMaker refuses a second job under a name in use; moto would silently replace it."""
+        CREATES[training_job_name] = CREATES.get(training_job_name, 0) + 1
+        if training_job_name in self.training_jobs:
+            raise ResourceInUseException(message=f"Training job {training_job_name} already exists")
+        return create(self, training_job_name, *args, **kwargs)
+
+    SageMakerModelBackend.create_training_job = create_once
     _STOP_INSTALLED = True
+
+
+CREATES: dict[str, int] = {}  # CreateTrainingJob calls per name, refused ones included (for tests)

@@ -53,6 +53,8 @@ def run_up(args, *, ready: threading.Event | None = None, stop: threading.Event 
         server.server_close()
         raise InputError([InputIssue("--nodes", "", f"expected NODESxGPUS[:PRODUCT], got {args.nodes!r}",
                                      "e.g. 4x8:NVIDIA-A100-SXM4-80GB")]) from None
+    # The controller's own namespace (its ledger lives there), as deploy/ creates it on a real cluster.
+    server.store.create(server.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": "spillway-system"}})
     machinery = Machinery(server.store, time_scale=args.time_scale).start()
     from ..sagemaker_lifecycle import SageMakerSandbox
     from .ack import AckStandIn

@@ -116,8 +116,12 @@ class Machinery(ReconcileLoop):
                 new_status.pop(key)
         conditions = [c for c in status.get("conditions") or [] if c.get("type") not in ("Suspended",)]
         if spec.get("suspend"):
-            conditions.append({"type": "Suspended", "status": "True", "reason": "JobSuspended",
-                               "message": "Job suspended", "lastTransitionTime": _ts(now)})
+            # A condition changes only on a transition: rewriting its time every pass would flood
+            # watches and turn every held-resourceVersion write into a 409.
+            was = next((c for c in status.get("conditions") or [] if c.get("type") == "Suspended"
+                        and c.get("status") == "True"), None)
+            conditions.append(was or {"type": "Suspended", "status": "True", "reason": "JobSuspended",
+                                      "message": "Job suspended", "lastTransitionTime": _ts(now)})
         if succeeded >= completions and completions > 0:
             conditions += [{"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": _ts(now)}
                            for t, r, m in (("SuccessCriteriaMet", "CompletionsReached", "Reached expected number "

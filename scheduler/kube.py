@@ -1,0 +1,209 @@
+"""The Kubernetes adapter: the only module that imports the `kubernetes` client.
+
+It speaks plain JSON dicts (what `job_from_manifest` reads, and what the API returns), so the
+rest of the controller never sees the client's model classes. Every call goes over real HTTP;
+429 and 5xx answers are retried with exponential back-off by urllib3 (honouring Retry-After),
+and what is left comes out as a KubeError with the HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, Callable, Iterator
+
+import urllib3
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+log = logging.getLogger(__name__)
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    """An API call failed: status 404 NotFound, 409 Conflict/AlreadyExists, 422 Invalid, ..."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message = status, reason, message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+def _error(exc: ApiException) -> KubeError:
+    reason, message = exc.reason or "", str(exc.body or "")
+    try:
+        body = json.loads(exc.body or "{}")
+        reason, message = body.get("reason") or reason, body.get("message") or message
+    except (ValueError, TypeError):
+        pass
+    return KubeError(exc.status or 0, reason, message)
+
+
+def api_client(kubeconfig: str | None = None, context: str | None = None, *, host: str | None = None,
+               retries: int = 5) -> client.ApiClient:
+    """A client from a kubeconfig (or, with none and inside a Pod, the in-cluster service account;
+    or, with host, that API server with no credentials, as the sandbox serves it)."""
+    cfg = client.Configuration()
+    if host is not None:
+        cfg.host = host
+    elif kubeconfig is None and _in_cluster():
+        config.load_incluster_config(client_configuration=cfg)
+    else:
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+    cfg.retries = urllib3.Retry(total=retries, connect=retries, read=2, backoff_factor=0.2,
+                                status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
+                                respect_retry_after_header=True, raise_on_status=False)
+    return client.ApiClient(cfg)
+
+
+def _in_cluster() -> bool:
+    import os
+
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient):
+        self.api = api
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def _call(self, fn: Callable, *args, **kwargs) -> dict:
+        try:
+            response = fn(*args, _preload_content=False, **kwargs)
+        except ApiException as exc:
+            raise _error(exc) from None
+        return json.loads(response.data or b"{}")
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def list_jobs(self) -> tuple[list[dict], str]:
+        out = self._call(self.batch.list_job_for_all_namespaces)
+        return out.get("items") or [], (out.get("metadata") or {}).get("resourceVersion", "")
+
+    def list_pods(self) -> list[dict]:
+        return self._call(self.core.list_pod_for_all_namespaces).get("items") or []
+
+    def list_nodes(self) -> list[dict]:
+        return self._call(self.core.list_node).get("items") or []
+
+    def get_job(self, namespace: str, name: str) -> dict:
+        return self._call(self.batch.read_namespaced_job, name, namespace)
+
+    # --- Jobs ----------------------------------------------------------------------------------
+
+    def patch_job(self, namespace: str, name: str, patch: dict) -> dict:
+        """A JSON merge patch; with metadata.resourceVersion in it, a 409 if the Job changed since."""
+        return self._call(self.batch.patch_namespaced_job, name, namespace, patch, _content_type=MERGE_PATCH)
+
+    def event(self, job: dict, reason: str, message: str, *, warning: bool = False, now: str) -> None:
+        """A core/v1 Event on the Job, which `kubectl describe job` lists."""
+        meta = job["metadata"]
+        body = {"metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                   "namespace": meta["namespace"], "uid": meta.get("uid")},
+                "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
+                "source": {"component": "spillway"}, "reportingComponent": "spillway.io/controller",
+                "firstTimestamp": now, "lastTimestamp": now, "count": 1}
+        self._call(self.core.create_namespaced_event, meta["namespace"], body)
+
+    # --- custom resources (the SageMaker TrainingJobs) ------------------------------------------
+
+    def create_custom(self, resource: dict, plural: str) -> dict:
+        group, version = resource["apiVersion"].split("/")
+        return self._call(self.custom.create_namespaced_custom_object, group, version,
+                          resource["metadata"]["namespace"], plural, resource, field_validation="Strict")
+
+    def get_custom(self, api_version: str, plural: str, namespace: str, name: str) -> dict | None:
+        group, version = api_version.split("/")
+        try:
+            return self._call(self.custom.get_namespaced_custom_object, group, version, namespace, plural, name)
+        except KubeError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def delete_custom(self, api_version: str, plural: str, namespace: str, name: str) -> None:
+        group, version = api_version.split("/")
+        try:
+            self._call(self.custom.delete_namespaced_custom_object, group, version, namespace, plural, name)
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+
+    # --- ConfigMaps (the ledger) ----------------------------------------------------------------
+
+    def get_config_map(self, namespace: str, name: str) -> dict | None:
+        try:
+            return self._call(self.core.read_namespaced_config_map, name, namespace)
+        except KubeError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def create_config_map(self, namespace: str, name: str, data: dict[str, str]) -> dict:
+        return self._call(self.core.create_namespaced_config_map, namespace,
+                          {"metadata": {"name": name, "namespace": namespace}, "data": data})
+
+    def replace_config_map(self, namespace: str, name: str, data: dict[str, str], resource_version: str) -> dict:
+        """Compare-and-swap: a 409 if anyone wrote it since resource_version."""
+        return self._call(self.core.replace_namespaced_config_map, name, namespace,
+                          {"metadata": {"name": name, "namespace": namespace,
+                                        "resourceVersion": resource_version}, "data": data})
+
+    # --- change notifications -------------------------------------------------------------------
+
+    def watch_changes(self, on_change: Callable[[], None], stop: threading.Event) -> list[threading.Thread]:
+        """Call on_change() whenever a Job or Pod changes (the controller then runs a cycle). A
+        watch that expires (410 Gone) or drops starts again from a fresh list."""
+        threads = []
+        for fn in (self.batch.list_job_for_all_namespaces, self.core.list_pod_for_all_namespaces):
+            t = threading.Thread(target=self._watch_loop, args=(fn, on_change, stop), daemon=True,
+                                 name=f"watch-{fn.__name__}")
+            t.start()
+            threads.append(t)
+        return threads
+
+    def _watch_loop(self, fn: Callable, on_change: Callable[[], None], stop: threading.Event) -> None:
+        resource_version = ""
+        while not stop.is_set():
+            w = watch.Watch()
+            try:
+                for event in self._stream(w, fn, resource_version):
+                    if stop.is_set():
+                        break
+                    if event.get("type") == "BOOKMARK":
+                        continue
+                    resource_version = ((event.get("raw_object") or {}).get("metadata") or {}).get(
+                        "resourceVersion", resource_version)
+                    on_change()
+            except ApiException as exc:
+                if exc.status == 410:
+                    log.info("watch of %s expired; listing again", fn.__name__)
+                    resource_version = ""
+                    on_change()
+                else:
+                    log.warning("watch of %s failed (%s); retrying", fn.__name__, exc.status)
+                    stop.wait(1.0)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                log.warning("watch of %s dropped (%s); retrying", fn.__name__, exc)
+                stop.wait(1.0)
+            finally:
+                w.stop()
+
+    @staticmethod
+    def _stream(w: watch.Watch, fn: Callable, resource_version: str) -> Iterator[dict[str, Any]]:
+        kwargs = {"timeout_seconds": 60, "allow_watch_bookmarks": True}
+        if resource_version:
+            kwargs["resource_version"] = resource_version
+        return w.stream(fn, **kwargs)

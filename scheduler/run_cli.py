@@ -1,0 +1,93 @@
+"""`spillway run`: the controller, against a cluster named by a kubeconfig (or in-cluster)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from policies import InputError, InputIssue
+
+from .output import emit, table
+
+DESCRIPTION = """\
+Run the Spillway controller. It watches batch/v1 Jobs that opt in (spillway.io/mode, or a GPU
+Job in a namespace listed in spec.managedJobs.namespaces) and are created with
+spec.suspend: true. Each cycle it reads nodes, pods and GPU requests from the Kubernetes API,
+DCGM utilization from Prometheus (if --prometheus-url is given), and the burst ledger (the
+ConfigMap spillway-ledger in --namespace); decides with the same plan() as `spillway sim`; and
+then un-suspends the Job (Local), creates the SageMaker training job (spec.sageMaker.emit: ack,
+legacy or api), or leaves it waiting. Decisions, SageMaker status and cost are written onto the
+Job as spillway.io/* annotations and Events: `kubectl describe job NAME` tells the story.
+
+examples:
+  spillway run --kubeconfig spillway-sandbox.kubeconfig --once          one cycle, then print the decisions
+  spillway run --policy policy.yaml --prometheus-url http://prometheus:9090
+  spillway run --sagemaker-endpoint-url http://127.0.0.1:PORT           the sandbox's SageMaker (emit: api)"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the controller against a cluster",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=DESCRIPTION)
+    p.add_argument("--kubeconfig", help="kubeconfig file; default: $KUBECONFIG, ~/.kube/config, or in-cluster")
+    p.add_argument("--context", help="kubeconfig context; default: the current one")
+    p.add_argument("--policy", metavar="FILE", help="BurstPolicy YAML; default: the embedded default policy")
+    p.add_argument("--namespace", default="spillway-system",
+                   help="where the burst ledger ConfigMap lives (default spillway-system)")
+    p.add_argument("--prometheus-url", help="Prometheus with the DCGM exporter's series; none: no hot-cluster signal")
+    p.add_argument("--dcgm-node-label", default="Hostname",
+                   help="node label of DCGM series: Hostname (dcgm-exporter 4.x, default) or hostname")
+    p.add_argument("--dcgm-pod-label", default="pod", help="pod label of DCGM series: pod, or exported_pod "
+                   "behind a ServiceMonitor with honorLabels: false")
+    p.add_argument("--sagemaker-endpoint-url", help="SageMaker endpoint (e.g. the sandbox's); default: AWS")
+    p.add_argument("--no-sagemaker", action="store_true",
+                   help="never call SageMaker directly (emit: ack or legacy only; costs are then the committed "
+                        "figures, since the custom resources carry no billing)")
+    p.add_argument("--once", action="store_true", help="run one cycle, print its decisions, and exit")
+    p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table", help="with --once")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(run=cmd_run)
+
+
+def cmd_run(args) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from .cli import _policy
+    from .controller import Controller, Settings
+    from .kube import Kube, api_client
+
+    policy = _policy(args.policy)
+    try:
+        kube = Kube(api_client(args.kubeconfig, args.context))
+    except Exception as exc:  # noqa: BLE001 - the kubernetes config loader raises several kinds
+        raise InputError([InputIssue("--kubeconfig", "", f"cannot load a cluster configuration: {exc}",
+                                     "pass --kubeconfig FILE, set KUBECONFIG, or run inside the cluster")]) from None
+    sagemaker = None
+    if not args.no_sagemaker:
+        from .sagemaker import SageMaker
+
+        sagemaker = SageMaker(policy.spec.sage_maker.region, endpoint_url=args.sagemaker_endpoint_url)
+    utilization = None
+    if args.prometheus_url:
+        from .prometheus import DcgmLabels, Utilization
+
+        utilization = Utilization(args.prometheus_url, DcgmLabels(args.dcgm_node_label, args.dcgm_pod_label))
+    ctl = Controller(kube, policy, sagemaker=sagemaker, utilization=utilization,
+                     settings=Settings(namespace=args.namespace))
+    if args.once:
+        report = ctl.cycle()
+        rows = [d.to_dict() for d in report.decisions]
+        if args.output == "table":
+            print(table(["JOB", "PLACEMENT", "REASON", "MESSAGE"],
+                        [[d.job, d.placement.value, d.reason.value, d.message] for d in report.decisions])
+                  if rows else "no managed Job is waiting for a decision")
+        else:
+            emit({"decisions": rows, "writes": report.writes}, args.output)
+        return 0
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logging.getLogger("spillway").info("controller running; Ctrl-C stops it")
+    ctl.run(stop)
+    return 0

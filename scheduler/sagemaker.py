@@ -1,0 +1,85 @@
+"""The SageMaker adapter: the only module of the controller that imports boto3.
+
+Throttling (ThrottlingException) and 5xx answers are retried by botocore's adaptive retry mode.
+A create under a name that already exists is not an error here: names derive from the Job's
+UID, so it is the same burst created again after a crash, and its ARN is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger(__name__)
+
+
+class SageMakerError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+def _already_exists(exc: ClientError) -> bool:
+    error = exc.response.get("Error") or {}
+    return error.get("Code") == "ResourceInUse" or "already exists" in (error.get("Message") or "").lower()
+
+
+def _not_found(exc: ClientError) -> bool:
+    error = exc.response.get("Error") or {}
+    message = (error.get("Message") or "").lower()
+    return error.get("Code") in ("ResourceNotFound", "ValidationException") and (
+        "could not find" in message or "not found" in message)
+
+
+class SageMaker:
+    def __init__(self, region: str, *, endpoint_url: str | None = None, client: Any = None,
+                 max_attempts: int = 8, **credentials: str):
+        self.client = client or boto3.client(
+            "sagemaker", region_name=region, endpoint_url=endpoint_url,
+            config=Config(retries={"max_attempts": max_attempts, "mode": "adaptive"}), **credentials)
+
+    def create_training_job(self, request: dict) -> str:
+        """The ARN of the training job named in the request, created now or before."""
+        try:
+            return self.client.create_training_job(**request)["TrainingJobArn"]
+        except ClientError as exc:
+            if _already_exists(exc):
+                log.info("training job %s exists already (a retried launch); adopting it", request["TrainingJobName"])
+                found = self.describe(request["TrainingJobName"])
+                if found is not None:
+                    return found["TrainingJobArn"]
+            raise _wrapped(exc) from None
+        except BotoCoreError as exc:
+            raise SageMakerError(type(exc).__name__, str(exc)) from None
+
+    def describe(self, name: str) -> dict | None:
+        try:
+            return self.client.describe_training_job(TrainingJobName=name)
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise _wrapped(exc) from None
+        except BotoCoreError as exc:
+            raise SageMakerError(type(exc).__name__, str(exc)) from None
+
+    def stop(self, name: str) -> None:
+        try:
+            self.client.stop_training_job(TrainingJobName=name)
+        except ClientError as exc:
+            if _not_found(exc):
+                return
+            code = (exc.response.get("Error") or {}).get("Code")
+            if code == "ValidationException":  # not InProgress any more: nothing to stop
+                return
+            raise _wrapped(exc) from None
+        except BotoCoreError as exc:
+            raise SageMakerError(type(exc).__name__, str(exc)) from None
+
+
+def _wrapped(exc: ClientError) -> SageMakerError:
+    error = exc.response.get("Error") or {}
+    return SageMakerError(error.get("Code") or "Unknown", error.get("Message") or str(exc))

@@ -1,0 +1,235 @@
+"""The controller against the sandbox cluster, with the real kubernetes client, kubectl and
+moto's SageMaker (with the sandbox's life cycle, and its refusal of a duplicate name)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from policies import Placement, Reason
+from policies import constants as C
+from scheduler.controller import Controller, Settings
+from scheduler.kube import Kube, api_client
+from scheduler.ledger import DONE, RUNNING
+from scheduler.sagemaker import SageMaker
+from sim import sagemaker_lifecycle
+from sim.sagemaker_lifecycle import SageMakerSandbox
+from sim.sandbox.ack import AckStandIn
+from sim.sandbox.apiserver import SandboxServer
+from sim.sandbox.machinery import add_nodes
+from tests.builders import BUCKET, ROLE, policy
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"
+PRODUCT = "NVIDIA-A100-SXM4-80GB"
+ACK = ("sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs")
+
+
+@pytest.fixture
+def cluster():
+    server = SandboxServer().start()
+    add_nodes(server.store, f"1x8:{PRODUCT}")
+    for ns in ("ml", "spillway-system"):
+        server.store.create(server.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sagemaker():
+    sm = SageMakerSandbox(time_scale=600, startup_seconds=30, restart_seconds=30).start()
+    yield sm
+    sm.stop()
+
+
+def kube_of(server) -> Kube:
+    return Kube(api_client(host=server.url))
+
+
+def manifest(name: str, gpus: int = 8, command: list[str] | None = None, **ann: str) -> dict:
+    container = {"name": "trainer", "image": IMAGE, "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
+    if command:
+        container["command"] = command
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": "ml", "annotations": {
+                C.MODE: "auto", C.RUNTIME_ESTIMATE: "1h", "sandbox.spillway.io/run-seconds": "600", **ann}},
+            "spec": {"suspend": True, "backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: PRODUCT},
+                "containers": [container]}}}}
+
+
+def create(server, m: dict) -> dict:
+    return client.BatchV1Api(api_client(host=server.url)).create_namespaced_job("ml", m).to_dict()
+
+
+def job_annotations(server, name: str) -> dict:
+    return server.store.get(server.store.type_for("batch", "v1", "jobs"), "ml", name)["metadata"].get(
+        "annotations") or {}
+
+
+def events_of(server, name: str) -> list[tuple[str, str]]:
+    items, _ = server.store.list(server.store.type_for("", "v1", "events"), "ml")
+    return [(e["reason"], e["message"]) for e in items if e["involvedObject"]["name"] == name]
+
+
+def controller(server, *, emit="ack", sm=None, **spec) -> Controller:
+    p = policy(sageMaker={"emit": emit}, **spec)
+    return Controller(kube_of(server), p, sagemaker=sm, settings=Settings(), clock=time.time)
+
+
+def wait_for(check, timeout=15.0, step=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("timed out waiting for the condition")
+
+
+def test_a_job_that_fits_runs_locally_and_holds_its_gpus_until_its_pods_bind(cluster):
+    create(cluster, manifest("first"))
+    create(cluster, manifest("second", **{C.MODE: "local"}))
+    ctl = controller(cluster)
+    report = ctl.cycle()
+    placed = {d.job: (d.placement, d.reason) for d in report.decisions}
+    assert placed == {"ml/first": (Placement.LOCAL, Reason.LOCAL_CAPACITY_AVAILABLE),
+                      "ml/second": (Placement.WAIT, Reason.WAITING_FOR_LOCAL_CAPACITY)}
+    jobs = cluster.store.type_for("batch", "v1", "jobs")
+    assert cluster.store.get(jobs, "ml", "first")["spec"]["suspend"] is False
+    assert job_annotations(cluster, "first")[C.LOCAL_NODES] == "gpu-node-000=1"
+    assert ("Unsuspended", "running on the cluster: gpu-node-000=1") in events_of(cluster, "first")
+    # No pod exists yet (no Job controller runs here): the decision itself holds the 8 GPUs.
+    again = ctl.cycle()
+    assert [(d.job, d.placement) for d in again.decisions] == [("ml/second", Placement.WAIT)]
+    assert again.writes == 0, "a second cycle over the same world writes nothing"
+    assert cluster.store.get(jobs, "ml", "second")["spec"]["suspend"] is True
+
+
+def test_a_burst_is_one_ack_training_job_across_restarts_and_its_outcome_reaches_kubectl(cluster, sagemaker,
+                                                                                      tmp_path):
+    ack = AckStandIn(cluster.store, sagemaker.client(), period=0.02).start()
+    try:
+        config = cluster.kubeconfig(tmp_path / "kubeconfig")
+        kubectl = lambda *a: subprocess.run([str(KUBECTL), "--kubeconfig", str(config), *a], check=True,  # noqa
+                                            capture_output=True, text=True, timeout=30).stdout
+        job = manifest("burst", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand"})
+        (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+        kubectl("apply", "-f", str(tmp_path / "job.yaml"))
+        sm = SageMaker("us-east-1", client=sagemaker.client())
+        first = controller(cluster, sm=sm)
+        [d] = first.cycle().decisions
+        assert (d.placement, d.reason) == (Placement.SAGEMAKER_ON_DEMAND, Reason.FORCED_CLOUD)
+        name = job_annotations(cluster, "burst")[C.SAGEMAKER_JOB_NAME]
+        crs = lambda: cluster.store.list(cluster.store.type_for(*ACK), "ml")[0]  # noqa: E731
+        assert [cr["metadata"]["name"] for cr in crs()] == [name]
+        # A restarted controller rebuilds what is in flight from the ledger, and launches nothing.
+        second = controller(cluster, sm=sm)
+        assert second.cycle().decisions == []
+        assert second.ledger.state.bursts[first.ledger.state.bursts.popitem()[0]].state == RUNNING
+        assert len(crs()) == 1
+        in_flight = second.ledger.state.in_flight()
+        assert [(c.job, c.instance_type, c.committed_usd > 0) for c in in_flight] == [
+            ("ml/burst", d.launch.instance_type, True)]
+        wait_for(lambda: sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+                 == "Completed")
+        second.cycle()
+        ann = job_annotations(cluster, "burst")
+        assert ann[C.SAGEMAKER_STATUS] == "Completed/Completed"
+        described = sagemaker.client().describe_training_job(TrainingJobName=name)
+        price = second.catalog.get(d.launch.instance_type, "us-east-1").on_demand_usd_per_hour
+        cost = described["BillableTimeInSeconds"] * price / 3600
+        assert float(ann[C.COST_USD]) == pytest.approx(cost, abs=0.01)
+        [spend] = second.ledger.state.snapshot_spend(time.time())
+        assert spend.today_usd == pytest.approx(cost, abs=1e-4)
+        assert second.ledger.state.bursts and all(b.state == DONE for b in second.ledger.state.bursts.values())
+        assert sagemaker_lifecycle.CREATES[name] == 1
+        described_text = kubectl("describe", "job", "burst", "-n", "ml")
+        for word in ("ForcedCloud", "SageMakerLaunched", "SageMakerCompleted", name):
+            assert word in described_text
+    finally:
+        ack.stop()
+
+
+class Crash(Exception):
+    """The controller process dies here."""
+
+
+def test_a_crash_around_the_create_never_launches_twice(cluster, sagemaker):
+    create(cluster, manifest("crashy", command=["python", "train.py"], **{C.MODE: "cloud",
+                                                                      C.CAPACITY_TYPE: "on-demand"}))
+    sm = SageMaker("us-east-1", client=sagemaker.client())
+    real = sm.create_training_job
+
+    def dies_after_sending(request):
+        real(request)
+        raise Crash()
+
+    first = controller(cluster, emit="api", sm=sm)
+    sm.create_training_job = dies_after_sending
+    with pytest.raises(Crash):
+        first.cycle()
+    sm.create_training_job = real
+    name = job_annotations(cluster, "crashy")[C.SAGEMAKER_JOB_NAME]
+    restarted = controller(cluster, emit="api", sm=sm)
+    assert restarted.cycle().decisions == []
+    assert sagemaker_lifecycle.CREATES[name] == 2, "the retried create reached SageMaker"
+    jobs = sagemaker.client().list_training_jobs(NameContains=name)["TrainingJobSummaries"]
+    assert len(jobs) == 1, "and SageMaker refused the second copy"
+    [burst] = restarted.ledger.state.bursts.values()
+    assert burst.state == RUNNING and burst.arns[name] == jobs[0]["TrainingJobArn"]
+    request = sagemaker.client().describe_training_job(TrainingJobName=name)
+    assert request["AlgorithmSpecification"]["ContainerEntrypoint"] == ["python", "train.py"]
+    assert C.FINALIZER in cluster.store.get(cluster.store.type_for("batch", "v1", "jobs"), "ml",
+                                            "crashy")["metadata"]["finalizers"]
+
+
+def test_deleting_a_bursting_job_stops_its_training_job_and_lets_the_job_go(cluster, sagemaker):
+    create(cluster, manifest("doomed", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand",
+                                          "sandbox.spillway.io/run-seconds": "36000"}))
+    sm = SageMaker("us-east-1", client=sagemaker.client())
+    ctl = controller(cluster, emit="api", sm=sm)
+    ctl.cycle()
+    name = job_annotations(cluster, "doomed")[C.SAGEMAKER_JOB_NAME]
+    batch = client.BatchV1Api(api_client(host=cluster.url))
+    batch.delete_namespaced_job("doomed", "ml")
+    assert batch.read_namespaced_job("doomed", "ml").metadata.deletion_timestamp is not None
+    ctl.cycle()
+    status = wait_for(lambda: (s := sagemaker.client().describe_training_job(TrainingJobName=name)
+                               ["TrainingJobStatus"]) in ("Stopping", "Stopped") and s)
+    assert status in ("Stopping", "Stopped")
+    with pytest.raises(client.ApiException) as exc:
+        batch.read_namespaced_job("doomed", "ml")
+    assert exc.value.status == 404
+    [burst] = ctl.ledger.state.bursts.values()
+    assert burst.state == DONE and burst.outcome == "Stopped/JobDeleted"
+
+
+def test_bad_annotations_are_told_once_and_the_job_is_left_alone(cluster):
+    create(cluster, manifest("typo", **{"spillway.io/deadlin": "tomorrow", C.RUNTIME_ESTIMATE: "soon"}))
+    ctl = controller(cluster)
+    assert ctl.cycle().decisions == []
+    ann = job_annotations(cluster, "typo")
+    assert "did you mean 'spillway.io/deadline'" in ann[C.ANNOTATION_ERROR]
+    assert "runtime-estimate" in ann[C.ANNOTATION_ERROR]
+    [(reason, message)] = events_of(cluster, "typo")
+    assert reason == "InvalidAnnotations" and "spillway.io/deadlin" in message
+    assert ctl.cycle().writes == 0
+    job = cluster.store.get(cluster.store.type_for("batch", "v1", "jobs"), "ml", "typo")
+    assert job["spec"]["suspend"] is True and C.DECISION_PLACEMENT not in ann
+
+
+def test_a_namespace_cannot_burst_outside_its_allowlist(cluster):
+    create(cluster, manifest("elsewhere", **{C.MODE: "cloud", C.ROLE_ARN: "arn:aws:iam::999999999999:role/Other"}))
+    ctl = controller(cluster, allowlists={"ml": {"roleArns": [ROLE], "s3Prefixes": [BUCKET]}})
+    [d] = ctl.cycle().decisions
+    assert d.reason == Reason.BURST_NOT_ALLOWED and "999999999999" in d.message
+    assert cluster.store.list(cluster.store.type_for(*ACK), "ml")[0] == []
+    assert json.loads(json.dumps(job_annotations(cluster, "elsewhere")))[C.DECISION_REASON] == "BurstNotAllowed"
