@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from policies import BurstPolicy, InputError, is_managed, job_from_manifest
+from policies import BurstPolicy, InputError, Placement, is_managed, job_from_manifest
 from policies import constants as C
 from policies.actions import cycle_actions
 from policies.constants import EmitTarget, EventReason
@@ -39,6 +39,7 @@ from policies.units import format_time, parse_time
 
 from .kube import Kube, KubeError
 from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger, LedgerState
+from .metrics import ControllerMetrics
 from .sagemaker import SageMaker, SageMakerError
 from .world import World, annotations, completed_of, format_local_nodes, key_of, nodes_of, running_of
 
@@ -68,8 +69,10 @@ class CycleReport:
 
 class Controller:
     def __init__(self, kube: Kube, policy: BurstPolicy, *, sagemaker: SageMaker | None = None,
-                 utilization=None, settings: Settings | None = None, clock: Callable[[], float] = time.time):
+                 utilization=None, settings: Settings | None = None, clock: Callable[[], float] = time.time,
+                 metrics: ControllerMetrics | None = None):
         self.kube, self.policy, self.sagemaker, self.utilization = kube, policy, sagemaker, utilization
+        self.metrics = metrics or ControllerMetrics()
         self.settings = settings or Settings()
         self.clock = clock
         self.emit = policy.spec.sage_maker.emit
@@ -93,11 +96,20 @@ class Controller:
                 report = self.cycle()
                 wait = (report.next_cycle_at - self.clock()) if report.next_cycle_at else 300.0
             except (KubeError, SageMakerError) as exc:
+                kind = f"kube-{exc.status}" if isinstance(exc, KubeError) else f"sagemaker-{exc.code}"
+                self.metrics.errors.labels(kind).inc()
                 log.warning("cycle failed: %s; trying again", exc)
                 wait = self.settings.min_requeue_seconds
             self.changed.wait(timeout=min(max(wait, 0.05), 300.0))
 
     def cycle(self) -> CycleReport:
+        with self.metrics.cycle_seconds.time():
+            report = self._cycle()
+        self.metrics.beat()
+        self.metrics.ready.set()
+        return report
+
+    def _cycle(self) -> CycleReport:
         now = self.clock()
         jobs, _ = self.kube.list_jobs()
         world = World(now, jobs, self.kube.list_pods(), self.kube.list_nodes())
@@ -114,6 +126,7 @@ class Controller:
             if self.planner.jobs.get(key) != job:
                 self.planner.add(job)
         plan = self.planner.plan(snapshot, now)
+        self._observe(len(pending), now)
         actions = cycle_actions(plan, now)
         by_key = {key_of(j): j for j in world.jobs}
         for d in actions.start_local:
@@ -165,6 +178,19 @@ class Controller:
             out[job.key] = job
         return out
 
+    def _observe(self, queued: int, now: float) -> None:
+        m, state = self.metrics, self.ledger.state
+        m.queue.set(queued)
+        m.in_flight.set(sum(b.state != DONE for b in state.bursts.values()))
+        for spend in state.snapshot_spend(now):
+            m.spend.labels(spend.namespace, "today").set(spend.today_usd)
+            m.spend.labels(spend.namespace, "month").set(spend.month_usd)
+        committed: dict[str, float] = {}
+        for job in state.in_flight():
+            committed[job.namespace] = committed.get(job.namespace, 0.0) + job.committed_usd
+        for namespace in {b.namespace for b in state.bursts.values()} | set(committed):
+            m.committed.labels(namespace).set(committed.get(namespace, 0.0))
+
     def _bad_annotations(self, manifest: dict, exc: InputError, now: float) -> None:
         text = "; ".join(f"{i.path}: {i.problem} (fix: {i.fix})" for i in exc.issues)
         if annotations(manifest).get(C.ANNOTATION_ERROR) == text:
@@ -179,6 +205,7 @@ class Controller:
             window = self.settings.hot_window_seconds or self.policy.spec.local.hot_window_seconds
             utilization = self.utilization.cluster_average(window, {n.name for n in nodes})
             report.prometheus_ok = self.utilization.last_error is None
+            self.metrics.prometheus_up.set(1 if report.prometheus_ok else 0)
         state = self.ledger.state
         return Snapshot(now, nodes, running_of(world), state.in_flight(), state.snapshot_spend(now),
                         completed_of(world), gpu_utilization_percent=utilization)
@@ -193,8 +220,14 @@ class Controller:
             return True
         if not self._patch(manifest, self._decision_annotations(d, now)):
             return False
-        self._event(manifest, d.reason.value, d.message, now)
+        self._decided(manifest, d, now)
         return True
+
+    def _decided(self, manifest: dict, d: Decision, now: float) -> None:
+        self.metrics.decisions.labels(d.placement.value, d.reason.value).inc()
+        if d.placement != Placement.WAIT:
+            self.metrics.wait.observe(max(d.evidence.waited_seconds, 0.0))
+        self._event(manifest, d.reason.value, d.message, now)
 
     def _decision_annotations(self, d: Decision, now: float) -> dict:
         return {C.DECISION_PLACEMENT: d.placement.value, C.DECISION_REASON: d.reason.value,
@@ -205,7 +238,7 @@ class Controller:
         if not self._patch(manifest, ann, spec={"suspend": False}):
             self.planner.add(job)  # the Job changed under us: decide it again next cycle
             return
-        self._event(manifest, d.reason.value, d.message, now)
+        self._decided(manifest, d, now)
         self._event(manifest, EventReason.UNSUSPENDED.value,
                     f"running on the cluster: {format_local_nodes(d.local_nodes, d.local_pods)}", now)
 
@@ -227,7 +260,7 @@ class Controller:
         extra = {C.SAGEMAKER_JOB_NAME: burst.current_name, C.COMMITTED_USD: f"{committed:.2f}"}
         finalizers = [C.FINALIZER] if self.emit == EmitTarget.API else None
         self._patch(manifest, {**self._decision_annotations(d, now), **extra}, finalizers=finalizers)
-        self._event(manifest, d.reason.value, d.message, now)
+        self._decided(manifest, d, now)
         self._create(self.ledger.state.bursts[job.uid], manifest, job, now)
 
     def _create(self, burst: Burst, manifest: dict, job: JobRequest, now: float) -> None:
@@ -258,9 +291,13 @@ class Controller:
             b = state.bursts.get(burst.uid)
             if b is None or (b.state == RUNNING and b.arns.get(name) == arn):
                 return False
+            first = b.state == LAUNCHING
             b.state = RUNNING
             if arn:
                 b.arns[name] = arn
+            if first:
+                self.metrics.bursts.labels("spot" if burst.launch["spot"] and not on_demand else "on-demand",
+                                           burst.emit).inc()
             return True
 
         self.ledger.update(running)
@@ -277,6 +314,7 @@ class Controller:
             return state.bursts.pop(burst.uid, None) is not None
 
         self.ledger.update(drop)
+        self.metrics.launch_failures.inc()
         _, backoff = self.retry_at.get(burst.uid, (0.0, self.settings.launch_retry_seconds / 2))
         backoff = min(backoff * 2, 3600.0)
         self.retry_at[burst.uid] = (now + backoff, backoff)
@@ -430,6 +468,7 @@ class Controller:
             return True
 
         self.ledger.update(add)
+        self.metrics.fallbacks.inc()
         self._stop(burst, burst.names[0])
         self._patch(manifest, {C.FALLBACK: text, C.SAGEMAKER_JOB_NAME: od_name})
         self._event(manifest, EventReason.FELL_BACK.value, text, now, warning=True)

@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator
 import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
+from kubernetes.leaderelection import electionconfig, leaderelection
+from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
@@ -160,6 +162,22 @@ class Kube:
         return self._call(self.core.replace_namespaced_config_map, name, namespace,
                           {"metadata": {"name": name, "namespace": namespace,
                                         "resourceVersion": resource_version}, "data": data})
+
+    # --- leader election ------------------------------------------------------------------------
+
+    def lead(self, namespace: str, name: str, identity: str, *, on_started: Callable[[], None],
+             on_stopped: Callable[[], None], lease_seconds: int = 15, renew_deadline_seconds: int = 10,
+             retry_seconds: int = 2) -> threading.Thread:
+        """Run for leadership of the Lease namespace/name (the client's leaderelection module).
+        on_started runs, on its own thread, once this replica holds the Lease; on_stopped when it
+        lost it. Returns the election's thread."""
+        lock = LeaseLock(name, namespace, identity)
+        lock.api_instance = client.CoordinationV1Api(self.api)  # this client, not the global default
+        election = leaderelection.LeaderElection(electionconfig.Config(
+            lock, lease_seconds, renew_deadline_seconds, retry_seconds, on_started, on_stopped))
+        thread = threading.Thread(target=election.run, name="leader-election", daemon=True)
+        thread.start()
+        return thread
 
     # --- change notifications -------------------------------------------------------------------
 

@@ -44,6 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-sagemaker", action="store_true",
                    help="never call SageMaker directly (emit: ack or legacy only; costs are then the committed "
                         "figures, since the custom resources carry no billing)")
+    p.add_argument("--burst-poll-seconds", type=float, default=30.0,
+                   help="how often a burst in flight is described (default 30; lower it for a fast sandbox)")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="act only while holding the Lease spillway-controller in --namespace (default on; "
+                        "run several replicas and one acts)")
+    p.add_argument("--lease-seconds", type=int, default=15,
+                   help="how long a silent leader keeps the Lease before another replica takes over (default 15)")
+    p.add_argument("--identity", help="this replica's name in the Lease; default: $POD_NAME or the host name")
+    p.add_argument("--metrics-port", type=int, default=8080,
+                   help="serve /metrics, /healthz and /readyz here (default 8080; -1: off)")
     p.add_argument("--once", action="store_true", help="run one cycle, print its decisions, and exit")
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table", help="with --once")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -72,8 +82,11 @@ def cmd_run(args) -> int:
         from .prometheus import DcgmLabels, Utilization
 
         utilization = Utilization(args.prometheus_url, DcgmLabels(args.dcgm_node_label, args.dcgm_pod_label))
-    ctl = Controller(kube, policy, sagemaker=sagemaker, utilization=utilization,
-                     settings=Settings(namespace=args.namespace))
+    from .metrics import ControllerMetrics, serve
+
+    metrics = ControllerMetrics()
+    ctl = Controller(kube, policy, sagemaker=sagemaker, utilization=utilization, metrics=metrics,
+                     settings=Settings(namespace=args.namespace, burst_poll_seconds=args.burst_poll_seconds))
     if args.once:
         report = ctl.cycle()
         rows = [d.to_dict() for d in report.decisions]
@@ -84,10 +97,49 @@ def cmd_run(args) -> int:
         else:
             emit({"decisions": rows, "writes": report.writes}, args.output)
         return 0
+    if args.metrics_port >= 0:
+        try:
+            serve(metrics, args.metrics_port)
+        except OSError as exc:
+            raise InputError([InputIssue("--metrics-port", "", f"cannot listen on port {args.metrics_port}: "
+                                         f"{exc.strerror}", "choose another port, or -1 for none")]) from None
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    logging.getLogger("spillway").info("controller running; Ctrl-C stops it")
-    ctl.run(stop)
-    return 0
+    log = logging.getLogger("spillway")
+    if not args.leader_elect:
+        log.info("controller running; Ctrl-C stops it")
+        ctl.run(stop)
+        return 0
+    import os
+    import socket
+
+    from policies.constants import LEASE_NAME
+
+    identity = args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    lost, leading = threading.Event(), threading.Event()
+
+    def lead() -> None:
+        log.info("%s leads; controller running", identity)
+        leading.set()
+        metrics.leader.set(1)
+        ctl.run(stop)
+
+    def stopped() -> None:
+        metrics.leader.set(0)
+        if not stop.is_set():
+            log.warning("%s lost the lease; exiting so that a fresh process runs for it again", identity)
+            lost.set()
+            stop.set()
+
+    log.info("%s runs for leadership of lease %s/%s", identity, args.namespace, LEASE_NAME)
+    renew = max(args.lease_seconds * 2 // 3, 2)
+    kube.lead(args.namespace, LEASE_NAME, identity, on_started=lead, on_stopped=stopped,
+              lease_seconds=max(args.lease_seconds, renew + 1), renew_deadline_seconds=renew,
+              retry_seconds=max(renew * 2 // 5, 1))
+    metrics.ready.set()  # a standby replica is ready: it takes over when the leader goes
+    while not stop.wait(30):
+        if not leading.is_set():
+            metrics.beat()  # standing by is healthy; the leader's cycles beat for themselves
+    return 1 if lost.is_set() else 0

@@ -111,6 +111,32 @@ def test_a_job_that_fits_runs_locally_and_holds_its_gpus_until_its_pods_bind(clu
     assert [(d.job, d.placement) for d in again.decisions] == [("ml/second", Placement.WAIT)]
     assert again.writes == 0, "a second cycle over the same world writes nothing"
     assert cluster.store.get(jobs, "ml", "second")["spec"]["suspend"] is True
+    sample = ctl.metrics.registry.get_sample_value
+    assert sample("spillway_decisions_total", {"placement": "Local", "reason": "LocalCapacityAvailable"}) == 1
+    assert sample("spillway_decisions_total", {"placement": "Wait", "reason": "WaitingForLocalCapacity"}) == 1
+    assert sample("spillway_queue_jobs") == 1 and sample("spillway_cycle_seconds_count") == 2
+
+
+def test_metrics_health_and_readiness_are_served(cluster):
+    import urllib.error
+    import urllib.request
+
+    from scheduler.metrics import serve
+
+    ctl = controller(cluster)
+    server = serve(ctl.metrics, 0, host="127.0.0.1")
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(f"{url}/readyz", timeout=5)
+        assert exc.value.code == 503, "not ready before it has read the cluster"
+        ctl.cycle()
+        assert urllib.request.urlopen(f"{url}/readyz", timeout=5).status == 200
+        assert urllib.request.urlopen(f"{url}/healthz", timeout=5).status == 200
+        text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        assert "spillway_cycle_seconds_count 1.0" in text and "# TYPE spillway_decisions_total counter" in text
+    finally:
+        server.shutdown()
 
 
 def test_a_burst_is_one_ack_training_job_across_restarts_and_its_outcome_reaches_kubectl(cluster, sagemaker,
@@ -233,3 +259,41 @@ def test_a_namespace_cannot_burst_outside_its_allowlist(cluster):
     assert d.reason == Reason.BURST_NOT_ALLOWED and "999999999999" in d.message
     assert cluster.store.list(cluster.store.type_for(*ACK), "ml")[0] == []
     assert json.loads(json.dumps(job_annotations(cluster, "elsewhere")))[C.DECISION_REASON] == "BurstNotAllowed"
+
+
+def test_of_two_replicas_only_the_leader_acts_and_a_killed_leader_is_replaced(cluster, tmp_path):
+    import os
+    import signal
+
+    config = cluster.kubeconfig(tmp_path / "kubeconfig")
+    spillway = str(Path(sys.executable).parent / "spillway")
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump({"apiVersion": "spillway.io/v1alpha1", "kind": "BurstPolicy", "spec": {
+        "allowlists": {"*": {"roleArns": [ROLE], "s3Prefixes": [BUCKET]}}}}))
+    crs = cluster.store.type_for(*ACK)
+    created: list[str] = []
+    cluster.store.listeners.append(lambda e: created.append(e.obj["metadata"]["name"])
+                                   if (e.group, e.plural, e.type) == (ACK[0], ACK[2], "ADDED") else None)
+    replicas = {name: subprocess.Popen(
+        [spillway, "run", "--kubeconfig", str(config), "--policy", str(policy_file), "--no-sagemaker",
+         "--lease-seconds", "3", "--identity", name, "--log-level", "WARNING", "--metrics-port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for name in ("replica-a", "replica-b")}
+    lease = cluster.store.type_for("coordination.k8s.io", "v1", "leases")
+    try:
+        holder = lambda: (cluster.store.objects[lease.key].get(("spillway-system", "spillway-controller"))  # noqa
+                          or {}).get("spec", {}).get("holderIdentity")
+        first = wait_for(holder, timeout=30)
+        create(cluster, manifest("one", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand"}))
+        wait_for(lambda: len(cluster.store.list(crs, "ml")[0]) == 1, timeout=30)
+        os.kill(replicas[first].pid, signal.SIGKILL)
+        replicas[first].wait(timeout=10)
+        create(cluster, manifest("two", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand"}))
+        wait_for(lambda: len(cluster.store.list(crs, "ml")[0]) == 2, timeout=30)
+        second = holder()
+        assert second != first and second in replicas
+        assert sorted(created) == sorted(cr["metadata"]["name"] for cr in cluster.store.list(crs, "ml")[0])
+        assert len(created) == 2, "each burst was created once, by whichever replica led"
+    finally:
+        for p in replicas.values():
+            p.kill()
+            p.wait(timeout=10)

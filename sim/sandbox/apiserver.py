@@ -376,6 +376,14 @@ class SandboxServer(ThreadingHTTPServer):
         for crd in bundled_crds():
             self.store.create(self.store.type_for("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", crd)
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (a killed controller, a closed watch) is not a server error."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_port}"
