@@ -247,8 +247,8 @@ class Controller:
         committed = next(o.committed_usd for o in d.evidence.options if o.placement == d.placement)
         burst = Burst(uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=asdict(launch),
                       names=[training_job_name(job)], committed_usd=round(committed, 6), launched_at=now,
-                      placement=d.placement.value, runtime_seconds=d.evidence.runtime_estimate_seconds,
-                      deadline=job.deadline)
+                      placement=d.placement.value, reason=d.reason.value,
+                      runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline)
 
         def add(state: LedgerState) -> bool:
             if job.uid in state.bursts:
@@ -257,15 +257,21 @@ class Controller:
             return True
 
         self.ledger.update(add)  # durable before SageMaker hears of it
-        extra = {C.SAGEMAKER_JOB_NAME: burst.current_name, C.COMMITTED_USD: f"{committed:.2f}"}
-        finalizers = [C.FINALIZER] if self.emit == EmitTarget.API else None
-        self._patch(manifest, {**self._decision_annotations(d, now), **extra}, finalizers=finalizers)
-        self._decided(manifest, d, now)
-        self._create(self.ledger.state.bursts[job.uid], manifest, job, now)
+        self._create(self.ledger.state.bursts[job.uid], manifest, job, now, decision=d)
 
-    def _create(self, burst: Burst, manifest: dict, job: JobRequest, now: float) -> None:
-        """Create the burst's current training job (again, after a crash: the same name)."""
+    def _create(self, burst: Burst, manifest: dict, job: JobRequest, now: float,
+                decision: Decision | None = None) -> None:
+        """Create the burst's current training job (again, after a crash: the same name). The Job
+        says so first, with the finalizer on the api path, so that its deletion is seen."""
         name, on_demand = burst.current_name, len(burst.names) > 1
+        ann = {C.DECISION_PLACEMENT: burst.placement, C.DECISION_REASON: burst.reason,
+               C.SAGEMAKER_JOB_NAME: name, C.COMMITTED_USD: f"{burst.committed_usd:.2f}"}
+        if decision is not None:
+            ann.update(self._decision_annotations(decision, now))
+        if not self._patch(manifest, ann, finalizers=[C.FINALIZER] if burst.emit == EmitTarget.API.value else None):
+            return  # the Job changed (or went): the burst stays "launching" for the next cycle
+        if decision is not None:
+            self._decided(manifest, decision, now)
         try:
             if burst.emit == EmitTarget.API.value:
                 if self.sagemaker is None:
@@ -403,7 +409,9 @@ class Controller:
         if terminal:
             self._finish(burst, manifest, name, cost, status, described, now)
             return
-        if status != burst.outcome or abs(cost - burst.costs.get(name, 0.0)) >= 0.01:
+        # Cost so far is written when the status moves, or when it has grown by a dollar or 5 % of
+        # what the burst committed: a running burst must not rewrite its Job every cycle.
+        if status != burst.outcome or cost - burst.costs.get(name, 0.0) >= max(1.0, 0.05 * burst.committed_usd):
             self._set_cost(burst, name, cost, status)
             self._patch(manifest, {C.SAGEMAKER_STATUS: status, C.COST_USD: f"{self.ledger.state.bursts[burst.uid].cost_usd:.2f}",
                                    **({C.SAGEMAKER_JOB_ARN: described["TrainingJobArn"]}
@@ -449,7 +457,9 @@ class Controller:
         return spot_fallback_due(
             now=now, launch_time=burst.launched_at, deadline=burst.deadline,
             fallback_time=burst.launch["fallback_time"] or math.inf, runtime_seconds=burst.runtime_seconds,
-            progress_seconds=progress, running_on_spot=described.get("SecondaryStatus") == "Training",
+            # Idle, for the rule, is what the engine calls waiting: capacity taken back (Interrupted).
+            # Starting and Downloading hold instances; they are the launch's start-up, not idleness.
+            progress_seconds=progress, running_on_spot=described.get("SecondaryStatus") != "Interrupted",
             restart_overhead_seconds=self.policy.spec.spot.restart_overhead_seconds,
             fallback_mode=self.policy.spec.spot.fallback)
 

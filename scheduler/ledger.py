@@ -42,6 +42,7 @@ class Burst:
     committed_usd: float
     launched_at: float
     placement: str
+    reason: str
     runtime_seconds: float
     deadline: float | None = None
     state: str = LAUNCHING

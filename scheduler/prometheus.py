@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
 METRIC = "DCGM_FI_DEV_GPU_UTIL"
@@ -27,7 +28,9 @@ class DcgmLabels:
 class Utilization:
     def __init__(self, url: str, labels: DcgmLabels = DcgmLabels(), *, timeout_seconds: float = 5.0):
         self.url, self.labels, self.timeout = url, labels, timeout_seconds
-        self.prom = PrometheusConnect(url=url, disable_ssl=True)
+        # One quick retry: a controller cycle must not wait long on a Prometheus that is down.
+        self.prom = PrometheusConnect(url=url, disable_ssl=True, timeout=timeout_seconds,
+                                      retry=Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504)))
         self.last_error: str | None = None
 
     def query(self, window_seconds: int) -> str:
@@ -36,7 +39,8 @@ class Utilization:
     def by_node(self, window_seconds: int) -> dict[str, float] | None:
         """Average GPU utilization (%) per node over the window, or None if Prometheus cannot say."""
         try:
-            result = self.prom.custom_query(self.query(window_seconds), params={"timeout": f"{self.timeout}s"})
+            result = self.prom.custom_query(self.query(window_seconds),
+                                            params={"timeout": f"{int(self.timeout * 1000)}ms"})
         except (PrometheusApiClientException, OSError, ValueError) as exc:
             return self._failed(f"query failed: {exc}")
         except Exception as exc:  # noqa: BLE001 - requests' errors (timeouts, refused) vary by version

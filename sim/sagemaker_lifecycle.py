@@ -11,7 +11,8 @@ reachable) and drives each job through a life cycle in real time scaled by a fac
 
 with TrainingStartTime/EndTime, TrainingTimeInSeconds and BillableTimeInSeconds (for spot, the
 billable seconds carry the catalog's spot discount, as SageMaker reports them). A job runs for
-the seconds in its hyperparameter `sandbox_run_seconds` (default 60 virtual seconds) and is
+the seconds in its hyperparameter `sandbox_run_seconds` (default: half its MaxRuntimeInSeconds,
+which is the runtime estimate of a Spillway launch; 60 virtual seconds without one) and is
 interrupted `sandbox_interruptions` times when on spot. Both direct boto3 callers and the ACK
 stand-in use it. This is the only module in sim/ that imports boto3.
 """
@@ -107,7 +108,11 @@ class SageMakerSandbox:
     def _adopt(self, name: str, job, now: float) -> _Life:
         hp = job.hyper_parameters or {}
         stop = job.stopping_condition or {}
-        life = _Life(now, float(hp.get("sandbox_run_seconds", 60)), int(hp.get("sandbox_interruptions", 0)),
+        # Without a hint, a job trains for half its MaxRuntimeInSeconds: the runtime estimate that
+        # Spillway's launches carry (their cap is twice it).
+        run = hp.get("sandbox_run_seconds") or (float(stop["MaxRuntimeInSeconds"]) / 2
+                                                if stop.get("MaxRuntimeInSeconds") else 60)
+        life = _Life(now, float(run), int(hp.get("sandbox_interruptions", 0)),
                      bool(job.enable_managed_spot_training), float(stop.get("MaxRuntimeInSeconds", 86400)),
                      float(stop.get("MaxWaitTimeInSeconds", 0) or 0), phase_start=now)
         self.lives[name] = life
@@ -225,7 +230,43 @@ def _install_stop_training_job() -> None:
         return create(self, training_job_name, *args, **kwargs)
 
     SageMakerModelBackend.create_training_job = create_once
+
+    from moto.core.exceptions import JsonRESTError
+
+    for action, method in (("CreateTrainingJob", "create_training_job"),
+                           ("DescribeTrainingJob", "describe_training_job"),
+                           ("StopTrainingJob", "stop_training_job")):
+        def faulty(self, _real=getattr(SageMakerResponse, method), _action=action):
+            fault = _take_fault(_action)
+            if fault is not None:
+                error = JsonRESTError(fault[0], f"injected {fault[0]} on {_action}")
+                error.code = fault[1]
+                raise error
+            return _real(self)
+
+        setattr(SageMakerResponse, method, faulty)
     _STOP_INSTALLED = True
 
 
 CREATES: dict[str, int] = {}  # CreateTrainingJob calls per name, refused ones included (for tests)
+_FAULTS: list[list] = []  # [error code, HTTP status, action, times left]
+_FAULTS_LOCK = threading.Lock()
+
+
+def inject_fault(action: str, code: str = "ThrottlingException", status: int = 400, times: int = 1) -> None:
+    """Answer the next `times` calls of `action` (CreateTrainingJob, DescribeTrainingJob,
+    StopTrainingJob) with an error, as SageMaker does under load: ThrottlingException (400), or
+    InternalFailure / ServiceUnavailable (500 / 503). botocore retries all three."""
+    with _FAULTS_LOCK:
+        _FAULTS.append([code, status, action, times])
+
+
+def _take_fault(action: str) -> tuple[str, int] | None:
+    with _FAULTS_LOCK:
+        for fault in _FAULTS:
+            if fault[2] == action:
+                fault[3] -= 1
+                if not fault[3]:
+                    _FAULTS.remove(fault)
+                return fault[0], fault[1]
+    return None

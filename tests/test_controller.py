@@ -49,6 +49,12 @@ def sagemaker():
     sm.stop()
 
 
+def adapter(sagemaker) -> SageMaker:
+    """The controller's SageMaker adapter (with its own retry policy) on the sandbox's SageMaker."""
+    return SageMaker("us-east-1", endpoint_url=sagemaker.endpoint_url, aws_access_key_id="sandbox",
+                     aws_secret_access_key="sandbox")
+
+
 def kube_of(server) -> Kube:
     return Kube(api_client(host=server.url))
 
@@ -146,10 +152,10 @@ def test_a_burst_is_one_ack_training_job_across_restarts_and_its_outcome_reaches
         config = cluster.kubeconfig(tmp_path / "kubeconfig")
         kubectl = lambda *a: subprocess.run([str(KUBECTL), "--kubeconfig", str(config), *a], check=True,  # noqa
                                             capture_output=True, text=True, timeout=30).stdout
-        job = manifest("burst", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand"})
+        job = manifest("burst", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10m"})
         (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
         kubectl("apply", "-f", str(tmp_path / "job.yaml"))
-        sm = SageMaker("us-east-1", client=sagemaker.client())
+        sm = adapter(sagemaker)
         first = controller(cluster, sm=sm)
         [d] = first.cycle().decisions
         assert (d.placement, d.reason) == (Placement.SAGEMAKER_ON_DEMAND, Reason.FORCED_CLOUD)
@@ -184,6 +190,38 @@ def test_a_burst_is_one_ack_training_job_across_restarts_and_its_outcome_reaches
         ack.stop()
 
 
+def test_spot_gives_way_to_on_demand_once_when_the_fallback_rule_says_so(cluster, sagemaker):
+    from policies.units import format_time
+
+    now = [time.time()]
+    deadline = format_time(now[0] + 4 * 3600)
+    create(cluster, manifest("spotty", **{C.MODE: "cloud", C.CAPACITY_TYPE: "spot", C.DEADLINE: deadline,
+                                         C.CHECKPOINT_S3_URI: f"{BUCKET}ckpt/spotty/"}))
+    sm = adapter(sagemaker)
+    ctl = Controller(kube_of(cluster), policy(sageMaker={"emit": "api"}), sagemaker=sm, clock=lambda: now[0])
+    [d] = ctl.cycle().decisions
+    assert d.placement == Placement.SAGEMAKER_SPOT and d.launch.fallback_time > now[0]
+    spot_name = job_annotations(cluster, "spotty")[C.SAGEMAKER_JOB_NAME]
+    ctl.cycle()
+    [burst] = ctl.ledger.state.bursts.values()
+    assert burst.names == [spot_name], "before the fallback time, spot keeps running"
+    now[0] = d.launch.fallback_time + 1  # launchWindow: on-demand must start now to keep the deadline
+    ctl.cycle()
+    [burst] = ctl.ledger.state.bursts.values()
+    od_name = burst.names[1]
+    assert burst.names == [spot_name, f"{spot_name}-od1"]
+    od = sagemaker.client().describe_training_job(TrainingJobName=od_name)
+    assert od["EnableManagedSpotTraining"] is False and od["CheckpointConfig"]["S3Uri"] == f"{BUCKET}ckpt/spotty/"
+    assert sagemaker.client().describe_training_job(TrainingJobName=spot_name)["TrainingJobStatus"] in (
+        "Stopping", "Stopped")
+    ann = job_annotations(cluster, "spotty")
+    assert ann[C.SAGEMAKER_JOB_NAME] == od_name and "relaunched on on-demand" in ann[C.FALLBACK]
+    assert any(r == "SpotFellBackToOnDemand" for r, _ in events_of(cluster, "spotty"))
+    ctl.cycle()
+    ctl.cycle()
+    assert sagemaker_lifecycle.CREATES[od_name] == 1 and sagemaker_lifecycle.CREATES[spot_name] == 1
+
+
 class Crash(Exception):
     """The controller process dies here."""
 
@@ -191,7 +229,7 @@ class Crash(Exception):
 def test_a_crash_around_the_create_never_launches_twice(cluster, sagemaker):
     create(cluster, manifest("crashy", command=["python", "train.py"], **{C.MODE: "cloud",
                                                                       C.CAPACITY_TYPE: "on-demand"}))
-    sm = SageMaker("us-east-1", client=sagemaker.client())
+    sm = adapter(sagemaker)
     real = sm.create_training_job
 
     def dies_after_sending(request):
@@ -220,7 +258,7 @@ def test_a_crash_around_the_create_never_launches_twice(cluster, sagemaker):
 def test_deleting_a_bursting_job_stops_its_training_job_and_lets_the_job_go(cluster, sagemaker):
     create(cluster, manifest("doomed", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand",
                                           "sandbox.spillway.io/run-seconds": "36000"}))
-    sm = SageMaker("us-east-1", client=sagemaker.client())
+    sm = adapter(sagemaker)
     ctl = controller(cluster, emit="api", sm=sm)
     ctl.cycle()
     name = job_annotations(cluster, "doomed")[C.SAGEMAKER_JOB_NAME]
@@ -261,6 +299,7 @@ def test_a_namespace_cannot_burst_outside_its_allowlist(cluster):
     assert json.loads(json.dumps(job_annotations(cluster, "elsewhere")))[C.DECISION_REASON] == "BurstNotAllowed"
 
 
+@pytest.mark.slow
 def test_of_two_replicas_only_the_leader_acts_and_a_killed_leader_is_replaced(cluster, tmp_path):
     import os
     import signal
@@ -297,3 +336,40 @@ def test_of_two_replicas_only_the_leader_acts_and_a_killed_leader_is_replaced(cl
         for p in replicas.values():
             p.kill()
             p.wait(timeout=10)
+
+
+def test_conflicts_throttling_server_errors_and_expired_watches_are_survived(cluster, sagemaker):
+    """What a busy real cluster and SageMaker do: every fault below is answered at least once, and
+    the outcome is the fault-free one: the Local Job runs, the burst runs once."""
+    faults = cluster.faults
+    faults.inject(409, verb="PATCH", plural="jobs")  # the first write loses a race
+    faults.inject(429, verb="LIST", plural="pods", times=2)  # throttled, then served (Retry-After: 0)
+    faults.inject(500, verb="CREATE", plural="events", times=2)
+    faults.inject(503, verb="LIST", plural="nodes")
+    faults.inject(410, verb="WATCH", plural="jobs")  # the watch's version expired: list again
+    sagemaker_lifecycle.inject_fault("CreateTrainingJob", "ThrottlingException", 400, times=3)
+    sagemaker_lifecycle.inject_fault("DescribeTrainingJob", "InternalFailure", 500, times=2)
+    create(cluster, manifest("fits", gpus=4, **{C.MODE: "local"}))
+    create(cluster, manifest("bursts", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10h"}))
+    ctl = controller(cluster, emit="api", sm=adapter(sagemaker))
+    changes = []
+    stop = __import__("threading").Event()
+    ctl.kube.watch_changes(lambda: changes.append(1), stop)
+    try:
+        jobs = cluster.store.type_for("batch", "v1", "jobs")
+        for _ in range(3):
+            ctl.cycle()
+        assert cluster.store.get(jobs, "ml", "fits")["spec"]["suspend"] is False
+        name = job_annotations(cluster, "bursts")[C.SAGEMAKER_JOB_NAME]
+        assert sagemaker_lifecycle.CREATES[name] == 1, "throttled calls never reached the backend"
+        assert sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
+        [burst] = ctl.ledger.state.bursts.values()
+        assert burst.state == RUNNING and burst.arns[name]
+        wait_for(lambda: faults.exhausted)  # the expired watch was served too...
+        before = len(changes)
+        create(cluster, manifest("later", gpus=1, **{C.MODE: "local"}))
+        wait_for(lambda: len(changes) > before)  # ...and the watch came back and sees new Jobs
+        assert {code for code, _, _ in faults.served} == {409, 410, 429, 500, 503}
+        assert not sagemaker_lifecycle._FAULTS
+    finally:
+        stop.set()

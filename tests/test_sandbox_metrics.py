@@ -3,6 +3,7 @@ PromQL the controller will use (Debian's prometheus, started here on loopback)."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -72,11 +73,12 @@ def test_exposition_uses_the_real_names_and_label_spellings(busy_cluster):
     assert 'hostname="gpu-node-000"' in both and 'exported_pod="' in both and ' pod="' not in both
 
 
-@needs_prometheus
-def test_a_real_prometheus_answers_the_controllers_promql(busy_cluster, tmp_path):
+@contextlib.contextmanager
+def real_prometheus(target: str, tmp_path):
+    """Debian's prometheus on a free loopback port, scraping `target` every second; yields a client
+    once the first scrape is queryable (~5 s: Prometheus batches target discovery)."""
     assert PROMETHEUS, "CI must install Debian's prometheus"
     port = free_port()
-    target = busy_cluster.url.removeprefix("http://")
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [{"job_name": "sandbox", "honor_labels": True, "static_configs": [{"targets": [target]}]}],
@@ -87,7 +89,7 @@ def test_a_real_prometheus_answers_the_controllers_promql(busy_cluster, tmp_path
     try:
         prom = PrometheusConnect(url=f"http://127.0.0.1:{port}", disable_ssl=True)
         deadline = time.monotonic() + 30
-        while True:  # ready first, then the first scrape (~5 s: Prometheus batches target discovery)
+        while True:
             try:
                 if prom.custom_query("count(DCGM_FI_DEV_GPU_UTIL)"):
                     break
@@ -95,6 +97,15 @@ def test_a_real_prometheus_answers_the_controllers_promql(busy_cluster, tmp_path
                 pass
             assert time.monotonic() < deadline, "Prometheus never scraped the sandbox"
             time.sleep(0.2)
+        yield prom
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@needs_prometheus
+def test_a_real_prometheus_answers_the_controllers_promql(busy_cluster, tmp_path):
+    with real_prometheus(busy_cluster.url.removeprefix("http://"), tmp_path) as prom:
         value = lambda q: float(prom.custom_query(q)[0]["value"][1])  # noqa: E731
         free = ('sum(kube_node_status_allocatable{resource="nvidia_com_gpu"}) - '
                 'sum(kube_pod_container_resource_requests{resource="nvidia_com_gpu",node!=""})')
@@ -110,6 +121,3 @@ def test_a_real_prometheus_answers_the_controllers_promql(busy_cluster, tmp_path
         assert {r["metric"]["namespace"]: float(r["value"][1]) for r in by_ns} == {"default": 12.0}
         assert value('sum(kube_job_status_active{job_name=~"a|b"})') == 2
         assert value("avg(avg_over_time(DCGM_FI_DEV_GPU_UTIL[10m]))") == pytest.approx(60.0)  # the hot window
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -33,6 +33,10 @@ K8S_VERSION = {"major": "1", "minor": "35", "gitVersion": "v1.35.0-spillway-sand
                "compiler": "gc", "platform": "linux/amd64"}
 
 
+class _Answered(Exception):
+    """The request was answered already (an injected watch error)."""
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "SandboxServer"
@@ -51,6 +55,8 @@ class Handler(BaseHTTPRequestHandler):
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        if code == 429:
+            self.send_header("Retry-After", "0")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -77,7 +83,7 @@ class Handler(BaseHTTPRequestHandler):
             self._resource(method, parts, query)
         except ApiError as exc:
             self._send(exc.code, exc.status())
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, _Answered):
             pass
 
     do_GET = lambda self: self._route("GET")  # noqa: E731
@@ -189,6 +195,7 @@ class Handler(BaseHTTPRequestHandler):
         t = store.type_for(group, version, rest[0])
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
+        self._fault(method, name, query, t.plural)
         if sub not in (None, "status"):
             raise ApiError(404, "NotFound", f"subresource {sub!r} is not served")
         if t.namespaced and ns is None and method not in ("GET",) and name is None and method != "POST":
@@ -234,6 +241,33 @@ class Handler(BaseHTTPRequestHandler):
             obj = store.delete(t, ns or "", name, orphan=orphan)
             return self._send(200, obj)
         raise ApiError(405, "MethodNotAllowed", method)
+
+    def _fault(self, method: str, name: str | None, query: dict, plural: str) -> None:
+        """Answer with an injected fault (sandbox.faults), if one matches this request."""
+        if name is not None:
+            verb = {"GET": "GET", "PUT": "UPDATE", "PATCH": "PATCH", "DELETE": "DELETE"}.get(method, method)
+        elif method == "GET":
+            verb = "WATCH" if query.get("watch") in ("1", "true") else "LIST"
+        else:
+            verb = "CREATE" if method == "POST" else method
+        code = self.server.faults.take(verb, plural)
+        if code is None:
+            return
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))  # keep the connection usable
+        if verb == "WATCH" and code == 410:  # as a real server does: a 200 stream with one ERROR event
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            line = (json.dumps({"type": "ERROR", "object": {
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 410,
+                "reason": "Expired", "message": "too old resource version (injected)"}}) + "\n").encode()
+            self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n0\r\n\r\n")
+            self.wfile.flush()
+            raise _Answered()
+        from .faults import REASONS
+
+        raise ApiError(code, REASONS.get(code, "InternalError"), f"injected fault {code} on {verb} {plural}")
 
     def _object(self, t: ResourceType, body, ns) -> dict:
         if not isinstance(body, dict):
@@ -370,6 +404,9 @@ class SandboxServer(ThreadingHTTPServer):
         from .metrics import MetricStyle
 
         self.metric_style = MetricStyle()
+        from .faults import Faults
+
+        self.faults = Faults()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.store.create(self.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": "default"}})

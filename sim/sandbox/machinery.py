@@ -60,32 +60,46 @@ class Machinery(ReconcileLoop):
     # --- one pass ----------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        try:
-            with self.store.lock:
-                self._pass()
-        except ApiError:
-            pass  # a conflicting write from a client; the next pass sees the new state
-
-    def _pass(self) -> None:
+        """One pass. The store's lock is held for one Job at a time, then for the scheduler and the
+        kubelet, never for the whole pass: API requests interleave with a pass over 5,000 Jobs."""
         now = self.store.clock()
-        for (ns, name), job in list(self.store.objects[self.jobs.key].items()):
-            self._job(ns, name, job, now)
-        self._schedule()
-        self._kubelet(now)
+        with self.store.lock:
+            jobs = list(self.store.objects[self.jobs.key].items())
+            by_owner = self._pods_by_owner()
+        for (ns, name), job in jobs:
+            with self.store.lock:
+                current = self.store.objects[self.jobs.key].get((ns, name))
+                if current is None:
+                    continue
+                try:
+                    self._job(ns, name, current, now, by_owner.get(current["metadata"]["uid"], []))
+                except ApiError:
+                    pass  # a conflicting write from a client; the next pass sees the new state
+        for step in (self._schedule, lambda: self._kubelet(now)):
+            with self.store.lock:
+                try:
+                    step()
+                except ApiError:
+                    pass
 
-    def _pods_of(self, job: dict) -> list[dict]:
-        uid = job["metadata"]["uid"]
-        return [p for p in self.store.objects[self.pods.key].values()
-                if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])]
+    def _pods_by_owner(self) -> dict[str, list[dict]]:
+        """Pods by the UID of the Job that owns them: one scan a pass, not one per Job."""
+        out: dict[str, list[dict]] = {}
+        for pod in self.store.objects[self.pods.key].values():
+            for ref in pod["metadata"].get("ownerReferences") or []:
+                out.setdefault(ref.get("uid"), []).append(pod)
+        return out
 
-    def _job(self, ns: str, name: str, job: dict, now: float) -> None:
+    def _job(self, ns: str, name: str, job: dict, now: float, pods: list[dict]) -> None:
         spec, status = job.get("spec") or {}, job.get("status") or {}
         if spec.get("managedBy") not in (None, JOB_CONTROLLER):
             return
         if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
                for c in status.get("conditions") or []):
             return
-        pods = self._pods_of(job)
+        # The pass's index may hold a pod deleted since (by a client): read each one's current state.
+        current = self.store.objects[self.pods.key]
+        pods = [current[(ns, p["metadata"]["name"])] for p in pods if (ns, p["metadata"]["name"]) in current]
         phase = lambda p: (p.get("status") or {}).get("phase", "Pending")  # noqa: E731
         active = [p for p in pods if phase(p) in ("Pending", "Running")]
         succeeded = sum(phase(p) == "Succeeded" for p in pods)

@@ -1,0 +1,129 @@
+"""A controller that dies at any point never launches twice, never loses a burst, and never
+commits more than the budget.
+
+The controller is killed at every write it makes in a burst storm, once just before the request
+goes out and once just after (the request was sent, the answer lost), and a fresh controller
+with no memory takes over. Then the world is checked: one SageMaker training job per burst
+decision, the ledger lists exactly those, the Local Job runs, and the money committed fits the
+budget. (`bench/bench_controller_kill.py` does the same with SIGKILL at random times.)
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from policies import constants as C
+from scheduler.controller import Controller
+from scheduler.kube import Kube, api_client
+from scheduler.ledger import DONE
+from scheduler.sagemaker import SageMaker
+from sim.sandbox.apiserver import SandboxServer
+from sim.sandbox.machinery import add_nodes
+from tests.builders import policy
+from tests.test_controller import PRODUCT, create, manifest, sagemaker  # noqa: F401 (fixture)
+
+WRITES = {"patch_job", "event", "create_custom", "delete_custom", "create_config_map", "replace_config_map",
+          "create_training_job", "stop"}
+BUDGET = 70.0  # dollars a day: room for two of the five bursts below, at their committed figure
+
+
+class Crash(BaseException):
+    """The process dies (not an Exception: nothing in the controller may catch it)."""
+
+
+class Dies:
+    """Wraps an adapter; the `at`-th write (counting from 0) kills the controller, before or after
+    it reaches the server."""
+
+    def __init__(self, inner, counter: list[int], at: int | None, after: bool):
+        self._inner, self._counter, self._at, self._after = inner, counter, at, after
+
+    def __getattr__(self, name):
+        value = getattr(self._inner, name)
+        if name not in WRITES:
+            return value
+
+        def call(*args, **kwargs):
+            index = self._counter[0]
+            self._counter[0] += 1
+            if index == self._at and not self._after:
+                raise Crash(f"before {name}")
+            out = value(*args, **kwargs)
+            if index == self._at:
+                raise Crash(f"after {name}")
+            return out
+
+        return call
+
+
+def storm(server, tag: str) -> None:
+    create(server, manifest(f"local-{tag}", gpus=4, **{C.MODE: "local"}))
+    for i in range(5):
+        create(server, manifest(f"burst{i}-{tag}", gpus=1, **{
+            C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10h", C.INSTANCE_TYPE: "ml.g5.xlarge"}))
+
+
+def new_controller(server, sm_client, counter, at=None, after=False) -> Controller:
+    kube = Dies(Kube(api_client(host=server.url)), counter, at, after)
+    sm = Dies(SageMaker("us-east-1", client=sm_client), counter, at, after)  # the sandbox's client: fast, no retry
+    p = policy(sageMaker={"emit": "api"}, budgets={"default": {"dailyUsd": BUDGET, "monthlyUsd": 10 * BUDGET}})
+    return Controller(kube, p, sagemaker=sm, clock=time.time)
+
+
+def run_world(sagemaker, at: int | None, after: bool, tag: str) -> tuple[int, dict]:
+    server = SandboxServer().start()
+    try:
+        add_nodes(server.store, f"1x8:{PRODUCT}")
+        for ns in ("ml", "spillway-system"):
+            server.store.create(server.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
+        storm(server, tag)
+        counter = [0]
+        if at is None:
+            survivor = new_controller(server, sagemaker.client(), counter)
+        else:
+            with pytest.raises(Crash):
+                for _ in range(3):
+                    new_controller(server, sagemaker.client(), counter, at, after).cycle()
+            survivor = new_controller(server, sagemaker.client(), [0])
+        survivor.cycle()
+        final = survivor.cycle()
+        return counter[0], check(server, sagemaker, survivor, final, tag)
+    finally:
+        server.stop()
+
+
+def check(server, sagemaker, ctl, final, tag: str) -> dict:
+    jobs = {j["metadata"]["name"]: j for j in server.store.list(server.store.type_for("batch", "v1", "jobs"), "ml")[0]}
+    assert jobs[f"local-{tag}"]["spec"]["suspend"] is False, "the Local Job was un-suspended"
+    state = ctl.ledger.state
+    launched = {}
+    pages = sagemaker.client().get_paginator("list_training_jobs").paginate(NameContains=tag)
+    everything = [s for page in pages for s in page["TrainingJobSummaries"]]
+    for name, job in jobs.items():
+        if not name.startswith("burst"):
+            continue
+        found = [s for s in everything if s["TrainingJobName"].startswith(f"{name}-")]
+        assert len(found) <= 1, f"{name} was launched {len(found)} times"
+        uid = job["metadata"]["uid"]
+        assert (len(found) == 1) == (uid in state.bursts), f"{name}: SageMaker and the ledger disagree"
+        if found:
+            launched[name] = found[0]["TrainingJobName"]
+            assert state.bursts[uid].names == [found[0]["TrainingJobName"]]
+            assert job["metadata"]["annotations"][C.SAGEMAKER_JOB_NAME] == found[0]["TrainingJobName"]
+    committed = sum(c.committed_usd for c in state.in_flight())
+    assert 0 < committed <= BUDGET + 1e-6, f"committed ${committed:.2f} against a ${BUDGET:.0f} budget"
+    assert all(b.state != DONE for b in state.bursts.values())
+    waiting = [d for d in final.decisions if d.reason.value == "BudgetExhausted"]
+    assert len(launched) + len(waiting) == 5, "every burst Job either runs or waits for the budget"
+    return launched
+
+
+@pytest.mark.slow
+def test_a_controller_killed_at_any_write_recovers_exactly(sagemaker):  # noqa: F811
+    writes, clean = run_world(sagemaker, None, False, "clean")
+    assert len(clean) == 2 and writes >= 20
+    for at in range(writes):
+        for after in (False, True):
+            run_world(sagemaker, at, after, f"{at}{'a' if after else 'b'}")

@@ -1,0 +1,104 @@
+"""deploy/: the manifests build with kustomize, validate offline against the Kubernetes schemas,
+grant exactly what the controller calls, and run the command the CLI accepts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from policies import check_policy_text
+from scheduler.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBECTL = Path(sys.executable).parent / "kubectl"
+K8S_VERSION = "1.33"
+
+# Every API call scheduler/kube.py makes (and the leader election's), as RBAC sees it.
+CLUSTER_CALLS = {("batch", "jobs", v) for v in ("get", "list", "watch", "patch")} | {
+    ("", "pods", "list"), ("", "pods", "watch"), ("", "nodes", "list"), ("", "events", "create"),
+    *{("sagemaker.services.k8s.aws", "trainingjobs", v) for v in ("create", "get", "delete")},
+    *{("sagemaker.aws.amazon.com", "trainingjobs", v) for v in ("create", "get", "delete")},
+}
+NAMESPACE_CALLS = {("", "configmaps", v) for v in ("get", "create", "update")} | {
+    ("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+
+
+def build(path: str) -> list[dict]:
+    out = subprocess.run([str(KUBECTL), "kustomize", str(ROOT / path)], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def granted(rules: list[dict]) -> set[tuple[str, str, str]]:
+    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+
+@pytest.mark.parametrize("path", ["deploy/base", "deploy/overlays/eks"])
+def test_every_manifest_validates_strictly(path):
+    docs = build(path)
+    assert {d["kind"] for d in docs} == {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+                                         "RoleBinding", "Deployment", "Service", "ConfigMap"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_rbac_grants_what_the_controller_calls_and_nothing_more():
+    docs = {d["kind"]: d for d in build("deploy/base")}
+    assert granted(docs["ClusterRole"]["rules"]) - {("", "pods", "get"), ("", "nodes", "get"), ("", "nodes", "watch"),
+                                                     ("", "events", "patch"),
+                                                     ("sagemaker.services.k8s.aws", "trainingjobs", "list"),
+                                                     ("sagemaker.services.k8s.aws", "trainingjobs", "watch"),
+                                                     ("sagemaker.aws.amazon.com", "trainingjobs", "list"),
+                                                     ("sagemaker.aws.amazon.com", "trainingjobs", "watch")} \
+        == CLUSTER_CALLS
+    assert granted(docs["Role"]["rules"]) == NAMESPACE_CALLS
+    assert docs["Role"]["metadata"]["namespace"] == "spillway-system"
+    binding = docs["ClusterRoleBinding"]["subjects"][0]
+    assert (binding["name"], binding["namespace"]) == (docs["ServiceAccount"]["metadata"]["name"], "spillway-system")
+
+
+def test_the_deployment_runs_two_replicas_of_a_command_the_cli_accepts():
+    docs = {d["kind"]: d for d in build("deploy/overlays/eks")}
+    deployment = docs["Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    [ctr] = pod["containers"]
+    assert ctr["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/spillway:0.1.0"
+    args = [a.replace("$(POD_NAMESPACE)", "spillway-system").replace("$(POD_NAME)", "pod-0") for a in ctr["args"]]
+    parsed = build_parser().parse_args(args)
+    assert (parsed.namespace, parsed.leader_elect, parsed.metrics_port) == ("spillway-system", True, 8080)
+    assert ctr["readinessProbe"]["httpGet"]["path"] == "/readyz" and ctr["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    [volume] = pod["volumes"]
+    config_map = docs["ConfigMap"]
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]  # kustomize's hashed name
+    policy_text = config_map["data"]["policy.yaml"]
+    assert parsed.policy == "/etc/spillway/policy.yaml"
+    _, issues = check_policy_text(policy_text, "deploy/base/policy.yaml")
+    # Shipped safe: no namespace may burst until its allowlist is filled in, and the policy says so.
+    assert [(i.severity, i.path) for i in issues] == [("warning", "spec.allowlists")]
+    assert docs["ServiceAccount"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+
+
+def test_the_controller_starts_without_the_simulators_dependencies():
+    # As in the controller image: the 'sim' extra and the test tools are not installed.
+    absent = ["moto", "flask", "flask_cors", "matplotlib", "jsonschema", "jsonpatch", "werkzeug",
+              "kubernetes_validate", "pytest", "hypothesis"]
+    code = f"""
+import importlib.abc, sys
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {absent!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+sys.meta_path.insert(0, Absent())
+import scheduler.cli, scheduler.controller, scheduler.kube, scheduler.sagemaker, scheduler.prometheus
+import scheduler.metrics
+args = scheduler.cli.build_parser().parse_args(['run', '--once', '--no-sagemaker'])
+print(args.run.__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "cmd_run", out.stderr[-2000:]
