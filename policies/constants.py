@@ -88,8 +88,7 @@ TAG_UID = "spillway.io/job-uid"
 class EventReason(str, Enum):
     """Event reasons the controller writes beside the decision's own Reason."""
 
-    UNSUSPENDED = "Unsuspended"  # Local: the Job runs on the cluster now
-    LAUNCHED = "SageMakerLaunched"
+    LAUNCHED = "SageMakerLaunched"  # a launch a crash interrupted, completed after the restart
     LAUNCH_FAILED = "SageMakerLaunchFailed"
     COMPLETED = "SageMakerCompleted"
     FAILED = "SageMakerFailed"

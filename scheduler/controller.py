@@ -2,9 +2,10 @@
 
 Each cycle:
 1. Reads the cluster (Jobs, Pods, Nodes), the burst ledger, and DCGM utilization.
-2. Follows every burst in flight: mirrors its SageMaker status and cost onto the Job, gives a
-   spot burst way to on-demand when the core's fallback rule says so, books what a finished
-   burst cost, and stops the SageMaker work of a deleted Job.
+2. Follows every burst in flight: (re)creates one whose launch a crash interrupted, mirrors its
+   SageMaker status and cost onto the Job, gives a spot burst way to on-demand when the core's
+   fallback rule says so, books what a finished burst cost, and stops the SageMaker work of a
+   deleted Job.
 3. Builds the policies.Snapshot and asks the QueuePlanner for decisions on the managed,
    suspended Jobs: the same plan() the simulator calls.
 4. Acts on them as policies.actions reads them: Local -> un-suspend; SageMaker -> launch; Wait
@@ -12,7 +13,9 @@ Each cycle:
 
 It is level-based and idempotent: a second cycle over the same world writes nothing. A burst is
 written to the ledger before SageMaker is asked to run it, under a name derived from the Job's
-UID, so a crash at any point never launches twice and never loses a burst.
+UID, so a crash at any point never launches twice and never loses a burst. The writes of one
+cycle go out on a few threads (each Job's writes in order on one of them): the API server and
+SageMaker answer in milliseconds, and a cycle that places thousands of Jobs waits on them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -38,7 +42,7 @@ from policies.spot import spot_fallback_due
 from policies.units import format_time, parse_time
 
 from .kube import Kube, KubeError
-from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger, LedgerState
+from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger
 from .metrics import ControllerMetrics
 from .sagemaker import SageMaker, SageMakerError
 from .world import World, annotations, completed_of, format_local_nodes, key_of, nodes_of, running_of
@@ -56,6 +60,7 @@ class Settings:
     min_requeue_seconds: float = 5.0  # never look again sooner than this
     burst_poll_seconds: float = 30.0  # how often a burst in flight is described
     launch_retry_seconds: float = 60.0  # first back-off after a failed launch (doubles, at most 1 h)
+    workers: int = 8  # threads that write a cycle's actions
     hot_window_seconds: int | None = None  # None: the policy's local.hotWindowSeconds
 
 
@@ -80,14 +85,22 @@ class Controller:
         self.planner = QueuePlanner(policy, self.catalog)
         self.ledger = Ledger(kube, self.settings.namespace)
         self.retry_at: dict[str, tuple[float, float]] = {}  # uid -> (not before, back-off) after a failed launch
+        self._described: dict[str, float] = {}  # uid -> when its training job was last described
+        self._resources: dict[tuple[str, str, str], dict] = {}  # this cycle's TrainingJob resources
         self.changed = threading.Event()
-        self.writes = 0
+        self._writes = 0
+        self._events: list[tuple] = []  # queued by this cycle's actions, sent at its end
+        self._count = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="spillway-act")
+
+    @property
+    def writes(self) -> int:
+        return self._writes + self.ledger.writes
 
     # --- the loop --------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, *, watch: bool = True) -> None:
         """Cycle until stop is set: on every change the watches see, and when a cycle asks."""
-        self.ledger.load()
         if watch:
             self.kube.watch_changes(self.changed.set, stop)
         while not stop.is_set():
@@ -104,7 +117,11 @@ class Controller:
 
     def cycle(self) -> CycleReport:
         with self.metrics.cycle_seconds.time():
-            report = self._cycle()
+            try:
+                report = self._cycle()
+            finally:
+                self._send_events()  # what happened is told, even when a cycle fails part-way
+            report.writes = self.writes - report.writes
         self.metrics.beat()
         self.metrics.ready.set()
         return report
@@ -113,11 +130,11 @@ class Controller:
         now = self.clock()
         jobs, _ = self.kube.list_jobs()
         world = World(now, jobs, self.kube.list_pods(), self.kube.list_nodes())
-        report = CycleReport()
-        writes_before = self.writes + self.ledger.writes
-        if self.ledger.resource_version is None:
-            self.ledger.load()
-        self._follow_bursts(world, now)
+        self.ledger.load()  # what is durable, whoever wrote it: the budget is charged from here
+        report = CycleReport(writes=self.writes)  # cycle() makes this the count of this cycle's writes
+        active = [b for b in self.ledger.bursts.values() if b.state != DONE]
+        self._resources = self._list_resources({b.emit for b in active})
+        self._each(self._follow, list(self.ledger.bursts.values()), world, now)
         pending = self._pending(world, now)
         snapshot = self._snapshot(world, now, report)
         for key in [k for k in self.planner.jobs if k not in pending]:
@@ -129,22 +146,40 @@ class Controller:
         self._observe(len(pending), now)
         actions = cycle_actions(plan, now)
         by_key = {key_of(j): j for j in world.jobs}
-        for d in actions.start_local:
-            self._start_local(by_key[d.job], pending[d.job], d, now)
-        for d in actions.launch:
-            self._launch(by_key[d.job], pending[d.job], d, now)
+        work = [(self._start_local, d) for d in actions.start_local] + [(self._launch, d) for d in actions.launch] + \
+            [(self._record, d) for d, _ in actions.requeue if d.placement == Placement.WAIT]
+        retry = self._each(lambda item, now: item[0](by_key[item[1].job], pending[item[1].job], item[1], now),
+                           work, now)
+        for (_, d), again in zip(work, retry):
+            if again:
+                self.planner.add(pending[d.job])  # the Job changed under us: decide it again next cycle
         for d in actions.keep_queued:
             self.planner.add(pending[d.job])
-        for d, _ in actions.requeue:
-            self._record(by_key[d.job], d, now)
         report.decisions = list(plan.decisions)
         times = [t for t in (actions.next_cycle_at,) if t is not None]
         times += [t for t, _ in self.retry_at.values()]
-        if any(b.state != DONE for b in self.ledger.state.bursts.values()):
+        if any(b.state != DONE for b in self.ledger.bursts.values()):
             times.append(now + self.settings.burst_poll_seconds)
+        times += [b.launch["fallback_time"] for b in self.ledger.bursts.values()  # the spot safety net
+                  if b.state != DONE and b.launch["spot"] and b.deadline is not None and len(b.names) == 1
+                  and b.launch["fallback_time"] and b.launch["fallback_time"] > now]
         report.next_cycle_at = max(min(times), now + self.settings.min_requeue_seconds) if times else None
-        report.writes = self.writes + self.ledger.writes - writes_before
         return report
+
+    def _each(self, fn: Callable, items: list, *args) -> list:
+        """fn(item, *args) for every item, on the worker threads; their results, in order. The
+        first exception (a transient API error, say) is raised once all have finished."""
+        futures = [self._pool.submit(fn, item, *args) for item in items]
+        results, error = [], None
+        for f in futures:
+            try:
+                results.append(f.result())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others finish
+                error = error or exc
+                results.append(None)
+        if error is not None:
+            raise error
+        return results
 
     # --- what to decide --------------------------------------------------------------------------
 
@@ -152,7 +187,7 @@ class Controller:
         """Managed, suspended Jobs with no burst: the queue. A Job with bad annotations is told so
         once (an Event and an annotation) and left untouched."""
         out = {}
-        bursts = self.ledger.state.bursts
+        bursts = self.ledger.bursts
         for manifest in world.jobs:
             meta = manifest["metadata"]
             if not (manifest.get("spec") or {}).get("suspend") or meta.get("deletionTimestamp"):
@@ -170,26 +205,12 @@ class Controller:
                 continue
             if not is_managed(job, self.policy):
                 continue
-            not_before = self.retry_at.get(job.uid, (0.0, 0.0))[0]
-            if now < not_before:
+            if now < self.retry_at.get(job.uid, (0.0, 0.0))[0]:
                 continue
             if ann.get(C.ANNOTATION_ERROR):
                 self._patch(manifest, {C.ANNOTATION_ERROR: None})
             out[job.key] = job
         return out
-
-    def _observe(self, queued: int, now: float) -> None:
-        m, state = self.metrics, self.ledger.state
-        m.queue.set(queued)
-        m.in_flight.set(sum(b.state != DONE for b in state.bursts.values()))
-        for spend in state.snapshot_spend(now):
-            m.spend.labels(spend.namespace, "today").set(spend.today_usd)
-            m.spend.labels(spend.namespace, "month").set(spend.month_usd)
-        committed: dict[str, float] = {}
-        for job in state.in_flight():
-            committed[job.namespace] = committed.get(job.namespace, 0.0) + job.committed_usd
-        for namespace in {b.namespace for b in state.bursts.values()} | set(committed):
-            m.committed.labels(namespace).set(committed.get(namespace, 0.0))
 
     def _bad_annotations(self, manifest: dict, exc: InputError, now: float) -> None:
         text = "; ".join(f"{i.path}: {i.problem} (fix: {i.fix})" for i in exc.issues)
@@ -206,58 +227,63 @@ class Controller:
             utilization = self.utilization.cluster_average(window, {n.name for n in nodes})
             report.prometheus_ok = self.utilization.last_error is None
             self.metrics.prometheus_up.set(1 if report.prometheus_ok else 0)
-        state = self.ledger.state
-        return Snapshot(now, nodes, running_of(world), state.in_flight(), state.snapshot_spend(now),
+        return Snapshot(now, nodes, running_of(world), self.ledger.in_flight(), self.ledger.spend(now),
                         completed_of(world), gpu_utilization_percent=utilization)
 
-    # --- acting on decisions -----------------------------------------------------------------------
+    def _observe(self, queued: int, now: float) -> None:
+        m = self.metrics
+        m.queue.set(queued)
+        m.in_flight.set(sum(b.state != DONE for b in self.ledger.bursts.values()))
+        for spend in self.ledger.spend(now):
+            m.spend.labels(spend.namespace, "today").set(spend.today_usd)
+            m.spend.labels(spend.namespace, "month").set(spend.month_usd)
+        committed: dict[str, float] = {}
+        for job in self.ledger.in_flight():
+            committed[job.namespace] = committed.get(job.namespace, 0.0) + job.committed_usd
+        for namespace in {b.namespace for b in self.ledger.bursts.values()} | set(committed):
+            m.committed.labels(namespace).set(committed.get(namespace, 0.0))
 
-    def _record(self, manifest: dict, d: Decision, now: float) -> bool:
-        """Write the decision onto the Job if its placement or reason changed (a Wait re-decided with
-        the same reason writes nothing: the numbers in its message move every cycle)."""
+    # --- acting on decisions (each returns True when the Job must be decided again) ----------------
+
+    def _record(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> bool:
+        """Write a Wait onto the Job if its placement or reason changed (one re-decided with the same
+        reason writes nothing: the numbers in its message move every cycle)."""
         ann = annotations(manifest)
         if ann.get(C.DECISION_PLACEMENT) == d.placement.value and ann.get(C.DECISION_REASON) == d.reason.value:
-            return True
-        if not self._patch(manifest, self._decision_annotations(d, now)):
             return False
-        self._decided(manifest, d, now)
-        return True
+        if self._patch(manifest, self._decision_annotations(d, now)):
+            self._decided(manifest, d, d.message, now)
+        return False
 
-    def _decided(self, manifest: dict, d: Decision, now: float) -> None:
+    def _decided(self, manifest: dict, d: Decision, message: str, now: float) -> None:
+        """One Event per decision, with its Reason: what kubectl describe job shows."""
         self.metrics.decisions.labels(d.placement.value, d.reason.value).inc()
         if d.placement != Placement.WAIT:
             self.metrics.wait.observe(max(d.evidence.waited_seconds, 0.0))
-        self._event(manifest, d.reason.value, d.message, now)
+        self._event(manifest, d.reason.value, message, now)
 
     def _decision_annotations(self, d: Decision, now: float) -> dict:
         return {C.DECISION_PLACEMENT: d.placement.value, C.DECISION_REASON: d.reason.value,
-                C.DECISION_MESSAGE: d.message[:4000], C.DECIDED_AT: format_time(now)}
+                C.DECISION_MESSAGE: d.message[:4000], C.DECIDED_AT: _stamp(now)}
 
-    def _start_local(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> None:
-        ann = {**self._decision_annotations(d, now), C.LOCAL_NODES: format_local_nodes(d.local_nodes, d.local_pods)}
-        if not self._patch(manifest, ann, spec={"suspend": False}):
-            self.planner.add(job)  # the Job changed under us: decide it again next cycle
-            return
-        self._decided(manifest, d, now)
-        self._event(manifest, EventReason.UNSUSPENDED.value,
-                    f"running on the cluster: {format_local_nodes(d.local_nodes, d.local_pods)}", now)
+    def _start_local(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> bool:
+        nodes = format_local_nodes(d.local_nodes, d.local_pods)
+        if not self._patch(manifest, {**self._decision_annotations(d, now), C.LOCAL_NODES: nodes},
+                           spec={"suspend": False}):
+            return True
+        self._decided(manifest, d, f"{d.message}; un-suspended on {nodes}", now)
+        return False
 
-    def _launch(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> None:
+    def _launch(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> bool:
         launch = d.launch
         committed = next(o.committed_usd for o in d.evidence.options if o.placement == d.placement)
-        burst = Burst(uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=asdict(launch),
-                      names=[training_job_name(job)], committed_usd=round(committed, 6), launched_at=now,
-                      placement=d.placement.value, reason=d.reason.value,
-                      runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline)
-
-        def add(state: LedgerState) -> bool:
-            if job.uid in state.bursts:
-                return False  # launched already (by an earlier leader): nothing to add
-            state.bursts[job.uid] = burst
-            return True
-
-        self.ledger.update(add)  # durable before SageMaker hears of it
-        self._create(self.ledger.state.bursts[job.uid], manifest, job, now, decision=d)
+        burst = self.ledger.add(Burst(  # durable before SageMaker hears of it
+            uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=asdict(launch),
+            names=[training_job_name(job)], committed_usd=round(committed, 6), launched_at=now,
+            placement=d.placement.value, reason=d.reason.value,
+            runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline))
+        self._create(burst, manifest, job, now, decision=d)
+        return False
 
     def _create(self, burst: Burst, manifest: dict, job: JobRequest, now: float,
                 decision: Decision | None = None) -> None:
@@ -270,56 +296,44 @@ class Controller:
             ann.update(self._decision_annotations(decision, now))
         if not self._patch(manifest, ann, finalizers=[C.FINALIZER] if burst.emit == EmitTarget.API.value else None):
             return  # the Job changed (or went): the burst stays "launching" for the next cycle
-        if decision is not None:
-            self._decided(manifest, decision, now)
         try:
-            if burst.emit == EmitTarget.API.value:
-                if self.sagemaker is None:
-                    raise SageMakerError("NoClient", "spec.sageMaker.emit is api but no SageMaker client is set up")
-                arn = self.sagemaker.create_training_job(
-                    create_training_job_request(job, burst.cloud_launch, name, on_demand=on_demand))
-            else:
-                target = EmitTarget(burst.emit)
-                resource = training_job_resource(job, burst.cloud_launch, name, target, on_demand=on_demand)
-                try:
-                    self.kube.create_custom(resource, CR_PLURAL)
-                except KubeError as exc:
-                    if not exc.conflict:
-                        raise
-                arn = ""
+            arn = self._send(burst, job, name, on_demand)
         except (SageMakerError, KubeError) as exc:
             if _transient(exc):
-                raise  # the burst stays "launching" and the next cycle creates it again
-            self._launch_failed(burst, manifest, job, str(exc), now)
+                raise  # the burst stays "launching": the next cycle creates it again
+            self._launch_failed(burst, manifest, str(exc), now)
             return
-
-        def running(state: LedgerState) -> bool:
-            b = state.bursts.get(burst.uid)
-            if b is None or (b.state == RUNNING and b.arns.get(name) == arn):
-                return False
-            first = b.state == LAUNCHING
-            b.state = RUNNING
-            if arn:
-                b.arns[name] = arn
-            if first:
-                self.metrics.bursts.labels("spot" if burst.launch["spot"] and not on_demand else "on-demand",
-                                           burst.emit).inc()
-            return True
-
-        self.ledger.update(running)
-        self._event(manifest, EventReason.LAUNCHED.value,
-                    f"SageMaker training job {name} ({'on-demand' if on_demand or not burst.launch['spot'] else 'managed spot'}"
-                    f", {burst.launch['instance_count']} x {burst.launch['instance_type']}, emitted as {burst.emit})", now)
+        capacity = "on-demand" if on_demand or not burst.launch["spot"] else "managed spot"
+        self.metrics.bursts.labels("spot" if capacity == "managed spot" else "on-demand", burst.emit).inc()
+        words = (f"SageMaker training job {name} ({capacity}, {burst.launch['instance_count']} x "
+                 f"{burst.launch['instance_type']}, emitted as {burst.emit})")
+        if decision is not None:
+            self._decided(manifest, decision, f"{decision.message}; launched {words}", now)
+        else:
+            self._event(manifest, EventReason.LAUNCHED.value, f"launched {words}", now)
         if arn:
-            self._patch(manifest, {C.SAGEMAKER_JOB_ARN: arn})
+            self.ledger.change(burst.uid, lambda b: _mark_running(b, name, arn))
 
-    def _launch_failed(self, burst: Burst, manifest: dict, job: JobRequest, why: str, now: float) -> None:
+    def _send(self, burst: Burst, job: JobRequest, name: str, on_demand: bool) -> str:
+        """Create the training job, or its custom resource; the ARN when SageMaker gave one."""
+        if burst.emit == EmitTarget.API.value:
+            if self.sagemaker is None:
+                raise SageMakerError("NoClient", "spec.sageMaker.emit is api, but the controller runs with "
+                                     "--no-sagemaker; drop that flag, or emit ack")
+            return self.sagemaker.create_training_job(
+                create_training_job_request(job, burst.cloud_launch, name, on_demand=on_demand))
+        resource = training_job_resource(job, burst.cloud_launch, name, EmitTarget(burst.emit), on_demand=on_demand)
+        try:
+            self.kube.create_custom(resource, CR_PLURAL)
+        except KubeError as exc:
+            if not exc.conflict:
+                raise
+        return ""
+
+    def _launch_failed(self, burst: Burst, manifest: dict, why: str, now: float) -> None:
         """SageMaker (or the API server) refused the job: release its commitment, say why, and
         decide the Job again after a back-off."""
-        def drop(state: LedgerState) -> bool:
-            return state.bursts.pop(burst.uid, None) is not None
-
-        self.ledger.update(drop)
+        self.ledger.remove(burst.uid)
         self.metrics.launch_failures.inc()
         _, backoff = self.retry_at.get(burst.uid, (0.0, self.settings.launch_retry_seconds / 2))
         backoff = min(backoff * 2, 3600.0)
@@ -327,132 +341,146 @@ class Controller:
         self._patch(manifest, {C.SAGEMAKER_JOB_NAME: None, C.COMMITTED_USD: None,
                                C.DECISION_REASON: EventReason.LAUNCH_FAILED.value},
                     finalizers=[] if burst.emit == EmitTarget.API.value else None)
-        self._event(manifest, EventReason.LAUNCH_FAILED.value,
-                    f"{why}; deciding again in {backoff:.0f} s", now, warning=True)
+        self._event(manifest, EventReason.LAUNCH_FAILED.value, f"{why}; deciding again in {backoff:.0f} s", now,
+                    warning=True)
 
     # --- bursts in flight ----------------------------------------------------------------------------
 
-    def _follow_bursts(self, world: World, now: float) -> None:
-        for uid, burst in list(self.ledger.state.bursts.items()):
-            manifest = world.jobs_by_uid.get(uid)
-            if burst.state == DONE:
-                if manifest is None:
-                    self.ledger.update(lambda s, u=uid: s.bursts.pop(u, None) is not None)  # Job gone: forget it
-                elif C.FINALIZER in (manifest["metadata"].get("finalizers") or []) and \
-                        manifest["metadata"].get("deletionTimestamp"):
-                    self._patch(manifest, {}, finalizers=[])
-                continue
-            if manifest is None or manifest["metadata"].get("deletionTimestamp"):
-                self._stop_deleted(burst, manifest, now)
-                continue
-            try:
-                job = job_from_manifest(manifest, source=key_of(manifest))
-            except InputError:
-                job = None
-            if burst.state == LAUNCHING:
-                if job is not None:
-                    self._create(burst, manifest, job, now)
-                continue
-            self._mirror(burst, manifest, job, now)
+    def _follow(self, burst: Burst, world: World, now: float) -> None:
+        manifest = world.jobs_by_uid.get(burst.uid)
+        if burst.state == DONE:
+            if manifest is None:
+                if format_time(burst.ended_at or now)[:7] != format_time(now)[:7]:
+                    self.ledger.remove(burst.uid)  # its month is over and its Job is gone
+            elif manifest["metadata"].get("deletionTimestamp"):
+                self._patch(manifest, {}, finalizers=[])
+            return
+        if manifest is None or manifest["metadata"].get("deletionTimestamp"):
+            self._stop_deleted(burst, manifest, now)
+            return
+        fallback = burst.launch["fallback_time"] if burst.launch["spot"] and len(burst.names) == 1 else None
+        if burst.state == RUNNING and now - self._described.get(burst.uid, -math.inf) < \
+                self.settings.burst_poll_seconds and not (fallback and now >= fallback):
+            return  # described lately: a cycle for another reason need not ask SageMaker again
+        try:
+            job = job_from_manifest(manifest, source=key_of(manifest))
+        except InputError:
+            job = None
+        described = self._describe(burst, burst.current_name)
+        self._described[burst.uid] = now
+        if described is None:
+            if burst.state == LAUNCHING and job is not None:
+                self._create(burst, manifest, job, now)  # a crash came between the ledger and the create
+            return
+        if described.get("_pending"):
+            return
+        self._mirror(burst, manifest, job, described, now)
 
     def _describe(self, burst: Burst, name: str) -> dict | None:
-        """What SageMaker says of a training job (DescribeTrainingJob), or, without a SageMaker
-        client, what the custom resource's status says (no billing figures there)."""
-        if self.sagemaker is not None:
-            return self.sagemaker.describe(name)
-        cr = self.kube.get_custom(CR_API_VERSION[EmitTarget(burst.emit)], CR_PLURAL, burst.namespace, name)
-        status = (cr or {}).get("status") or {}
-        if not status.get("trainingJobStatus"):
+        """What SageMaker says of a training job (DescribeTrainingJob); None while it does not exist.
+        A custom resource that exists counts as launched: its SageMaker controller creates the job,
+        and until SageMaker knows it (or without a SageMaker client) its status says what it can
+        (no billing figures there)."""
+        if burst.emit == EmitTarget.API.value:
+            return self.sagemaker.describe(name) if self.sagemaker is not None else None
+        cr = self._resources.get((CR_API_VERSION[EmitTarget(burst.emit)], burst.namespace, name))
+        if cr is None:
             return None
+        if self.sagemaker is not None:
+            described = self.sagemaker.describe(name)
+            if described is not None:
+                return described
+        status = cr.get("status") or {}
+        if not status.get("trainingJobStatus"):
+            return {"_pending": True}  # created, not yet picked up by its SageMaker controller: nothing to say
         return {"TrainingJobStatus": status["trainingJobStatus"], "SecondaryStatus": status.get("secondaryStatus"),
                 "FailureReason": status.get("failureReason"),
-                "TrainingJobArn": (status.get("ackResourceMetadata") or {}).get("arn")}
+                "TrainingJobArn": (status.get("ackResourceMetadata") or {}).get("arn"), "_resource": True}
+
+    def _list_resources(self, emits: set[str]) -> dict[tuple[str, str, str], dict]:
+        """The TrainingJob resources of the emit targets in use: one list call each per cycle."""
+        out = {}
+        for emit in emits - {EmitTarget.API.value}:
+            api_version = CR_API_VERSION[EmitTarget(emit)]
+            for cr in self.kube.list_custom(api_version, CR_PLURAL):
+                out[(api_version, cr["metadata"]["namespace"], cr["metadata"]["name"])] = cr
+        return out
 
     def _cost(self, burst: Burst, name: str, described: dict, now: float) -> float:
         """BillableTimeInSeconds x InstanceCount x the on-demand price (spot's discount is in the
         billable seconds, as SageMaker reports them); while it runs, the time trained so far at
-        the rate of its capacity; with no figures at all, what the burst committed."""
+        the rate of its capacity; with no figures at all (a custom resource's status), the
+        committed figure once it ended, so the budget is never charged less than it may owe."""
         launch = burst.launch
         itype = self.catalog.get(launch["instance_type"], launch["region"])
+        terminal = described.get("TrainingJobStatus") in TERMINAL
+        if described.get("_resource"):
+            return burst.committed_usd if terminal else burst.costs.get(name, 0.0)
         if itype is None:
             return burst.committed_usd
         count = launch["instance_count"]
-        spot = launch["spot"] and name == burst.names[0]
         if described.get("BillableTimeInSeconds") is not None:
             return described["BillableTimeInSeconds"] * count * itype.on_demand_usd_per_hour / 3600
         start = described.get("TrainingStartTime")
         if start is None:
-            return 0.0 if described.get("TrainingJobStatus") == "InProgress" else burst.costs.get(name, 0.0)
-        started = start.timestamp() if hasattr(start, "timestamp") else parse_time(str(start))
+            return burst.costs.get(name, 0.0)
         end = described.get("TrainingEndTime")
-        ended = end.timestamp() if hasattr(end, "timestamp") else now
+        ended = _seconds(end) if end is not None else now
+        spot = launch["spot"] and name == burst.names[0]
         rate = itype.spot_usd_per_hour if spot else itype.on_demand_usd_per_hour
-        return max(ended - started, 0.0) * count * rate / 3600
+        return max(ended - _seconds(start), 0.0) * count * rate / 3600
 
-    def _mirror(self, burst: Burst, manifest: dict, job: JobRequest | None, now: float) -> None:
+    def _mirror(self, burst: Burst, manifest: dict, job: JobRequest | None, described: dict, now: float) -> None:
         name = burst.current_name
-        described = self._describe(burst, name)
-        if described is None:
-            return
         status = f"{described.get('TrainingJobStatus')}/{described.get('SecondaryStatus')}"
         cost = self._cost(burst, name, described, now)
+        arn = described.get("TrainingJobArn") or ""
         terminal = described.get("TrainingJobStatus") in TERMINAL
-        if not terminal and job is not None and self._fallback_due(burst, job, described, now):
-            self._fall_back(burst, manifest, job, now, "the spot fallback rule (spot.fallback: "
-                            f"{self.policy.spec.spot.fallback}) says on-demand must start now to keep the deadline")
-            return
-        if terminal and burst.launch["spot"] and len(burst.names) == 1 and job is not None and \
-                described.get("SecondaryStatus") == "MaxWaitTimeExceeded" and burst.deadline is not None:
-            self._set_cost(burst, name, cost, status)
-            self._fall_back(burst, manifest, job, now, "spot reached its MaxWaitTimeInSeconds before finishing")
-            return
+        if job is not None and burst.deadline is not None and burst.launch["spot"] and len(burst.names) == 1:
+            if terminal and described.get("SecondaryStatus") == "MaxWaitTimeExceeded":
+                self._fall_back(burst, manifest, job, cost, status, now,
+                                "spot reached its MaxWaitTimeInSeconds before finishing")
+                return
+            if not terminal and self._fallback_due(burst, job, described, now):
+                self._fall_back(burst, manifest, job, cost, status, now, "the spot fallback rule (spot.fallback: "
+                                f"{self.policy.spec.spot.fallback}) says on-demand must start now to keep the deadline")
+                return
         if terminal:
             self._finish(burst, manifest, name, cost, status, described, now)
             return
         # Cost so far is written when the status moves, or when it has grown by a dollar or 5 % of
         # what the burst committed: a running burst must not rewrite its Job every cycle.
-        if status != burst.outcome or cost - burst.costs.get(name, 0.0) >= max(1.0, 0.05 * burst.committed_usd):
-            self._set_cost(burst, name, cost, status)
-            self._patch(manifest, {C.SAGEMAKER_STATUS: status, C.COST_USD: f"{self.ledger.state.bursts[burst.uid].cost_usd:.2f}",
-                                   **({C.SAGEMAKER_JOB_ARN: described["TrainingJobArn"]}
-                                      if described.get("TrainingJobArn") else {})})
-
-    def _set_cost(self, burst: Burst, name: str, cost: float, status: str) -> None:
-        def change(state: LedgerState) -> bool:
-            b = state.bursts.get(burst.uid)
-            if b is None or (b.outcome == status and b.costs.get(name) == round(cost, 6)):
-                return False
-            b.costs[name], b.outcome = round(cost, 6), status
-            return True
-
-        self.ledger.update(change)
+        moved = cost - burst.costs.get(name, 0.0) >= max(1.0, 0.05 * burst.committed_usd)
+        if status == burst.outcome and not moved and burst.state == RUNNING:
+            return
+        updated = self.ledger.change(burst.uid, lambda b: _mark_running(b, name, arn, cost, status))
+        total = (updated or burst).cost_usd
+        self._patch(manifest, {C.SAGEMAKER_STATUS: status, C.COST_USD: f"{total:.2f}",
+                               **({C.SAGEMAKER_JOB_ARN: arn} if arn else {})})
 
     def _finish(self, burst: Burst, manifest: dict | None, name: str, cost: float, status: str,
                 described: dict, now: float) -> None:
-        """The burst ended: book its cost against the budget, release its commitment, tell the Job."""
-        def done(state: LedgerState) -> bool:
-            b = state.bursts.get(burst.uid)
-            if b is None or b.state == DONE:
+        """The burst ended: its cost counts against today's budget from now on (one write, so a
+        crash can book it neither twice nor not at all), its commitment is released, the Job is told."""
+        def done(b: Burst) -> bool:
+            if b.state == DONE:
                 return False
             b.costs[name], b.outcome, b.state, b.ended_at = round(cost, 6), status, DONE, now
-            state.charge(b.namespace, b.cost_usd, now)
             return True
 
-        self.ledger.update(done)
+        updated = self.ledger.change(burst.uid, done) or burst
         if manifest is None:
             return
-        total = self.ledger.state.bursts[burst.uid].cost_usd
         outcome = described.get("TrainingJobStatus")
         reason = {"Completed": EventReason.COMPLETED, "Failed": EventReason.FAILED}.get(outcome, EventReason.STOPPED)
         why = f": {described['FailureReason']}" if described.get("FailureReason") else ""
-        self._patch(manifest, {C.SAGEMAKER_STATUS: status, C.COST_USD: f"{total:.2f}"},
-                    finalizers=[] if burst.emit == EmitTarget.API.value else None)
-        self._event(manifest, reason.value, f"SageMaker training job {name} is {outcome}{why}; it cost "
-                    f"${total:.2f} (committed ${burst.committed_usd:.2f})", now, warning=outcome != "Completed")
+        if self._patch(manifest, {C.SAGEMAKER_STATUS: status, C.COST_USD: f"{updated.cost_usd:.2f}"},
+                       finalizers=[] if burst.emit == EmitTarget.API.value else None):
+            self._event(manifest, reason.value, f"SageMaker training job {name} is {outcome}{why}; it cost "
+                        f"${updated.cost_usd:.2f} (committed ${burst.committed_usd:.2f})", now,
+                        warning=outcome != "Completed")
 
     def _fallback_due(self, burst: Burst, job: JobRequest, described: dict, now: float) -> bool:
-        if not burst.launch["spot"] or len(burst.names) > 1 or burst.deadline is None:
-            return False
         progress = _trained_seconds(described, now) if job.checkpointable else 0.0
         return spot_fallback_due(
             now=now, launch_time=burst.launched_at, deadline=burst.deadline,
@@ -463,26 +491,29 @@ class Controller:
             restart_overhead_seconds=self.policy.spec.spot.restart_overhead_seconds,
             fallback_mode=self.policy.spec.spot.fallback)
 
-    def _fall_back(self, burst: Burst, manifest: dict, job: JobRequest, now: float, why: str) -> None:
+    def _fall_back(self, burst: Burst, manifest: dict, job: JobRequest, cost: float, status: str, now: float,
+                   why: str) -> None:
         """Stop the spot job and relaunch on on-demand from its checkpoint, under the second name
         (once: the ledger records the second name before anything is stopped or created)."""
-        od_name = training_job_name(job, 1)
+        spot_name, od_name = burst.names[0], training_job_name(job, 1)
         text = f"{format_time(now)}: {why}; relaunched on on-demand as {od_name}"
 
-        def add(state: LedgerState) -> bool:
-            b = state.bursts.get(burst.uid)
-            if b is None or od_name in b.names:
+        def add(b: Burst) -> bool:
+            if od_name in b.names:
                 return False
+            b.costs[spot_name], b.outcome = round(cost, 6), status
             b.names.append(od_name)
             b.fallback, b.state = text, LAUNCHING
             return True
 
-        self.ledger.update(add)
+        updated = self.ledger.change(burst.uid, add)
+        if updated is None:
+            return
         self.metrics.fallbacks.inc()
-        self._stop(burst, burst.names[0])
-        self._patch(manifest, {C.FALLBACK: text, C.SAGEMAKER_JOB_NAME: od_name})
+        self._stop(burst, spot_name)
+        self._patch(manifest, {C.FALLBACK: text})
         self._event(manifest, EventReason.FELL_BACK.value, text, now, warning=True)
-        self._create(self.ledger.state.bursts[burst.uid], manifest, job, now)
+        self._create(updated, manifest, job, now)
 
     def _stop(self, burst: Burst, name: str) -> None:
         if burst.emit == EmitTarget.API.value:
@@ -495,8 +526,8 @@ class Controller:
         """The Job was deleted: stop its SageMaker work, book what it cost, let the Job go."""
         for name in burst.names:
             self._stop(burst, name)
-        described = self._describe(burst, burst.current_name) if self.sagemaker is not None else None
-        cost = self._cost(burst, burst.current_name, described, now) if described else burst.cost_usd
+        described = self.sagemaker.describe(burst.current_name) if self.sagemaker is not None else None
+        cost = self._cost(burst, burst.current_name, described, now) if described else burst.committed_usd
         self._finish(burst, None, burst.current_name, cost, "Stopped/JobDeleted", {}, now)
         if manifest is not None and C.FINALIZER in (manifest["metadata"].get("finalizers") or []):
             self._patch(manifest, {}, finalizers=[])
@@ -530,16 +561,54 @@ class Controller:
                 log.info("%s changed while we decided (%s); next cycle", key_of(manifest), exc.reason)
                 return False
             raise
-        self.writes += 1
+        self._wrote()
         manifest["metadata"] = updated["metadata"]  # later writes this cycle build on this version
         return True
 
     def _event(self, manifest: dict, reason: str, message: str, now: float, *, warning: bool = False) -> None:
+        """Queue an Event; the cycle sends its Events after all its state writes (state first,
+        history second: a Job is placed as soon as it can be)."""
+        with self._count:
+            self._events.append((manifest, reason, message, now, warning))
+
+    def _send_events(self) -> None:
+        with self._count:
+            queued, self._events = self._events, []
+        self._each(self._send_event, queued)
+
+    def _send_event(self, item: tuple) -> None:
+        manifest, reason, message, now, warning = item
         try:
             self.kube.event(manifest, reason, message, warning=warning, now=format_time(now))
-            self.writes += 1
+            self._wrote()
         except KubeError as exc:  # an Event is history, not state: never fail a cycle for one
             log.warning("could not record event %s on %s: %s", reason, key_of(manifest), exc)
+
+    def _wrote(self) -> None:
+        with self._count:
+            self._writes += 1
+
+
+def _mark_running(b: Burst, name: str, arn: str, cost: float | None = None, status: str | None = None) -> bool:
+    before = (b.state, b.arns.get(name), b.costs.get(name), b.outcome)
+    if b.state == LAUNCHING:
+        b.state = RUNNING
+    if arn:
+        b.arns[name] = arn
+    if cost is not None:
+        b.costs[name] = round(cost, 6)
+    if status is not None:
+        b.outcome = status
+    return (b.state, b.arns.get(name), b.costs.get(name), b.outcome) != before
+
+
+def _stamp(t: float) -> str:
+    """RFC 3339 to the millisecond: when a decision was made, precisely enough to measure by."""
+    return f"{format_time(t)[:-1]}.{int(round(t % 1, 3) * 1000) % 1000:03d}Z"
+
+
+def _seconds(t) -> float:
+    return t.timestamp() if hasattr(t, "timestamp") else parse_time(str(t))
 
 
 def _transient(exc: SageMakerError | KubeError) -> bool:
@@ -554,11 +623,8 @@ def _trained_seconds(described: dict, now: float) -> float:
     """Seconds spent in the Training secondary status (checkpointed progress, for spot)."""
     total = 0.0
     for t in described.get("SecondaryStatusTransitions") or []:
-        if t.get("Status") != "Training":
+        if t.get("Status") != "Training" or t.get("StartTime") is None:
             continue
-        start, end = t.get("StartTime"), t.get("EndTime")
-        started = start.timestamp() if hasattr(start, "timestamp") else None
-        ended = end.timestamp() if hasattr(end, "timestamp") else now
-        if started is not None:
-            total += max(ended - started, 0.0)
+        end = t.get("EndTime")
+        total += max((_seconds(end) if end is not None else now) - _seconds(t["StartTime"]), 0.0)
     return total

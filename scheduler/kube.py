@@ -60,6 +60,7 @@ def api_client(kubeconfig: str | None = None, context: str | None = None, *, hos
         config.load_incluster_config(client_configuration=cfg)
     else:
         config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+    cfg.connection_pool_maxsize = 32  # a cycle writes on several threads at once (Settings.workers)
     cfg.retries = urllib3.Retry(total=retries, connect=retries, read=2, backoff_factor=0.2,
                                 status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
                                 respect_retry_after_header=True, raise_on_status=False)
@@ -126,14 +127,9 @@ class Kube:
         return self._call(self.custom.create_namespaced_custom_object, group, version,
                           resource["metadata"]["namespace"], plural, resource, field_validation="Strict")
 
-    def get_custom(self, api_version: str, plural: str, namespace: str, name: str) -> dict | None:
+    def list_custom(self, api_version: str, plural: str) -> list[dict]:
         group, version = api_version.split("/")
-        try:
-            return self._call(self.custom.get_namespaced_custom_object, group, version, namespace, plural, name)
-        except KubeError as exc:
-            if exc.not_found:
-                return None
-            raise
+        return self._call(self.custom.list_cluster_custom_object, group, version, plural).get("items") or []
 
     def delete_custom(self, api_version: str, plural: str, namespace: str, name: str) -> None:
         group, version = api_version.split("/")
@@ -145,6 +141,10 @@ class Kube:
 
     # --- ConfigMaps (the ledger) ----------------------------------------------------------------
 
+    def list_config_maps(self, namespace: str, label_selector: str) -> list[dict]:
+        return self._call(self.core.list_namespaced_config_map, namespace,
+                          label_selector=label_selector).get("items") or []
+
     def get_config_map(self, namespace: str, name: str) -> dict | None:
         try:
             return self._call(self.core.read_namespaced_config_map, name, namespace)
@@ -153,15 +153,25 @@ class Kube:
                 return None
             raise
 
-    def create_config_map(self, namespace: str, name: str, data: dict[str, str]) -> dict:
+    def create_config_map(self, namespace: str, name: str, data: dict[str, str], *,
+                          labels: dict[str, str] | None = None) -> dict:
+        """A 409 AlreadyExists if it is there already."""
         return self._call(self.core.create_namespaced_config_map, namespace,
-                          {"metadata": {"name": name, "namespace": namespace}, "data": data})
+                          {"metadata": {"name": name, "namespace": namespace, "labels": labels or {}}, "data": data})
 
-    def replace_config_map(self, namespace: str, name: str, data: dict[str, str], resource_version: str) -> dict:
+    def replace_config_map(self, namespace: str, name: str, data: dict[str, str], resource_version: str, *,
+                           labels: dict[str, str] | None = None) -> dict:
         """Compare-and-swap: a 409 if anyone wrote it since resource_version."""
         return self._call(self.core.replace_namespaced_config_map, name, namespace,
-                          {"metadata": {"name": name, "namespace": namespace,
+                          {"metadata": {"name": name, "namespace": namespace, "labels": labels or {},
                                         "resourceVersion": resource_version}, "data": data})
+
+    def delete_config_map(self, namespace: str, name: str) -> None:
+        try:
+            self._call(self.core.delete_namespaced_config_map, name, namespace)
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
 
     # --- leader election ------------------------------------------------------------------------
 

@@ -1,25 +1,30 @@
 """The burst ledger: every burst and every dollar, durable in the cluster.
 
-One ConfigMap (spillway-ledger, in the controller's namespace) holds a JSON document:
-- bursts, by Job UID: what was launched (the CloudLaunch, so a restarted controller can send the
-  very same request again), under which names, what it commits against the budget, what it
-  has cost, and its state: launching -> running -> done.
-- spend, by namespace: dollars billed today and this month (UTC), added when a burst ends.
+One ConfigMap per burst, `spillway-burst-<Job UID>` in the controller's namespace (label
+spillway.io/ledger=burst), holding what was launched (the CloudLaunch, so a restarted controller
+sends the very same request again), under which names, what it commits against the budget,
+what it has cost, and its state: launching -> running -> done.
 
-Every write is a compare-and-swap on the ConfigMap's resourceVersion: a 409 means another
-writer (an old leader) got there first, so the change is applied again to what is there now.
-A burst is written here *before* SageMaker is asked to run it, so a crash at any point leaves
-either no burst (nothing was launched) or a burst whose create is repeated under the same name.
+- Creating the ConfigMap is the burst's intent, written before SageMaker hears of it: it either
+  exists (then the burst may have been launched, under a name derived from the Job's UID) or
+  not (then nothing was). A second leader that decides the same Job finds it there (409
+  AlreadyExists) and adopts it.
+- Every later write is a compare-and-swap on that ConfigMap's resourceVersion; a 409 means
+  another writer got there first, so the change is applied again to what is there now.
+- Spend is derived, not kept twice: what the bursts that ended today (this month, UTC) cost. A
+  burst's record stays until its month is over and its Job is gone, so deleting or TTL-ing a
+  Job never gives its money back to the budget. Ending a burst is one write (its state, cost and
+  end time together), so no crash can book it twice or not at all.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+import threading
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable
 
-from policies.constants import LEDGER_CONFIGMAP
 from policies.decision import CloudLaunch
 from policies.snapshot import CloudJob, Spend
 from policies.units import format_time
@@ -27,7 +32,8 @@ from policies.units import format_time
 from .kube import Kube, KubeError
 
 log = logging.getLogger(__name__)
-DATA_KEY = "ledger.json"
+DATA_KEY = "burst.json"
+LABEL = "spillway.io/ledger"
 LAUNCHING, RUNNING, DONE = "launching", "running", "done"
 
 
@@ -64,89 +70,145 @@ class Burst:
     def cloud_launch(self) -> CloudLaunch:
         return CloudLaunch(**self.launch)
 
-    @property
-    def on_demand_now(self) -> bool:
-        return len(self.names) > 1 or not self.launch["spot"]
-
-
-@dataclass
-class LedgerState:
-    bursts: dict[str, Burst] = field(default_factory=dict)
-    spend: dict[str, dict[str, Any]] = field(default_factory=dict)  # ns -> {day, today_usd, month, month_usd}
-
     def to_json(self) -> str:
-        return json.dumps({"bursts": {k: asdict(b) for k, b in sorted(self.bursts.items())},
-                           "spend": dict(sorted(self.spend.items()))}, sort_keys=True, separators=(",", ":"))
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)}, sort_keys=True,
+                          separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "LedgerState":
-        data = json.loads(text or "{}")
-        return cls({k: Burst(**b) for k, b in (data.get("bursts") or {}).items()}, data.get("spend") or {})
+    def from_json(cls, text: str) -> "Burst":
+        return cls(**json.loads(text))
 
-    def charge(self, namespace: str, usd: float, now: float) -> None:
-        """Money billed now: it counts against today's and this month's budget."""
-        day, month = format_time(now)[:10], format_time(now)[:7]
-        row = self.spend.get(namespace) or {}
-        today = row.get("today_usd", 0.0) if row.get("day") == day else 0.0
-        this_month = row.get("month_usd", 0.0) if row.get("month") == month else 0.0
-        self.spend[namespace] = {"day": day, "today_usd": round(today + usd, 6), "month": month,
-                                 "month_usd": round(this_month + usd, 6)}
+    def copy(self) -> "Burst":
+        return replace(self, launch=dict(self.launch), names=list(self.names), arns=dict(self.arns),
+                       costs=dict(self.costs))
 
-    def snapshot_spend(self, now: float) -> tuple[Spend, ...]:
-        day, month = format_time(now)[:10], format_time(now)[:7]
-        return tuple(Spend(ns, row["today_usd"] if row.get("day") == day else 0.0,
-                           row["month_usd"] if row.get("month") == month else 0.0)
-                     for ns, row in sorted(self.spend.items()))
+
+def config_map_name(uid: str) -> str:
+    return f"spillway-burst-{uid}"
+
+
+class Ledger:
+    """The bursts, cached in memory and reloaded from the cluster at the start of every cycle
+    (one list call), so the snapshot is built from what is durable, whoever wrote it."""
+
+    def __init__(self, kube: Kube, namespace: str):
+        self.kube, self.namespace = kube, namespace
+        self.bursts: dict[str, Burst] = {}
+        self._versions: dict[str, str] = {}  # uid -> resourceVersion of its ConfigMap
+        self._lock = threading.Lock()  # a cycle acts on several Jobs at once
+        self.writes = 0
+        self.loaded = False
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def load(self) -> dict[str, Burst]:
+        items = self.kube.list_config_maps(self.namespace, f"{LABEL}=burst")
+        bursts, versions = {}, {}
+        for cm in items:
+            rv = cm["metadata"]["resourceVersion"]
+            uid = (cm["metadata"].get("labels") or {}).get("spillway.io/job-uid", "")
+            known = self.bursts.get(uid)
+            if known is not None and self._versions.get(uid) == rv:
+                bursts[uid], versions[uid] = known, rv  # unchanged since we read it: no parse
+                continue
+            try:
+                bursts[uid] = Burst.from_json((cm.get("data") or {}).get(DATA_KEY, ""))
+                versions[uid] = rv
+            except (ValueError, TypeError) as exc:
+                log.error("ledger entry %s is unreadable (%s); it counts as nothing", cm["metadata"]["name"], exc)
+        with self._lock:
+            self.bursts, self._versions = bursts, versions
+        self.loaded = True
+        return bursts
 
     def in_flight(self) -> tuple[CloudJob, ...]:
         """What bursts still hold: quota (instances) and dollars not yet billed (committed)."""
         return tuple(CloudJob(b.job, b.namespace, b.launch["instance_type"], b.launch["instance_count"],
-                              b.committed_usd) for b in self.bursts.values() if b.state != DONE)
+                              b.committed_usd) for b in list(self.bursts.values()) if b.state != DONE)
 
+    def spend(self, now: float) -> tuple[Spend, ...]:
+        """Dollars billed per namespace today and this month (UTC): the bursts that ended then."""
+        day, month = format_time(now)[:10], format_time(now)[:7]
+        today: dict[str, float] = {}
+        this_month: dict[str, float] = {}
+        for b in list(self.bursts.values()):
+            if b.state != DONE or b.ended_at is None:
+                continue
+            ended = format_time(b.ended_at)
+            if ended[:7] == month:
+                this_month[b.namespace] = this_month.get(b.namespace, 0.0) + b.cost_usd
+                if ended[:10] == day:
+                    today[b.namespace] = today.get(b.namespace, 0.0) + b.cost_usd
+        return tuple(Spend(ns, today.get(ns, 0.0), usd) for ns, usd in sorted(this_month.items()))
 
-class Ledger:
-    def __init__(self, kube: Kube, namespace: str, name: str = LEDGER_CONFIGMAP):
-        self.kube, self.namespace, self.name = kube, namespace, name
-        self.state = LedgerState()
-        self.resource_version: str | None = None
-        self.writes = 0
+    # --- writing ---------------------------------------------------------------------------------
 
-    def load(self) -> LedgerState:
-        """Read it from the cluster (at start, and after a conflict)."""
-        cm = self.kube.get_config_map(self.namespace, self.name)
-        if cm is None:
+    def add(self, burst: Burst) -> Burst:
+        """Record a burst before it is launched; the one already there, if another writer won."""
+        body = self._body(burst)
+        try:
+            cm = self.kube.create_config_map(self.namespace, config_map_name(burst.uid), body["data"],
+                                             labels=body["labels"])
+        except KubeError as exc:
+            if not exc.conflict:
+                raise
+            return self._reload(burst.uid) or burst
+        self.writes += 1
+        self._remember(burst, cm)
+        return burst
+
+    def change(self, uid: str, change: Callable[[Burst], bool | None], *, attempts: int = 10) -> Burst | None:
+        """Apply change() to a copy of the burst and write it with compare-and-swap. change()
+        returns False when there is nothing to write. On a conflict, reload it and apply again."""
+        for _ in range(attempts):
+            current = self.bursts.get(uid)
+            if current is None:
+                return None
+            draft = current.copy()
+            if change(draft) is False:
+                return current
+            body = self._body(draft)
             try:
-                cm = self.kube.create_config_map(self.namespace, self.name, {DATA_KEY: LedgerState().to_json()})
+                cm = self.kube.replace_config_map(self.namespace, config_map_name(uid), body["data"],
+                                                  self._versions.get(uid, ""), labels=body["labels"])
             except KubeError as exc:
                 if exc.not_found:
-                    raise KubeError(404, "NotFound", f"namespace {self.namespace} does not exist: create it (deploy/ "
-                                    "does), or pass --namespace with the one the controller runs in") from None
+                    with self._lock:
+                        self.bursts.pop(uid, None)
+                    return None
                 if not exc.conflict:
                     raise
-                cm = self.kube.get_config_map(self.namespace, self.name)
-        self.state = LedgerState.from_json((cm.get("data") or {}).get(DATA_KEY, "{}"))
-        self.resource_version = cm["metadata"]["resourceVersion"]
-        return self.state
-
-    def update(self, change: Callable[[LedgerState], bool | None], *, attempts: int = 10) -> LedgerState:
-        """Apply change() and write it with compare-and-swap. change() returns False when there is
-        nothing to write (it is then not written). On a conflict, reload and apply it again."""
-        if self.resource_version is None:
-            self.load()
-        for _ in range(attempts):
-            draft = LedgerState.from_json(self.state.to_json())
-            if change(draft) is False:
-                return self.state
-            try:
-                cm = self.kube.replace_config_map(self.namespace, self.name, {DATA_KEY: draft.to_json()},
-                                                  self.resource_version or "")
-            except KubeError as exc:
-                if not exc.conflict:
-                    raise
-                log.info("ledger changed under us; applying the change again")
-                self.load()
+                log.info("ledger entry of %s changed under us; applying the change again", current.job)
+                self._reload(uid)
                 continue
             self.writes += 1
-            self.state, self.resource_version = draft, cm["metadata"]["resourceVersion"]
-            return self.state
-        raise KubeError(409, "Conflict", f"the ledger kept changing; gave up after {attempts} attempts")
+            self._remember(draft, cm)
+            return draft
+        raise KubeError(409, "Conflict", f"the ledger entry of {uid} kept changing; gave up")
+
+    def remove(self, uid: str) -> None:
+        """Forget a burst (its launch failed, or it ended in an earlier month and its Job is gone)."""
+        self.kube.delete_config_map(self.namespace, config_map_name(uid))
+        self.writes += 1
+        with self._lock:
+            self.bursts.pop(uid, None)
+            self._versions.pop(uid, None)
+
+    def _body(self, burst: Burst) -> dict:
+        return {"data": {DATA_KEY: burst.to_json()},
+                "labels": {LABEL: "burst", "spillway.io/job-uid": burst.uid, "spillway.io/state": burst.state}}
+
+    def _remember(self, burst: Burst, cm: dict) -> None:
+        with self._lock:
+            self.bursts[burst.uid] = burst
+            self._versions[burst.uid] = cm["metadata"]["resourceVersion"]
+
+    def _reload(self, uid: str) -> Burst | None:
+        cm = self.kube.get_config_map(self.namespace, config_map_name(uid))
+        if cm is None:
+            with self._lock:
+                self.bursts.pop(uid, None)
+            return None
+        burst = Burst.from_json((cm.get("data") or {}).get(DATA_KEY, ""))
+        self._remember(burst, cm)
+        return burst

@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--identity", help="this replica's name in the Lease; default: $POD_NAME or the host name")
     p.add_argument("--metrics-port", type=int, default=8080,
                    help="serve /metrics, /healthz and /readyz here (default 8080; -1: off)")
+    p.add_argument("--workers", type=int, default=8,
+                   help="threads that write one cycle's actions to the API server and SageMaker (default 8)")
     p.add_argument("--once", action="store_true", help="run one cycle, print its decisions, and exit")
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table", help="with --once")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -86,7 +88,8 @@ def cmd_run(args) -> int:
 
     metrics = ControllerMetrics()
     ctl = Controller(kube, policy, sagemaker=sagemaker, utilization=utilization, metrics=metrics,
-                     settings=Settings(namespace=args.namespace, burst_poll_seconds=args.burst_poll_seconds))
+                     settings=Settings(namespace=args.namespace, burst_poll_seconds=args.burst_poll_seconds,
+                                       workers=max(args.workers, 1)))
     if args.once:
         report = ctl.cycle()
         rows = [d.to_dict() for d in report.decisions]

@@ -17,7 +17,7 @@ from policies import Placement, Reason
 from policies import constants as C
 from scheduler.controller import Controller, Settings
 from scheduler.kube import Kube, api_client
-from scheduler.ledger import DONE, RUNNING
+from scheduler.ledger import DONE, LAUNCHING, RUNNING
 from scheduler.sagemaker import SageMaker
 from sim import sagemaker_lifecycle
 from sim.sagemaker_lifecycle import SageMakerSandbox
@@ -87,7 +87,7 @@ def events_of(server, name: str) -> list[tuple[str, str]]:
 
 def controller(server, *, emit="ack", sm=None, **spec) -> Controller:
     p = policy(sageMaker={"emit": emit}, **spec)
-    return Controller(kube_of(server), p, sagemaker=sm, settings=Settings(), clock=time.time)
+    return Controller(kube_of(server), p, sagemaker=sm, settings=Settings(burst_poll_seconds=0), clock=time.time)
 
 
 def wait_for(check, timeout=15.0, step=0.02):
@@ -111,7 +111,8 @@ def test_a_job_that_fits_runs_locally_and_holds_its_gpus_until_its_pods_bind(clu
     jobs = cluster.store.type_for("batch", "v1", "jobs")
     assert cluster.store.get(jobs, "ml", "first")["spec"]["suspend"] is False
     assert job_annotations(cluster, "first")[C.LOCAL_NODES] == "gpu-node-000=1"
-    assert ("Unsuspended", "running on the cluster: gpu-node-000=1") in events_of(cluster, "first")
+    [(reason, message)] = events_of(cluster, "first")  # one Event per decision, with its Reason
+    assert reason == "LocalCapacityAvailable" and message.endswith("; un-suspended on gpu-node-000=1")
     # No pod exists yet (no Job controller runs here): the decision itself holds the 8 GPUs.
     again = ctl.cycle()
     assert [(d.job, d.placement) for d in again.decisions] == [("ml/second", Placement.WAIT)]
@@ -165,9 +166,10 @@ def test_a_burst_is_one_ack_training_job_across_restarts_and_its_outcome_reaches
         # A restarted controller rebuilds what is in flight from the ledger, and launches nothing.
         second = controller(cluster, sm=sm)
         assert second.cycle().decisions == []
-        assert second.ledger.state.bursts[first.ledger.state.bursts.popitem()[0]].state == RUNNING
+        [(uid, burst)] = second.ledger.bursts.items()
+        assert burst.state in (LAUNCHING, RUNNING) and uid == first.ledger.bursts.popitem()[0]
         assert len(crs()) == 1
-        in_flight = second.ledger.state.in_flight()
+        in_flight = second.ledger.in_flight()
         assert [(c.job, c.instance_type, c.committed_usd > 0) for c in in_flight] == [
             ("ml/burst", d.launch.instance_type, True)]
         wait_for(lambda: sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
@@ -179,12 +181,12 @@ def test_a_burst_is_one_ack_training_job_across_restarts_and_its_outcome_reaches
         price = second.catalog.get(d.launch.instance_type, "us-east-1").on_demand_usd_per_hour
         cost = described["BillableTimeInSeconds"] * price / 3600
         assert float(ann[C.COST_USD]) == pytest.approx(cost, abs=0.01)
-        [spend] = second.ledger.state.snapshot_spend(time.time())
+        [spend] = second.ledger.spend(time.time())
         assert spend.today_usd == pytest.approx(cost, abs=1e-4)
-        assert second.ledger.state.bursts and all(b.state == DONE for b in second.ledger.state.bursts.values())
+        assert second.ledger.bursts and all(b.state == DONE for b in second.ledger.bursts.values())
         assert sagemaker_lifecycle.CREATES[name] == 1
         described_text = kubectl("describe", "job", "burst", "-n", "ml")
-        for word in ("ForcedCloud", "SageMakerLaunched", "SageMakerCompleted", name):
+        for word in ("ForcedCloud", "launched SageMaker training job", "SageMakerCompleted", name):
             assert word in described_text
     finally:
         ack.stop()
@@ -203,11 +205,11 @@ def test_spot_gives_way_to_on_demand_once_when_the_fallback_rule_says_so(cluster
     assert d.placement == Placement.SAGEMAKER_SPOT and d.launch.fallback_time > now[0]
     spot_name = job_annotations(cluster, "spotty")[C.SAGEMAKER_JOB_NAME]
     ctl.cycle()
-    [burst] = ctl.ledger.state.bursts.values()
+    [burst] = ctl.ledger.bursts.values()
     assert burst.names == [spot_name], "before the fallback time, spot keeps running"
     now[0] = d.launch.fallback_time + 1  # launchWindow: on-demand must start now to keep the deadline
     ctl.cycle()
-    [burst] = ctl.ledger.state.bursts.values()
+    [burst] = ctl.ledger.bursts.values()
     od_name = burst.names[1]
     assert burst.names == [spot_name, f"{spot_name}-od1"]
     od = sagemaker.client().describe_training_job(TrainingJobName=od_name)
@@ -244,10 +246,10 @@ def test_a_crash_around_the_create_never_launches_twice(cluster, sagemaker):
     name = job_annotations(cluster, "crashy")[C.SAGEMAKER_JOB_NAME]
     restarted = controller(cluster, emit="api", sm=sm)
     assert restarted.cycle().decisions == []
-    assert sagemaker_lifecycle.CREATES[name] == 2, "the retried create reached SageMaker"
+    assert sagemaker_lifecycle.CREATES[name] == 1, "the restarted controller found the job: it sent nothing"
     jobs = sagemaker.client().list_training_jobs(NameContains=name)["TrainingJobSummaries"]
-    assert len(jobs) == 1, "and SageMaker refused the second copy"
-    [burst] = restarted.ledger.state.bursts.values()
+    assert len(jobs) == 1
+    [burst] = restarted.ledger.bursts.values()
     assert burst.state == RUNNING and burst.arns[name] == jobs[0]["TrainingJobArn"]
     request = sagemaker.client().describe_training_job(TrainingJobName=name)
     assert request["AlgorithmSpecification"]["ContainerEntrypoint"] == ["python", "train.py"]
@@ -272,7 +274,7 @@ def test_deleting_a_bursting_job_stops_its_training_job_and_lets_the_job_go(clus
     with pytest.raises(client.ApiException) as exc:
         batch.read_namespaced_job("doomed", "ml")
     assert exc.value.status == 404
-    [burst] = ctl.ledger.state.bursts.values()
+    [burst] = ctl.ledger.bursts.values()
     assert burst.state == DONE and burst.outcome == "Stopped/JobDeleted"
 
 
@@ -363,7 +365,7 @@ def test_conflicts_throttling_server_errors_and_expired_watches_are_survived(clu
         name = job_annotations(cluster, "bursts")[C.SAGEMAKER_JOB_NAME]
         assert sagemaker_lifecycle.CREATES[name] == 1, "throttled calls never reached the backend"
         assert sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
-        [burst] = ctl.ledger.state.bursts.values()
+        [burst] = ctl.ledger.bursts.values()
         assert burst.state == RUNNING and burst.arns[name]
         wait_for(lambda: faults.exhausted)  # the expired watch was served too...
         before = len(changes)
@@ -373,3 +375,17 @@ def test_conflicts_throttling_server_errors_and_expired_watches_are_survived(clu
         assert not sagemaker_lifecycle._FAULTS
     finally:
         stop.set()
+
+
+def test_sagemaker_refuses_a_second_job_under_a_name_and_the_adapter_adopts_the_first(sagemaker):
+    request = dict(TrainingJobName="twice-0123456789", RoleArn=ROLE,
+                   AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+                   ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+                   OutputDataConfig={"S3OutputPath": BUCKET}, StoppingCondition={"MaxRuntimeInSeconds": 3600})
+    raw = sagemaker.client()
+    raw.create_training_job(**request)
+    with pytest.raises(raw.exceptions.ResourceInUse):
+        raw.create_training_job(**request)
+    arn = adapter(sagemaker).create_training_job(request)
+    assert arn == raw.describe_training_job(TrainingJobName="twice-0123456789")["TrainingJobArn"]
+    assert sagemaker_lifecycle.CREATES["twice-0123456789"] == 3

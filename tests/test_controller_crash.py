@@ -15,7 +15,7 @@ import time
 import pytest
 
 from policies import constants as C
-from scheduler.controller import Controller
+from scheduler.controller import Controller, Settings
 from scheduler.kube import Kube, api_client
 from scheduler.ledger import DONE
 from scheduler.sagemaker import SageMaker
@@ -46,12 +46,16 @@ class Dies:
             return value
 
         def call(*args, **kwargs):
+            if self._counter[1]:
+                raise Crash("dead already")  # a dead process writes nothing more, on any thread
             index = self._counter[0]
             self._counter[0] += 1
             if index == self._at and not self._after:
+                self._counter[1] = True
                 raise Crash(f"before {name}")
             out = value(*args, **kwargs)
             if index == self._at:
+                self._counter[1] = True
                 raise Crash(f"after {name}")
             return out
 
@@ -69,7 +73,8 @@ def new_controller(server, sm_client, counter, at=None, after=False) -> Controll
     kube = Dies(Kube(api_client(host=server.url)), counter, at, after)
     sm = Dies(SageMaker("us-east-1", client=sm_client), counter, at, after)  # the sandbox's client: fast, no retry
     p = policy(sageMaker={"emit": "api"}, budgets={"default": {"dailyUsd": BUDGET, "monthlyUsd": 10 * BUDGET}})
-    return Controller(kube, p, sagemaker=sm, clock=time.time)
+    # One worker: the writes go out in one order, so "the k-th write" is the same point every run.
+    return Controller(kube, p, sagemaker=sm, clock=time.time, settings=Settings(workers=1))
 
 
 def run_world(sagemaker, at: int | None, after: bool, tag: str) -> tuple[int, dict]:
@@ -79,14 +84,14 @@ def run_world(sagemaker, at: int | None, after: bool, tag: str) -> tuple[int, di
         for ns in ("ml", "spillway-system"):
             server.store.create(server.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
         storm(server, tag)
-        counter = [0]
+        counter = [0, False]
         if at is None:
             survivor = new_controller(server, sagemaker.client(), counter)
         else:
             with pytest.raises(Crash):
                 for _ in range(3):
                     new_controller(server, sagemaker.client(), counter, at, after).cycle()
-            survivor = new_controller(server, sagemaker.client(), [0])
+            survivor = new_controller(server, sagemaker.client(), [0, False])
         survivor.cycle()
         final = survivor.cycle()
         return counter[0], check(server, sagemaker, survivor, final, tag)
@@ -97,7 +102,7 @@ def run_world(sagemaker, at: int | None, after: bool, tag: str) -> tuple[int, di
 def check(server, sagemaker, ctl, final, tag: str) -> dict:
     jobs = {j["metadata"]["name"]: j for j in server.store.list(server.store.type_for("batch", "v1", "jobs"), "ml")[0]}
     assert jobs[f"local-{tag}"]["spec"]["suspend"] is False, "the Local Job was un-suspended"
-    state = ctl.ledger.state
+    state = ctl.ledger
     launched = {}
     pages = sagemaker.client().get_paginator("list_training_jobs").paginate(NameContains=tag)
     everything = [s for page in pages for s in page["TrainingJobSummaries"]]
@@ -115,6 +120,7 @@ def check(server, sagemaker, ctl, final, tag: str) -> dict:
     committed = sum(c.committed_usd for c in state.in_flight())
     assert 0 < committed <= BUDGET + 1e-6, f"committed ${committed:.2f} against a ${BUDGET:.0f} budget"
     assert all(b.state != DONE for b in state.bursts.values())
+    assert len(launched) == len(state.bursts)
     waiting = [d for d in final.decisions if d.reason.value == "BudgetExhausted"]
     assert len(launched) + len(waiting) == 5, "every burst Job either runs or waits for the budget"
     return launched

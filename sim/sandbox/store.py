@@ -225,13 +225,22 @@ class Store:
 
     # --- watch -----------------------------------------------------------------------------------
 
-    def events_since(self, rv: int, group: str, plural: str) -> list[Event] | None:
-        """Events after rv for one resource, or None when rv is older than the history kept (410)."""
+    def events_since(self, rv: int, group: str, plural: str) -> tuple[list[Event], int] | None:
+        """Events after rv for one resource, and the resourceVersion read up to (a watch resumes
+        from there, past other resources' events); None when rv is older than the history kept (410)."""
         with self.lock:
-            oldest = self.history[0].rv if self.history else self.rv + 1
+            history = self.history
+            oldest = history[0].rv if history else self.rv + 1
             if rv < oldest - 1 and rv < self.rv:
                 return None
-            return [e for e in self.history if e.rv > rv and e.group == group and e.plural == plural]
+            # resourceVersions go up by one per event, so the first newer one is at a known index; a
+            # watch reads only what is new (indexing a deque near its right end is cheap).
+            out = []
+            for i in range(max(rv + 1 - oldest, 0), len(history)):
+                e = history[i]
+                if e.group == group and e.plural == plural:
+                    out.append(e)
+            return out, max(rv, self.rv)
 
 
 def _spec_of(obj: dict) -> dict:

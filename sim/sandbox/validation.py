@@ -28,14 +28,24 @@ def validate(rtype: ResourceType, obj: dict, *, strict: bool = False) -> list[di
     if rtype.group == "batch" and rtype.kind == "Job":
         causes += _job(obj)
     if rtype.schema is not None:
-        schema = _strict(rtype.schema) if strict else rtype.schema
-        for err in sorted(jsonschema.Draft7Validator(schema).iter_errors(_without_meta(obj)),
+        for err in sorted(_validator(id(rtype.schema), rtype.schema, strict).iter_errors(_without_meta(obj)),
                           key=lambda e: list(e.absolute_path)):
             field = ".".join(str(p) for p in err.absolute_path)
             reason = "FieldValueRequired" if err.validator == "required" else (
                 "FieldValueTypeInvalid" if err.validator == "type" else "FieldValueInvalid")
             causes.append(cause(field or "<root>", reason, err.message))
     return causes
+
+
+_VALIDATORS: dict[tuple[int, bool], tuple[dict, jsonschema.Draft7Validator]] = {}
+
+
+def _validator(key: int, schema: dict, strict: bool) -> jsonschema.Draft7Validator:
+    """A CRD's validator, built once (its schema never changes once served)."""
+    known = _VALIDATORS.get((key, strict))
+    if known is None or known[0] is not schema:
+        known = _VALIDATORS[(key, strict)] = (schema, jsonschema.Draft7Validator(_strict(schema) if strict else schema))
+    return known[1]
 
 
 def _without_meta(obj: dict) -> dict:
