@@ -36,6 +36,7 @@ near, or the queue is long. Every decision comes with a reason and the numbers b
 
 Start here:
   spillway sim                          replay real Philly Jobs through the default policy
+  spillway demo                         the controller on a sandbox cluster and SageMaker, in a minute
   spillway sim --compare default no-wait compute-wait --plot plots/
   spillway tune --goal "wait_p95_hours<=0.5" --write tuned.yaml
   spillway sandbox up                   a local Kubernetes API with GPU nodes, for kubectl
@@ -123,9 +124,11 @@ example:
 
     register_sim(sub)
     register_sandbox(sub)
+    from .demo_cli import register as register_demo
     from .run_cli import register as register_run
 
     register_run(sub)
+    register_demo(sub)
 
     p = sub.add_parser("catalog", help="list SageMaker GPU training types with prices and spot bands")
     p.add_argument("--region", default=None, help="only this region (us-east-1, us-west-2)")

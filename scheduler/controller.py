@@ -61,6 +61,7 @@ class Settings:
     burst_poll_seconds: float = 30.0  # how often a burst in flight is described
     launch_retry_seconds: float = 60.0  # first back-off after a failed launch (doubles, at most 1 h)
     workers: int = 8  # threads that write a cycle's actions
+    clock_rate: float = 1.0  # clock seconds per real second (a sandbox on a faster virtual clock)
     hot_window_seconds: int | None = None  # None: the policy's local.hotWindowSeconds
 
 
@@ -113,7 +114,7 @@ class Controller:
                 self.metrics.errors.labels(kind).inc()
                 log.warning("cycle failed: %s; trying again", exc)
                 wait = self.settings.min_requeue_seconds
-            self.changed.wait(timeout=min(max(wait, 0.05), 300.0))
+            self.changed.wait(timeout=min(max(wait / self.settings.clock_rate, 0.05), 300.0))
 
     def cycle(self) -> CycleReport:
         with self.metrics.cycle_seconds.time():
@@ -280,7 +281,7 @@ class Controller:
         burst = self.ledger.add(Burst(  # durable before SageMaker hears of it
             uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=asdict(launch),
             names=[training_job_name(job)], committed_usd=round(committed, 6), launched_at=now,
-            placement=d.placement.value, reason=d.reason.value,
+            placement=d.placement.value, reason=d.reason.value, message=d.message[:4000], decided_at=_stamp(now),
             runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline))
         self._create(burst, manifest, job, now, decision=d)
         return False
@@ -291,9 +292,8 @@ class Controller:
         says so first, with the finalizer on the api path, so that its deletion is seen."""
         name, on_demand = burst.current_name, len(burst.names) > 1
         ann = {C.DECISION_PLACEMENT: burst.placement, C.DECISION_REASON: burst.reason,
+               C.DECISION_MESSAGE: burst.message, C.DECIDED_AT: burst.decided_at,
                C.SAGEMAKER_JOB_NAME: name, C.COMMITTED_USD: f"{burst.committed_usd:.2f}"}
-        if decision is not None:
-            ann.update(self._decision_annotations(decision, now))
         if not self._patch(manifest, ann, finalizers=[C.FINALIZER] if burst.emit == EmitTarget.API.value else None):
             return  # the Job changed (or went): the burst stays "launching" for the next cycle
         try:
@@ -536,9 +536,11 @@ class Controller:
     # --- writes ----------------------------------------------------------------------------------------
 
     def _patch(self, manifest: dict, ann: dict, *, spec: dict | None = None,
-               finalizers: list[str] | None = None) -> bool:
-        """One merge patch of the Job, guarded by its resourceVersion. False on a conflict (the
-        Job changed since this cycle read it; the next cycle sees the new version)."""
+               finalizers: list[str] | None = None, retry: bool = True) -> bool:
+        """One merge patch of the Job, guarded by its resourceVersion. On a conflict, the Job is
+        read again: if only its status moved (its Job controller writes that), the patch goes
+        again on the new version; if its spec or annotations changed, False (the next cycle
+        decides on what the Job says now)."""
         meta = manifest["metadata"]
         current = annotations(manifest)
         changed = {k: v for k, v in ann.items() if current.get(k) != v}
@@ -557,6 +559,17 @@ class Controller:
         try:
             updated = self.kube.patch_job(meta["namespace"], meta["name"], body)
         except KubeError as exc:
+            if exc.conflict and retry:
+                try:
+                    fresh = self.kube.get_job(meta["namespace"], meta["name"])
+                except KubeError as again:
+                    if again.not_found:
+                        return False
+                    raise
+                if fresh["metadata"].get("generation") == meta.get("generation") and \
+                        annotations(fresh) == current and fresh["metadata"].get("finalizers") == meta.get("finalizers"):
+                    manifest["metadata"] = fresh["metadata"]
+                    return self._patch(manifest, ann, spec=spec, finalizers=finalizers, retry=False)
             if exc.conflict or exc.not_found:
                 log.info("%s changed while we decided (%s); next cycle", key_of(manifest), exc.reason)
                 return False

@@ -50,6 +50,8 @@ class Burst:
     placement: str
     reason: str
     runtime_seconds: float
+    message: str = ""  # the decision's, so a launch finished after a crash still tells why
+    decided_at: str = ""
     deadline: float | None = None
     state: str = LAUNCHING
     arns: dict[str, str] = field(default_factory=dict)

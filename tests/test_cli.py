@@ -112,3 +112,19 @@ def test_console_script_runs_the_readme_main_command():
     proc = subprocess.run([str(SCRIPT), "explain"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "Placement  SageMakerSpot" in proc.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_the_controller_on_the_sandbox_and_accounts_for_every_job():
+    out = subprocess.run([str(Path(sys.executable).parent / "spillway"), "demo", "--jobs", "12", "--time-scale",
+                          "3000", "-o", "json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    summary, rows = data["summary"], data["jobs"]
+    assert summary["jobs"] == summary["finished"] == len(rows) == 12
+    assert summary["local"] >= 1 and summary["sagemaker"] >= 1, "the burst overflows the 32-GPU cluster"
+    cloud = [r for r in rows if r["placement"].startswith("SageMaker")]
+    assert all(r["outcome"] == "Completed" and r["cost_usd"] > 0 for r in cloud)
+    assert summary["cloud_usd"] == pytest.approx(sum(r["cost_usd"] for r in cloud), abs=0.01)
+    assert all(r["outcome"] == "Complete" and r["cost_usd"] == 0 for r in rows if r["placement"] == "Local")
+    assert "arrived 12/12" in out.stderr  # the live view
