@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import threading
+import time
 
 from policies import InputError, InputIssue
 
@@ -59,11 +60,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--once", action="store_true", help="run one cycle, print its decisions, and exit")
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table", help="with --once")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="json: one object a line (time, level, logger, message), for a log pipeline")
     p.set_defaults(run=cmd_run)
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: what log pipelines (Fluent Bit, CloudWatch) index without parsing."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+    converter = time.gmtime
+
+
 def cmd_run(args) -> int:
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if args.log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
     from .cli import _policy
     from .controller import Controller, Settings
     from .kube import Kube, api_client

@@ -40,6 +40,7 @@ class _Life:
     spot: bool
     max_runtime: float
     max_wait: float
+    fail_reason: str = ""  # the job fails at its next step, as an algorithm error would end it
     phase: str = "Starting"
     phase_start: float = 0.0
     trained: float = 0.0
@@ -105,6 +106,15 @@ class SageMakerSandbox:
                     life = self._adopt(name, job, now)
                 self._advance(job, life, now)
 
+    def fail(self, name: str, reason: str = "AlgorithmError: the training script exited with code 1") -> None:
+        """Make a training job fail (Failed, with this FailureReason) at its next step. A sandbox
+        job also fails by itself when its hyperparameter sandbox_fail is "true"."""
+        with self.lock:
+            life = self.lives.get(name)
+            if life is None:
+                life = self._adopt(name, self._backend().training_jobs[name], self._virtual_now())
+            life.fail_reason = reason
+
     def _adopt(self, name: str, job, now: float) -> _Life:
         hp = job.hyper_parameters or {}
         stop = job.stopping_condition or {}
@@ -114,7 +124,8 @@ class SageMakerSandbox:
                                                 if stop.get("MaxRuntimeInSeconds") else 60)
         life = _Life(now, float(run), int(hp.get("sandbox_interruptions", 0)),
                      bool(job.enable_managed_spot_training), float(stop.get("MaxRuntimeInSeconds", 86400)),
-                     float(stop.get("MaxWaitTimeInSeconds", 0) or 0), phase_start=now)
+                     float(stop.get("MaxWaitTimeInSeconds", 0) or 0), phase_start=now,
+                     fail_reason="AlgorithmError: sandbox_fail was set" if hp.get("sandbox_fail") == "true" else "")
         self.lives[name] = life
         job.secondary_status_transitions = []
         self._transition(job, life, "Starting", "Preparing the instances for training", now)
@@ -134,6 +145,9 @@ class SageMakerSandbox:
                 "Completed", "Failed", "Stopped", "MaxWaitTimeExceeded", "MaxRuntimeExceeded"):
             return
         elapsed = now - life.phase_start
+        if life.fail_reason:
+            life.trained += elapsed if life.phase == "Training" else 0.0
+            return self._finish(job, life, now, "Failed", "Failed", life.fail_reason)
         if job.training_job_status == "Stopping":
             life.trained += elapsed if life.phase == "Training" else 0.0
             return self._finish(job, life, now, "Stopped", "Stopped", "")

@@ -90,6 +90,14 @@ def controller(server, *, emit="ack", sm=None, **spec) -> Controller:
     return Controller(kube_of(server), p, sagemaker=sm, settings=Settings(burst_poll_seconds=0), clock=time.time)
 
 
+def training_status(sagemaker, name: str) -> str | None:
+    """The training job's TrainingJobStatus, or None while SageMaker does not know it."""
+    try:
+        return sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+    except sagemaker.client().exceptions.ClientError:
+        return None
+
+
 def wait_for(check, timeout=15.0, step=0.02):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -389,3 +397,43 @@ def test_sagemaker_refuses_a_second_job_under_a_name_and_the_adapter_adopts_the_
     arn = adapter(sagemaker).create_training_job(request)
     assert arn == raw.describe_training_job(TrainingJobName="twice-0123456789")["TrainingJobArn"]
     assert sagemaker_lifecycle.CREATES["twice-0123456789"] == 3
+
+
+def test_a_failed_training_job_is_told_on_the_job_and_what_it_billed_is_charged(cluster, sagemaker):
+    create(cluster, manifest("breaks", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10h"}))
+    ctl = controller(cluster, emit="api", sm=adapter(sagemaker))
+    ctl.cycle()
+    name = job_annotations(cluster, "breaks")[C.SAGEMAKER_JOB_NAME]
+    wait_for(lambda: sagemaker.client().describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training")
+    sagemaker.fail(name, "AlgorithmError: CUDA out of memory")
+    wait_for(lambda: sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Failed")
+    ctl.cycle()
+    ann = job_annotations(cluster, "breaks")
+    assert ann[C.SAGEMAKER_STATUS] == "Failed/Failed"
+    [(reason, message)] = [e for e in events_of(cluster, "breaks") if e[0] == "SageMakerFailed"]
+    assert "CUDA out of memory" in message
+    [burst] = ctl.ledger.bursts.values()
+    billed = sagemaker.client().describe_training_job(TrainingJobName=name)["BillableTimeInSeconds"]
+    assert burst.state == DONE and burst.cost_usd == pytest.approx(
+        billed * ctl.catalog.get(burst.launch["instance_type"], "us-east-1").on_demand_usd_per_hour / 3600, abs=1e-4)
+    assert C.FINALIZER not in (cluster.store.get(cluster.store.type_for("batch", "v1", "jobs"), "ml", "breaks")
+                               ["metadata"].get("finalizers") or [])
+
+
+def test_deleting_a_job_burst_as_an_ack_resource_stops_its_training_job(cluster, sagemaker):
+    ack = AckStandIn(cluster.store, sagemaker.client(), period=0.02).start()
+    try:
+        create(cluster, manifest("acked", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10h"}))
+        ctl = controller(cluster, sm=adapter(sagemaker))
+        ctl.cycle()
+        name = job_annotations(cluster, "acked")[C.SAGEMAKER_JOB_NAME]
+        wait_for(lambda: training_status(sagemaker, name) == "InProgress")  # the ACK stand-in created it
+        client.BatchV1Api(api_client(host=cluster.url)).delete_namespaced_job("acked", "ml")
+        # The TrainingJob resource goes with its owner, and the ACK finalizer stops the training job.
+        wait_for(lambda: training_status(sagemaker, name) in ("Stopping", "Stopped"))
+        wait_for(lambda: not cluster.store.list(cluster.store.type_for(*ACK), "ml")[0])
+        ctl.cycle()
+        [burst] = ctl.ledger.bursts.values()
+        assert burst.state == DONE and burst.outcome == "Stopped/JobDeleted"
+    finally:
+        ack.stop()

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from kubernetes import client
 from prometheus_api_client import PrometheusConnect
+from prometheus_client.parser import text_string_to_metric_families
 
 from sim.sandbox.apiserver import SandboxServer
 from sim.sandbox.machinery import Machinery, add_nodes
@@ -51,8 +52,8 @@ def busy_cluster():
     batch.create_namespaced_job("default", busy_job("a", 8, util="90"))
     batch.create_namespaced_job("default", busy_job("b", 4, util="60"))
     deadline = time.monotonic() + 10
-    while "kube_pod_status_phase" not in render(server.store) or render(server.store).count(
-            'phase="Running"} 1') < 2:
+    while sum(s.value == 1 and s.labels["phase"] == "Running"
+              for s in samples(render(server.store), "kube_pod_status_phase")) < 2:
         assert time.monotonic() < deadline, "pods did not start"
         time.sleep(0.05)
     yield server
@@ -60,17 +61,28 @@ def busy_cluster():
     server.stop()
 
 
+def samples(text: str, name: str) -> list:
+    """The samples of one family, parsed back with prometheus-client's own parser."""
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name == name]
+
+
 def test_exposition_uses_the_real_names_and_label_spellings(busy_cluster):
     text = render(busy_cluster.store)
-    assert 'DCGM_FI_DEV_GPU_UTIL{gpu="0"' in text and 'Hostname="gpu-node-000"' in text
-    assert 'modelName="NVIDIA A100 SXM4 80GB"' in text and 'DCGM_FI_DRIVER_VERSION="' in text
-    assert 'kube_node_status_allocatable{node="gpu-node-000",resource="nvidia_com_gpu",unit="integer"} 8' in text
-    busy = [l for l in text.splitlines() if l.startswith("DCGM_FI_DEV_GPU_UTIL") and 'pod="' in l]
-    assert len(busy) == 12 and all('namespace="default"' in l for l in busy)
-    idle = [l for l in text.splitlines() if l.startswith("DCGM_FI_DEV_GPU_UTIL") and 'pod="' not in l]
-    assert len(idle) == 4 and all(l.endswith(" 0") for l in idle)
-    both = render(busy_cluster.store, MetricStyle("both", exported=True))
-    assert 'hostname="gpu-node-000"' in both and 'exported_pod="' in both and ' pod="' not in both
+    util = samples(text, "DCGM_FI_DEV_GPU_UTIL")
+    first = next(s for s in util if s.labels["gpu"] == "0" and s.labels["Hostname"] == "gpu-node-000")
+    assert first.labels["modelName"] == "NVIDIA A100 SXM4 80GB" and first.labels["DCGM_FI_DRIVER_VERSION"]
+    [allocatable] = [s for s in samples(text, "kube_node_status_allocatable") if s.labels["node"] == "gpu-node-000"]
+    assert allocatable.labels == {"node": "gpu-node-000", "resource": "nvidia_com_gpu", "unit": "integer"}
+    assert allocatable.value == 8
+    busy = [s for s in util if "pod" in s.labels]
+    assert len(busy) == 12 and all(s.labels["namespace"] == "default" for s in busy)
+    idle = [s for s in util if "pod" not in s.labels]
+    assert len(idle) == 4 and all(s.value == 0 for s in idle)
+    both = samples(render(busy_cluster.store, MetricStyle("both", exported=True)), "DCGM_FI_DEV_GPU_UTIL")
+    assert all(s.labels["hostname"] == s.labels["Hostname"] for s in both)
+    exported = [s for s in both if "exported_pod" in s.labels]
+    assert len(exported) == 12 and not any("pod" in s.labels for s in both)
 
 
 @contextlib.contextmanager

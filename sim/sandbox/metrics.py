@@ -10,12 +10,16 @@
   kube_pod_status_phase; kube_job_status_active / _succeeded / _failed; kube_job_spec_parallelism.
 
 A busy GPU's utilization comes from its pod's annotation sandbox.spillway.io/gpu-util (default 85).
+The text is prometheus-client's exposition (labels in its order, values as floats).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from .machinery import GPU, pod_gpus
 from .store import Store
@@ -30,25 +34,42 @@ class MetricStyle:
     exported: bool = False  # pod labels as exported_* (ServiceMonitor with honorLabels: false)
 
 
-def _labels(pairs: dict) -> str:
-    body = ",".join(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-                    for k, v in pairs.items())
-    return "{" + body + "}"
+class _Families:
+    """The families of one scrape, in prometheus-client's Metric (samples may differ in labels, as
+    dcgm-exporter's do: a GPU a pod holds carries the pod's)."""
+
+    def __init__(self):
+        self.families: list[Metric] = []
+
+    def family(self, name: str, help_text: str) -> Metric:
+        metric = Metric(name, help_text, "gauge")
+        self.families.append(metric)
+        return metric
+
+
+class _Collector:
+    def __init__(self, store: Store, style: MetricStyle):
+        self.store, self.style = store, style
+
+    def collect(self):
+        return iter(families(self.store, self.style))
 
 
 def render(store: Store, style: MetricStyle = MetricStyle()) -> str:
+    """The exposition text of one scrape (prometheus-client's generate_latest)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(store, style))
+    return generate_latest(registry).decode()
+
+
+def families(store: Store, style: MetricStyle = MetricStyle()) -> list[Metric]:
     with store.lock:
         nodes = sorted(store.objects[("", "nodes")].values(), key=lambda n: n["metadata"]["name"])
         pods = sorted(store.objects[("", "pods")].values(), key=lambda p: (p["metadata"].get("namespace", ""),
                                                                           p["metadata"]["name"]))
         jobs = sorted(store.objects[("batch", "jobs")].values(), key=lambda j: (j["metadata"].get("namespace", ""),
                                                                               j["metadata"]["name"]))
-    lines: list[str] = []
-
-    def family(name: str, kind: str, help_text: str) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-
+    out = _Families()
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running" and (p.get("spec") or {}).get("nodeName")]
     holders: dict[str, list[dict]] = {}
     for p in running:
@@ -81,47 +102,51 @@ def render(store: Store, style: MetricStyle = MetricStyle()) -> str:
                     util = 85.0
                 fb_used = int(util / 100 * 70000)
             gpu_rows.append((base, util, fb_used))
-    family("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).")
-    lines += [f"DCGM_FI_DEV_GPU_UTIL{_labels(b)} {u:g}" for b, u, _ in gpu_rows]
-    family("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).")
-    lines += [f"DCGM_FI_DEV_FB_USED{_labels(b)} {f}" for b, _, f in gpu_rows]
-    family("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).")
-    lines += [f"DCGM_FI_DEV_FB_FREE{_labels(b)} {80000 - f}" for b, _, f in gpu_rows]
-    family("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).")
-    lines += [f"DCGM_FI_DEV_POWER_USAGE{_labels(b)} {60 + 3.4 * u:.1f}" for b, u, _ in gpu_rows]
+    for metric, help_text, value in (
+            ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", lambda u, f: u),
+            ("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", lambda u, f: f),
+            ("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", lambda u, f: 80000 - f),
+            ("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", lambda u, f: round(60 + 3.4 * u, 1))):
+        family = out.family(metric, help_text)
+        for labels, util, fb in gpu_rows:
+            family.add_sample(metric, labels, value(util, fb))
 
     for metric, key in (("kube_node_status_allocatable", "allocatable"), ("kube_node_status_capacity", "capacity")):
-        family(metric, "gauge", f"The {key} for different resources of a node.")
+        family = out.family(metric, f"The {key} for different resources of a node.")
         for node in nodes:
             value = ((node.get("status") or {}).get(key) or {}).get(GPU)
             if value is not None:
-                lines.append(f'{metric}{_labels({"node": node["metadata"]["name"], "resource": "nvidia_com_gpu", "unit": "integer"})} {value}')
-    family("kube_pod_container_resource_requests", "gauge", "The number of requested request resource by a container.")
+                family.add_sample(metric, {"node": node["metadata"]["name"], "resource": "nvidia_com_gpu",
+                                           "unit": "integer"}, float(value))
+    family = out.family("kube_pod_container_resource_requests",
+                        "The number of requested request resource by a container.")
     for p in pods:
         for c in (p.get("spec") or {}).get("containers") or []:
             res = c.get("resources") or {}
             value = (res.get("requests") or {}).get(GPU) or (res.get("limits") or {}).get(GPU)
             if value:
-                lines.append("kube_pod_container_resource_requests" + _labels({
+                family.add_sample("kube_pod_container_resource_requests", {
                     "namespace": p["metadata"].get("namespace", ""), "pod": p["metadata"]["name"],
                     "uid": p["metadata"]["uid"], "container": c.get("name", ""),
                     "node": (p.get("spec") or {}).get("nodeName") or "", "resource": "nvidia_com_gpu",
-                    "unit": "integer"}) + f" {value}")
-    family("kube_pod_status_phase", "gauge", "The pods current phase.")
+                    "unit": "integer"}, float(value))
+    family = out.family("kube_pod_status_phase", "The pods current phase.")
     for p in pods:
         phase = (p.get("status") or {}).get("phase", "Pending")
         for candidate in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
-            lines.append("kube_pod_status_phase" + _labels({"namespace": p["metadata"].get("namespace", ""),
-                                                            "pod": p["metadata"]["name"], "uid": p["metadata"]["uid"],
-                                                            "phase": candidate}) + f" {int(candidate == phase)}")
+            family.add_sample("kube_pod_status_phase", {"namespace": p["metadata"].get("namespace", ""),
+                                                        "pod": p["metadata"]["name"], "uid": p["metadata"]["uid"],
+                                                        "phase": candidate}, int(candidate == phase))
     for metric, key in (("kube_job_status_active", "active"), ("kube_job_status_succeeded", "succeeded"),
                         ("kube_job_status_failed", "failed")):
-        family(metric, "gauge", f"The number of {key} pods.")
+        family = out.family(metric, f"The number of {key} pods.")
         for j in jobs:
-            lines.append(f'{metric}{_labels({"namespace": j["metadata"].get("namespace", ""), "job_name": j["metadata"]["name"]})} '
-                         f'{(j.get("status") or {}).get(key, 0)}')
-    family("kube_job_spec_parallelism", "gauge", "The maximum desired number of pods the job should run at any given time.")
+            family.add_sample(metric, {"namespace": j["metadata"].get("namespace", ""),
+                                       "job_name": j["metadata"]["name"]}, (j.get("status") or {}).get(key, 0))
+    family = out.family("kube_job_spec_parallelism",
+                        "The maximum desired number of pods the job should run at any given time.")
     for j in jobs:
-        lines.append(f'kube_job_spec_parallelism{_labels({"namespace": j["metadata"].get("namespace", ""), "job_name": j["metadata"]["name"]})} '
-                     f'{(j.get("spec") or {}).get("parallelism", 1)}')
-    return "\n".join(lines) + "\n"
+        family.add_sample("kube_job_spec_parallelism", {"namespace": j["metadata"].get("namespace", ""),
+                                                        "job_name": j["metadata"]["name"]},
+                          (j.get("spec") or {}).get("parallelism", 1))
+    return out.families
