@@ -38,7 +38,6 @@ _CARRIES = {
     EmitTarget.ACK: frozenset({"env"}),
     EmitTarget.LEGACY: frozenset(),
 }
-_FIELD_NAMES = {"command": "command", "args": "args", "env": "env"}
 
 
 def untranslatable_for(job: JobRequest, emit: EmitTarget) -> str | None:
@@ -51,7 +50,7 @@ def untranslatable_for(job: JobRequest, emit: EmitTarget) -> str | None:
     lost = [name for name in present if name not in _CARRIES[emit]]
     if not lost:
         return None
-    fields = " and ".join(f"containers[].{_FIELD_NAMES[n]}" for n in lost)
+    fields = " and ".join(f"containers[].{name}" for name in lost)
     what = {EmitTarget.ACK: "the ACK TrainingJob (sagemaker.services.k8s.aws/v1alpha1) has no field for it",
             EmitTarget.LEGACY: "the legacy TrainingJob (sagemaker.aws.amazon.com/v1) has no field for it"}[emit]
     return (f"the container sets {fields}, and {what}; set spec.sageMaker.emit: api (CreateTrainingJob "

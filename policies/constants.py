@@ -77,7 +77,6 @@ WRITTEN_ANNOTATIONS = (
 # --- What the controller creates -------------------------------------------------------
 CONTROLLER_NAME = "spillway"
 FINALIZER = f"{API_GROUP}/sagemaker-cleanup"  # on a Job burst with emit: api: stop its training job first
-LEDGER_CONFIGMAP = "spillway-ledger"  # the durable burst ledger, in the controller's namespace
 LEASE_NAME = "spillway-controller"
 OWNER_LABEL = f"{API_GROUP}/job-uid"  # on every resource Spillway creates for a Job
 TAG_NAMESPACE = "spillway.io/namespace"  # SageMaker tags on every training job
@@ -95,7 +94,6 @@ class EventReason(str, Enum):
     STOPPED = "SageMakerStopped"
     FELL_BACK = "SpotFellBackToOnDemand"
     INVALID_ANNOTATIONS = "InvalidAnnotations"
-    CLEANED_UP = "SageMakerCleanedUp"
 
 # --- Kubernetes well-known keys ---------------------------------------------------------
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -152,6 +152,10 @@ class Ledger:
             cm = self.kube.create_config_map(self.namespace, config_map_name(burst.uid), body["data"],
                                              labels=body["labels"])
         except KubeError as exc:
+            if exc.not_found:
+                raise KubeError(404, "NotFound", f"namespace {self.namespace} does not exist, and the burst ledger "
+                                "lives there: create it (deploy/ does), or pass --namespace with the controller's "
+                                "own") from None
             if not exc.conflict:
                 raise
             return self._reload(burst.uid) or burst

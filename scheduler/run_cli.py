@@ -16,8 +16,8 @@ DESCRIPTION = """\
 Run the Spillway controller. It watches batch/v1 Jobs that opt in (spillway.io/mode, or a GPU
 Job in a namespace listed in spec.managedJobs.namespaces) and are created with
 spec.suspend: true. Each cycle it reads nodes, pods and GPU requests from the Kubernetes API,
-DCGM utilization from Prometheus (if --prometheus-url is given), and the burst ledger (the
-ConfigMap spillway-ledger in --namespace); decides with the same plan() as `spillway sim`; and
+DCGM utilization from Prometheus (if --prometheus-url is given), and the burst ledger (a
+ConfigMap per burst in --namespace); decides with the same plan() as `spillway sim`; and
 then un-suspends the Job (Local), creates the SageMaker training job (spec.sageMaker.emit: ack,
 legacy or api), or leaves it waiting. Decisions, SageMaker status and cost are written onto the
 Job as spillway.io/* annotations and Events: `kubectl describe job NAME` tells the story.
