@@ -3,8 +3,9 @@
     python bench/bench_controller.py            # 1,000 nodes x 8 GPUs, 5,000 Jobs
     python bench/bench_controller.py --quick    # 100 nodes, 500 Jobs
 
-The sandbox's API server runs in this process; `spillway run` runs as its own process (as in a
-cluster), so its peak RSS is its own. The Jobs (1, 2, 4 or 8 GPUs, mode auto, a mix of runtime
+The sandbox (its API server, and its Job controller, scheduler and kubelet unless
+--no-machinery) runs in this process; `spillway run` runs as its own process (as in a cluster),
+so its peak RSS is its own. The Jobs (1, 2, 4 or 8 GPUs, mode auto, a mix of runtime
 estimates) are created suspended before the controller starts; every one of them needs a
 decision: the cluster has room for some, the rest burst (as ACK TrainingJob resources) or wait.
 
@@ -42,7 +43,7 @@ import yaml  # noqa: E402
 from policies import constants as C  # noqa: E402
 from policies.units import parse_time  # noqa: E402
 from sim.sandbox.apiserver import SandboxServer  # noqa: E402
-from sim.sandbox.machinery import add_nodes  # noqa: E402
+from sim.sandbox.machinery import Machinery, add_nodes  # noqa: E402
 
 PRODUCT = "NVIDIA-A100-SXM4-80GB"
 POLICY = {"apiVersion": "spillway.io/v1alpha1", "kind": "BurstPolicy", "spec": {
@@ -88,6 +89,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--workers", type=int, default=8, help="the controller's --workers")
+    ap.add_argument("--no-machinery", action="store_true",
+                    help="without the sandbox's Job controller, scheduler and kubelet (the API server alone)")
     args = ap.parse_args()
     nodes, jobs = (100, 500) if args.quick else (1000, 5000)
     server = SandboxServer(history=jobs * 8).start()
@@ -98,6 +101,9 @@ def main() -> None:
         store.create(ns_type, "", {"metadata": {"name": ns}})
     for i in range(jobs):
         store.create(job_type, job(i)["metadata"]["namespace"], job(i))
+    # The sandbox's Job controller, scheduler and kubelet: un-suspended Jobs get pods that bind and
+    # run (in real time: the estimates are hours, so none ends during the run).
+    machinery = None if args.no_machinery else Machinery(store, time_scale=1.0).start()
 
     landed: dict[str, float] = {}
     latencies: list[float] = []
@@ -147,6 +153,9 @@ def main() -> None:
     finally:
         proc.kill()
         stderr = proc.communicate(timeout=10)[1]
+        pods = len(store.objects[("", "pods")])
+        if machinery is not None:
+            machinery.stop()
         server.stop()
     warnings = [line for line in stderr.splitlines() if " WARNING " in line or " ERROR " in line]
     if not finished or warnings:
@@ -155,6 +164,7 @@ def main() -> None:
     lat = sorted(latencies)
     figures = {
         "nodes": nodes, "jobs": jobs, "decided": len(landed), "finished": finished,
+        "machinery": machinery is not None, "pods": pods,
         "placements": dict(sorted(placements.items())),
         "seconds_to_last_decision": round(elapsed, 2),
         "throughput_jobs_per_s": round(len(landed) / elapsed, 1) if elapsed > 0 else None,

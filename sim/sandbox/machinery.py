@@ -56,13 +56,20 @@ class Machinery(ReconcileLoop):
         self.store, self.scale, self.default_run = store, time_scale, default_run_seconds
         t = store.type_for
         self.jobs, self.pods, self.nodes = t("batch", "v1", "jobs"), t("", "v1", "pods"), t("", "v1", "nodes")
+        self._quiet_at: int | None = None  # the resourceVersion at the start of a pass that wrote nothing
+        self._next_end = float("inf")  # when the first running pod is due to end (by the store's clock)
 
     # --- one pass ----------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
         """One pass. The store's lock is held for one Job at a time, then for the scheduler and the
-        kubelet, never for the whole pass: API requests interleave with a pass over 5,000 Jobs."""
+        kubelet, never for the whole pass: API requests interleave with a pass over 5,000 Jobs. A
+        pass is skipped when nothing was written since a pass that changed nothing and no running
+        pod is due to end: a quiet cluster costs no CPU."""
         now = self.store.clock()
+        if self._quiet_at == self.store.rv and now < self._next_end:
+            return
+        rv_before = self.store.rv
         with self.store.lock:
             jobs = list(self.store.objects[self.jobs.key].items())
             by_owner = self._pods_by_owner()
@@ -81,6 +88,7 @@ class Machinery(ReconcileLoop):
                     step()
                 except ApiError:
                     pass
+        self._quiet_at = rv_before if self.store.rv == rv_before else None
 
     def _pods_by_owner(self) -> dict[str, list[dict]]:
         """Pods by the UID of the Job that owns them: one scan a pass, not one per Job."""
@@ -97,6 +105,9 @@ class Machinery(ReconcileLoop):
         if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
                for c in status.get("conditions") or []):
             return
+        if spec.get("suspend") and not pods and not status.get("active") and any(
+                c.get("type") == "Suspended" and c.get("status") == "True" for c in status.get("conditions") or []):
+            return  # suspended, and its status says so already: nothing to do (most of a queue)
         # The pass's index may hold a pod deleted since (by a client): read each one's current state.
         current = self.store.objects[self.pods.key]
         pods = [current[(ns, p["metadata"]["name"])] for p in pods if (ns, p["metadata"]["name"]) in current]
@@ -221,6 +232,7 @@ class Machinery(ReconcileLoop):
                                                         "metadata": {**pod["metadata"], "resourceVersion": None}})
 
     def _kubelet(self, now: float) -> None:
+        next_end = float("inf")
         for (ns, name), pod in list(self.store.objects[self.pods.key].items()):
             status = pod.get("status") or {}
             phase = status.get("phase", "Pending")
@@ -235,7 +247,9 @@ class Machinery(ReconcileLoop):
                     run = float(annotations.get(RUN_SECONDS, self.default_run))
                 except ValueError:
                     run = self.default_run
-                if now < _parse_ts(status["startTime"]) + run / self.scale:
+                end = _parse_ts(status["startTime"]) + run / self.scale
+                if now < end:
+                    next_end = min(next_end, end)
                     continue
                 failed = annotations.get(FAIL) in ("true", "1")
                 new = {**status, "phase": "Failed" if failed else "Succeeded", "conditions": [
@@ -243,6 +257,7 @@ class Machinery(ReconcileLoop):
             self.store.update(self.pods, ns, name, {**pod, "status": new,
                                                     "metadata": {**pod["metadata"], "resourceVersion": None}},
                               subresource="status")
+        self._next_end = next_end
 
 
 def add_nodes(store: Store, spec: str) -> list[str]:
