@@ -280,3 +280,19 @@ def test_cluster_from_the_openb_inventory_and_from_a_snapshot_file(tmp_path):
     example = Path(__file__).resolve().parent.parent / "policies" / "examples" / "cluster.yaml"
     nodes = parse_cluster(str(example))
     assert len(nodes) == 4 and nodes[3].schedulable is False
+
+
+def test_a_job_handed_to_the_local_queue_by_an_exhausted_budget_runs_when_its_slot_comes():
+    """whenExhausted: localOnly decides Local with a future start. The engine acts on it as the
+    controller does (policies.actions: keep it queued, look again when its slot comes); it used
+    to drop it and end with 'Jobs can never run'."""
+    policy = BurstPolicy.model_validate({"spec": {
+        "local": {"maxWaitSeconds": 0},
+        "budgets": {"default": {"dailyUsd": 1}, "whenExhausted": "localOnly"},
+        "allowlists": {"*": {"roleArns": ["arn:aws:iam::1:role/r"], "s3Prefixes": ["s3://sim/"]}}}})
+    jobs = [TraceJob(i, i * 60.0, 8, 1 * H, name=f"j{i}") for i in range(4)]
+    sim, r = run(jobs, policy)
+    assert all(rec.finish is not None for rec in r.values())
+    assert [r[f"j{i}"].placement for i in range(4)] == ["Local"] * 4
+    assert [r[f"j{i}"].start / H for i in range(4)] == [0, 1, 2, 3], "each when the one before it ends"
+    assert all(r[f"j{i}"].budget_blocked for i in range(1, 4))
