@@ -79,6 +79,20 @@ class JobRequest:
         return None
 
 
+def pod_spec_gpus(pod_spec: dict) -> int:
+    """nvidia.com/gpu a pod spec's containers request (limits, else requests); what a bound pod
+    holds on its node. A malformed quantity counts as none: it is reported where a Job is read."""
+    total = 0
+    for ctr in pod_spec.get("containers") or []:
+        res = (ctr.get("resources") or {}) if isinstance(ctr, dict) else {}
+        value = (res.get("limits") or {}).get(C.GPU_RESOURCE) or (res.get("requests") or {}).get(C.GPU_RESOURCE)
+        try:
+            total += parse_gpu_quantity(value or 0)
+        except ValueError:
+            pass
+    return total
+
+
 def family_of(name: str) -> str:
     """A Job name without generated suffixes: what 'similar Jobs' are grouped by."""
     return _FAMILY_SUFFIX.sub("", name) or name

@@ -158,7 +158,7 @@ class Controller:
             self.planner.add(pending[d.job])
         report.decisions = list(plan.decisions)
         times = [t for t in (actions.next_cycle_at,) if t is not None]
-        times += [t for t, _ in self.retry_at.values()]
+        times += [t for t, _ in self.retry_at.values() if t > now]  # a failed launch's back-off ends
         if any(b.state != DONE for b in self.ledger.bursts.values()):
             times.append(now + self.settings.burst_poll_seconds)
         times += [b.launch["fallback_time"] for b in self.ledger.bursts.values()  # the spot safety net

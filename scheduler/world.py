@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from policies import constants as C
-from policies.jobs import family_of
+from policies.jobs import family_of, pod_spec_gpus
 from policies.snapshot import CompletedJob, Node, RunningPod
 from policies.units import parse_duration, parse_gpu_quantity, parse_time
 
@@ -65,18 +65,6 @@ def nodes_of(items: list[dict]) -> tuple[Node, ...]:
     return tuple(sorted(out, key=lambda n: n.name))
 
 
-def pod_gpus(pod: dict) -> int:
-    total = 0
-    for ctr in (pod.get("spec") or {}).get("containers") or []:
-        res = ctr.get("resources") or {}
-        value = (res.get("limits") or {}).get(C.GPU_RESOURCE) or (res.get("requests") or {}).get(C.GPU_RESOURCE)
-        try:
-            total += parse_gpu_quantity(value or 0)
-        except ValueError:
-            pass
-    return total
-
-
 def _owner_uid(pod: dict) -> str | None:
     for ref in pod["metadata"].get("ownerReferences") or []:
         if ref.get("controller"):
@@ -101,7 +89,7 @@ def running_of(world: World) -> tuple[RunningPod, ...]:
     for pod in world.pods:
         node = (pod.get("spec") or {}).get("nodeName")
         phase = (pod.get("status") or {}).get("phase", "Pending")
-        gpus = pod_gpus(pod)
+        gpus = pod_spec_gpus(pod.get("spec") or {})
         if not node or phase not in GPU_PHASES or not gpus:
             continue
         owner_uid = _owner_uid(pod)
@@ -132,9 +120,7 @@ def local_hold(job: dict) -> list[tuple[str, int]]:
     ann = annotations(job)
     if ann.get(C.DECISION_PLACEMENT) != "Local" or not ann.get(C.LOCAL_NODES):
         return []
-    per_pod = 0
-    for ctr in ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []):
-        per_pod += pod_gpus({"spec": {"containers": [ctr]}})
+    per_pod = pod_spec_gpus(_template_spec(job))
     out = []
     for part in ann[C.LOCAL_NODES].split(","):
         node, _, pods = part.partition("=")
@@ -143,6 +129,10 @@ def local_hold(job: dict) -> list[tuple[str, int]]:
         except ValueError:
             continue
     return out
+
+
+def _template_spec(job: dict) -> dict:
+    return ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
 
 
 def format_local_nodes(nodes: tuple[str, ...], pods: tuple[int, ...]) -> str:
@@ -164,7 +154,7 @@ def completed_of(world: World) -> tuple[CompletedJob, ...]:
         start, end = _time(status.get("startTime")), _time(status.get("completionTime"))
         if start is None or end is None or end <= start:
             continue
-        gpus = pod_gpus({"spec": ((job.get("spec") or {}).get("template") or {}).get("spec") or {}})
+        gpus = pod_spec_gpus(_template_spec(job))
         name = job["metadata"]["name"]
         out.append(CompletedJob(job["metadata"].get("namespace", ""), family_of(name),
                                 gpus, end - start))

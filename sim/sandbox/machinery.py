@@ -17,6 +17,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
+from policies.jobs import pod_spec_gpus
+
 from ..cluster_spec import node_groups
 from .loop import ReconcileLoop
 from .store import ApiError, Store
@@ -36,15 +38,7 @@ def _parse_ts(text: str) -> float:
 
 
 def pod_gpus(pod: dict) -> int:
-    total = 0
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        res = c.get("resources") or {}
-        value = (res.get("limits") or {}).get(GPU) or (res.get("requests") or {}).get(GPU) or 0
-        try:
-            total += int(value)
-        except (TypeError, ValueError):
-            pass
-    return total
+    return pod_spec_gpus(pod.get("spec") or {})
 
 
 class Machinery(ReconcileLoop):
