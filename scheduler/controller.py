@@ -62,7 +62,6 @@ class Settings:
     launch_retry_seconds: float = 60.0  # first back-off after a failed launch (doubles, at most 1 h)
     workers: int = 8  # threads that write a cycle's actions
     clock_rate: float = 1.0  # clock seconds per real second (a sandbox on a faster virtual clock)
-    hot_window_seconds: int | None = None  # None: the policy's local.hotWindowSeconds
 
 
 @dataclass
@@ -117,22 +116,22 @@ class Controller:
             self.changed.wait(timeout=min(max(wait / self.settings.clock_rate, 0.05), 300.0))
 
     def cycle(self) -> CycleReport:
+        before = self.writes
         with self.metrics.cycle_seconds.time():
             try:
                 report = self._cycle()
             finally:
                 self._send_events()  # what happened is told, even when a cycle fails part-way
-            report.writes = self.writes - report.writes
+            report.writes = self.writes - before
         self.metrics.beat()
         self.metrics.ready.set()
         return report
 
     def _cycle(self) -> CycleReport:
         now = self.clock()
-        jobs, _ = self.kube.list_jobs()
-        world = World(now, jobs, self.kube.list_pods(), self.kube.list_nodes())
+        world = World(now, self.kube.list_jobs(), self.kube.list_pods(), self.kube.list_nodes())
         self.ledger.load()  # what is durable, whoever wrote it: the budget is charged from here
-        report = CycleReport(writes=self.writes)  # cycle() makes this the count of this cycle's writes
+        report = CycleReport()
         active = [b for b in self.ledger.bursts.values() if b.state != DONE]
         self._resources = self._list_resources({b.emit for b in active})
         self._each(self._follow, list(self.ledger.bursts.values()), world, now)
@@ -224,8 +223,8 @@ class Controller:
         nodes = nodes_of(world.nodes)
         utilization = None
         if self.utilization is not None:
-            window = self.settings.hot_window_seconds or self.policy.spec.local.hot_window_seconds
-            utilization = self.utilization.cluster_average(window, {n.name for n in nodes})
+            utilization = self.utilization.cluster_average(self.policy.spec.local.hot_window_seconds,
+                                                           {n.name for n in nodes})
             report.prometheus_ok = self.utilization.last_error is None
             self.metrics.prometheus_up.set(1 if report.prometheus_ok else 0)
         return Snapshot(now, nodes, running_of(world), self.ledger.in_flight(), self.ledger.spend(now),

@@ -18,6 +18,7 @@ from policies import constants as C
 from policies.units import parse_time
 
 from .output import emit, money, table
+from .world import finished
 
 DESCRIPTION = """\
 Watch Spillway work, with nothing to install: a sandbox Kubernetes cluster (4 nodes x 8 A100
@@ -195,8 +196,7 @@ def _view(store) -> dict:
     for job in _jobs(store):
         ann = job["metadata"].get("annotations") or {}
         placement = ann.get(C.DECISION_PLACEMENT, "Wait")
-        complete = any(c.get("type") == "Complete" and c.get("status") == "True"
-                       for c in (job.get("status") or {}).get("conditions") or [])
+        complete = finished(job)  # Complete or Failed: either way it is done
         if placement == "Local":
             out["local"] += 1
             out["local_done"] += complete

@@ -90,9 +90,8 @@ class Kube:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def list_jobs(self) -> tuple[list[dict], str]:
-        out = self._call(self.batch.list_job_for_all_namespaces)
-        return out.get("items") or [], (out.get("metadata") or {}).get("resourceVersion", "")
+    def list_jobs(self) -> list[dict]:
+        return self._call(self.batch.list_job_for_all_namespaces).get("items") or []
 
     def list_pods(self) -> list[dict]:
         return self._call(self.core.list_pod_for_all_namespaces).get("items") or []
