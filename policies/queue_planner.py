@@ -32,8 +32,10 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from typing import Iterator
 
+from .capacity import INF
 from .catalog import Catalog
 from .constants import Placement, Reason
+from .decision import Evidence
 from .decide import EPSILON, REQUEUE_MAX_SECONDS, REQUEUE_MIN_SECONDS, Cycle, assume, base_timeline, evaluate
 from .jobs import JobRequest
 from .plan import Plan, SolverReport, plan, queue_order
@@ -43,13 +45,14 @@ from .units import next_utc_midnight
 
 Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
 _TIMEOUT_SLACK = 1e-6  # look a hair early; evaluate() has the exact word
+_ROUNDING_STEP = 1e-3  # seconds: far above what an absolute time in 2026 can resolve (about 0.2 us)
 
 
 def why_not_stable(policy: BurstPolicy) -> str | None:
     """None when the planner may skip waiting Jobs under this policy; else the first reason not."""
     spec = policy.spec
-    if spec.local.queueing != "outOfOrder":
-        return f"queueing is {spec.local.queueing} (waiting Jobs hold GPUs, so each one moves the next)"
+    if spec.local.queueing == "backfill":
+        return "queueing is backfill (a waiting Job holds a forecast slot, which moves with those ahead of it)"
     if spec.local.burst_timing != "atMaxWait":
         return "burstTiming is early (a forecast that slips can trigger a burst at any cycle)"
     if spec.tradeoff.wait_usd_per_hour:
@@ -78,6 +81,7 @@ class QueuePlanner:
         """skip_waiting=False decides every Job every cycle, exactly as plan() (for comparisons)."""
         self.policy, self.catalog, self.optimizer = policy, catalog, optimizer
         self.stable = skip_waiting and why_not_stable(policy) is None and optimizer == "greedy"
+        self.fifo = self.stable and policy.spec.local.queueing == "fifo"
         self.skip_waiting = skip_waiting
         self._blocked: dict[str, tuple[float, float]] = {}  # key -> (budget needed, max wait): see _plan_in_full
         self.jobs: dict[str, JobRequest] = {}
@@ -85,6 +89,9 @@ class QueuePlanner:
         self._new: list[tuple] = []  # (order key, job key): not decided since they came in
         self._waiting: dict[Shape, list[tuple]] = {}  # sorted (order key, job key) per shape
         self._timeouts: list[tuple[float, str]] = []  # (submit + max wait, job key), lazily cleaned
+        self._timeout_of: dict[str, float] = {}  # the live entry of each key in _timeouts
+        self._slot_start: dict[str, float] = {}  # a waiting Job's forecast start, when it was last decided
+        self._queue: list[tuple] = []  # every (order key, job key), sorted: fifo walks it from the head
         self.evaluated = 0  # Jobs decided, summed over cycles (for benchmarks)
 
     # --- the queue ---------------------------------------------------------------------------------
@@ -96,13 +103,19 @@ class QueuePlanner:
         order = (job.submit_time, job.namespace, job.name)
         self._order[job.key] = order
         insort(self._new, (order, job.key))
+        if self.fifo:
+            insort(self._queue, (order, job.key))
 
     def remove(self, key: str) -> None:
         """A Job left the queue: placed, deleted, or taken over by hand."""
         if self.jobs.pop(key, None) is None:
             return
         self._blocked.pop(key, None)
+        self._timeout_of.pop(key, None)
+        self._slot_start.pop(key, None)
         order = self._order.pop(key)
+        if self.fifo:
+            del self._queue[_find(self._queue, (order, key))]
         for entries in (self._new, *self._waiting.values()):
             i = _find(entries, (order, key))
             if i is not None:
@@ -126,6 +139,8 @@ class QueuePlanner:
         now = snapshot.time if now is None else now
         if not self.stable or snapshot.utilization_samples or snapshot.gpu_utilization_percent is not None:
             return self._plan_in_full(snapshot, now)
+        if self.fifo:
+            return self._plan_fifo(snapshot, now)
         # The cycle (a copy of the timeline to assume decisions on) is made only when a Job is
         # decided; until then the checks read the snapshot's timeline, which is the same.
         base = base_timeline(snapshot, self.policy, now)
@@ -144,12 +159,7 @@ class QueuePlanner:
                     pods == 1 or timeline.may_fit_now(gpus, pods, product))
             return fits[shape]
 
-        due: set[str] = set()
-        while self._timeouts and self._timeouts[0][0] <= now + _TIMEOUT_SLACK:
-            _, key = heapq.heappop(self._timeouts)
-            if key in self.jobs:
-                due.add(key)
-        explicit = sorted([*self._new, *((self._order[k], k) for k in due)])
+        explicit = sorted([*self._new, *((self._order[k], k) for k in self._due(now))])
         self._new = []
         streams: list[Iterator] = [iter(explicit)]
         shapes: list[Shape | None] = [None]
@@ -173,19 +183,81 @@ class QueuePlanner:
             seen.add(key)
             if cycle is None:
                 cycle = Cycle.start(snapshot, self.policy, now, self.catalog)
-            job = self.jobs[key]
-            result = evaluate(job, cycle)
-            assume(result, job, cycle)
-            self.evaluated += 1
-            decisions.append(result.decision)
-            if result.decision.placement == Placement.WAIT:
-                self._note_waiting(key, result.decision.evidence.max_wait_seconds)
-            else:
-                self.remove(key)
-                if result.decision.placement == Placement.LOCAL:
-                    fits = {k: v for k, v in fits.items() if not v}  # GPUs were taken: ask again
-                    most_free.clear()
+            if self._decide(key, cycle, decisions) == Placement.LOCAL:
+                fits = {k: v for k, v in fits.items() if not v}  # GPUs were taken: ask again
+                most_free.clear()
         return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=self._review_at(now))
+
+    def _plan_fifo(self, snapshot: Snapshot, now: float) -> Plan:
+        """A stable policy with fifo queueing. plan() decides the queue from its head; the first Job
+        that must wait for a future slot (the blocker) sets the cycle's not_before past now, so no
+        Job behind it can start this cycle whatever its own slot. Behind the blocker a Job's decision
+        is then Wait until its max wait runs out (patient timing, no price, budget or quota), so
+        only Jobs that are new or due are decided there. Their placement and reason are plan()'s;
+        their forecast leaves out the slots of the Jobs skipped between them and the blocker (so
+        their evidence may show local GPUs sooner than plan() would). A volatile Job reads its own
+        slot, so the walk goes on, deciding every Job, up to the last volatile one."""
+        cycle = Cycle.start(snapshot, self.policy, now, self.catalog)
+        behind = sorted({*self._new, *((self._order[k], k) for k in self._due(now))})
+        self._new = []
+        decisions = []
+        blocker: tuple | None = None
+        # A volatile Job (a deadline, say) reads its own slot, which the Jobs ahead of it move: walk
+        # the whole queue up to the last of them, as plan() does.
+        walk_to = max((e for e in behind if _volatile(self.jobs[e[1]])), default=None)
+        fresh = {key for _, key in behind}
+        walked, look_again = None, None
+        for entry in _cursor(self._queue):
+            if cycle.not_before > now and (walk_to is None or entry > walk_to):
+                break
+            walked, key = entry, entry[1]
+            if walk_to is None and key not in fresh and self._still_blocks(self.jobs[key], cycle, now):
+                # plan() would find it waiting again for a future slot, which sets not_before past now;
+                # where exactly that slot is, only the (skipped) evidence of the Jobs behind would show.
+                cycle.not_before = max(cycle.not_before, self._slot_start[key])
+                look_again = self._slot_start[key]  # as its Wait would have asked (requeue at its slot)
+                continue
+            self._decide(key, cycle, decisions)
+        for entry in behind:
+            if walked is not None and entry > walked and entry[1] in self.jobs:
+                self._decide(entry[1], cycle, decisions)
+        review_at = self._review_at(now)
+        if look_again is not None:
+            look_again = max(look_again, now + REQUEUE_MIN_SECONDS)
+            review_at = look_again if review_at is None else min(review_at, look_again)
+        return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=review_at)
+
+    def _still_blocks(self, job: JobRequest, cycle: Cycle, now: float) -> bool:
+        """A waiting Job at the head of a fifo queue (not new, volatile or due) that cannot start now:
+        free GPUs at this instant are necessary for that. Its last forecast must be in the future."""
+        if self._slot_start.get(job.key, -INF) <= now or _volatile(job):
+            return False
+        timeline = cycle.timeline
+        return not (timeline.max_free_now(job.gpu_product) >= job.gpus_per_pod
+                    and (job.pods == 1 or timeline.may_fit_now(job.gpus_per_pod, job.pods, job.gpu_product)))
+
+    def _decide(self, key: str, cycle: Cycle, decisions: list) -> Placement:
+        """evaluate() and assume() one Job, as plan() does at its turn; it leaves the queue unless it waits."""
+        job = self.jobs[key]
+        result = evaluate(job, cycle)
+        assume(result, job, cycle)
+        self.evaluated += 1
+        decisions.append(result.decision)
+        if result.decision.placement == Placement.WAIT:
+            self._note_waiting(key, result.decision.evidence)
+        else:
+            self.remove(key)
+        return result.decision.placement
+
+    def _due(self, now: float) -> set[str]:
+        """The queued Jobs whose max wait has run out by now."""
+        due = set()
+        while self._timeouts and self._timeouts[0][0] <= now + _TIMEOUT_SLACK:
+            timeout, key = heapq.heappop(self._timeouts)
+            if self._timeout_of.get(key) == timeout:
+                del self._timeout_of[key]
+                due.add(key)
+        return due
 
     def _plan_in_full(self, snapshot: Snapshot, now: float) -> Plan:
         """plan() over the queue, leaving out the Jobs that stay blocked by the budget.
@@ -229,12 +301,13 @@ class QueuePlanner:
         self._new.clear()
         self._waiting.clear()
         self._timeouts.clear()
+        self._timeout_of.clear()
         kept = {key: blocked[key] for key in skipped}
         for d in result.decisions:
             if d.placement != Placement.WAIT:
                 self.remove(d.job)
                 continue
-            self._note_waiting(d.job, d.evidence.max_wait_seconds)
+            self._note_waiting(d.job, d.evidence)
             need = d.evidence.budget_needed_usd
             if d.reason == Reason.BUDGET_EXHAUSTED and need is not None and not _volatile(self.jobs[d.job]):
                 kept[d.job] = (need, d.evidence.max_wait_seconds)
@@ -245,7 +318,7 @@ class QueuePlanner:
         review_at = review if result.review_at is None else min(review, result.review_at)
         return Plan(result.decisions, result.solver, review_at=review_at)
 
-    def _note_waiting(self, key: str, max_wait_seconds: float) -> None:
+    def _note_waiting(self, key: str, evidence: Evidence) -> None:
         """A Job waits: decide it again when its max wait (as evaluate() worked it out) runs out,
         or when its shape may fit; a volatile Job, at every cycle."""
         if not self.stable:
@@ -254,20 +327,29 @@ class QueuePlanner:
         if _volatile(job):
             insort(self._new, (order, key))  # decided again next cycle
             return
-        shape = (job.gpus_per_pod, job.pods, job.gpu_product)
-        entries = self._waiting.setdefault(shape, [])
-        if _find(entries, (order, key)) is None:
-            insort(entries, (order, key))
-        timeout = job.submit_time + max_wait_seconds
-        if math.isfinite(timeout):
+        if not self.fifo:  # fifo walks the queue from its head instead
+            shape = (job.gpus_per_pod, job.pods, job.gpu_product)
+            entries = self._waiting.setdefault(shape, [])
+            if _find(entries, (order, key)) is None:
+                insort(entries, (order, key))
+        self._slot_start[key] = evidence.local_start_time
+        timeout = job.submit_time + evidence.max_wait_seconds
+        if timeout < evidence.now - _TIMEOUT_SLACK:
+            return  # it waits on past its max wait (nothing to burst to): only fitting locally moves it
+        if math.isfinite(timeout) and self._timeout_of.get(key) != timeout:
+            self._timeout_of[key] = timeout
             heapq.heappush(self._timeouts, (timeout, key))
 
     def _review_at(self, now: float) -> float | None:
-        """When a skipped Job's max wait next runs out: the caller must run a cycle by then. Never
-        sooner than a Wait's own shortest requeue, as plan() would have asked."""
-        while self._timeouts and self._timeouts[0][1] not in self.jobs:
+        """When a skipped Job's max wait next runs out: the caller must run a cycle by then. Exact,
+        not floored at REQUEUE_MIN_SECONDS as a Wait's requeue is, so a timeout is never seen late."""
+        while self._timeouts and self._timeout_of.get(self._timeouts[0][1]) != self._timeouts[0][0]:
             heapq.heappop(self._timeouts)
-        return max(self._timeouts[0][0], now + REQUEUE_MIN_SECONDS) if self._timeouts else None
+        if not self._timeouts:
+            return None
+        # A timeout a hair away (evaluate() found the Job a rounding error short of it) is looked at
+        # again just after, not at the next REQUEUE_MIN_SECONDS as a Wait's requeue would be.
+        return max(self._timeouts[0][0], now + _ROUNDING_STEP)
 
     def queue(self) -> list[JobRequest]:
         return queue_order(self.jobs.values())
