@@ -111,6 +111,7 @@ class CapacityTimeline:
     def __init__(self, origin: float, nodes: list[NodeTimeline]):
         self.origin = origin
         self.nodes = nodes
+        self.gains = 0  # release() calls: GPUs freed earlier than forecast (QueuePlanner watches it)
         self._owned = [True] * len(nodes)
         self.max_gpus = max([n.capacity for n in nodes] + [1])
         self._bound = np.full((len(nodes), self.max_gpus), INF)
@@ -166,6 +167,7 @@ class CapacityTimeline:
     def release(self, node: str, gpus: int, until: float) -> None:
         """A pod ended before `until`, the end it was expected at: its GPUs are free from now."""
         if until > self.origin:
+            self.gains += 1
             i = self._index()[node]
             self._own(i).add(self.origin, until, gpus)
             self._refresh(i)
@@ -206,7 +208,7 @@ class CapacityTimeline:
 
     def copy(self) -> "CapacityTimeline":
         new = object.__new__(CapacityTimeline)
-        new.origin, new.max_gpus = self.origin, self.max_gpus
+        new.origin, new.max_gpus, new.gains = self.origin, self.max_gpus, self.gains
         new.nodes = list(self.nodes)
         self._owned = [False] * len(self.nodes)
         new._owned = [False] * len(self.nodes)
@@ -265,6 +267,22 @@ class CapacityTimeline:
         if pods == 1:
             return self._single(idx, bounds, gpus_per_pod, duration, t0)
         return self._gang(idx, bounds, gpus_per_pod, pods, duration)
+
+    def earliest_possible(self, gpus_per_pod: int, pods: int, product: str | None, duration: float,
+                          t0: float | None = None) -> float:
+        """The exact earliest start. earliest_start() gives it for one pod; for a gang its quick
+        search may answer later, so a later call may find an earlier start, never one before this."""
+        if pods == 1 or gpus_per_pod <= 0:
+            return self.earliest_start(gpus_per_pod, pods, product, duration, t0).start
+        t0 = self.origin if t0 is None else max(t0, self.origin)
+        idx = self.candidates(product)
+        if gpus_per_pod > self.max_gpus or idx.size == 0 or int((self._capacity[idx] // gpus_per_pod).sum()) < pods:
+            return INF
+        bounds = np.maximum(self._bound[idx, gpus_per_pod - 1], t0)
+        finite = bounds[bounds != INF]
+        if finite.size == 0:
+            return INF
+        return self._gang_exhaustive(idx, bounds, gpus_per_pod, pods, duration, finite).start
 
     def _single(self, idx, bounds, gpus, duration, t0) -> LocalSlot:
         # An upper bound first: a node is surely free for good after its last reservation.

@@ -137,6 +137,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
                        local_usd + wait_rate * max(local_wait, 0) / 3600 if local_start != INF else INF)
     budget_left, budget_window = cycle.budget_left(job.namespace)
     budget_need: float | None = None  # set below when the budget alone blocks the burst
+    budget_need_type = ""
 
     def evidence(options=(), deadline_end=None, trigger="", blocked="") -> Evidence:
         return Evidence(
@@ -145,7 +146,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
             max_wait_seconds=max_wait, wait_usd_per_hour=wait_rate, deadline=job.deadline,
             deadline_slack_seconds=(job.deadline - deadline_end) if job.deadline and deadline_end is not None else None,
             cluster_hot=hot, options=(local, *options), budget_remaining_usd=None if budget_left == INF else budget_left,
-            trigger=trigger, blocked=blocked, budget_needed_usd=budget_need,
+            trigger=trigger, blocked=blocked, budget_needed_usd=budget_need, budget_needed_type=budget_need_type,
         )
 
     def done(placement, reason, message: Text, ev, requeue=None, launch=None, committed=0.0,
@@ -200,6 +201,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
                 if budget_short:
                     name, need = budget_short[0]
                     budget_need = None if quota_short else need
+                    budget_need_type = name
                     blocked = Blocked(Reason.BUDGET_EXHAUSTED,
                                       f"the {budget_window} budget of {job.namespace} has ${max(budget_left, 0):.2f} "
                                       f"left; a burst on {name} may cost up to ${need:.2f}")

@@ -58,6 +58,7 @@ class Evidence:
     # The least a burst would commit, when the budget alone stopped it (no type was short of quota):
     # the Job stays blocked while the namespace has less than this left.
     budget_needed_usd: float | None = None
+    budget_needed_type: str = ""  # the instance type that burst would use; blocked again only while it has quota
 
 
 Text = Union[str, Callable[[], str]]  # a message, or a function that writes it when first read

@@ -36,8 +36,9 @@ from .capacity import INF
 from .catalog import Catalog
 from .constants import Placement, Reason
 from .decision import Evidence
-from .decide import EPSILON, REQUEUE_MAX_SECONDS, REQUEUE_MIN_SECONDS, Cycle, assume, base_timeline, evaluate
+from .decide import EPSILON, REQUEUE_MIN_SECONDS, Cycle, assume, base_timeline, evaluate
 from .jobs import JobRequest
+from .parking import Parked, ParkingLot
 from .plan import Plan, SolverReport, plan, queue_order
 from .policy import BurstPolicy
 from .snapshot import Snapshot
@@ -83,7 +84,13 @@ class QueuePlanner:
         self.stable = skip_waiting and why_not_stable(policy) is None and optimizer == "greedy"
         self.fifo = self.stable and policy.spec.local.queueing == "fifo"
         self.skip_waiting = skip_waiting
-        self._blocked: dict[str, tuple[float, float]] = {}  # key -> (budget needed, max wait): see _plan_in_full
+        # Not stable (_plan_in_full): the queue is the active Jobs plus the parked ones (waiting for
+        # money, see _plan_in_full), each sorted by (order key, job key).
+        self._active: list[tuple] = []
+        self._parked = ParkingLot()
+        self._held: dict[str, tuple] = {}  # job key -> (start, nodes) of the slot a waiting Job holds
+        self._removed_holder: tuple | None = None  # the first slot holder removed since the last cycle
+        self._base_seen: tuple | None = None  # (timeline id, its gains, nodes) at the last cycle
         self.jobs: dict[str, JobRequest] = {}
         self._order: dict[str, tuple] = {}
         self._new: list[tuple] = []  # (order key, job key): not decided since they came in
@@ -105,18 +112,22 @@ class QueuePlanner:
         insort(self._new, (order, job.key))
         if self.fifo:
             insort(self._queue, (order, job.key))
+        if not self.stable:
+            insort(self._active, (order, job.key))
 
     def remove(self, key: str) -> None:
         """A Job left the queue: placed, deleted, or taken over by hand."""
         if self.jobs.pop(key, None) is None:
             return
-        self._blocked.pop(key, None)
         self._timeout_of.pop(key, None)
         self._slot_start.pop(key, None)
         order = self._order.pop(key)
         if self.fifo:
             del self._queue[_find(self._queue, (order, key))]
-        for entries in (self._new, *self._waiting.values()):
+        if self._held.pop(key, None) is not None:  # its slot is given back: those behind may move up
+            self._removed_holder = min(self._removed_holder or (order, key), (order, key))
+        parked = self._parked.unpark(key) is not None
+        for entries in ([] if parked else self._active, self._new, *self._waiting.values()):
             i = _find(entries, (order, key))
             if i is not None:
                 del entries[i]
@@ -201,7 +212,6 @@ class QueuePlanner:
         behind = sorted({*self._new, *((self._order[k], k) for k in self._due(now))})
         self._new = []
         decisions = []
-        blocker: tuple | None = None
         # A volatile Job (a deadline, say) reads its own slot, which the Jobs ahead of it move: walk
         # the whole queue up to the last of them, as plan() does.
         walk_to = max((e for e in behind if _volatile(self.jobs[e[1]])), default=None)
@@ -260,63 +270,168 @@ class QueuePlanner:
         return due
 
     def _plan_in_full(self, snapshot: Snapshot, now: float) -> Plan:
-        """plan() over the queue, leaving out the Jobs that stay blocked by the budget.
+        """plan() over the queue, leaving out the Jobs that provably stay blocked by the budget.
 
         A Job the budget blocked holds no GPUs, dollars or quota (assume() records nothing for
-        it), so leaving it out changes no other decision. Its own decision is again "Wait,
-        BudgetExhausted" while, at its turn in the cycle: it has waited its max wait (so the
-        max-wait trigger holds whatever the forecast), its shape cannot start now (free GPUs at
-        this instant are necessary for that), and its namespace has less left than the least a
-        burst would commit (Evidence.budget_needed_usd, fixed for a Job without a deadline), and no
-        instance type is short of quota for its pods (which would lead evaluate() to another type).
-        The controller must still run a cycle within REQUEUE_MAX_SECONDS, as the Waits it does not
-        see again would have asked (review_at), and at the next budget reset."""
-        blocked = self._blocked if self.skip_waiting and self.optimizer == "greedy" else {}
-        skipped: list[str] = []
+        it), so leaving it out changes no other decision. It is parked, and its decision is again
+        "Wait, BudgetExhausted" while, at its turn in the cycle:
+          - the trigger that made it want to burst still holds. At its max wait (atMaxWait), or
+            never fitting, that holds for good. A forecast past its max wait (early timing) holds
+            while no GPUs come free earlier than forecast and nothing ahead of it in the queue
+            takes, moves or gives back a slot: then its slot can only be later than it was;
+          - it cannot start now: the earliest it could start is still ahead (with nothing changed
+            ahead of it, that earliest start stays where it was or moves later), or its shape has
+            too few GPUs free at this instant;
+          - its namespace has less left than the least a burst would commit
+            (Evidence.budget_needed_usd, fixed for a Job without a deadline);
+          - the instance type it would burst on still has quota for its pods (else evaluate() would
+            try the next type; the types before it offered nothing, whatever the money).
+        Each condition is checked for all parked Jobs at once where it can be: the budget per
+        namespace and the free GPUs per shape at the start of the cycle (a cycle only takes GPUs
+        and dollars), and a change ahead wakes every parked Job behind it. So a cycle costs what
+        changed, not the length of a queue that waits for money. The caller must run a cycle at
+        the next budget reset (review_at) and whenever money or GPUs come back."""
+        if not (self.skip_waiting and self.optimizer == "greedy"):
+            result = plan(list(self.jobs.values()), snapshot, self.policy, now, optimizer=self.optimizer,
+                          catalog=self.catalog)
+            self.evaluated += len(result.decisions)
+            for d in result.decisions:
+                if d.placement != Placement.WAIT:
+                    self.remove(d.job)
+            return result
+        cycle = Cycle.start(snapshot, self.policy, now, self.catalog)
+        change_at = self._changed_since_last_cycle(snapshot)
         quotas = self.policy.spec.sage_maker.quotas
         no_room: set[Shape] = set()  # shapes with too few GPUs free at this instant
+        patient = self.policy.spec.local.burst_timing == "atMaxWait"
 
-        def still_blocked(job: JobRequest, cycle: Cycle) -> bool:
-            known = blocked.get(job.key)
-            if known is None:
+        lefts: dict[str, float] = {}  # budget left per namespace, until the next burst this cycle
+
+        def still_blocked(park: Parked) -> bool:
+            left = lefts.get(park.namespace)
+            if left is None:
+                left = lefts[park.namespace] = cycle.budget_left(park.namespace)[0]
+            if left + EPSILON >= park.need:
                 return False
-            need, max_wait = known
-            if not job.submit_time or now - job.submit_time < max_wait:
-                return False
-            shape = (job.gpus_per_pod, job.pods, job.gpu_product)
+            if now >= park.earliest_start and room(park.shape):
+                return False  # it may start now
+            # The type it would burst on must still have quota, or evaluate() tries another type.
+            return park.instance_type not in quotas or cycle.quota_left(park.instance_type) >= park.shape[1]
+
+        def room(shape: Shape) -> bool:
             if shape not in no_room:
                 if cycle.timeline.may_fit_now(*shape):
-                    return False
+                    return True
                 no_room.add(shape)  # a cycle only takes GPUs: it stays so for the rest of the cycle
-            if cycle.budget_left(job.namespace)[0] + EPSILON >= need:
-                return False
-            if any(cycle.quota_left(name) < job.pods for name in quotas):
-                return False  # a type short of quota would send evaluate() on to another type
-            skipped.append(job.key)
-            return True
+            return False
 
-        result = plan(list(self.jobs.values()), snapshot, self.policy, now, optimizer=self.optimizer,
-                      catalog=self.catalog, skip=still_blocked if blocked else None)
-        self.evaluated += len(result.decisions)
-        self._new.clear()
-        self._waiting.clear()
-        self._timeouts.clear()
-        self._timeout_of.clear()
-        kept = {key: blocked[key] for key in skipped}
-        for d in result.decisions:
-            if d.placement != Placement.WAIT:
-                self.remove(d.job)
+        # Parked Jobs that one of the group conditions may let go this cycle; the rest are woken only
+        # by a change ahead of them.
+        candidates = self._parked.candidates(now, lambda ns: cycle.budget_left(ns)[0], cycle.quota_left, room)
+        streams: list[Iterator] = [iter(list(self._active)), iter(candidates)]
+        heap: list = []
+        for i, stream in enumerate(streams):
+            _push_next(heap, stream, i)
+        if change_at is not None:
+            streams.append(_cursor_after(self._parked.entries, change_at))
+            _push_next(heap, streams[-1], len(streams) - 1)
+        decisions = []
+        seen: set[str] = set()
+        while heap:
+            order, key, s = heapq.heappop(heap)
+            _push_next(heap, streams[s], s)
+            if key in seen or key not in self.jobs:
                 continue
-            self._note_waiting(d.job, d.evidence)
-            need = d.evidence.budget_needed_usd
-            if d.reason == Reason.BUDGET_EXHAUSTED and need is not None and not _volatile(self.jobs[d.job]):
-                kept[d.job] = (need, d.evidence.max_wait_seconds)
-        self._blocked = kept
-        if not skipped:
-            return result
-        review = min(now + REQUEUE_MAX_SECONDS, next_utc_midnight(now))  # budgets reset at UTC midnights
-        review_at = review if result.review_at is None else min(review, result.review_at)
-        return Plan(result.decisions, result.solver, review_at=review_at)
+            seen.add(key)
+            entry = (order, key)
+            park = self._parked.jobs.get(key)
+            if park is not None and (change_at is None or entry < change_at) and still_blocked(park):
+                continue
+            job = self.jobs[key]
+            result = evaluate(job, cycle)
+            assume(result, job, cycle)
+            self.evaluated += 1
+            d = result.decision
+            decisions.append(d)
+            if self._moves_others(key, result, quotas) and change_at is None:
+                change_at = entry  # every parked Job behind it may see another slot or less quota
+                streams.append(_cursor_after(self._parked.entries, entry))
+                _push_next(heap, streams[-1], len(streams) - 1)
+            if d.placement.is_cloud:
+                lefts.clear()
+            if d.placement != Placement.WAIT:
+                self.remove(key)
+            elif (start := self._parked_start(job, result, cycle, patient)) is not None:
+                self._park(job, d, start)
+            else:
+                self._unpark(key)
+        review_at = None
+        if self._parked:
+            # Budgets reset at UTC midnights (and month starts, which are midnights); a parked Job may
+            # start locally from its earliest start, which plan() would have asked to look again at.
+            review_at = next_utc_midnight(now)
+            start = self._parked.next_start(now)
+            if start is not None:
+                review_at = min(review_at, start)
+        return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=review_at)
+
+    def _changed_since_last_cycle(self, snapshot: Snapshot) -> tuple | None:
+        """The first queue position whose view of local capacity may have grown since the last
+        cycle: GPUs freed earlier than forecast (all of them), or a slot-holding Job removed."""
+        change_at, self._removed_holder = self._removed_holder, None
+        timeline = snapshot.capacity
+        seen = (id(timeline), timeline.gains, snapshot.nodes) if timeline is not None else None
+        if seen is None or seen != self._base_seen:
+            change_at = _FIRST  # a capacity timeline rebuilt from the pods: nothing to compare with
+        self._base_seen = seen
+        return change_at
+
+    def _moves_others(self, key: str, result, quotas) -> bool:
+        """Whether this decision changes what the Jobs queued behind it see, against last cycle: a
+        slot taken, moved or given back (other than by starting in it), or quota taken."""
+        d = result.decision
+        held = None
+        if (d.placement == Placement.WAIT and result.holds_slot and result.slot.feasible
+                and self.policy.spec.local.queueing != "outOfOrder" and self.jobs[key].total_gpus):
+            held = (result.slot.start, result.slot.nodes)
+        before = self._held.pop(key, None)
+        if held is not None:
+            self._held[key] = held
+        if d.placement == Placement.LOCAL:
+            return before is not None and before != (result.slot.start, result.slot.nodes)
+        if d.placement.is_cloud and d.launch is not None and d.launch.instance_type in quotas:
+            return True
+        return held != before
+
+    def _parked_start(self, job: JobRequest, result, cycle: Cycle, patient: bool) -> float | None:
+        """For a Wait for money whose trigger does not depend on what changes by itself (see
+        _plan_in_full): the earliest it could start locally, as things stand. None: not parkable."""
+        d = result.decision
+        ev = d.evidence
+        if d.reason != Reason.BUDGET_EXHAUSTED or ev.budget_needed_usd is None or _volatile(job):
+            return None
+        start = ev.local_start_time
+        if start != INF and job.pods > 1:
+            # A gang's slot comes from a quick search that may miss a start, which a later cycle
+            # could then find: hold it to the exact earliest instead (as evaluate() saw the timeline).
+            start = cycle.timeline.earliest_possible(job.gpus_per_pod, job.pods, job.gpu_product, result.runtime,
+                                                     max(ev.now, cycle.not_before))
+        if start == INF or (ev.waited_seconds >= ev.max_wait_seconds if patient
+                            else start - job.submit_time > ev.max_wait_seconds):
+            return start  # never fits; at its max wait; or even its earliest start is past it
+        return None
+
+    def _park(self, job: JobRequest, d, start: float) -> None:
+        entry = (self._order[job.key], job.key)
+        if job.key not in self._parked:
+            del self._active[_find(self._active, entry)]
+        self._parked.park(job.key, Parked(entry, job.namespace, (job.gpus_per_pod, job.pods, job.gpu_product),
+                                          d.evidence.budget_needed_usd, start, d.evidence.budget_needed_type), d.evidence.now)
+
+    def _unpark(self, key: str) -> None:
+        parked = self._parked.unpark(key)
+        if parked is not None:
+            insort(self._active, parked.entry)
 
     def _note_waiting(self, key: str, evidence: Evidence) -> None:
         """A Job waits: decide it again when its max wait (as evaluate() worked it out) runs out,
@@ -353,6 +468,20 @@ class QueuePlanner:
 
     def queue(self) -> list[JobRequest]:
         return queue_order(self.jobs.values())
+
+
+_FIRST: tuple = ((-INF,), "")  # a queue position before every Job
+
+
+def _cursor_after(entries: list, after: tuple) -> Iterator[tuple]:
+    """The entries after `after`, read as _cursor() reads them."""
+    last = after
+    while True:
+        i = bisect_right(entries, last)
+        if i >= len(entries):
+            return
+        last = entries[i]
+        yield last
 
 
 def _cursor(entries: list) -> Iterator[tuple]:

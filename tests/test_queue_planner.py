@@ -113,6 +113,10 @@ def budget_bound_policy(daily_usd: float, **spec):
     (40, {}),
     (15, {"local": {"burstTiming": "atMaxWait", "maxWaitSeconds": 600}}),
     (40, {"local": {"queueing": "fifo"}, "tradeoff": {"waitUsdPerHour": 0}}),
+    # Quota runs out on the types bursts use, so blocked Jobs move between types as bursts end.
+    (60, {"sageMaker": {"quotas": {"ml.g6.48xlarge": 1, "ml.g6.12xlarge": 1, "ml.g6.xlarge": 2,
+                                   "ml.g6.2xlarge": 1, "ml.g6.4xlarge": 1}}}),
+    (25, {"local": {"maxWaitSeconds": 300}, "tradeoff": {"waitUsdPerHour": 20}}),
 ])
 def test_leaving_out_budget_blocked_jobs_changes_no_decision(daily_usd, spec):
     pol = budget_bound_policy(daily_usd, **spec)
