@@ -15,6 +15,7 @@ from .cluster_spec import node_groups
 from .engine import SimConfig, simulate
 from .presets import BASELINES, scenario_baseline
 from .report import jobs_csv, render, summarize
+from .sweep import default_workers, run_all
 from .traces import (USER_CSV_COLUMNS, load_alibaba, load_philly, load_user_csv, sample, scale_arrivals,
                      starburst_sb1, synthetic)
 
@@ -73,6 +74,10 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", metavar="DIR", help="write PNG plots: cost vs. p95 wait (with the Pareto frontier), "
                    "and queue, utilization and spend over time per policy")
+    p.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                   help=f"runs in parallel, one process each (default: this machine's {default_workers()} cores); "
+                        "results are the same as one after the other")
+    p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,7 +93,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also solve the hindsight-optimal schedule (CP-SAT, this time limit) at the first "
                         "policy's average wait: the yardstick for the gap to optimal (windows of <= 500 Jobs)")
     p.add_argument("--jobs-csv", metavar="FILE", help="write one row per Job (with --compare: one file per policy)")
-    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.set_defaults(run=run)
     from .tune import register as register_tune
 
@@ -98,24 +102,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     jobs, nodes, cloud, tick = _world(args)
     policies = _policies(args)
+    progress = not args.no_progress
+    tasks = [(jobs, SimConfig(nodes, policy, cloud, tick, args.seed, args.optimizer, args.estimate_error,
+                              progress=progress and len(policies) == 1)) for _, policy in policies]
+    if len(policies) == 1 and progress:
+        print(f"simulating {len(jobs)} Jobs with policy '{policies[0][0]}' ...", file=sys.stderr)
+    runs = run_all(_simulate, tasks, workers=args.workers, label="policies", progress=progress)
     summaries, wall, sims = [], {}, {}
-    for name, policy in policies:
-        started = time.perf_counter()
-        if not args.no_progress and sys.stderr.isatty():
-            print(f"simulating {len(jobs)} Jobs with policy '{name}' ...", file=sys.stderr)
-        config = SimConfig(nodes, policy, cloud, tick, args.seed, args.optimizer, args.estimate_error,
-                           progress=not args.no_progress and sys.stderr.isatty())
-        sim, records = simulate(jobs, config)
-        wall[name] = time.perf_counter() - started
-        summaries.append(summarize(name, sim, records))
+    for (name, _), (sim, seconds) in zip(policies, runs):
+        wall[name] = seconds
+        summaries.append(summarize(name, sim, sim.records))
         sims[name] = sim
-        if len(summaries) == 1:
-            first_records = records
         if args.jobs_csv:
             path = Path(args.jobs_csv)
             if len(policies) > 1:
                 path = path.with_name(f"{path.stem}-{name}{path.suffix or '.csv'}")
-            path.write_text(jobs_csv(records))
+            path.write_text(jobs_csv(sim.records))
+    first_records = runs[0][0].records
     oracle = None
     if args.hindsight:
         from .hindsight import hindsight_optimal
@@ -158,6 +161,14 @@ def run(args) -> int:
               "results": [s.as_dict() for s in summaries],
               "hindsight": None if oracle is None else oracle.__dict__}, args.output)
     return 0
+
+
+def _simulate(task):
+    """One run (in a worker process when there are several): the simulation and its wall time."""
+    jobs, config = task
+    started = time.perf_counter()
+    sim, _ = simulate(jobs, config)
+    return sim, time.perf_counter() - started
 
 
 def emit(data, fmt: str) -> None:

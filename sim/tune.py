@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import re
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -17,6 +15,7 @@ from policies import BurstPolicy, InputError, InputIssue, default_policy, load_p
 
 from .engine import SimConfig, simulate
 from .report import Summary, pareto_front, summarize
+from .sweep import run_all
 
 DEFAULT_GRID = {
     "local.maxWaitSeconds": [0, 600, 1800, 3600, 7200],
@@ -46,7 +45,6 @@ examples:
     p.add_argument("--goal", default="wait_p95_hours<=0.5",
                    help="a report figure and a bound, e.g. wait_p95_hours<=0.5 (default), deadline_misses<=0")
     p.add_argument("--write", metavar="FILE", help="write the chosen policy here")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.set_defaults(run=run)
 
 
@@ -117,14 +115,11 @@ def run(args) -> int:
     config_args = dict(nodes=nodes, cloud=cloud, tick_seconds=tick, seed=args.seed, optimizer=args.optimizer,
                        estimate_error=args.estimate_error)
     tasks = [(i, doc, jobs, config_args) for i, doc in enumerate(docs)]
-    results: dict[int, Summary] = {}
-    print(f"tuning: {len(tasks)} runs of {len(jobs)} Jobs on {args.workers} worker(s)", file=sys.stderr)
-    with ProcessPoolExecutor(max_workers=max(1, min(args.workers, len(tasks)))) as pool:
-        for done, (index, summary) in enumerate(pool.map(_one, tasks), start=1):
-            results[index] = summary
-            print(f"\r  {done}/{len(tasks)} runs", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    summaries = [results[i] for i in range(len(tasks))]
+    if not args.no_progress:
+        print(f"tuning: {len(tasks)} runs of {len(jobs)} Jobs on {min(args.workers, len(tasks))} worker(s)",
+              file=sys.stderr)
+    summaries = [summary for _, summary in run_all(_one, tasks, workers=args.workers, label="tune",
+                                                     progress=not args.no_progress)]
     points = [(s.cloud_usd, s.wait_p95_hours) for s in summaries]
     front = set(pareto_front(points))
     feasible = [i for i, s in enumerate(summaries) if meets(s, goal)]

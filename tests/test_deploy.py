@@ -83,7 +83,7 @@ def test_the_deployment_runs_two_replicas_of_a_command_the_cli_accepts():
 
 def test_the_controller_starts_without_the_simulators_dependencies():
     # As in the controller image: the 'sim' extra and the test tools are not installed.
-    absent = ["moto", "flask", "flask_cors", "matplotlib", "jsonschema", "jsonpatch", "werkzeug",
+    absent = ["moto", "flask", "flask_cors", "matplotlib", "jsonschema", "jsonpatch", "werkzeug", "tqdm",
               "kubernetes_validate", "pytest", "hypothesis"]
     code = f"""
 import importlib.abc, sys

@@ -214,6 +214,22 @@ def test_cli_compare_json(capsys):
     assert round(data["results"][1]["cloud_gpu_hours"], 3) == 233.601
 
 
+def test_parallel_runs_give_the_serial_results_byte_for_byte(capsys, tmp_path):
+    """--compare and tune spread their runs over worker processes; only the wall times may differ."""
+    outputs = {}
+    for workers in ("1", "2"):
+        assert main(["sim", "--scenario", "sb1", "--compare", "no-wait", "constant-wait", "compute-wait",
+                     "-o", "json", "--workers", workers]) == 0
+        captured = capsys.readouterr()
+        outputs[workers] = captured.out
+        assert "policies: 100%" in captured.err and "3/3" in captured.err  # progress although stderr is no TTY
+        code = main(["tune", "--scenario", "sb1", "--param", "local.maxWaitSeconds=0,900,3600", "--no-progress",
+                     "--write", str(tmp_path / f"tuned-{workers}.yaml"), "--workers", workers])
+        assert code == 0 and capsys.readouterr().err == ""
+    assert outputs["1"] == outputs["2"]
+    assert (tmp_path / "tuned-1.yaml").read_text() == (tmp_path / "tuned-2.yaml").read_text()
+
+
 def test_cli_default_run_uses_the_bundled_trace(capsys, tmp_path):
     out_csv = tmp_path / "jobs.csv"
     assert main(["sim", "--no-progress", "--jobs-csv", str(out_csv)]) == 0
