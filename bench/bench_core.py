@@ -1,6 +1,6 @@
 """Decision-core speed: decide() latency with 10k pending Jobs on 1k nodes, plan() wall time.
 
-    python bench/bench_core.py            # full sizes (about a minute on 2 cores)
+    python bench/bench_core.py            # full sizes (about 10 s on 2 cores: 8.6 s measured)
     python bench/bench_core.py --quick    # smaller, for a smoke run
 
 Goals (issue 2): decide() p99 <= 1 ms; plan() <= 1 s at 500 pending Jobs.

@@ -10,19 +10,21 @@ from last time. Everything it returns comes from the same evaluate()/assume() as
 same queue order, so the placements and reasons are those plan() would give for those Jobs; the
 Jobs it leaves out would get the same Wait as before (their evidence is not refreshed).
 
-When it may skip a waiting Job (the "stable" case): queueing is outOfOrder (a waiting Job holds
-no GPUs, so leaving it out changes nobody else's decision) and bursts happen at the max wait
-(burstTiming atMaxWait), with nothing that moves with time or with other Jobs: no wait price,
-no finite budget or quota, no hot-cluster signal, no optimizer, no deadline, a fixed runtime
-estimate. Then a waiting Job's decision changes only when
-  - its max wait runs out (a timeout, kept in a heap), or
-  - local GPUs free up so that its shape (GPUs per pod, pods, GPU product) fits now.
-Whether enough GPUs are free at this instant is the same for every Job of a shape, is necessary
-for starting now, and once false in a cycle stays false for the rest of it (a cycle only takes
-GPUs), so a shape that fails it is skipped whole. Every other policy, and every Job with a deadline,
-is decided in full each cycle, exactly as plan() does, except that a Job the budget blocked last
-time is left out while it provably stays blocked (see _plan_in_full): on a cluster where the budget
-binds, those are most of the queue.
+When it may skip a waiting Job (the "stable" case): bursts happen at the max wait (burstTiming
+atMaxWait), with nothing that moves with time or with other Jobs: no wait price, no finite budget
+or quota, no hot-cluster signal, no optimizer, no deadline, a fixed runtime estimate.
+  - outOfOrder queueing: a waiting Job holds no GPUs, so leaving it out changes nobody else's
+    decision, and its own changes only when its max wait runs out (a timeout, kept in a heap) or
+    local GPUs free up so that its shape (GPUs per pod, pods, GPU product) fits now. Whether
+    enough GPUs are free at this instant is the same for every Job of a shape, is necessary for
+    starting now, and once false in a cycle stays false for the rest of it (a cycle only takes
+    GPUs), so a shape that fails it is skipped whole.
+  - fifo queueing: the queue is decided from its head up to the first Job that must wait for a
+    future slot; behind it only new and timed-out Jobs are decided (see _plan_fifo).
+Every other policy (backfill queueing, early bursts, budgets, quotas) is decided as plan() does,
+in full, except that a Job waiting for money is parked while it provably stays blocked, and woken
+only by what could free it (see _plan_in_full): on a cluster where the budget binds, those are
+most of the queue.
 """
 
 from __future__ import annotations
