@@ -14,8 +14,9 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass
 from typing import Callable
 
+from .decide import EPSILON
+
 Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
-EPSILON = 1e-6
 
 
 @dataclass(frozen=True, slots=True)

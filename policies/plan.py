@@ -10,7 +10,7 @@ still has its reason and no hard rule (mode, budget, quota, allowlist, deadline)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Literal
+from typing import Iterable, Literal
 
 from .catalog import Catalog
 from .constants import Placement
@@ -56,10 +56,7 @@ def plan(
     time_limit_seconds: float = 2.0,
     window_jobs: int = 200,
     catalog: Catalog | None = None,
-    skip: Callable[[JobRequest, Cycle], bool] | None = None,
 ) -> Plan:
-    """skip(job, cycle), asked at the Job's turn: True leaves the Job out of this cycle (no decision).
-    Only for a Job whose decision provably holds nothing (QueuePlanner: one blocked by the budget)."""
     now = snapshot.time if now is None else now
     queue = queue_order(pending)
     prefer: dict[str, tuple[Placement, float]] = {}
@@ -72,8 +69,6 @@ def plan(
     cycle = Cycle.start(snapshot, policy, now, catalog)
     decisions = []
     for job in queue:
-        if skip is not None and skip(job, cycle):
-            continue
         placement, not_before = prefer.get(job.key, (None, now))
         slot = None
         if placement == Placement.LOCAL and not_before > now:

@@ -38,15 +38,14 @@ from .capacity import INF
 from .catalog import Catalog
 from .constants import Placement, Reason
 from .decision import Evidence
-from .decide import EPSILON, REQUEUE_MIN_SECONDS, Cycle, assume, base_timeline, evaluate
+from .decide import EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, base_timeline, evaluate
 from .jobs import JobRequest
-from .parking import Parked, ParkingLot
+from .parking import Parked, ParkingLot, Shape
 from .plan import Plan, SolverReport, plan, queue_order
 from .policy import BurstPolicy
 from .snapshot import Snapshot
 from .units import next_utc_midnight
 
-Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
 _TIMEOUT_SLACK = 1e-6  # look a hair early; evaluate() has the exact word
 _ROUNDING_STEP = 1e-3  # seconds: far above what an absolute time in 2026 can resolve (about 0.2 us)
 
@@ -248,13 +247,17 @@ class QueuePlanner:
         return not (timeline.max_free_now(job.gpu_product) >= job.gpus_per_pod
                     and (job.pods == 1 or timeline.may_fit_now(job.gpus_per_pod, job.pods, job.gpu_product)))
 
-    def _decide(self, key: str, cycle: Cycle, decisions: list) -> Placement:
-        """evaluate() and assume() one Job, as plan() does at its turn; it leaves the queue unless it waits."""
-        job = self.jobs[key]
+    def _evaluate(self, job: JobRequest, cycle: Cycle, decisions: list) -> Evaluated:
+        """evaluate() and assume() one Job, as plan() does at its turn."""
         result = evaluate(job, cycle)
         assume(result, job, cycle)
         self.evaluated += 1
         decisions.append(result.decision)
+        return result
+
+    def _decide(self, key: str, cycle: Cycle, decisions: list) -> Placement:
+        """_evaluate() one Job of a stable policy; it leaves the queue unless it waits."""
+        result = self._evaluate(self.jobs[key], cycle, decisions)
         if result.decision.placement == Placement.WAIT:
             self._note_waiting(key, result.decision.evidence)
         else:
@@ -350,11 +353,8 @@ class QueuePlanner:
             if park is not None and (change_at is None or entry < change_at) and still_blocked(park):
                 continue
             job = self.jobs[key]
-            result = evaluate(job, cycle)
-            assume(result, job, cycle)
-            self.evaluated += 1
+            result = self._evaluate(job, cycle, decisions)
             d = result.decision
-            decisions.append(d)
             if self._moves_others(key, result, quotas) and change_at is None:
                 change_at = entry  # every parked Job behind it may see another slot or less quota
                 streams.append(_cursor_after(self._parked.entries, entry))
