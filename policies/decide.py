@@ -53,6 +53,14 @@ def base_timeline(snapshot: Snapshot, policy: BurstPolicy, now: float) -> Capaci
     return tl
 
 
+def local_max_wait(job: JobRequest, policy: BurstPolicy, runtime: float) -> float:
+    """How long the Job may wait for local GPUs before it bursts: its own spillway.io/max-wait-seconds
+    or the policy's, plus the compute-weighted part (maxWaitPerGpuSecond x GPUs x runtime)."""
+    local = policy.spec.local
+    fixed = job.max_wait_seconds if job.max_wait_seconds is not None else local.max_wait_seconds
+    return fixed + local.max_wait_per_gpu_second * job.total_gpus * runtime
+
+
 @dataclass
 class Cycle:
     snapshot: Snapshot
@@ -124,8 +132,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     local_start = slot.start
     local_wait = local_start - now
     waited = max(now - job.submit_time, 0.0) if job.submit_time else 0.0
-    max_wait = job.max_wait_seconds if job.max_wait_seconds is not None else spec.local.max_wait_seconds
-    max_wait += spec.local.max_wait_per_gpu_second * job.total_gpus * runtime
+    max_wait = local_max_wait(job, policy, runtime)
     patient = spec.local.burst_timing == "atMaxWait"
     wait_rate = job.wait_usd_per_hour if job.wait_usd_per_hour is not None else spec.tradeoff.wait_usd_per_hour
     if spec.tradeoff.per == WaitCostBasis.GPU:

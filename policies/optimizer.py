@@ -24,7 +24,7 @@ from ortools.sat.python import cp_model
 from .capacity import INF
 from .catalog import Catalog
 from .constants import Mode, Placement
-from .decide import Cycle, assume, evaluate
+from .decide import Cycle, assume, evaluate, local_max_wait
 from .estimates import estimate_runtime, expected_end
 from .jobs import JobRequest
 from .plan import SolverReport
@@ -106,7 +106,7 @@ def optimize(queue: list[JobRequest], snapshot: Snapshot, policy: BurstPolicy, n
                 pools[pool_key][1].append(job.total_gpus)
         if can_burst:
             waited = max(now - job.submit_time, 0.0) if job.submit_time else 0.0
-            max_wait = job.max_wait_seconds if job.max_wait_seconds is not None else policy.spec.local.max_wait_seconds
+            max_wait = local_max_wait(job, policy, runtime)
             # Soft: when budgets or quotas cannot send everything out, Jobs wait past these
             # limits (as the per-Job rules would), at a price far above any dollar figure.
             late = model.new_bool_var(f"late_{key}")

@@ -97,6 +97,19 @@ def test_optimizer_never_breaks_hard_rules():
     assert not result.by_job()["ml/pinned"].placement.is_cloud  # held back, perhaps, but never sent out
 
 
+def test_optimizer_keeps_the_compute_weighted_max_wait():
+    # Compute-Wait's rule: no fixed max wait, 0.076 x GPUs x runtime instead (8 GPUs x 10 h: 6.1 h).
+    # Local GPUs free up in 1 h, so the Job waits; the optimizer once read the max wait as 0 and
+    # sent it out at once.
+    snap = cluster().nodes(1).busy("n0", 8, 1).build()
+    big = job("big").gpus(8).runs(10).submitted_ago(0).build()
+    p = policy(local={"maxWaitSeconds": 0, "maxWaitPerGpuSecond": 0.076}, tradeoff={"waitUsdPerHour": 0})
+    for optimizer in ("greedy", "cpsat"):
+        decision = plan([big], snap, p, NOW, optimizer=optimizer).by_job()["ml/big"]
+        assert decision.placement == Placement.WAIT, optimizer
+        assert decision.evidence.max_wait_seconds == pytest.approx(0.076 * 8 * 10 * HOUR)
+
+
 def test_empty_queue():
     result = plan([], cluster().nodes(1).build(), policy(), NOW, optimizer="cpsat")
     assert result.decisions == ()
