@@ -145,15 +145,18 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     budget_left, budget_window = cycle.budget_left(job.namespace)
     budget_need: float | None = None  # set below when the budget alone blocks the burst
     budget_need_type = ""
+    blocked: Blocked | None = None  # set below when something keeps SageMaker out of the options
 
-    def evidence(options=(), deadline_end=None, trigger="", blocked="") -> Evidence:
+    def evidence(options=(), deadline_end=None, trigger="") -> Evidence:
         return Evidence(
             now=now, runtime_estimate_seconds=runtime, runtime_source=runtime_source,
             local_start_time=local_start, local_wait_seconds=local_wait, waited_seconds=waited,
             max_wait_seconds=max_wait, wait_usd_per_hour=wait_rate, deadline=job.deadline,
             deadline_slack_seconds=(job.deadline - deadline_end) if job.deadline and deadline_end is not None else None,
             cluster_hot=hot, options=(local, *options), budget_remaining_usd=None if budget_left == INF else budget_left,
-            trigger=trigger, blocked=blocked, budget_needed_usd=budget_need, budget_needed_type=budget_need_type,
+            trigger=trigger, blocked=blocked.message if blocked else "",
+            blocked_reason=blocked.reason if blocked else None,
+            budget_needed_usd=budget_need, budget_needed_type=budget_need_type,
         )
 
     def done(placement, reason, message: Text, ev, requeue=None, launch=None, committed=0.0,
@@ -177,7 +180,6 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
 
     # --- the cloud side --------------------------------------------------------------------------
     options: list[tuple[OptionCost, Callable[[], CloudLaunch]]] = []
-    blocked: Blocked | None = None
     notes: list[str] = []
     if mode == Mode.LOCAL:
         blocked = Blocked(Reason.FORCED_LOCAL, "the Job's mode is local")
@@ -250,7 +252,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     def wait(reason: Reason, message: Text, until: float | None = None, holds_slot: bool = True) -> Evaluated:
         target = min(until if until is not None else INF, local_start)
         requeue = min(max(target - now, REQUEUE_MIN_SECONDS), REQUEUE_MAX_SECONDS)
-        ev = evidence(costs, None if never else local_start + runtime, blocked=blocked.message if blocked else "")
+        ev = evidence(costs, None if never else local_start + runtime)
         return done(Placement.WAIT, reason, message, ev, requeue, holds_slot=holds_slot)
 
     # --- forced modes ----------------------------------------------------------------------------
@@ -309,7 +311,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
             return done(Placement.LOCAL, Reason.BUDGET_EXHAUSTED,
                         lambda: f"{blocked.message}; handed to the local queue (budgets.whenExhausted: localOnly); "
                                 f"{where()}",
-                        evidence(costs, local_end, trigger.value, blocked.message))
+                        evidence(costs, local_end, trigger.value))
         said = trigger.value
         # Waiting for money (budgets.whenExhausted: wait), the Job holds no local slot: it will likely
         # burst at the reset, and a slot held for it blocks the backfill of Jobs that would run. It

@@ -54,7 +54,8 @@ class Evidence:
     options: tuple[OptionCost, ...] = ()
     budget_remaining_usd: float | None = None
     trigger: str = ""  # what made a burst happen, when the reason names the spot/deadline choice
-    blocked: str = ""  # why the cloud was not an option, when it was not
+    blocked: str = ""  # why the cloud was not an option, when it was not (whatever the placement)
+    blocked_reason: Reason | None = None  # the same, as a constant (BurstNotAllowed, BudgetExhausted, ...)
     # The least a burst would commit, when the budget alone stopped it (no type was short of quota):
     # the Job stays blocked while the namespace has less than this left.
     budget_needed_usd: float | None = None
@@ -118,6 +119,7 @@ class Decision:
             ev[key] = _time(ev[key])
         for key in ("local_wait_seconds", "deadline_slack_seconds"):
             ev[key] = _finite(ev[key])
+        ev["blocked_reason"] = ev["blocked_reason"].value if ev["blocked_reason"] else None
         for opt in ev["options"]:
             opt["placement"] = opt["placement"].value if hasattr(opt["placement"], "value") else opt["placement"]
             opt["start_time"], opt["end_time"] = _time(opt["start_time"]), _time(opt["end_time"])

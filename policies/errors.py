@@ -16,7 +16,9 @@ class InputIssue:
 
     def render(self) -> str:
         where = self.source + (f":{self.line}" if self.line else "")
-        text = f"{where}: {self.severity}: {self.path or '(document)'}: {self.problem}"
+        # A command-line option is its own path; a file without a path is about the whole document.
+        path = self.path or ("" if self.source.startswith("-") else "(document)")
+        text = f"{where}: {self.severity}: {path + ': ' if path else ''}{self.problem}"
         return text + (f" (fix: {self.fix})" if self.fix else "")
 
     def as_dict(self) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import yaml
@@ -42,21 +43,34 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path, int]]:
         raise InputError([InputIssue(source, "", f"not valid YAML: {exc}")]) from exc
     lines: dict[Path, int] = {}
     if node is not None:
-        _index_lines(node, (), lines)
+        _index_lines(node, (), lines, set(), set(), source)
     return data, lines
 
 
-def _index_lines(node: yaml.Node, path: Path, out: dict[Path, int]) -> None:
+def _index_lines(node: yaml.Node, path: Path, out: dict[Path, int], seen: set[int], above: set[int],
+                 source: str) -> None:
+    """Map every path to its line. An alias is indexed where its anchor is (once: a document of
+    nested aliases would otherwise take exponential time), and an alias to a node that contains it
+    is an error: no policy or snapshot field can hold itself."""
     out.setdefault(path, node.start_mark.line + 1)
+    if id(node) in above:
+        raise InputError([InputIssue(source, dotted(path), "a YAML alias refers to a node that contains it "
+                                     "(a recursive &anchor)", "write the value out instead of the alias",
+                                     line=node.start_mark.line + 1)])
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    above.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             out[path + (key,)] = key_node.start_mark.line + 1
-            _index_lines(value_node, path + (key,), out)
+            _index_lines(value_node, path + (key,), out, seen, above, source)
             out[path + (key,)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, path + (i,), out)
+            _index_lines(item, path + (i,), out, seen, above, source)
+    above.discard(id(node))
 
 
 def dotted(path: Path) -> str:
@@ -84,6 +98,62 @@ def validate_model(model: type[M], data: Any, source: str, lines: dict[Path, int
     except ValidationError as exc:
         issues = [_issue(model, err, source, lines) for err in exc.errors()]
         raise InputError(issues) from None
+
+
+def validate_pruned(model: type[M], data: Any, rounds: int = 3) -> M | None:
+    """The model with every invalid value left out, so that its default applies; None when that
+    does not validate either (a required field is broken). Checks that need a whole model (names
+    against the catalog) can then run beside the schema errors instead of after their fix."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for _ in range(rounds):
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                if not _drop(data, tuple(p for p in err["loc"] if not str(p).startswith("function-"))):
+                    return None
+    return None
+
+
+def load_model_checked(model: type[M], text: str, source: str, kind: str,
+                       check: Callable[[M, dict], list[InputIssue]]) -> tuple[M, dict, list[InputIssue]]:
+    """load_model(), then `check` (the checks that need a whole model). When the schema fails, the
+    check still runs on the rest of the document, and its errors are raised with the schema's:
+    every error at once, not the next one after each fix."""
+    try:
+        loaded, lines = load_model(model, text, source, kind=kind)
+    except InputError as exc:
+        raise InputError(exc.issues + _check_beside(model, text, source, exc.issues, check)) from None
+    return loaded, lines, check(loaded, lines)
+
+
+def _check_beside(model: type[M], text: str, source: str, reported: list[InputIssue],
+                  check: Callable[[M, dict], list[InputIssue]]) -> list[InputIssue]:
+    try:
+        data, lines = parse_yaml(text, source)
+    except InputError:
+        return []
+    pruned = validate_pruned(model, data) if isinstance(data, dict) else None
+    if pruned is None:
+        return []
+    seen = {i.path for i in reported}
+    return [i for i in check(pruned, lines) if i.severity == "error" and i.path not in seen]
+
+
+def _drop(data: Any, loc: Path) -> bool:
+    """Remove the value at loc (a mapping key) from data; False when loc is not a mapping key."""
+    node = data
+    for part in loc[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if isinstance(node, dict) and loc and loc[-1] in node:
+        del node[loc[-1]]
+        return True
+    return False
 
 
 def _issue(model: type[BaseModel], err: dict, source: str, lines: dict[Path, int]) -> InputIssue:
@@ -125,6 +195,8 @@ def _expected(err: dict) -> str:
         return "write true or false"
     if kind == "too_short":
         return "give at least one item"
+    if kind == "finite_number":
+        return "write a finite number; to lift a limit, leave the key out"
     return ""
 
 

@@ -28,6 +28,7 @@ PosInt = Annotated[int, Field(gt=0)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(
+        allow_inf_nan=False,  # 1e400 or .inf is a typo, not a limit: leave a limit out to lift it
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",

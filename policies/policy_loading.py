@@ -7,7 +7,7 @@ import fnmatch
 from .catalog import Catalog, default_catalog
 from .constants import POLICY_KIND
 from .errors import InputError, InputIssue
-from .loading import line_of, load_model
+from .loading import line_of, load_model_checked
 from .policy import BurstPolicy
 
 
@@ -23,9 +23,12 @@ def load_policy(text: str, source: str = "<policy>", catalog: Catalog | None = N
 def check_policy_text(
     text: str, source: str = "<policy>", catalog: Catalog | None = None
 ) -> tuple[BurstPolicy, list[InputIssue]]:
-    """Return the policy and its semantic issues (errors and warnings); schema errors raise."""
-    policy, lines = load_model(BurstPolicy, text, source, kind=POLICY_KIND)
-    return policy, semantic_issues(policy, catalog or default_catalog(), source, lines)
+    """Return the policy and its semantic issues (errors and warnings); schema errors raise, together
+    with the semantic errors of the rest of the document (a bad region beside a negative number)."""
+    catalog = catalog or default_catalog()
+    policy, _, issues = load_model_checked(BurstPolicy, text, source, POLICY_KIND,
+                                           lambda p, lines: semantic_issues(p, catalog, source, lines))
+    return policy, issues
 
 
 def semantic_issues(

@@ -13,7 +13,7 @@ from pydantic import Field
 from .constants import SNAPSHOT_KIND
 from .errors import InputError, InputIssue
 from .jobs import JobRequest, job_from_manifest
-from .loading import dotted, line_of, load_model
+from .loading import dotted, line_of, load_model_checked
 from .policy import _Model
 from .units import parse_time
 
@@ -159,7 +159,21 @@ class SnapshotFile(_Model):
 
 
 def load_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
-    model, lines = load_model(SnapshotFile, text, source, kind=SNAPSHOT_KIND)
+    built: list[Snapshot] = []
+
+    def check(model: SnapshotFile, lines: dict) -> list[InputIssue]:
+        snapshot, issues = _snapshot_of(model, lines, source)
+        built.append(snapshot)
+        return issues
+
+    _, _, issues = load_model_checked(SnapshotFile, text, source, SNAPSHOT_KIND, check)
+    if issues:
+        raise InputError(issues)
+    return built[-1]
+
+
+def _snapshot_of(model: SnapshotFile, lines: dict, source: str) -> tuple[Snapshot, list[InputIssue]]:
+    """The Snapshot of a schema-valid file, and what the schema cannot check (times, node names)."""
     issues: list[InputIssue] = []
 
     def when(value: str, path: tuple) -> float:
@@ -193,8 +207,6 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
                 issues.append(InputIssue(source, f"pending[{i}].{issue.path}", issue.problem, issue.fix,
                                          line_of(lines, path)))
     samples = [(when(t, ("utilizationSamples", i)), pct) for i, (t, pct) in enumerate(model.utilization_samples)]
-    if issues:
-        raise InputError(issues)
     return Snapshot(
         time=now,
         nodes=tuple(Node(n.name, n.allocatable_gpus, n.gpu_product, n.schedulable) for n in model.nodes),
@@ -206,4 +218,4 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
         pending=tuple(pending),
         gpu_utilization_percent=model.gpu_utilization_percent,
         utilization_samples=tuple(samples),
-    )
+    ), issues

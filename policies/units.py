@@ -90,3 +90,15 @@ def next_utc_month_start(now: float) -> float:
     dt = datetime.fromtimestamp(now, tz=timezone.utc)
     year, month = (dt.year + 1, 1) if dt.month == 12 else (dt.year, dt.month + 1)
     return datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
+
+
+def finite_or_none(data):
+    """The same data with every infinite or NaN float replaced by None (null), recursively. JSON has
+    no Infinity, and a tool reading `-o json` would choke on it; null means "never" or "unbounded"."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_or_none(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_none(v) for v in data]
+    return data

@@ -22,7 +22,9 @@ from policies import (
     load_policy,
     load_snapshot,
     plan,
+    queue_order,
 )
+from policies.cli_numbers import POSITIVE
 from policies.units import format_time, parse_time
 
 from .output import duration, emit, money, table
@@ -88,18 +90,26 @@ examples:
     _common(p, cluster=True)
     p.set_defaults(run=cmd_explain)
 
-    p = sub.add_parser("plan", help="decide the snapshot's whole pending queue in one cycle",
+    p = sub.add_parser("plan", help="decide a whole pending queue in one cycle",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
-Decide every pending Job in the snapshot, in queue order, as one controller cycle does:
-each decision is assumed before the next, so no two Jobs claim the same GPUs, dollars or quota.
---optimizer cpsat first lets OR-Tools CP-SAT choose which Jobs burst so the rest fit locally.
+Decide every pending Job, in queue order, as one controller cycle does: each decision is assumed
+before the next, so no two Jobs claim the same GPUs, dollars or quota. The queue is the
+snapshot's pending Jobs plus the Job manifests given (a file may hold several, separated by
+---), ordered by creation time. --optimizer cpsat first lets OR-Tools CP-SAT choose which Jobs
+burst so the rest fit locally.
 
-example:
-  spillway plan --cluster snapshot.yaml --optimizer cpsat -o yaml""")
+With no JOBS and no --cluster: the five bundled 8-GPU fine-tunes (policies/examples/
+sandbox-jobs.yaml) on the bundled busy 4-node A100 cluster.
+
+examples:
+  spillway plan
+  spillway plan jobs.yaml --cluster snapshot.yaml --optimizer cpsat -o yaml""")
+    p.add_argument("jobs", nargs="*", metavar="JOBS",
+                   help="batch/v1 Job manifests (YAML, several per file with ---), queued after the snapshot's")
     _common(p, cluster=True)
     p.add_argument("--optimizer", choices=["greedy", "cpsat"], default="greedy",
                    help="greedy: per-Job rules in queue order (default); cpsat: joint optimizer first")
-    p.add_argument("--time-limit", type=float, default=2.0, metavar="SECONDS",
+    p.add_argument("--time-limit", type=POSITIVE, default=2.0, metavar="SECONDS",
                    help="CP-SAT deterministic time limit (default 2)")
     p.set_defaults(run=cmd_plan)
 
@@ -170,20 +180,58 @@ def cmd_explain(args) -> int:
 def cmd_plan(args) -> int:
     policy = _policy(args.policy)
     snapshot = _snapshot(args.cluster)
-    result = plan(snapshot.pending, snapshot, policy, _now(args, snapshot), optimizer=args.optimizer,
+    files = args.jobs
+    if not files and args.cluster is None:
+        files = [str(EXAMPLES.joinpath("sandbox-jobs.yaml"))]
+        if args.output == "table":
+            print("(no JOBS given: the bundled example fine-tunes on the bundled cluster; see --help)\n")
+    queue = queue_order([*snapshot.pending, *(job for path in files for job in _jobs_in(path))])
+    if not queue:
+        raise InputError([InputIssue(args.cluster or "bundled example cluster.yaml", "pending",
+                                     "nothing to plan: the snapshot has no pending Jobs and no JOBS were given",
+                                     "give Job manifests: spillway plan jobs.yaml --cluster snapshot.yaml")])
+    result = plan(queue, snapshot, policy, _now(args, snapshot), optimizer=args.optimizer,
                   time_limit_seconds=args.time_limit)
+    position = {job.key: i for i, job in enumerate(queue)}
+    result_in_order = sorted(result.decisions, key=lambda d: position[d.job])
     if args.output != "table":
         emit({"solver": vars_of(result.solver),
-              "decisions": [d.to_dict() for d in result.decisions]}, args.output)
+              "decisions": [d.to_dict() for d in result_in_order]}, args.output)
         return 0
     rows = []
-    for d in result.decisions:
+    for d in result_in_order:
         rows.append([d.job, d.placement.value, d.reason.value, duration(d.evidence.local_wait_seconds),
                      money(_chosen_cost(d)), d.launch.instance_type if d.launch else ",".join(d.local_nodes) or "-"])
     print(table(["JOB", "PLACEMENT", "REASON", "LOCAL WAIT", "COST", "WHERE"], rows))
     s = result.solver
-    print(f"\nplanner: {s.optimizer} ({s.status}); {len(result.decisions)} Jobs")
+    print(f"\nplanner: {s.optimizer} ({s.status}); {len(result.decisions)} Jobs, in queue order")
     return 0
+
+
+def _jobs_in(path: str) -> list:
+    """The Job manifests of a YAML file; several may be separated by ---."""
+    import yaml
+
+    text = _read(path)
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError([InputIssue(path, "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+                                     "check indentation and quoting near this line",
+                                     mark.line + 1 if mark else None)]) from None
+    except RecursionError:
+        raise InputError([InputIssue(path, "", "not valid YAML: nested too deeply")]) from None
+    jobs, issues = [], []
+    for i, doc in enumerate(docs):
+        source = f"{path} (document {i + 1})" if len(docs) > 1 else path
+        try:
+            jobs.append(job_from_manifest(doc, source))
+        except InputError as exc:
+            issues += exc.issues
+    if issues:
+        raise InputError(issues)
+    return jobs
 
 
 def cmd_policy_validate(args) -> int:
@@ -215,6 +263,9 @@ def cmd_policy_show(args) -> int:
 
 def cmd_catalog(args) -> int:
     cat = default_catalog()
+    if args.region is not None and args.region not in cat.regions():
+        raise InputError([InputIssue("--region", "", f"no prices for region {args.region!r}",
+                                     f"use one of {', '.join(cat.regions())}")])
     types = [t for t in cat.types if args.region in (None, t.region)]
     if args.output != "table":
         emit([{"instanceType": t.name, "region": t.region, "accelerator": t.accelerator, "gpuFamily": t.gpu_family,

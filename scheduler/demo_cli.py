@@ -15,6 +15,7 @@ import time
 
 from policies import InputError, InputIssue
 from policies import constants as C
+from policies.cli_numbers import AT_LEAST_ONE, COUNT, POSITIVE
 from policies.units import parse_time
 
 from .output import emit, money, table
@@ -49,11 +50,11 @@ class VirtualClock:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the controller against a sandbox cluster and SageMaker, in about a minute",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=DESCRIPTION)
-    p.add_argument("--jobs", type=int, default=40, help="Jobs drawn from the Philly trace (default 40)")
-    p.add_argument("--time-scale", type=float, default=900.0,
+    p.add_argument("--jobs", type=AT_LEAST_ONE, default=40, help="Jobs drawn from the Philly trace (default 40)")
+    p.add_argument("--time-scale", type=POSITIVE, default=900.0,
                    help="virtual seconds per real second (default 900: an hour in 4 s)")
-    p.add_argument("--seed", type=int, default=6, help="which Philly Jobs are drawn (default 6)")
-    p.add_argument("--timeout", type=float, default=180.0, help="real seconds to give up after (default 180)")
+    p.add_argument("--seed", type=COUNT, default=6, help="which Philly Jobs are drawn (default 6)")
+    p.add_argument("--timeout", type=POSITIVE, default=180.0, help="real seconds to give up after (default 180)")
     p.add_argument("--policy", metavar="FILE", help="BurstPolicy YAML; default: the embedded default policy")
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
     p.set_defaults(run=cmd_demo)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import yaml
+
+from policies.units import finite_or_none
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -19,6 +22,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def emit(data: Any, fmt: str, stream=None) -> None:
     stream = stream or sys.stdout
+    data = finite_or_none(data)
     if fmt == "json":
         stream.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
     elif fmt == "yaml":

@@ -9,6 +9,7 @@ import threading
 import time
 
 from policies import InputError, InputIssue
+from policies.cli_numbers import AT_LEAST_ONE, METRICS_PORT, POSITIVE
 
 from .output import emit, table
 
@@ -45,17 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-sagemaker", action="store_true",
                    help="never call SageMaker directly (emit: ack or legacy only; costs are then the committed "
                         "figures, since the custom resources carry no billing)")
-    p.add_argument("--burst-poll-seconds", type=float, default=30.0,
+    p.add_argument("--burst-poll-seconds", type=POSITIVE, default=30.0,
                    help="how often a burst in flight is described (default 30; lower it for a fast sandbox)")
     p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
                    help="act only while holding the Lease spillway-controller in --namespace (default on; "
                         "run several replicas and one acts)")
-    p.add_argument("--lease-seconds", type=int, default=15,
+    p.add_argument("--lease-seconds", type=AT_LEAST_ONE, default=15,
                    help="how long a silent leader keeps the Lease before another replica takes over (default 15)")
     p.add_argument("--identity", help="this replica's name in the Lease; default: $POD_NAME or the host name")
-    p.add_argument("--metrics-port", type=int, default=8080,
+    p.add_argument("--metrics-port", type=METRICS_PORT, default=8080,
                    help="serve /metrics, /healthz and /readyz here (default 8080; -1: off)")
-    p.add_argument("--workers", type=int, default=8,
+    p.add_argument("--workers", type=AT_LEAST_ONE, default=8,
                    help="threads that write one cycle's actions to the API server and SageMaker (default 8)")
     p.add_argument("--once", action="store_true", help="run one cycle, print its decisions, and exit")
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table", help="with --once")

@@ -8,16 +8,36 @@ import time
 from pathlib import Path
 
 from policies import BurstPolicy, InputError, InputIssue, default_policy, load_policy
+from policies.cli_numbers import (
+    AT_LEAST_ONE,
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    SECONDS,
+)
 from policies.snapshot import Node
+from policies.units import finite_or_none
 
 from .cloud import CloudModel, spot_traces
 from .cluster_spec import node_groups
 from .engine import SimConfig, simulate
+from .files import check_writable_file, make_folder, read_text, write_text
 from .presets import BASELINES, scenario_baseline
-from .report import jobs_csv, render, summarize
+from .report import jobs_csv, not_allowed_note, render, summarize
 from .sweep import default_workers, run_all
-from .traces import (USER_CSV_COLUMNS, load_alibaba, load_philly, load_user_csv, sample, scale_arrivals,
-                     starburst_sb1, synthetic)
+from .traces import (
+    OPENB_URL,
+    USER_CSV_COLUMNS,
+    load_alibaba,
+    load_openb_nodes,
+    load_philly,
+    load_user_csv,
+    sample,
+    scale_arrivals,
+    starburst_sb1,
+    synthetic,
+)
 
 DESCRIPTION = """\
 Replay real or synthetic Jobs through the same decision code the controller runs, on a
@@ -32,7 +52,8 @@ traces (--trace):
   synthetic           --jobs N --rate JOBS_PER_HOUR, exponential run times, the Philly GPU mix
   csv:PATH            your own trace; columns:
 """ + "\n".join(f"                        {k}: {v}" for k, v in USER_CSV_COLUMNS.items()) + """
-  alibaba:PATH        Alibaba OpenB pods (e.g. shared/data/alibaba_gpu2023/pods.csv.gz)
+  alibaba:PATH        Alibaba OpenB pods: openb_pod_list_default.csv of github.com/alibaba/clusterdata
+                      (cluster-trace-gpu-v2023/csv/; curl -LO """ + OPENB_URL + """openb_pod_list_default.csv)
 
 policies (--policy FILE, --baseline NAME, --compare NAME_OR_FILE ...):
 """ + "\n".join(f"  {k:19s} {v[0]}" for k, v in BASELINES.items()) + """
@@ -50,31 +71,32 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
     """The trace, the cluster and the cloud: shared by `sim` and `tune`."""
     p.add_argument("--trace", default="philly", help="philly | sb1 | synthetic | csv:PATH | alibaba:PATH")
     p.add_argument("--weeks", default="6-6", help="Philly weeks FIRST-LAST (0-11), default 6-6")
-    p.add_argument("--max-jobs", type=int, default=1500, metavar="N",
+    p.add_argument("--max-jobs", type=COUNT, default=1500, metavar="N",
                    help="only the first N Jobs of the slice (default 1500; 0: all)")
-    p.add_argument("--jobs", type=int, default=1000, help="synthetic: number of Jobs")
-    p.add_argument("--rate", type=float, default=32.0, help="synthetic: arrivals per hour")
-    p.add_argument("--sample", type=float, default=None, metavar="FRACTION", help="keep this fraction of Jobs")
-    p.add_argument("--scale-arrivals", type=float, default=None, metavar="X",
+    p.add_argument("--jobs", type=AT_LEAST_ONE, default=1000, help="synthetic: number of Jobs")
+    p.add_argument("--rate", type=POSITIVE, default=32.0, help="synthetic: arrivals per hour")
+    p.add_argument("--sample", type=FRACTION, default=None, metavar="FRACTION", help="keep this fraction of Jobs")
+    p.add_argument("--scale-arrivals", type=POSITIVE, default=None, metavar="X",
                    help="compress time by X (X > 1: more load)")
     p.add_argument("--cluster", default="64x8",
                    help="NODESxGPUS[:GPU_PRODUCT], comma-separated groups; openb:PATH for the Alibaba OpenB "
-                        "node list; or a ClusterSnapshot YAML file (its nodes)")
+                        "node list (openb_node_list_all_node.csv, next to the pods); or a ClusterSnapshot YAML "
+                        "file (its nodes)")
     p.add_argument("--scenario", choices=["sb1"], help="sb1: Starburst Table 4 (trace, 4x8, no start-up, exact events)")
-    p.add_argument("--tick", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--tick", type=SECONDS, default=60.0, metavar="SECONDS",
                    help="controller cycle; 0 decides at every event (default 60)")
-    p.add_argument("--startup", type=float, default=420.0, metavar="SECONDS", help="SageMaker start-up")
+    p.add_argument("--startup", type=SECONDS, default=420.0, metavar="SECONDS", help="SageMaker start-up")
     p.add_argument("--spot", choices=["poisson", "trace", "none"], default="poisson",
                    help="spot interruptions: Spot Advisor bands, real AWS traces, or none")
     p.add_argument("--spot-trace", metavar="ID", help=f"one trace of {len(spot_traces())} (default: random per burst)")
-    p.add_argument("--restart-overhead", type=float, default=600.0, metavar="SECONDS")
-    p.add_argument("--estimate-error", type=float, default=0.0, metavar="SIGMA",
+    p.add_argument("--restart-overhead", type=SECONDS, default=600.0, metavar="SECONDS")
+    p.add_argument("--estimate-error", type=NON_NEGATIVE, default=0.0, metavar="SIGMA",
                    help="runtime estimates = truth x lognormal(0, SIGMA)")
     p.add_argument("--optimizer", choices=["greedy", "cpsat"], default="greedy")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=COUNT, default=0)
     p.add_argument("--plot", metavar="DIR", help="write PNG plots: cost vs. p95 wait (with the Pareto frontier), "
                    "and queue, utilization and spend over time per policy")
-    p.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+    p.add_argument("--workers", type=AT_LEAST_ONE, default=default_workers(), metavar="N",
                    help=f"runs in parallel, one process each (default: this machine's {default_workers()} cores); "
                         "results are the same as one after the other")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
@@ -89,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--baseline", choices=sorted(BASELINES), help="a ready-made baseline policy")
     group.add_argument("--compare", nargs="+", metavar="POLICY", help="several policies side by side")
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
-    p.add_argument("--hindsight", type=float, metavar="SECONDS",
+    p.add_argument("--hindsight", type=POSITIVE, metavar="SECONDS",
                    help="also solve the hindsight-optimal schedule (CP-SAT, this time limit) at the first "
                         "policy's average wait: the yardstick for the gap to optimal (windows of <= 500 Jobs)")
     p.add_argument("--jobs-csv", metavar="FILE", help="write one row per Job (with --compare: one file per policy)")
@@ -100,6 +122,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
+    if args.jobs_csv:  # checked before a long run, not after it
+        check_writable_file(Path(args.jobs_csv), "--jobs-csv")
+    if args.plot:
+        make_folder(Path(args.plot), "--plot")
     jobs, nodes, cloud, tick = _world(args)
     policies = _policies(args)
     progress = not args.no_progress
@@ -117,7 +143,7 @@ def run(args) -> int:
             path = Path(args.jobs_csv)
             if len(policies) > 1:
                 path = path.with_name(f"{path.stem}-{name}{path.suffix or '.csv'}")
-            path.write_text(jobs_csv(sim.records))
+            write_text(path, jobs_csv(sim.records), "--jobs-csv")
     first_records = runs[0][0].records
     oracle = None
     if args.hindsight:
@@ -137,7 +163,6 @@ def run(args) -> int:
         from .plots import plot_pareto, plot_timeline
 
         out_dir = Path(args.plot)
-        out_dir.mkdir(parents=True, exist_ok=True)
         gpus = sum(n.allocatable_gpus for n in nodes)
         plots.append(plot_pareto(summaries, out_dir / "cost-vs-wait.png",
                                  f"{len(jobs)} Jobs on {len(nodes)} nodes / {gpus} GPUs"))
@@ -145,6 +170,9 @@ def run(args) -> int:
             plots.append(plot_timeline(sim, out_dir / f"timeline-{name}.png", f"policy {name}"))
     if args.output == "table":
         print(render(summaries))
+        notes = [not_allowed_note(name, sim.records) for name, sim in sims.items()]
+        if any(notes):
+            print("\n" + "\n".join(n for n in notes if n))
         for path in plots:
             print(f"plot: {path}")
         total_gpus = sum(n.allocatable_gpus for n in nodes)
@@ -152,7 +180,9 @@ def run(args) -> int:
             print(f"\nhindsight-optimal at {summaries[0].policy}'s average wait ({summaries[0].wait_mean_hours:.4f} h): "
                   f"{oracle.cloud_gpu_hours:.2f} cloud GPU-hours (CP-SAT {oracle.status} in {oracle.wall_seconds:.0f} s, "
                   f"nodes packed exactly; {summaries[0].policy}: {summaries[0].cloud_gpu_hours:.2f})")
-        print(f"\n{len(jobs)} Jobs, {len(nodes)} nodes / {total_gpus} GPUs, tick {tick:g} s, spot model "
+        print(f"\nWait: from arrival to the local start or the SageMaker launch. Time to start adds SageMaker's "
+              f"start-up ({cloud.startup_seconds:g} s) for a burst.")
+        print(f"{len(jobs)} Jobs, {len(nodes)} nodes / {total_gpus} GPUs, tick {tick:g} s, spot model "
               f"{cloud.spot}, seed {args.seed}. Simulated in " +
               ", ".join(f"{n} {w:.1f} s" for n, w in wall.items()) + ".")
     else:
@@ -176,6 +206,7 @@ def emit(data, fmt: str) -> None:
 
     import yaml
 
+    data = finite_or_none(data)
     if fmt == "json":
         print(json.dumps(data, indent=2))
     else:
@@ -186,6 +217,13 @@ def _world(args):
     trace = args.trace
     tick, cloud = args.tick, CloudModel(args.startup, args.spot, args.spot_trace, args.restart_overhead)
     cluster = args.cluster
+    if args.spot_trace is not None:
+        if args.spot != "trace":
+            raise InputError([InputIssue("--spot-trace", "", f"only used with --spot trace (the spot model is "
+                                         f"{args.spot})", f"add --spot trace, or leave --spot-trace out")])
+        if args.spot_trace not in spot_traces():
+            raise InputError([InputIssue("--spot-trace", "", f"no spot trace {args.spot_trace!r}",
+                                         f"use one of {', '.join(sorted(spot_traces()))}")])
     if args.scenario == "sb1":
         trace, cluster, tick = "sb1", "4x8", 0.0
         cloud = CloudModel(0.0, "none", None, 0.0)
@@ -246,27 +284,9 @@ def parse_cluster(text: str) -> tuple[Node, ...]:
 
 
 def _openb_nodes(path: Path) -> list[Node]:
-    """The Alibaba OpenB inventory (node_id, gpu_model, num_gpu, ...): its GPU nodes, the GPU model
-    as the product. CPU-only nodes are left out: no Job of a GPU trace can use them."""
-    from .traces import csv_rows
-
-    if not path.is_file():
-        raise InputError([InputIssue(str(path), "", "no such file",
-                                     "give the OpenB node list, e.g. openb:shared/data/alibaba_gpu2023/nodes.csv")])
-    nodes, issues = [], []
-    for lineno, row in csv_rows(path, {"node_id", "gpu_model", "num_gpu"},
-                                "the header must have node_id,gpu_model,num_gpu"):
-        try:
-            gpus = int(row["num_gpu"])
-        except (TypeError, ValueError):
-            issues.append(InputIssue(str(path), "num_gpu", f"expected a whole number, got {row['num_gpu']!r}",
-                                     "write the node's GPU count, e.g. 8", lineno))
-            continue
-        if gpus > 0:
-            nodes.append(Node(row["node_id"], gpus, (row["gpu_model"] or "").strip() or None))
-    if issues:
-        raise InputError(issues)
-    return nodes
+    """The GPU nodes of the Alibaba OpenB inventory, the GPU model as the product. CPU-only nodes are
+    left out: no Job of a GPU trace can use them."""
+    return [Node(name, gpus, model) for name, gpus, model in load_openb_nodes(path) if gpus > 0]
 
 
 def _snapshot_nodes(path: Path) -> list[Node]:
@@ -275,7 +295,7 @@ def _snapshot_nodes(path: Path) -> list[Node]:
     if not path.is_file():
         raise InputError([InputIssue(str(path), "", "no such file",
                                      "give a ClusterSnapshot YAML (see policies/examples/cluster.yaml)")])
-    return list(load_snapshot(path.read_text(), str(path)).nodes)
+    return list(load_snapshot(read_text(path, "a ClusterSnapshot YAML file"), str(path)).nodes)
 
 
 def _check_fit(jobs, nodes) -> None:
@@ -306,4 +326,4 @@ def _policy(item: str, scenario: str | None) -> tuple[str, BurstPolicy]:
     if not path.exists():
         raise InputError([InputIssue(item, "", "neither a baseline nor a policy file",
                                      f"use a file path, 'default', or one of {', '.join(BASELINES)}")])
-    return path.stem, load_policy(path.read_text(), item)
+    return path.stem, load_policy(read_text(path, "a BurstPolicy YAML file (spillway policy show prints one)"), item)

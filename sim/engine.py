@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from policies import BurstPolicy, Placement, Reason
+from policies import BurstPolicy, InputError, InputIssue, Placement, Reason
 from policies.actions import cycle_actions
 from policies.decide import policy_catalog
 from policies.jobs import JobRequest
@@ -38,6 +38,21 @@ INF = math.inf
 LOCAL_END, CLOUD_EVENT, WAKE, TICK, REVIEW = range(5)
 
 
+NOT_ALLOWED = (Reason.BURST_NOT_ALLOWED, Reason.NO_INSTANCE_TYPE)
+# Why a Job may not burst that no later event in a simulation can change (budgets reset, quota frees up).
+NEVER_UNBLOCKED = (*NOT_ALLOWED, Reason.NOT_TRANSLATABLE, Reason.FORCED_LOCAL)
+
+
+def _checkpoint_uri(job: TraceJob, policy: BurstPolicy) -> str | None:
+    """Where a checkpointable trace Job keeps its checkpoints: under the first S3 prefix the policy
+    allows for its namespace, as a user would set spillway.io/checkpoint-s3-uri. A URI the policy
+    refuses would keep the Job from bursting for a reason no real Job would have."""
+    allow = policy.allowlist_for(job.namespace) if job.checkpointable else None
+    if allow is None or not allow.s3_prefixes:
+        return None
+    return f"{allow.s3_prefixes[0].rstrip('/')}/{job.namespace}/{job.name or f'job-{job.id}'}/checkpoints/"
+
+
 @dataclass
 class JobRecord:
     trace: TraceJob
@@ -53,6 +68,7 @@ class JobRecord:
     fell_back: bool = False
     budget_blocked: bool = False
     quota_blocked: bool = False
+    not_allowed: str = ""  # why the policy let this Job not burst (allowlists, allowed types), if it did not
     instance_type: str = ""
 
     @property
@@ -158,7 +174,7 @@ class Simulation:
                 pods=job.pods, gpu_product=job.gpu_product, submit_time=SIM_EPOCH + job.arrival_s,
                 uid=str(index), runtime_estimate_seconds=max(job.duration_s * factor, 1.0),
                 deadline=None if job.deadline_s is None else SIM_EPOCH + job.deadline_s,
-                checkpoint_s3_uri="s3://sim/checkpoints/" if job.checkpointable else None,
+                checkpoint_s3_uri=_checkpoint_uri(job, config.policy),
                 image="trace", opted_in=True)
             record = JobRecord(job, request)
             self.records.append(record)
@@ -287,6 +303,14 @@ class Simulation:
                 record.budget_blocked = True
             elif decision.reason == Reason.QUOTA_EXHAUSTED:
                 record.quota_blocked = True
+            if decision.evidence.blocked_reason in NOT_ALLOWED:  # whatever the placement: a Local
+                record.not_allowed = decision.evidence.blocked  # start hides it from the reason
+            if (decision.placement == Placement.WAIT and decision.evidence.local_start_time == INF
+                    and decision.evidence.blocked_reason in NEVER_UNBLOCKED):
+                # The controller would keep it waiting for a node that fits; here the nodes never
+                # change, so it would wait (and the simulation run) forever.
+                raise InputError([InputIssue("trace", decision.job, f"can never run: {decision.message}",
+                                             "give the cluster nodes it fits on, or a policy that lets it burst")])
         # What to do with them is the controller's reading too (policies.actions); times stay
         # relative to the simulation clock, where they are exact.
         actions = cycle_actions(result, now_abs)

@@ -29,6 +29,8 @@ class Summary:
     wait_p50_hours: float
     wait_p95_hours: float
     wait_p99_hours: float
+    start_mean_hours: float  # time to start: the wait, plus SageMaker's start-up for a burst
+    start_p95_hours: float
     jct_mean_hours: float
     jct_p95_hours: float
     slowdown_mean: float
@@ -41,6 +43,7 @@ class Summary:
     fallbacks: int
     budget_blocked_jobs: int
     quota_blocked_jobs: int
+    not_allowed_jobs: int  # Jobs the policy did not allow to burst (allowlists, allowed instance types)
     decision_points: int
     events: int
 
@@ -57,6 +60,8 @@ def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Su
     finishes = np.array([r.finish for r in done])
     durations = np.array([r.trace.duration_s for r in done])
     waits = (starts - arrivals) / HOUR
+    startup = np.array([sim.cfg.cloud.startup_seconds if r.placement.startswith("SageMaker") else 0.0 for r in done])
+    to_start = waits + startup / HOUR
     jct = (finishes - arrivals) / HOUR
     cloud = [r for r in done if r.placement.startswith("SageMaker")]
     local = [r for r in done if r.placement == "Local"]
@@ -77,6 +82,8 @@ def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Su
         wait_p50_hours=float(np.percentile(waits, 50)),
         wait_p95_hours=float(np.percentile(waits, 95)),
         wait_p99_hours=float(np.percentile(waits, 99)),
+        start_mean_hours=float(to_start.mean()),
+        start_p95_hours=float(np.percentile(to_start, 95)),
         jct_mean_hours=float(jct.mean()),
         jct_p95_hours=float(np.percentile(jct, 95)),
         slowdown_mean=float(np.mean((finishes - arrivals) / np.maximum(durations, 1.0))),
@@ -89,6 +96,7 @@ def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Su
         fallbacks=sum(r.fell_back for r in done),
         budget_blocked_jobs=sum(r.budget_blocked for r in done),
         quota_blocked_jobs=sum(r.quota_blocked for r in done),
+        not_allowed_jobs=sum(bool(r.not_allowed) for r in done),
         decision_points=sim.decision_points,
         events=sim.events,
     )
@@ -109,11 +117,13 @@ ROWS = [
     ("local GPU utilization (arrivals)", "local_utilization", "{:.1%}"), ("wait mean / p50 (h)", ("wait_mean_hours", "wait_p50_hours"),
                                                               "{:.3f} / {:.3f}"),
     ("wait p95 / p99 (h)", ("wait_p95_hours", "wait_p99_hours"), "{:.3f} / {:.3f}"),
+    ("time to start mean / p95 (h)", ("start_mean_hours", "start_p95_hours"), "{:.3f} / {:.3f}"),
     ("JCT mean / p95 (h)", ("jct_mean_hours", "jct_p95_hours"), "{:.3f} / {:.3f}"),
     ("slowdown mean", "slowdown_mean", "{:.2f}"), ("deadline misses", ("deadline_misses", "deadline_jobs"), "{} of {}"),
     ("bursts (spot / on-demand)", ("bursts", "spot_bursts", "on_demand_bursts"), "{} ({} / {})"),
     ("preemptions / fallbacks", ("preemptions", "fallbacks"), "{} / {}"),
-    ("budget / quota blocked Jobs", ("budget_blocked_jobs", "quota_blocked_jobs"), "{} / {}"),
+    ("Jobs blocked by budget / quota", ("budget_blocked_jobs", "quota_blocked_jobs"), "{} / {}"),
+    ("Jobs not allowed to burst", "not_allowed_jobs", "{}"),
     ("jobs / makespan (h)", ("jobs", "makespan_hours"), "{} / {:,.1f}"),
 ]
 
@@ -134,9 +144,21 @@ def render(summaries: list[Summary]) -> str:
     return "\n".join(lines)
 
 
+def not_allowed_note(policy_name: str, records: list[JobRecord]) -> str | None:
+    """One line on the Jobs the policy kept from bursting, with the reason of the first: a Job that
+    ran locally hides it from its own reason (LocalCapacityAvailable)."""
+    blocked = [r for r in records if r.not_allowed]
+    if not blocked:
+        return None
+    reasons = sorted({r.not_allowed for r in blocked})
+    more = f" ({len(reasons) - 1} other reason(s))" if len(reasons) > 1 else ""
+    return (f"{policy_name}: {len(blocked)} Jobs were not allowed to burst, e.g. {blocked[0].request.key}: "
+            f"{blocked[0].not_allowed}{more}. --jobs-csv lists each one (column not_allowed).")
+
+
 JOB_COLUMNS = ["id", "name", "namespace", "arrival_h", "gpus", "pods", "duration_h", "placement", "reason",
                "instance_type", "start_h", "finish_h", "wait_h", "jct_h", "cloud_usd", "spot_usd", "on_demand_usd",
-               "wasted_usd", "preemptions", "fell_back", "deadline_h", "deadline_met"]
+               "wasted_usd", "preemptions", "fell_back", "deadline_h", "deadline_met", "not_allowed"]
 
 
 def jobs_csv(records: list[JobRecord]) -> str:
@@ -152,7 +174,7 @@ def jobs_csv(records: list[JobRecord]) -> str:
                     h(None if r.start is None else r.start - t.arrival_s),
                     h(None if r.finish is None else r.finish - t.arrival_s), f"{r.cloud_usd:.4f}",
                     f"{r.spot_usd:.4f}", f"{r.on_demand_usd:.4f}", f"{r.wasted_usd:.4f}", r.preemptions,
-                    str(r.fell_back).lower(), h(t.deadline_s), met])
+                    str(r.fell_back).lower(), h(t.deadline_s), met, r.not_allowed])
     return out.getvalue()
 
 

@@ -7,8 +7,6 @@ line and what was expected (policies.InputError), never as a traceback.
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +16,8 @@ from typing import Iterable
 import numpy as np
 
 from policies import InputError, InputIssue
+
+from .files import text_lines
 
 USER_CSV_COLUMNS = {
     "arrival_s": "seconds from the start of the trace (required)",
@@ -50,24 +50,55 @@ class TraceJob:
         return self.gpus_per_pod * self.pods
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def bundled_philly_path() -> Path:
     return Path(str(resources.files("sim").joinpath("data/philly_jobs_weeks00-11.csv.gz")))
 
 
-def csv_rows(path: Path, required: set[str], header_fix: str):
+def _csv_reader(path: Path, what: str, fix: str):
+    """The header and a generator of (line number, row). Anything that makes the file unreadable as
+    CSV (not text, a NUL byte, an unterminated quote) is an InputError naming the file and line."""
+    reader = csv.DictReader(text_lines(path, what))
+
+    def problem(exc: csv.Error) -> InputError:
+        return InputError([InputIssue(str(path), f"line {reader.line_num}", f"not a CSV file: {exc}", fix,
+                                      reader.line_num or None)])
+
+    try:
+        header = list(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise problem(exc) from None
+
+    def rows():
+        try:
+            yield from enumerate(reader, start=2)
+        except csv.Error as exc:
+            raise problem(exc) from None
+
+    return header, rows()
+
+
+def _ragged(row: dict, header: list[str]) -> str | None:
+    """Why a row does not match the header, or None. DictReader files surplus fields under the key
+    None and fills missing ones with None; either would otherwise be read as a silent guess."""
+    if None in row:
+        return f"{len(row[None])} field(s) more than the header's {len(header)} (a stray comma?)"
+    if None in row.values():
+        return f"fewer fields than the header's {len(header)}"
+    return None
+
+
+def csv_rows(path: Path, required: set[str], header_fix: str, what: str = "a CSV file"):
     """(line number, row) of a CSV file (gzip or plain), after checking the header has `required`."""
-    with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        missing = required - set(reader.fieldnames or [])
-        if missing:
-            raise InputError([InputIssue(str(path), "header", f"missing columns {sorted(missing)}", header_fix, 1)])
-        yield from enumerate(reader, start=2)
+    header, rows = _csv_reader(path, what, header_fix)
+    missing = required - set(header)
+    if missing:
+        raise InputError([InputIssue(str(path), "header", f"missing columns {sorted(missing)}", header_fix, 1)])
+    for lineno, row in rows:
+        ragged = _ragged(row, header)
+        if ragged:
+            raise InputError([InputIssue(str(path), f"line {lineno}", ragged,
+                                         f"give every row the header's {len(header)} columns", lineno)])
+        yield lineno, row
 
 
 def load_philly(path: Path | None = None, weeks: tuple[int, int] | None = None,
@@ -102,60 +133,105 @@ def load_philly(path: Path | None = None, weeks: tuple[int, int] | None = None,
     return _rebase(jobs)
 
 
+OPENB_URL = "https://raw.githubusercontent.com/alibaba/clusterdata/master/cluster-trace-gpu-v2023/csv/"
+
+
 def load_alibaba(path: Path, namespace: str = "openb") -> list[TraceJob]:
-    """Alibaba OpenB pods (shared/data/alibaba_gpu2023/pods.csv.gz): whole-GPU pods that ran."""
+    """Alibaba OpenB pods (clusterdata cluster-trace-gpu-v2023): whole-GPU pods that ran. Reads the
+    upstream openb_pod_list_default.csv (name, num_gpu, gpu_milli, creation_time, scheduled_time,
+    deletion_time) or its converted form (pod_id, creation_s, duration_s, num_gpu, gpu_milli)."""
+    fix = f"use openb_pod_list_default.csv (download it from {OPENB_URL})"
+    header, rows = _csv_reader(Path(path), f"Alibaba's openb_pod_list_default.csv ({OPENB_URL})", fix)
+    upstream = {"name", "num_gpu", "gpu_milli", "creation_time", "scheduled_time", "deletion_time"}
+    converted = {"creation_s", "num_gpu", "gpu_milli", "duration_s"}
+    if not (upstream <= set(header) or converted <= set(header)):
+        raise InputError([InputIssue(str(path), "header", f"missing columns {sorted(upstream - set(header))}",
+                                     fix, 1)])
+    is_upstream = upstream <= set(header)
     jobs = []
-    with _open_text(Path(path)) as fh:
-        for lineno, row in enumerate(csv.DictReader(fh), start=2):
-            try:
-                gpus, milli = int(row["num_gpu"]), int(row["gpu_milli"])
+    for lineno, row in rows:
+        ragged = _ragged(row, header)
+        if ragged:
+            raise InputError([InputIssue(str(path), f"line {lineno}", ragged, fix, lineno)])
+        try:
+            gpus, milli = int(row["num_gpu"]), int(row["gpu_milli"])
+            if is_upstream:
+                if gpus <= 0 or not row["scheduled_time"]:
+                    continue  # CPU-only, or never scheduled (Pending)
+                arrival = float(row["creation_time"])
+                duration = float(row["deletion_time"]) - float(row["scheduled_time"])
+            else:
                 if gpus <= 0 or not row["duration_s"]:
                     continue
-                duration = float(row["duration_s"])
-                arrival = float(row["creation_s"])
-            except (KeyError, ValueError) as exc:
-                raise InputError([InputIssue(str(path), f"line {lineno}", f"bad row: {exc}",
-                                             "use the OpenB pod list (creation_s, num_gpu, gpu_milli, duration_s)",
-                                             lineno)]) from None
-            if duration <= 0:
-                continue
-            # A fractional-GPU pod still needs a whole device under nvidia.com/gpu.
-            jobs.append(TraceJob(lineno, arrival, gpus if milli >= 1000 else 1, duration, 1, None, None,
-                                 namespace, False, row.get("pod_id") or f"pod-{lineno}"))
+                arrival, duration = float(row["creation_s"]), float(row["duration_s"])
+        except ValueError as exc:
+            raise InputError([InputIssue(str(path), f"line {lineno}", f"bad row: {exc}", fix, lineno)]) from None
+        if duration <= 0:
+            continue
+        # A fractional-GPU pod still needs a whole device under nvidia.com/gpu.
+        name = row.get("pod_id") or row.get("name") or f"pod-{lineno}"
+        jobs.append(TraceJob(lineno, arrival, gpus if milli >= 1000 else 1, duration, 1, None, None,
+                             namespace, False, name))
     return _rebase(jobs)
+
+
+def load_openb_nodes(path: Path) -> list[tuple[str, int, str | None]]:
+    """(name, GPUs, GPU model) of each node of the Alibaba OpenB inventory: the upstream
+    openb_node_list_all_node.csv (sn, gpu, model) or its converted form (node_id, num_gpu, gpu_model)."""
+    fix = f"use openb_node_list_all_node.csv (download it from {OPENB_URL})"
+    header, rows = _csv_reader(Path(path), f"Alibaba's openb_node_list_all_node.csv ({OPENB_URL})", fix)
+    names = ("sn", "gpu", "model") if "sn" in header else ("node_id", "num_gpu", "gpu_model")
+    if not set(names) <= set(header):
+        raise InputError([InputIssue(str(path), "header", f"missing columns {sorted(set(names) - set(header))}",
+                                     fix, 1)])
+    nodes, issues = [], []
+    for lineno, row in rows:
+        problem = _ragged(row, header)
+        if problem is None:
+            try:
+                nodes.append((row[names[0]], int(row[names[1]]), (row[names[2]] or "").strip() or None))
+                continue
+            except ValueError:
+                problem = f"{names[1]}={row[names[1]]!r} is not a whole number of GPUs"
+        issues.append(InputIssue(str(path), f"line {lineno}", problem, fix, lineno))
+    if issues:
+        raise InputError(issues[:20])
+    return nodes
 
 
 def load_user_csv(path: Path) -> list[TraceJob]:
     """A user's own trace; the schema is USER_CSV_COLUMNS (spillway sim --help prints it)."""
     issues: list[InputIssue] = []
     jobs: list[TraceJob] = []
-    with _open_text(Path(path)) as fh:
-        reader = csv.DictReader(fh)
-        header = set(reader.fieldnames or [])
-        for col in ("arrival_s", "gpus", "duration_s"):
-            if col not in header:
-                issues.append(InputIssue(str(path), "header", f"missing column '{col}'",
-                                         f"add it: {USER_CSV_COLUMNS[col]}", 1))
-        unknown = header - set(USER_CSV_COLUMNS)
-        if unknown:
-            import difflib
+    header, rows = _csv_reader(Path(path), "a CSV trace (columns: see `spillway sim --help`)",
+                               "see the column list in `spillway sim --help`")
+    for col in ("arrival_s", "gpus", "duration_s"):
+        if col not in header:
+            issues.append(InputIssue(str(path), "header", f"missing column '{col}'",
+                                     f"add it: {USER_CSV_COLUMNS[col]}", 1))
+    unknown = set(header) - set(USER_CSV_COLUMNS)
+    if unknown:
+        import difflib
 
-            for col in sorted(unknown):
-                close = difflib.get_close_matches(col, list(USER_CSV_COLUMNS), n=1)
-                issues.append(InputIssue(str(path), "header", f"unknown column '{col}'",
-                                         f"did you mean '{close[0]}'?" if close else "remove it", 1, "warning"))
-        if any(i.severity == "error" for i in issues):
-            raise InputError(issues)
-        for lineno, row in enumerate(reader, start=2):
-            try:
-                job = _user_row(row, lineno)
-            except ValueError as exc:
-                issues.append(InputIssue(str(path), f"line {lineno}", str(exc),
-                                         "see the column list in `spillway sim --help`", lineno))
-                if sum(i.severity == "error" for i in issues) >= 20:
-                    break
-                continue
-            jobs.append(job)
+        for col in sorted(unknown):
+            close = difflib.get_close_matches(col, list(USER_CSV_COLUMNS), n=1)
+            issues.append(InputIssue(str(path), "header", f"unknown column '{col}'",
+                                     f"did you mean '{close[0]}'?" if close else "remove it", 1, "warning"))
+    if any(i.severity == "error" for i in issues):
+        raise InputError(issues)
+    for lineno, row in rows:
+        try:
+            ragged = _ragged(row, header)
+            if ragged:
+                raise ValueError(ragged)
+            job = _user_row(row, lineno)
+        except ValueError as exc:
+            issues.append(InputIssue(str(path), f"line {lineno}", str(exc),
+                                     "see the column list in `spillway sim --help`", lineno))
+            if sum(i.severity == "error" for i in issues) >= 20:
+                break
+            continue
+        jobs.append(job)
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         raise InputError(errors)
@@ -179,7 +255,7 @@ def _user_row(row: dict, lineno: int) -> TraceJob:
             raise ValueError(f"{col}={raw!r} must be at least {minimum:g}")
         return value
 
-    gpus = number("gpus", int, minimum=0)
+    gpus = number("gpus", int, minimum=1)  # a Job without GPUs is not this simulator's business
     duration = number("duration_s", minimum=1e-9)
     deadline = number("deadline_s", required=False)
     flag = (row.get("checkpointable") or "false").strip().lower()

@@ -14,6 +14,7 @@ import yaml
 from policies import BurstPolicy, InputError, InputIssue, default_policy, load_policy
 
 from .engine import SimConfig, simulate
+from .files import check_writable_file, make_folder, read_text, write_text
 from .report import Summary, pareto_front, summarize
 from .sweep import run_all
 
@@ -57,7 +58,11 @@ def parse_grid(params: list[str]) -> dict[str, list]:
         if not sep or not values:
             raise InputError([InputIssue("--param", "", f"expected PATH=V1,V2 got {item!r}",
                                          "e.g. --param local.maxWaitSeconds=0,900,1800")])
-        grid[path.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+        try:
+            grid[path.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+        except yaml.YAMLError:
+            raise InputError([InputIssue("--param", path.strip(), f"cannot read the values {values!r}",
+                                         "give plain values, e.g. 0,900,1800 or backfill,fifo")]) from None
     return grid
 
 
@@ -96,8 +101,13 @@ def _one(task):
 def run(args) -> int:
     from .cli import _world
 
+    if args.write:  # checked before the sweep, not after it
+        check_writable_file(Path(args.write), "--write")
+    if args.plot:
+        make_folder(Path(args.plot), "--plot")
     jobs, nodes, cloud, tick = _world(args)
-    base = (load_policy(Path(args.policy).read_text(), args.policy) if args.policy else default_policy()).to_yaml_dict()
+    base = (load_policy(read_text(Path(args.policy), "a BurstPolicy YAML file"), args.policy) if args.policy
+            else default_policy()).to_yaml_dict()
     grid = parse_grid(args.param)
     goal = parse_goal(args.goal)
     names = list(grid)
@@ -146,7 +156,6 @@ def run(args) -> int:
         from .plots import plot_pareto
 
         out = Path(args.plot)
-        out.mkdir(parents=True, exist_ok=True)
         named = [Summary(**{**s.__dict__, "policy": ",".join(str(assignments[i][n]) for n in names)})
                  for i, s in enumerate(summaries)]
         print(f"plot: {plot_pareto(named, out / 'tune-pareto.png', 'policy sweep: ' + ' x '.join(names))}")
@@ -156,6 +165,6 @@ def run(args) -> int:
         header = (f"# Written by `spillway tune`: the cheapest of {len(tasks)} combinations that meets "
                   f"{args.goal}\n# on {len(jobs)} Jobs ({args.scenario or args.trace}), {len(nodes)} nodes; chosen: "
                   + ", ".join(f"{k}={v}" for k, v in chosen.items()) + "\n")
-        Path(args.write).write_text(header + yaml.safe_dump(doc, sort_keys=False))
+        write_text(Path(args.write), header + yaml.safe_dump(doc, sort_keys=False), "--write")
         print(f"wrote {args.write}")
     return 0

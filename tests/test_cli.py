@@ -73,12 +73,35 @@ def test_plan_table_and_json(capsys, tmp_path):
     assert data["solver"]["optimizer"] == "cpsat" and len(data["decisions"]) == 1
 
 
+def test_plan_with_no_arguments_plans_the_bundled_queue_in_queue_order(capsys, tmp_path):
+    code, out, _ = run(capsys, "plan")
+    assert code == 0 and "bundled example" in out
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith("default/finetune-")]
+    assert rows == [f"default/finetune-{i}" for i in range(1, 6)]
+    # Rows follow the queue (creation time), not the names: the last-created Job comes last.
+    later = tmp_path / "later.yaml"
+    first = tmp_path / "first.yaml"
+    job = yaml.safe_load((EXAMPLES / "job.yaml").read_text())
+    for path, name, created in ((later, "a-created-last", "2026-11-28T14:59:00Z"),
+                                (first, "z-created-first", "2026-11-28T10:00:00Z")):
+        job["metadata"].update(name=name, creationTimestamp=created)
+        path.write_text(yaml.safe_dump(job))
+    code, out, _ = run(capsys, "plan", str(later), str(first), "-o", "json")
+    assert [d["job"] for d in json.loads(out)["decisions"]] == ["ml-research/z-created-first",
+                                                               "ml-research/a-created-last"]
+
+
+def test_plan_of_an_empty_queue_says_what_to_give(capsys):
+    code, _, err = run(capsys, "plan", "--cluster", str(EXAMPLES / "cluster.yaml"))
+    assert code == 1 and "nothing to plan" in err and "spillway plan jobs.yaml" in err
+
+
 def test_policy_validate_exit_codes(capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(BROKEN)
     code, out, _ = run(capsys, "policy", "validate", str(ROOT / "policies" / "default.yaml"), str(bad))
     assert code == 1
-    assert "default.yaml: valid" in out and "bad.yaml: INVALID (4 error(s)" in out
+    assert "default.yaml: valid" in out and "bad.yaml: INVALID (5 error(s)" in out
     assert f"{bad}:5: error: spec.local.maxWaitSecond: unknown key 'maxWaitSecond' (fix: did you mean 'maxWaitSeconds'?)" in out
     code, out, _ = run(capsys, "policy", "validate", str(bad), "-o", "json")
     assert json.loads(out)[0]["valid"] is False

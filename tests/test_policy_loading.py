@@ -41,8 +41,11 @@ def issues_of(text: str):
 
 def test_reports_every_schema_error_at_once_with_lines():
     issues = {i.path: i for i in issues_of(BROKEN)}
+    # The unknown instance type is a check against the catalog, not the schema; it is reported beside
+    # the schema errors, not after they are fixed.
     assert set(issues) == {"spec.local.maxWaitSecond", "spec.local.hotUtilizationPercent", "spec.sageMaker.emit",
-                           "spec.budgets.default.dailyUsd"}
+                           "spec.budgets.default.dailyUsd", "spec.sageMaker.quotas.ml.p4d.24xlarg"}
+    assert issues["spec.sageMaker.quotas.ml.p4d.24xlarg"].line == 10
     assert issues["spec.local.maxWaitSecond"].line == 5
     assert issues["spec.local.maxWaitSecond"].fix == "did you mean 'maxWaitSeconds'?"
     assert issues["spec.local.hotUtilizationPercent"].line == 6
@@ -60,6 +63,20 @@ def test_semantic_errors_name_the_type_and_suggest_the_right_one():
     assert errors[0].path == "spec.sageMaker.quotas.ml.p4d.24xlarg"
     assert errors[0].line == 10
     assert errors[0].fix == "did you mean 'ml.p4d.24xlarge'?"
+
+
+def test_a_bad_region_is_reported_beside_other_errors():
+    text = BROKEN.replace("emit: helm", "emit: helm\n    region: mars-1")
+    issues = {i.path: i for i in issues_of(text)}
+    assert "spec.sageMaker.region" in issues and "mars-1" in issues["spec.sageMaker.region"].problem
+    assert "spec.sageMaker.emit" in issues
+
+
+@pytest.mark.parametrize("value", ["1e400", ".inf", "-.inf", ".nan"])
+def test_an_infinite_number_is_refused_not_read_as_no_limit(value):
+    issues = issues_of(BROKEN.replace("dailyUsd: -5", f"dailyUsd: {value}"))
+    daily = next(i for i in issues if i.path == "spec.budgets.default.dailyUsd")
+    assert "finite" in daily.problem and "leave the key out" in daily.fix
 
 
 def test_unknown_top_level_section_lists_the_allowed_keys_when_nothing_is_close():

@@ -15,12 +15,13 @@ from sim.cli import parse_cluster
 from sim.cloud import CloudModel
 from sim.engine import SimConfig, simulate
 from sim.presets import baseline, scenario_baseline
-from sim.report import jobs_csv, pareto_front, summarize
+from sim.report import jobs_csv, not_allowed_note, pareto_front, summarize
 from sim.spot_job import sweep
 from sim.traces import TraceJob, load_user_csv, starburst_sb1, synthetic
 
 H = 3600.0
 GOLDEN = Path(__file__).parent / "golden"
+EXAMPLE_JOB = Path(__file__).resolve().parent.parent / "policies" / "examples" / "job.yaml"
 NO_STARTUP = CloudModel(startup_seconds=0, spot="none", restart_overhead_seconds=0)
 
 
@@ -183,6 +184,64 @@ def test_malformed_csv_rows_are_reported_with_line(tmp_path):
     assert "gpus='two' is not a whole number" in lines[3] and "duration_s" in lines[4]
 
 
+def test_ragged_rows_and_gpuless_jobs_are_reported_not_guessed(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_s,gpus,duration_s\n0,1,60,9\n10,1\n20,0,60\n30,1,60\n")
+    with pytest.raises(InputError) as exc:
+        load_user_csv(path)
+    lines = {i.line: i.problem for i in exc.value.issues}
+    assert set(lines) == {2, 3, 4}
+    assert "1 field(s) more than the header's 3" in lines[2]
+    assert "fewer fields than the header's 3" in lines[3]
+    assert "gpus='0' must be at least 1" in lines[4]
+
+
+def test_a_checkpointable_job_keeps_its_checkpoints_where_the_policy_allows(tmp_path):
+    """The simulator once gave every checkpointable Job s3://sim/checkpoints/, outside the default
+    allowlist: such a Job could never burst, and the report said nothing."""
+    policy = BurstPolicy.model_validate({"spec": {
+        "local": {"maxWaitSeconds": 0},
+        "allowlists": {"team": {"roleArns": ["arn:aws:iam::1:role/r"], "s3Prefixes": ["s3://team-bucket/runs/"]}}}})
+    jobs = [TraceJob(0, 0.0, 8, 2 * H, namespace="team", name="first"),
+            TraceJob(1, 60.0, 8, 2 * H, namespace="team", checkpointable=True, name="ckpt"),
+            TraceJob(2, 120.0, 8, 2 * H, namespace="other", checkpointable=True, name="elsewhere")]
+    sim, r = run(jobs, policy, cloud=CloudModel(startup_seconds=0, spot="none"))
+    assert r["ckpt"].request.checkpoint_s3_uri == "s3://team-bucket/runs/team/ckpt/checkpoints/"
+    assert r["ckpt"].placement == "SageMakerSpot"  # checkpointed, so spot is allowed
+    assert r["elsewhere"].request.checkpoint_s3_uri is None  # no prefix is allowed there: none invented
+    assert r["elsewhere"].placement == "Local" and "namespace other has no entry" in r["elsewhere"].not_allowed
+    s = summarize("p", sim, list(r.values()))
+    assert s.not_allowed_jobs == 1
+    assert "1 Jobs were not allowed to burst, e.g. other/elsewhere" in not_allowed_note("p", list(r.values()))
+
+
+def test_time_to_start_adds_the_sagemaker_start_up():
+    cloud = CloudModel(startup_seconds=600, spot="none")
+    sim, r = run(one_node_three_jobs(), baseline("no-wait"), cloud=cloud)
+    s = summarize("no-wait", sim, list(r.values()))
+    assert s.wait_mean_hours == pytest.approx(0.0)  # b and c are launched as they arrive
+    assert s.start_mean_hours == pytest.approx(2 * 600 / H / 3)  # ... and start 10 min later
+
+
+def test_json_output_has_no_infinity(capsys):
+    """JSON has no Infinity: a tool reading -o json would choke on it. Both emitters write null."""
+    from scheduler.output import emit as emit_cli
+    from sim.cli import emit as emit_sim
+
+    data = {"never": float("inf"), "nested": [{"x": float("-inf")}, float("nan")], "ok": 1.5}
+    for emit in (emit_cli, emit_sim):
+        emit(data, "json")
+        assert json.loads(capsys.readouterr().out) == {"never": None, "nested": [{"x": None}, None], "ok": 1.5}
+
+
+def test_a_job_that_can_never_run_is_named_not_simulated_forever(capsys, tmp_path):
+    path = tmp_path / "t.csv"  # no SageMaker type has 16 GPUs, and no node does either
+    path.write_text("arrival_s,gpus,duration_s,name\n0,16,60,huge\n0,1,60,small\n")
+    assert main(["sim", "--trace", f"csv:{path}", "--cluster", "1x8", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "default/huge: can never run" in err and "no SageMaker type has 16 GPUs" in err
+
+
 def test_missing_column_and_empty_trace(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("arrival,gpus,duration_s\n0,1,5\n")
@@ -195,6 +254,8 @@ def test_missing_column_and_empty_trace(tmp_path):
 
 def test_cli_reports_bad_input_without_tracebacks(capsys, tmp_path):
     assert main(["sim", "--cluster", "0x8", "--trace", "sb1"]) == 1
+    assert "has no nodes" in capsys.readouterr().err
+    assert main(["sim", "--cluster", "4x0", "--trace", "sb1"]) == 1
     assert "the cluster has no GPUs" in capsys.readouterr().err
     assert main(["sim", "--cluster", "four", "--trace", "sb1"]) == 1
     assert "expected NODESxGPUS" in capsys.readouterr().err

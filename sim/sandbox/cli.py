@@ -8,6 +8,10 @@ import threading
 from pathlib import Path
 
 from policies import InputError, InputIssue
+from policies.cli_numbers import PORT, POSITIVE
+
+from ..cluster_spec import node_groups
+from ..files import check_writable_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +33,8 @@ examples:
     ssub = p.add_subparsers(title="sandbox commands", metavar="COMMAND")
     up = ssub.add_parser("up", help="start the sandbox and serve until Ctrl-C")
     up.add_argument("--nodes", default="4x8:NVIDIA-A100-SXM4-80GB", help="NODESxGPUS[:GPU_PRODUCT], comma-separated")
-    up.add_argument("--time-scale", type=float, default=60.0, help="virtual seconds per real second (default 60)")
-    up.add_argument("--port", type=int, default=16443, help="loopback port (default 16443; 0 picks a free one)")
+    up.add_argument("--time-scale", type=POSITIVE, default=60.0, help="virtual seconds per real second (default 60)")
+    up.add_argument("--port", type=PORT, default=16443, help="loopback port (default 16443; 0 picks a free one)")
     up.add_argument("--kubeconfig", default="spillway-sandbox.kubeconfig", help="where to write the kubeconfig")
     up.set_defaults(run=run_up)
     p.set_defaults(run=lambda a: (p.print_help(), 2)[1])
@@ -40,19 +44,17 @@ def run_up(args, *, ready: threading.Event | None = None, stop: threading.Event 
     from .apiserver import SandboxServer
     from .machinery import Machinery, add_nodes
 
-    if args.time_scale <= 0:
-        raise InputError([InputIssue("--time-scale", "", f"must be positive, got {args.time_scale}", "e.g. 60")])
+    try:
+        node_groups(args.nodes)
+    except ValueError as exc:
+        raise InputError([InputIssue("--nodes", "", str(exc), "e.g. 4x8:NVIDIA-A100-SXM4-80GB")]) from None
+    check_writable_file(Path(args.kubeconfig), "--kubeconfig")
     try:
         server = SandboxServer(args.port)
     except OSError as exc:
         raise InputError([InputIssue("--port", "", f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
                                      "choose another --port, or 0 for any free one")]) from None
-    try:
-        names = add_nodes(server.store, args.nodes)
-    except ValueError:
-        server.server_close()
-        raise InputError([InputIssue("--nodes", "", f"expected NODESxGPUS[:PRODUCT], got {args.nodes!r}",
-                                     "e.g. 4x8:NVIDIA-A100-SXM4-80GB")]) from None
+    names = add_nodes(server.store, args.nodes)
     # The controller's own namespace (its ledger lives there), as deploy/ creates it on a real cluster.
     server.store.create(server.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": "spillway-system"}})
     machinery = Machinery(server.store, time_scale=args.time_scale).start()
