@@ -245,7 +245,7 @@ class Simulation:
                       f"day {t / 86400:.1f}", end="", file=sys.stderr, flush=True)
         if self.cfg.progress:
             print(file=sys.stderr)
-        self.samples.append((self.now, len(self.pending), self.busy_gpus, self._cloud_usd))
+        self._sample()
         return self.records
 
     def _changed(self) -> None:
@@ -326,6 +326,11 @@ class Simulation:
         for decision, _ in actions.requeue:
             if decision.placement == Placement.WAIT:
                 self._wake(int(self._by_key[decision.job].request.uid), self.now + decision.requeue_after_seconds)
+        self._sample()
+
+    def _sample(self) -> None:
+        """A point of the timeline plots, taken whenever the queue, the busy GPUs or the spend may
+        have changed (cycles, Job ends, bills), so the plots hold no value longer than it held."""
         self.samples.append((self.now, len(self.pending), self.busy_gpus, self._cloud_usd))
 
     def _unqueue(self, job_id: int) -> None:
@@ -406,6 +411,7 @@ class Simulation:
                 self.capacity.release(name, gpus, SIM_EPOCH + expected)
         self.records[job_id].finish = end
         self.finished += 1
+        self._sample()
 
     # --- cloud ---------------------------------------------------------------------------------------
 
@@ -538,7 +544,8 @@ class Simulation:
         rec.finish = self.now
         self.finished += 1
         cost = rec.cloud_usd
-        self._cloud_usd += cost
+        self._cloud_usd += cost  # billed when the training job ends, as SageMaker reports it
+        self._sample()
         day, month = self._day_month(SIM_EPOCH + self.now)
         ns = rec.request.namespace
         self.spend_day[(ns, day)] = self.spend_day.get((ns, day), 0.0) + cost

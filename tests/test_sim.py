@@ -171,6 +171,49 @@ def test_pareto_front():
     assert pareto_front(points) == [1, 0, 2]
 
 
+def test_timeline_samples_follow_every_job_end_not_only_cycles():
+    """Utilization was sampled only at cycles and held flat once the queue emptied: a plot showed the
+    cluster busy for days after its last Job ended."""
+    sim, r = run(one_node_three_jobs(), baseline("local-only"))
+    busy_at = {}
+    for t, _, busy, _ in sim.samples:
+        busy_at[t] = busy  # the last sample at each instant
+    assert busy_at[1.5 * H] == 4 and busy_at[2 * H] == 0  # c ends at 1.5 h, b at 2 h
+    assert sim.samples[-1][2] == 0
+
+
+def test_pareto_labels_never_overlap_and_dollars_spread_on_a_log_axis():
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from sim.plots import pareto_figure
+    from sim.report import Summary
+
+    sim, records = run(one_node_three_jobs(), baseline("local-only"))
+    base = summarize("x", sim, list(records.values()))
+    costs = [0.0, 90.0, 95.0, 180.0, 6000.0, 6100.0, 80000.0]  # crowded at both ends, as a real sweep is
+    waits = [1.8, 0.02, 0.02, 0.03, 0.02, 0.02, 0.02]
+    names = ["local-only", "forecast-wait", "compute-wait", "default", "no-wait", "constant-wait",
+             "always-on-demand"]
+    summaries = [Summary(**{**base.__dict__, "policy": n, "cloud_usd": c, "wait_p95_hours": w})
+                 for n, c, w in zip(names, costs, waits)]
+    fig = pareto_figure(summaries)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog"
+    renderer = fig.canvas.get_renderer()
+    for t in ax.texts:
+        t.update_positions(renderer)
+    boxes = {t.get_text(): Text.get_window_extent(t, renderer) for t in ax.texts}  # the words, not the leader
+    frame = ax.get_window_extent(renderer)
+    assert set(boxes) == set(names)
+    for a in names:
+        for b in names:
+            assert a == b or not boxes[a].overlaps(boxes[b]), (a, b)
+        assert frame.x0 <= boxes[a].x0 and boxes[a].x1 <= frame.x1, f"{a} is cut off"
+    plt.close(fig)
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 
