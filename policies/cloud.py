@@ -167,7 +167,7 @@ def cloud_options(
             instance_type=itype.name, instance_count=count, spot=is_spot, role_arn=role_arn,
             output_s3_uri=output_s3_uri, checkpoint_s3_uri=job.checkpoint_s3_uri,
             max_runtime_seconds=window.max_runtime_seconds if window else max(int(math.ceil(cap)), 1),
-            max_wait_seconds=window.max_wait_seconds if window else None,
+            sagemaker_max_wait_seconds=window.sagemaker_max_wait_seconds if window else None,
             fallback_time=window.fallback_time if window else None, region=sm.region,
         )
 
@@ -198,7 +198,7 @@ def cloud_options(
                 spot_time = runtime + interruptions * spot.restart_overhead_seconds
                 spot_rate = itype.spot_usd_per_hour * count
                 expected = spot_rate * (startup + spot_time) / 3600
-                committed = spot_rate * min(startup + cap, window.max_wait_seconds or math.inf) / 3600
+                committed = spot_rate * min(startup + cap, window.sagemaker_max_wait_seconds or math.inf) / 3600
                 if job.deadline is not None:
                     # The on-demand relaunch that guarantees the deadline is paid for up front.
                     committed += itype.on_demand_usd_per_hour * count * (startup + runtime) / 3600

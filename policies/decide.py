@@ -57,7 +57,7 @@ def local_max_wait(job: JobRequest, policy: BurstPolicy, runtime: float) -> floa
     """How long the Job may wait for local GPUs before it bursts: its own spillway.io/max-wait-seconds
     or the policy's, plus the compute-weighted part (maxWaitPerGpuSecond x GPUs x runtime)."""
     local = policy.spec.local
-    fixed = job.max_wait_seconds if job.max_wait_seconds is not None else local.max_wait_seconds
+    fixed = job.local_max_wait_seconds if job.local_max_wait_seconds is not None else local.max_wait_seconds
     return fixed + local.max_wait_per_gpu_second * job.total_gpus * runtime
 
 
@@ -151,7 +151,7 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
         return Evidence(
             now=now, runtime_estimate_seconds=runtime, runtime_source=runtime_source,
             local_start_time=local_start, local_wait_seconds=local_wait, waited_seconds=waited,
-            max_wait_seconds=max_wait, wait_usd_per_hour=wait_rate, deadline=job.deadline,
+            local_max_wait_seconds=max_wait, wait_usd_per_hour=wait_rate, deadline=job.deadline,
             deadline_slack_seconds=(job.deadline - deadline_end) if job.deadline and deadline_end is not None else None,
             cluster_hot=hot, options=(local, *options), budget_remaining_usd=None if budget_left == INF else budget_left,
             trigger=trigger, blocked=blocked.message if blocked else "",

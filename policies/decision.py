@@ -21,7 +21,7 @@ class CloudLaunch:
     output_s3_uri: str
     checkpoint_s3_uri: str | None
     max_runtime_seconds: int
-    max_wait_seconds: int | None  # spot only
+    sagemaker_max_wait_seconds: int | None  # spot only: StoppingCondition.MaxWaitTimeInSeconds
     fallback_time: float | None  # spot only: when Spillway relaunches on on-demand
     region: str
 
@@ -46,7 +46,7 @@ class Evidence:
     local_start_time: float  # inf: never fits locally
     local_wait_seconds: float
     waited_seconds: float  # since submission
-    max_wait_seconds: float
+    local_max_wait_seconds: float  # how long it may wait for local GPUs (local_max_wait())
     wait_usd_per_hour: float  # for this Job (after per-GPU scaling)
     deadline: float | None = None
     deadline_slack_seconds: float | None = None  # deadline - expected end of the chosen option

@@ -55,7 +55,7 @@ def create_training_job_request(job: JobRequest, launch: CloudLaunch, name: str,
     stopping: dict[str, Any] = {"MaxRuntimeInSeconds": int(launch.max_runtime_seconds)}
     if spot:
         # MaxWait covers waiting for capacity and training; it may not be below MaxRuntime.
-        stopping["MaxWaitTimeInSeconds"] = max(int(launch.max_wait_seconds or 0), int(launch.max_runtime_seconds))
+        stopping["MaxWaitTimeInSeconds"] = max(int(launch.sagemaker_max_wait_seconds or 0), int(launch.max_runtime_seconds))
     request: dict[str, Any] = {
         "TrainingJobName": name,
         "RoleArn": launch.role_arn,

@@ -40,7 +40,7 @@ class JobRequest:
     role_arn: str | None = None
     instance_type: str | None = None
     wait_usd_per_hour: float | None = None
-    max_wait_seconds: float | None = None
+    local_max_wait_seconds: float | None = None  # spillway.io/max-wait-seconds: for local GPUs
     untranslatable: str | None = None  # why SageMaker cannot run it, if it cannot
     opted_in: bool = False  # carries spillway.io/mode
     image: str | None = None  # the pod's image
@@ -218,7 +218,7 @@ def _read_annotations(ann: dict[str, str], out: dict[str, Any], bad) -> None:
     for key, attr, parse, fix in (
         (C.RUNTIME_ESTIMATE, "runtime_estimate_seconds", parse_duration, "write seconds or 90m / 2h30m"),
         (C.DEADLINE, "deadline", parse_time, "write an RFC 3339 time, e.g. 2026-11-29T08:00:00Z"),
-        (C.MAX_WAIT_SECONDS, "max_wait_seconds", _non_negative, "write a number of seconds"),
+        (C.MAX_WAIT_SECONDS, "local_max_wait_seconds", _non_negative, "write a number of seconds"),
         (C.WAIT_USD_PER_HOUR, "wait_usd_per_hour", _non_negative, "write a dollar amount, e.g. 4.5"),
     ):
         if key in ann:

@@ -418,8 +418,8 @@ class QueuePlanner:
             # could then find: hold it to the exact earliest instead (as evaluate() saw the timeline).
             start = cycle.timeline.earliest_possible(job.gpus_per_pod, job.pods, job.gpu_product, result.runtime,
                                                      max(ev.now, cycle.not_before))
-        if start == INF or (ev.waited_seconds >= ev.max_wait_seconds if patient
-                            else start - job.submit_time > ev.max_wait_seconds):
+        if start == INF or (ev.waited_seconds >= ev.local_max_wait_seconds if patient
+                            else start - job.submit_time > ev.local_max_wait_seconds):
             return start  # never fits; at its max wait; or even its earliest start is past it
         return None
 
@@ -450,7 +450,7 @@ class QueuePlanner:
             if _find(entries, (order, key)) is None:
                 insort(entries, (order, key))
         self._slot_start[key] = evidence.local_start_time
-        timeout = job.submit_time + evidence.max_wait_seconds
+        timeout = job.submit_time + evidence.local_max_wait_seconds
         if timeout < evidence.now - _TIMEOUT_SLACK:
             return  # it waits on past its max wait (nothing to burst to): only fitting locally moves it
         if math.isfinite(timeout) and self._timeout_of.get(key) != timeout:

@@ -30,7 +30,7 @@ MIN_SPOT_WINDOW_SECONDS = 60.0  # and never less than a minute before the fallba
 class SpotWindow:
     safe: bool
     fallback_time: float  # when spot gives way to on-demand (INF without a deadline)
-    max_wait_seconds: int  # StoppingCondition.MaxWaitTimeInSeconds
+    sagemaker_max_wait_seconds: int  # StoppingCondition.MaxWaitTimeInSeconds
     max_runtime_seconds: int  # StoppingCondition.MaxRuntimeInSeconds
     why: str = ""
 

@@ -296,7 +296,7 @@ def render_decision(d) -> str:
         ("runtime estimate", f"{duration(ev.runtime_estimate_seconds)} ({ev.runtime_source})"),
         ("forecast local start", _time_or_never(ev.local_start_time) +
          (f" (in {duration(ev.local_wait_seconds)})" if ev.local_start_time != float("inf") else "")),
-        ("waited so far / max wait", f"{duration(ev.waited_seconds)} / {duration(ev.max_wait_seconds)}"),
+        ("waited so far / max wait", f"{duration(ev.waited_seconds)} / {duration(ev.local_max_wait_seconds)}"),
         ("value of waiting", f"{money(ev.wait_usd_per_hour)} per hour"),
         ("deadline", format_time(ev.deadline) if ev.deadline else "-"),
         ("deadline slack", duration(ev.deadline_slack_seconds) if ev.deadline_slack_seconds is not None else "-"),
@@ -321,7 +321,7 @@ def render_decision(d) -> str:
                       f"{'managed spot' if l.spot else 'on-demand'}, role {l.role_arn}",
                   f"           output {l.output_s3_uri}" + (f", checkpoints {l.checkpoint_s3_uri}" if l.checkpoint_s3_uri else ""),
                   f"           MaxRuntimeInSeconds {l.max_runtime_seconds}"
-                  + (f", MaxWaitTimeInSeconds {l.max_wait_seconds}" if l.max_wait_seconds else "")
+                  + (f", MaxWaitTimeInSeconds {l.sagemaker_max_wait_seconds}" if l.sagemaker_max_wait_seconds else "")
                   + (f", on-demand fallback at {format_time(l.fallback_time)}" if l.fallback_time else "")]
     return "\n".join(lines)
 

@@ -435,7 +435,7 @@ class Simulation:
             rng = np.random.default_rng([self.cfg.seed, 2, job_id])
             rate = itype.interruptions_per_hour * launch.instance_count
             run.avail = availability(self.cfg.cloud, rate, rng)
-            run.max_wait_end = self.now + (launch.max_wait_seconds or INF)
+            run.max_wait_end = self.now + (launch.sagemaker_max_wait_seconds or INF)
             run.fallback_time = (launch.fallback_time - SIM_EPOCH) if launch.fallback_time else INF
             if run.deadline is not None:
                 self.spot_with_deadline[job_id] = run

@@ -57,7 +57,7 @@ class job:
         return self._set(untranslatable=why)
 
     def max_wait(self, seconds: float) -> "job":
-        return self._set(max_wait_seconds=seconds)
+        return self._set(local_max_wait_seconds=seconds)
 
     def build(self) -> JobRequest:
         return self._j

@@ -84,10 +84,10 @@ def test_spot_launch_respects_the_deadline_safety_net():
     d = decide(j, busy().build(), p, NOW)
     spot = p.spec.spot
     l = d.launch
-    assert l.spot and l.max_wait_seconds >= l.max_runtime_seconds
+    assert l.spot and l.sagemaker_max_wait_seconds >= l.max_runtime_seconds
     od_relaunch = p.spec.sage_maker.startup_seconds + spot.restart_overhead_seconds + 2 * HOUR
     assert l.fallback_time + od_relaunch + spot.safety_margin_seconds == pytest.approx(j.deadline)
-    assert NOW + l.max_wait_seconds <= l.fallback_time  # SageMaker stops spot by itself in time
+    assert NOW + l.sagemaker_max_wait_seconds <= l.fallback_time  # SageMaker stops spot by itself in time
     assert d.evidence.deadline_slack_seconds > 0
 
 

@@ -57,7 +57,7 @@ def test_annotations_are_parsed_with_units():
     assert j.runtime_estimate_seconds == 5400
     assert j.deadline == 1795939200.0
     assert j.capacity_type == CapacityType.SPOT and j.checkpointable
-    assert (j.max_wait_seconds, j.wait_usd_per_hour, j.instance_type) == (600, 3.5, "ml.g5.12xlarge")
+    assert (j.local_max_wait_seconds, j.wait_usd_per_hour, j.instance_type) == (600, 3.5, "ml.g5.12xlarge")
 
 
 def test_all_bad_annotations_are_reported_together():

@@ -107,7 +107,7 @@ def test_optimizer_keeps_the_compute_weighted_max_wait():
     for optimizer in ("greedy", "cpsat"):
         decision = plan([big], snap, p, NOW, optimizer=optimizer).by_job()["ml/big"]
         assert decision.placement == Placement.WAIT, optimizer
-        assert decision.evidence.max_wait_seconds == pytest.approx(0.076 * 8 * 10 * HOUR)
+        assert decision.evidence.local_max_wait_seconds == pytest.approx(0.076 * 8 * 10 * HOUR)
 
 
 def test_empty_queue():
@@ -158,7 +158,7 @@ def test_compute_weighted_max_wait_lets_big_jobs_wait_longer():
     snap = cluster().nodes(1).busy("n0", 8, 1).build()
     p = policy(local={"maxWaitSeconds": 0, "maxWaitPerGpuSecond": 0.1})
     big = plan([job().gpus(8).runs(2).build()], snap, p, NOW).decisions[0]  # may wait 0.1 x 16 GPU-h = 1.6 h
-    assert big.placement == Placement.WAIT and big.evidence.max_wait_seconds == pytest.approx(1.6 * HOUR)
+    assert big.placement == Placement.WAIT and big.evidence.local_max_wait_seconds == pytest.approx(1.6 * HOUR)
     small = plan([job().gpus(1).runs(2).build()], cluster().nodes(1).busy("n0", 8, 1).build(), p, NOW).decisions[0]
     assert small.reason == Reason.MAX_WAIT_EXCEEDED  # may wait 0.2 h < 1 h
 

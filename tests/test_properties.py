@@ -131,8 +131,8 @@ def test_decisions_stay_sane_when_estimates_are_off_by_3x(world, factor):
         assert ev.local_start_time >= NOW  # never forecast in the past
         if d.launch:
             assert d.launch.max_runtime_seconds >= 1
-            if d.launch.spot and d.launch.max_wait_seconds is not None:
-                assert d.launch.max_wait_seconds >= d.launch.max_runtime_seconds
+            if d.launch.spot and d.launch.sagemaker_max_wait_seconds is not None:
+                assert d.launch.sagemaker_max_wait_seconds >= d.launch.max_runtime_seconds
 
 
 @given(st.floats(min_value=0, max_value=4e9, allow_nan=False) | st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999996))
