@@ -22,6 +22,8 @@ import random
 from dataclasses import dataclass
 from policies.spot import greedy_choice, spot_fallback_due, spot_window, uniform_progress_choice
 
+from .cloud import TraceAvailability, spot_traces
+
 HOUR = 3600.0
 
 
@@ -49,6 +51,24 @@ def poisson_trace(hourly_rate: float, seed: int, ticks: int = 4320, tick_seconds
     p = 1 - (1 - hourly_rate) ** (tick_seconds / HOUR)
     rng = random.Random(seed)
     return [not (rng.random() < p) for _ in range(ticks)]
+
+
+def real_trace(trace_id: str, offset_seconds: float, ticks: int = 4320, tick_seconds: float = 600.0) -> list[bool]:
+    """A bundled real AWS availability trace seen tick by tick from an offset (wrapped around), as
+    "Can't Be Late" replays them: available at a tick if the trace says so at the tick's start."""
+    starts, values, span = spot_traces()[trace_id]
+    trace = TraceAvailability(starts, values, span, offset_seconds)
+    return [trace.available(i * tick_seconds) for i in range(ticks)]
+
+
+def single_node_availability_traces() -> list[str]:
+    """The bundled real availability traces of one spot node (sim/data/spot_traces.csv)."""
+    import csv
+    from importlib import resources
+
+    text = resources.files("sim").joinpath("data/spot_traces.csv").read_text()
+    return [row["trace_id"] for row in csv.DictReader(text.splitlines())
+            if row["kind"] == "availability" and row["nodes_requested"] == "1"]
 
 
 def run_job(job: SpotJob, available: list[bool], rule: str = "greedy") -> SpotRun:

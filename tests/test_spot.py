@@ -20,15 +20,15 @@ def window(deadline_h, runtime_h=2.0, **kw):
 
 def test_without_deadline_max_wait_is_a_multiple_of_the_runtime_cap():
     w = window(None)
-    assert w.safe and (w.max_runtime_seconds, w.max_wait_seconds) == (4 * H, 8 * H + 420)
+    assert w.safe and (w.max_runtime_seconds, w.sagemaker_max_wait_seconds) == (4 * H, 8 * H + 420)
 
 
 def test_fallback_leaves_room_for_a_full_on_demand_run():
     w = window(10)
     assert w.safe
     assert w.fallback_time == 10 * H - 900 - (420 + 600 + 2 * H)
-    assert w.max_wait_seconds == int(w.fallback_time)
-    assert w.max_runtime_seconds <= w.max_wait_seconds  # SageMaker requires MaxWait >= MaxRuntime
+    assert w.sagemaker_max_wait_seconds == int(w.fallback_time)
+    assert w.max_runtime_seconds <= w.sagemaker_max_wait_seconds  # SageMaker requires MaxWait >= MaxRuntime
 
 
 def test_too_tight_for_spot():
@@ -43,9 +43,9 @@ def test_safe_windows_always_leave_an_on_demand_rescue(deadline_h, runtime_h, ma
                restart_overhead_seconds=overhead)
     if w.safe:
         # Spot is over by the fallback time at the latest, and on-demand from there still makes it.
-        assert w.max_wait_seconds <= w.fallback_time
+        assert w.sagemaker_max_wait_seconds <= w.fallback_time
         assert w.fallback_time + startup + overhead + runtime_h * H + margin <= deadline_h * H + 1e-6
-        assert 1 <= w.max_runtime_seconds <= w.max_wait_seconds
+        assert 1 <= w.max_runtime_seconds <= w.sagemaker_max_wait_seconds
 
 
 @pytest.mark.parametrize("now_h, progress_h, on_spot, due", [
@@ -59,3 +59,46 @@ def test_uniform_progress_fallback(now_h, progress_h, on_spot, due):
     assert spot_fallback_due(now=now_h * H, launch_time=0.0, deadline=12 * H, fallback_time=8 * H,
                              runtime_seconds=6 * H, progress_seconds=progress_h * H, running_on_spot=on_spot,
                              restart_overhead_seconds=600) is due
+
+
+# --- the hindsight optimum on a known availability trace (issue #10, goal 2) -------------------
+
+
+def test_hindsight_on_a_trace_that_never_changes_is_worked_out_by_hand():
+    from sim.hindsight import spot_hindsight_cost
+    from sim.spot_job import SpotJob
+
+    job = SpotJob()  # 48 h of work by 52 h, 6-min changeover, 10-min ticks
+    # The first tick on an instance loses the changeover (4 min of work), then 10 min a tick:
+    # 1 + ceil((48 h - 4 min) / 10 min) = 289 ticks.
+    assert spot_hindsight_cost([True], job) == pytest.approx(289 * job.spot_usd_per_hour / 6)
+    assert spot_hindsight_cost([False], job) == pytest.approx(289 * job.od_usd_per_hour / 6)
+    tight = SpotJob(deadline_seconds=48 * 3600)  # 288 ticks: the changeover makes it unreachable
+    assert spot_hindsight_cost([True], tight) == float("inf")
+
+
+def test_hindsight_is_never_beaten_by_an_online_rule():
+    from sim.hindsight import spot_hindsight_cost
+    from sim.spot_job import SpotJob, poisson_trace, run_job
+
+    job = SpotJob()
+    for seed in range(12):
+        available = poisson_trace(0.3, seed)
+        best = spot_hindsight_cost(available, job)
+        runs = {rule: run_job(job, available, rule) for rule in ("greedy", "uniform-progress", "spillway-progress")}
+        assert all(r.met_deadline for r in runs.values())
+        assert all(best <= r.cost_usd + 1e-9 for r in runs.values()), (seed, best, runs)
+        assert best >= 289 * job.spot_usd_per_hour / 6 - 1e-9  # no cheaper than spot all along
+
+
+def test_hindsight_switches_to_spot_when_a_long_window_opens():
+    from sim.hindsight import spot_hindsight_cost
+    from sim.spot_job import SpotJob
+
+    # 289 ticks of running fit the 312 ticks before the deadline if they start by tick 23 (3 h 50 min).
+    job = SpotJob()
+    trace = [False] * 18 + [True] * 400  # spot from 3 h on: wait for it, then spot to the end
+    assert spot_hindsight_cost(trace, job) == pytest.approx(289 * job.spot_usd_per_hour / 6)
+    late = [False] * 30 + [True] * 400  # from 5 h on: too late for spot alone, some on-demand is needed
+    cost = spot_hindsight_cost(late, job)
+    assert 289 * job.spot_usd_per_hour / 6 < cost < 289 * job.od_usd_per_hour / 6
