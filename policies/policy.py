@@ -57,7 +57,9 @@ class LocalSide(_Model):
     """The cluster side: how long Jobs may wait and when the cluster counts as hot."""
 
     max_wait_seconds: NonNegFloat = Field(
-        1800, description="Longest a Job waits for local GPUs before it bursts (if it may burst)."
+        10_000_000, description="Longest a Job waits for local GPUs before it bursts (if it may burst), "
+        "whatever the tradeoff says. The default (116 days) leaves it to the tradeoff: on Philly, a day's "
+        "limit sent out the biggest, longest Jobs and cost 23-35 % more."
     )
     max_wait_per_gpu_second: NonNegFloat = Field(
         0.0,
@@ -66,8 +68,9 @@ class LocalSide(_Model):
     )
     burst_timing: Literal["early", "atMaxWait"] = Field(
         "early",
-        description="early: burst as soon as the forecast says the wait would pass the max wait; "
-        "atMaxWait: only once the Job has waited that long (the forecast may be wrong in its favour).",
+        description="When the max wait sends a Job out. early: as soon as the forecast says the wait would "
+        "pass it; atMaxWait: once the Job has waited that long (the forecast may be wrong in its favour). "
+        "Either way the tradeoff bursts a Job whose forecast wait is worth more than the burst.",
     )
     queueing: Literal["backfill", "outOfOrder", "fifo"] = Field(
         "backfill",
@@ -217,9 +220,11 @@ class Tradeoff(_Model):
     """The one knob that moves the policy along the cost/latency curve."""
 
     wait_usd_per_hour: NonNegFloat = Field(
-        2.0, description="What one hour of waiting is worth in dollars (per Job or per GPU)."
+        15.0, description="What one hour of waiting is worth in dollars (per Job or per GPU). A Job bursts "
+        "when its forecast wait is worth more than the burst costs: higher, less waiting and more dollars."
     )
-    per: WaitCostBasis = Field(WaitCostBasis.GPU, description="job: flat per Job; gpu: times the Job's GPUs.")
+    per: WaitCostBasis = Field(WaitCostBasis.JOB, description="job: flat per Job (a big Job waits longer "
+                               "before it bursts, as its burst costs more); gpu: times the Job's GPUs.")
 
 
 class LabelRuntime(_Model):

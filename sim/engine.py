@@ -67,6 +67,7 @@ class JobRecord:
     preemptions: int = 0
     fell_back: bool = False
     budget_blocked: bool = False
+    budget_blocked_at: float | None = None  # first decided BudgetExhausted: it waited for money from then
     quota_blocked: bool = False
     not_allowed: str = ""  # why the policy let this Job not burst (allowlists, allowed types), if it did not
     instance_type: str = ""
@@ -301,6 +302,8 @@ class Simulation:
             record.reason = decision.reason.value
             if decision.reason == Reason.BUDGET_EXHAUSTED:
                 record.budget_blocked = True
+                if record.budget_blocked_at is None:
+                    record.budget_blocked_at = self.now
             elif decision.reason == Reason.QUOTA_EXHAUSTED:
                 record.quota_blocked = True
             if decision.evidence.blocked_reason in NOT_ALLOWED:  # whatever the placement: a Local

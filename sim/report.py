@@ -42,6 +42,7 @@ class Summary:
     preemptions: int
     fallbacks: int
     budget_blocked_jobs: int
+    budget_blocked_hours_mean: float  # from a blocked Job's first BudgetExhausted to its start
     quota_blocked_jobs: int
     not_allowed_jobs: int  # Jobs the policy did not allow to burst (allowlists, allowed instance types)
     decision_points: int
@@ -95,6 +96,8 @@ def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Su
         preemptions=sum(r.preemptions for r in done),
         fallbacks=sum(r.fell_back for r in done),
         budget_blocked_jobs=sum(r.budget_blocked for r in done),
+        budget_blocked_hours_mean=float(np.mean([(r.start - r.budget_blocked_at) / HOUR for r in done
+                                                 if r.budget_blocked_at is not None] or [0.0])),
         quota_blocked_jobs=sum(r.quota_blocked for r in done),
         not_allowed_jobs=sum(bool(r.not_allowed) for r in done),
         decision_points=sim.decision_points,
@@ -123,6 +126,7 @@ ROWS = [
     ("bursts (spot / on-demand)", ("bursts", "spot_bursts", "on_demand_bursts"), "{} ({} / {})"),
     ("preemptions / fallbacks", ("preemptions", "fallbacks"), "{} / {}"),
     ("Jobs blocked by budget / quota", ("budget_blocked_jobs", "quota_blocked_jobs"), "{} / {}"),
+    ("  blocked by budget, mean (h)", "budget_blocked_hours_mean", "{:.3f}"),
     ("Jobs not allowed to burst", "not_allowed_jobs", "{}"),
     ("jobs / makespan (h)", ("jobs", "makespan_hours"), "{} / {:,.1f}"),
 ]

@@ -111,6 +111,10 @@ class cluster:
 
 BASE_POLICY: dict[str, Any] = {
     "spec": {
+        # The hand-computed cases are written for a 30-min max wait that bursts early, and $2 per
+        # GPU-hour of waiting (the embedded default until it weighed waiting per Job): pinned here.
+        "local": {"maxWaitSeconds": 1800, "burstTiming": "early"},
+        "tradeoff": {"waitUsdPerHour": 2.0, "per": "gpu"},
         "allowlists": {"*": {"roleArns": [ROLE], "s3Prefixes": [BUCKET]}},
         "budgets": {"default": {"dailyUsd": 10_000, "monthlyUsd": 100_000}},
     }

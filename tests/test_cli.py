@@ -27,13 +27,17 @@ def test_explain_with_no_arguments_uses_the_bundled_examples(capsys):
     code, out, _ = run(capsys, "explain")
     assert code == 0
     assert "bundled example" in out
+    # 1.75 h of waiting is worth $26.25 at $15 an hour; the spot burst scores $36.18: it waits.
+    assert "Placement  Wait" in out and "Reason     WaitingForLocalCapacity" in out
+    assert "value of waiting          $15.00 per hour" in out and "forecast local start" in out
+    code, out, _ = run(capsys, "explain", "--policy", str(ROOT / "policies" / "deadline-first.yaml"))
     assert "Placement  SageMakerSpot" in out and "Reason     SpotSafeWithinDeadline" in out
-    assert "MaxWaitTimeInSeconds" in out and "forecast local start" in out
+    assert "MaxWaitTimeInSeconds" in out
 
 
 def test_explain_json_feeds_other_tools(capsys):
     code, out, _ = run(capsys, "explain", str(EXAMPLES / "job.yaml"), "--cluster", str(EXAMPLES / "cluster.yaml"),
-                       "-o", "json")
+                       "--policy", str(ROOT / "policies" / "deadline-first.yaml"), "-o", "json")
     data = json.loads(out)
     assert code == 0 and data["placement"] == "SageMakerSpot"
     assert {o["placement"] for o in data["evidence"]["options"]} == {"Local", "SageMakerOnDemand", "SageMakerSpot"}
@@ -109,7 +113,7 @@ def test_policy_validate_exit_codes(capsys, tmp_path):
 
 def test_policy_show_and_schema(capsys):
     code, out, _ = run(capsys, "policy", "show")
-    assert code == 0 and yaml.safe_load(out)["spec"]["local"]["maxWaitSeconds"] == 1800
+    assert code == 0 and yaml.safe_load(out)["spec"]["local"]["maxWaitSeconds"] == 10_000_000
     code, out, _ = run(capsys, "policy", "schema")
     assert code == 0 and json.loads(out)["title"].startswith("Spillway BurstPolicy")
 
@@ -134,7 +138,7 @@ SCRIPT = Path(sys.executable).parent / "spillway"
 def test_console_script_runs_the_readme_main_command():
     proc = subprocess.run([str(SCRIPT), "explain"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "Placement  SageMakerSpot" in proc.stdout
+    assert "Placement  Wait" in proc.stdout and "value of waiting          $15.00 per hour" in proc.stdout
 
 
 @pytest.mark.slow

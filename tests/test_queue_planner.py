@@ -101,6 +101,10 @@ def budget_bound_policy(daily_usd: float, **spec):
     from policies import BurstPolicy, default_policy
 
     data = default_policy().model_dump(by_alias=True, mode="json")
+    # The default until it priced waiting per Job: a 30-min max wait and $2 per GPU-hour burst
+    # early and often, so most bursts find the budget spent (the case this is about).
+    data["spec"]["local"].update(maxWaitSeconds=1800, burstTiming="early")
+    data["spec"]["tradeoff"] = {"waitUsdPerHour": 2.0, "per": "gpu"}
     data["spec"]["budgets"] = {"default": {"dailyUsd": daily_usd, "monthlyUsd": None}}
     data["spec"]["allowlists"] = {"*": {"roleArns": ["arn:aws:iam::000000000000:role/Simulated"],
                                         "s3Prefixes": ["s3://sim/"]}}
@@ -109,21 +113,26 @@ def budget_bound_policy(daily_usd: float, **spec):
     return BurstPolicy.model_validate(data)
 
 
-@pytest.mark.parametrize("daily_usd, spec", [
-    (40, {}),
-    (15, {"local": {"burstTiming": "atMaxWait", "maxWaitSeconds": 600}}),
-    (40, {"local": {"queueing": "fifo"}, "tradeoff": {"waitUsdPerHour": 0}}),
+@pytest.mark.parametrize("daily_usd, spec, blocked_at_least, saving", [
+    (40, {}, 50, 0.8),
+    (15, {"local": {"burstTiming": "atMaxWait", "maxWaitSeconds": 600}}, 50, 0.8),
+    (40, {"local": {"queueing": "fifo"}, "tradeoff": {"waitUsdPerHour": 0}}, 50, 0.8),
     # Quota runs out on the types bursts use, so blocked Jobs move between types as bursts end.
     (60, {"sageMaker": {"quotas": {"ml.g6.48xlarge": 1, "ml.g6.12xlarge": 1, "ml.g6.xlarge": 2,
-                                   "ml.g6.2xlarge": 1, "ml.g6.4xlarge": 1}}}),
-    (25, {"local": {"maxWaitSeconds": 300}, "tradeoff": {"waitUsdPerHour": 20}}),
+                                   "ml.g6.2xlarge": 1, "ml.g6.4xlarge": 1}}}, 50, 0.8),
+    (25, {"local": {"maxWaitSeconds": 300}, "tradeoff": {"waitUsdPerHour": 20}}, 50, 0.8),
+    # The shipped default's own rules ($15 per Job-hour of waiting, no fixed max wait): a blocked Job
+    # never passes its max wait, so the planner may leave none out (a gap for issue #11); the test
+    # is about equal decisions here.
+    (15, {"local": {"maxWaitSeconds": 10_000_000}, "tradeoff": {"waitUsdPerHour": 15, "per": "job"}}, 20, None),
 ])
-def test_leaving_out_budget_blocked_jobs_changes_no_decision(daily_usd, spec):
+def test_leaving_out_budget_blocked_jobs_changes_no_decision(daily_usd, spec, blocked_at_least, saving):
     pol = budget_bound_policy(daily_usd, **spec)
     trace = mixed_trace(400)
     fast_sim, fast = outcomes(trace, pol, True)
     full_sim, full = outcomes(trace, pol, False)
     assert fast == full
     blocked = sum(r.budget_blocked for r in fast_sim.records)
-    assert blocked > 50, blocked  # the case this is about: many Jobs wait for money
-    assert fast_sim.planner.evaluated < full_sim.planner.evaluated * 0.8
+    assert blocked >= blocked_at_least, blocked  # the case this is about: Jobs wait for money
+    if saving is not None:  # None: a policy under which nothing can be left out (see above)
+        assert fast_sim.planner.evaluated < full_sim.planner.evaluated * saving

@@ -217,22 +217,23 @@ def test_pareto_labels_never_overlap_and_dollars_spread_on_a_log_axis():
 # --- bad input ------------------------------------------------------------------------------------
 
 
-def test_malformed_csv_rows_are_reported_with_line(tmp_path):
+def csv_problems(tmp_path, text: str) -> dict[int, str]:
+    """{line: problem} of a user CSV that must not load."""
     path = tmp_path / "t.csv"
-    path.write_text("arrival_s,gpus,duration_s,checkpointable\n0,1,60,true\n10,two,60,false\n20,1,-5,\n")
+    path.write_text(text)
     with pytest.raises(InputError) as exc:
         load_user_csv(path)
-    lines = {i.line: i.problem for i in exc.value.issues}
+    return {i.line: i.problem for i in exc.value.issues}
+
+
+def test_malformed_csv_rows_are_reported_with_line(tmp_path):
+    lines = csv_problems(tmp_path, "arrival_s,gpus,duration_s,checkpointable\n0,1,60,true\n10,two,60,false\n20,1,-5,\n")
     assert set(lines) == {3, 4}
     assert "gpus='two' is not a whole number" in lines[3] and "duration_s" in lines[4]
 
 
 def test_ragged_rows_and_gpuless_jobs_are_reported_not_guessed(tmp_path):
-    path = tmp_path / "t.csv"
-    path.write_text("arrival_s,gpus,duration_s\n0,1,60,9\n10,1\n20,0,60\n30,1,60\n")
-    with pytest.raises(InputError) as exc:
-        load_user_csv(path)
-    lines = {i.line: i.problem for i in exc.value.issues}
+    lines = csv_problems(tmp_path, "arrival_s,gpus,duration_s\n0,1,60,9\n10,1\n20,0,60\n30,1,60\n")
     assert set(lines) == {2, 3, 4}
     assert "1 field(s) more than the header's 3" in lines[2]
     assert "fewer fields than the header's 3" in lines[3]
@@ -355,14 +356,14 @@ def test_spillway_forecast_rules_beat_compute_wait_at_equal_wait_on_sb1():
 
 def test_tune_finds_the_cheapest_policy_meeting_the_goal(capsys, tmp_path):
     out = tmp_path / "tuned.yaml"
-    code = main(["tune", "--scenario", "sb1", "--param", "local.maxWaitSeconds=0,900,3600",
+    code = main(["tune", "--scenario", "sb1", "--param", "tradeoff.waitUsdPerHour=1,15,40,200",
                  "--goal", "wait_p95_hours<=0.3", "--write", str(out), "--workers", "1"])
     text = capsys.readouterr().out
     assert code == 0 and "BEST" in text
     from policies import load_policy
     tuned = load_policy(out.read_text())
-    assert tuned.spec.local.max_wait_seconds == 900  # 0 costs more; 3600 waits too long at p95
-    assert "cheapest of 3 combinations" in out.read_text()
+    assert tuned.spec.tradeoff.wait_usd_per_hour == 40  # $1 and $15 wait too long at p95; $200 costs more
+    assert "cheapest of 4 combinations" in out.read_text()
 
 
 def test_tune_reports_bad_parameters_and_goals(capsys):
@@ -416,3 +417,7 @@ def test_a_job_handed_to_the_local_queue_by_an_exhausted_budget_runs_when_its_sl
     assert [r[f"j{i}"].placement for i in range(4)] == ["Local"] * 4
     assert [r[f"j{i}"].start / H for i in range(4)] == [0, 1, 2, 3], "each when the one before it ends"
     assert all(r[f"j{i}"].budget_blocked for i in range(1, 4))
+    # How long a budget held them: from the first BudgetExhausted (their arrival) to their start.
+    s = summarize("p", sim, list(r.values()))
+    assert s.budget_blocked_jobs == 3
+    assert s.budget_blocked_hours_mean == pytest.approx(((H - 60) + (2 * H - 120) + (3 * H - 180)) / 3 / H)
