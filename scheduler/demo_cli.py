@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 
-from policies import InputError, InputIssue
 from policies import constants as C
 from policies.cli_numbers import AT_LEAST_ONE, COUNT, POSITIVE
 from policies.units import parse_time
@@ -88,8 +87,11 @@ def manifest(job) -> dict:
 
 
 def cmd_demo(args) -> int:
-    if args.jobs < 1 or args.time_scale <= 0:
-        raise InputError([InputIssue("--jobs/--time-scale", "", "must be positive", "e.g. --jobs 40 --time-scale 900")])
+    from .cli import _policy
+
+    # Read the policy before anything starts: a bad file must not leave a sandbox, SageMaker and
+    # their threads running, nor the process's loggers silenced.
+    policy = _policy(args.policy)
     logging.basicConfig(level=logging.ERROR)
     for noisy in ("werkzeug", "botocore", "urllib3", "scheduler", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
@@ -98,7 +100,6 @@ def cmd_demo(args) -> int:
     from sim.sandbox.apiserver import SandboxServer
     from sim.sandbox.machinery import Machinery, add_nodes
 
-    from .cli import _policy
     from .controller import Controller, Settings
     from .kube import Kube, api_client
     from .sagemaker import SageMaker
@@ -112,7 +113,6 @@ def cmd_demo(args) -> int:
     machinery = Machinery(store, time_scale=1.0, period=0.02).start()  # the clock is virtual already
     sagemaker = SageMakerSandbox(clock=clock, time_scale=1.0, period=0.02).start()
     ack = AckStandIn(store, sagemaker.client(), period=0.05).start()
-    policy = _policy(args.policy)
     sm = SageMaker("us-east-1", endpoint_url=sagemaker.endpoint_url, aws_access_key_id="sandbox",
                    aws_secret_access_key="sandbox")
     ctl = Controller(Kube(api_client(host=server.url)), policy, sagemaker=sm, clock=clock,
