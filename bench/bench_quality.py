@@ -15,11 +15,14 @@ how long.
 
 Goal 2 (spot side), in Can't Be Late's setup (48 h of work, a 52-h deadline, a 6-min changeover,
 10-min ticks): (a) on each bundled real single-node AWS availability trace, from --offsets random
-start offsets, the share of the gap between greedy and the hindsight optimum
-(sim.hindsight.spot_hindsight_cost, exact dynamic programming) that each rule closes, and its
-deadline misses; (b) on CBL-1's Poisson traces (1,000 per rate), each rule's mean cost against
+start offsets (the Job and the week before it inside the trace), the share of the gap between
+greedy and the hindsight optimum (sim.hindsight.spot_hindsight_cost, exact dynamic programming)
+that each rule closes, and its deadline misses; (b) on CBL-1's Poisson traces (1,000 per rate), each rule's mean cost against
 greedy's. A rule passes when it closes at least half the gap on every real trace, is never more
-than 1 % dearer than greedy at any rate, and misses no deadline.
+than 1 % dearer than greedy at any rate, and misses no deadline. The "planned" rule
+(policies.spot_plan) learns availability from the week before each Job: on a real trace the week
+before the offset, on a Poisson trace the trace's unused last week (traces wrap around, so that
+week is the one just before the Job). The other rules use no history.
 
 Goal 1 on the full trace at five loads takes about an hour on 2 cores (the default and Forecast-Wait re-plan
 their whole backfill queue each cycle: 4 to 13 minutes a run; issue #11). The last line printed is
@@ -108,7 +111,7 @@ def judge(row: dict) -> dict:
 
 
 SPOT_RULES = {"greedy": "greedy", "uniform-progress": "uniform-progress", "launchWindow": "spillway",
-              "progress": "spillway-progress"}  # name in the report: rule in sim.spot_job
+              "progress": "spillway-progress", "planned": "planned"}  # name in the report: rule in sim.spot_job
 
 
 def spot_trace_task(task):
@@ -117,7 +120,7 @@ def spot_trace_task(task):
 
     from sim.cloud import spot_traces
     from sim.hindsight import spot_hindsight_cost
-    from sim.spot_job import SpotJob, real_trace, run_job
+    from sim.spot_job import HISTORY_TICKS, SpotJob, plan_for, real_trace, run_job
 
     trace_id, offsets = task
     job = SpotJob()
@@ -125,10 +128,18 @@ def spot_trace_task(task):
     rng = random.Random(trace_id)  # the same offsets on every run and machine
     costs = {name: [] for name in [*SPOT_RULES, "hindsight"]}
     misses = dict.fromkeys(SPOT_RULES, 0)
+    ticks = math.ceil(job.deadline_seconds / job.tick_seconds) + 1
+    before = HISTORY_TICKS * job.tick_seconds
     for _ in range(offsets):
-        available = real_trace(trace_id, rng.uniform(0, span), ticks=math.ceil(job.deadline_seconds / job.tick_seconds) + 1)
+        # The week before the Job (which the "planned" rule learns from) and the Job itself both lie
+        # inside the trace: a window across its end would join its last day to its first, a seam
+        # that never happened (and on a trace with a 2-week outage, a misleading one).
+        offset = rng.uniform(before, span - ticks * job.tick_seconds)
+        available = real_trace(trace_id, offset, ticks=ticks)
+        history = real_trace(trace_id, offset - before, ticks=HISTORY_TICKS)
+        plan = plan_for(job, history)
         for name, rule in SPOT_RULES.items():
-            run = run_job(job, available, rule)
+            run = run_job(job, available, rule, history=history, plan=plan)
             costs[name].append(run.cost_usd)
             misses[name] += not run.met_deadline
         costs["hindsight"].append(spot_hindsight_cost(available, job))

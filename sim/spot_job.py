@@ -12,7 +12,8 @@ the strategy once more after the work is done, and the strawman, which has no "i
 rule, gets that tick billed; this is how its stored table was made), "uniform-progress", and
 "spillway" / "spillway-progress" (what the controller does with a managed spot burst under
 spot.fallback launchWindow / progress: policies.spot.spot_window at launch, spot_fallback_due at
-every tick, and on-demand to the end once it has fallen back).
+every tick, and on-demand to the end once it has fallen back), and "planned" (policies.spot_plan:
+the expected-cost plan under a model of availability fitted to the `history` before the Job).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from collections.abc import Sequence
+
 from policies.spot import greedy_choice, spot_fallback_due, spot_window, uniform_progress_choice
+from policies.spot_plan import availability_model, plan_spot, run_age
 
 from .cloud import TraceAvailability, spot_traces
 
@@ -71,7 +75,17 @@ def single_node_availability_traces() -> list[str]:
             if row["kind"] == "availability" and row["nodes_requested"] == "1"]
 
 
-def run_job(job: SpotJob, available: list[bool], rule: str = "greedy") -> SpotRun:
+def plan_for(job: SpotJob, history: Sequence[bool]):
+    """The "planned" rule's plan for `job`, from the availability seen before it."""
+    return plan_spot(availability_model(history, job.tick_seconds), work_seconds=job.work_seconds,
+                     deadline_seconds=job.deadline_seconds, changeover_seconds=job.overhead_seconds,
+                     spot_usd_per_hour=job.spot_usd_per_hour, on_demand_usd_per_hour=job.od_usd_per_hour)
+
+
+def run_job(job: SpotJob, available: list[bool], rule: str = "greedy", history: Sequence[bool] = (),
+            plan=None) -> SpotRun:
+    """`history`: the availability of the ticks just before the Job starts (the "planned" rule
+    learns from it; `plan` passes a plan already made from it)."""
     gap = job.tick_seconds
     remaining, current, overhead_left = job.work_seconds, "none", 0.0
     cost, od_ticks, billed_ticks, t = 0.0, 0, 0, 0
@@ -82,12 +96,19 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy") -> SpotRu
                          # the controller looks once a tick, so it keeps a tick of margin
                          safety_margin_seconds=gap, max_wait_factor=1.0, deadline=job.deadline_seconds,
                          fallback_mode=mode)
+    if rule == "planned" and plan is None:
+        plan = plan_for(job, history)
+    age, last = run_age(history), (history[-1] if history else None)
     while remaining > 1e-9:
         spot_up = available[t % len(available)]
+        age, last = (age + 1 if spot_up == last else 1), spot_up
         if current == "spot" and not spot_up:
             current = "none"  # preempted
         remaining_time = job.deadline_seconds - t * gap
-        if rule in ("greedy", "strawman"):
+        if rule == "planned":
+            choice = plan.choice(elapsed_ticks=t, progress_seconds=job.work_seconds - remaining, current=current,
+                                 spot_available=spot_up, age_ticks=age)
+        elif rule in ("greedy", "strawman"):
             choice = greedy_choice(current=current, spot_available=spot_up, remaining_work=remaining,
                                    remaining_time=remaining_time, overhead=job.overhead_seconds, tick=gap)
         elif rule in ("spillway", "spillway-progress"):
@@ -136,8 +157,18 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy") -> SpotRu
                    finished <= math.ceil(job.deadline_seconds / gap) * gap)
 
 
+HISTORY_TICKS = 1008  # what the "planned" rule learns from: a week of 10-min ticks before the Job
+
+
 def sweep(hourly_rate: float, rule: str, seeds: range = range(1000), job: SpotJob = SpotJob()) -> list[SpotRun]:
+    """CBL-1: one run per Poisson trace. A trace is 30 days long and the Job uses its first 52 h;
+    the "planned" rule learns from the trace's last week, which (traces wrap around) is the week
+    just before the Job and never overlaps it."""
     deadline_job = job if rule not in ("on-demand", "spot-only") else SpotJob(
         job.work_seconds, 1000 * HOUR, job.overhead_seconds, job.tick_seconds, job.od_usd_per_hour,
         job.spot_usd_per_hour)
-    return [run_job(deadline_job, poisson_trace(hourly_rate, i), rule) for i in seeds]
+    runs = []
+    for i in seeds:
+        trace = poisson_trace(hourly_rate, i, tick_seconds=job.tick_seconds)
+        runs.append(run_job(deadline_job, trace, rule, history=trace[-HISTORY_TICKS:] if rule == "planned" else ()))
+    return runs

@@ -102,3 +102,101 @@ def test_hindsight_switches_to_spot_when_a_long_window_opens():
     late = [False] * 30 + [True] * 400  # from 5 h on: too late for spot alone, some on-demand is needed
     cost = spot_hindsight_cost(late, job)
     assert 289 * job.spot_usd_per_hour / 6 < cost < 289 * job.od_usd_per_hour / 6
+
+
+# --- the planned rule: expected cost under availability learned from history (goal 2) ----------
+
+
+def runs_of(history, ages=8):
+    from policies.spot_plan import availability_model
+
+    return availability_model(history, 600.0, ages=ages)
+
+
+def test_availability_model_learns_that_long_outages_last():
+    # Outages of 1 tick or of 40 ticks, spot back for 20 ticks between them: an outage that has
+    # lasted 3 ticks is one of the long ones, so it is far less likely to end than a fresh one.
+    history = ([False] + [True] * 20 + [False] * 40 + [True] * 20) * 30
+    model = runs_of(history)
+    assert model.down_hazard[0] > 0.4  # half the outages end after one tick
+    assert model.down_hazard[2] < 0.1 < model.down_hazard[0] / 4
+    assert all(0 < h < 1 for h in model.up_hazard + model.down_hazard)
+
+
+def test_availability_model_of_a_memoryless_history_is_flat_and_of_no_history_is_a_coin():
+    from sim.spot_job import poisson_trace
+
+    model = runs_of(poisson_trace(0.3, 7, ticks=20_000))
+    p_down = 1 - (1 - 0.3) ** (1 / 6)  # the chance a 10-min tick is unavailable
+    assert model.up_hazard[:4] == pytest.approx([p_down] * 4, abs=0.01)
+    assert model.down_hazard[0] == pytest.approx(1 - p_down, abs=0.05)
+    empty = runs_of([])
+    assert empty.up_hazard == empty.down_hazard == (0.5,) * 8
+
+
+def planned(available, history, **job_fields):
+    from sim.spot_job import SpotJob, run_job
+
+    return run_job(SpotJob(**job_fields), available, "planned", history=history)
+
+
+def test_planned_rule_leaves_a_long_outage_for_on_demand_and_comes_back_to_spot():
+    from sim.spot_job import SpotJob, run_job
+
+    history = ([False] + [True] * 20 + [False] * 40 + [True] * 20) * 30
+    trace = [True] * 30 + [False] * 60 + [True] * 400  # a 10-h outage 5 h in
+    greedy, plan = run_job(SpotJob(), trace, "greedy"), planned(trace, history)
+    assert greedy.met_deadline and plan.met_deadline
+    # greedy idles 4 h of slack away and runs the rest on on-demand; the plan bridges the outage
+    assert greedy.od_fraction > 0.8
+    assert 0 < plan.od_fraction < 0.3
+    assert plan.cost_usd < 0.6 * greedy.cost_usd
+
+
+def test_planned_rule_waits_out_the_short_outages_of_a_memoryless_trace_like_greedy():
+    from sim.spot_job import poisson_trace, run_job, SpotJob
+
+    greedy = plan = 0.0
+    for seed in range(20):
+        trace = poisson_trace(0.1, seed)
+        greedy += run_job(SpotJob(), trace, "greedy").cost_usd
+        run = planned(trace, trace[-1008:])
+        assert run.met_deadline
+        plan += run.cost_usd
+    assert plan <= 1.01 * greedy
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.6])
+def test_planned_rule_never_misses_and_never_beats_the_hindsight_optimum(rate):
+    from sim.hindsight import spot_hindsight_cost
+    from sim.spot_job import SpotJob, poisson_trace
+
+    for seed in range(6):
+        trace = poisson_trace(rate, seed)
+        # a history from another rate: a wrong model may cost more, never a deadline
+        run = planned(trace, poisson_trace(0.9 - rate, seed + 100)[:1008])
+        assert run.met_deadline
+        assert spot_hindsight_cost(trace, SpotJob()) <= run.cost_usd + 1e-9
+
+
+def test_planned_rule_meets_a_deadline_with_no_slack_for_a_changeover_back_to_spot():
+    # 2 h of work by 2 h 20 min: the first changeover eats 6 min, which leaves one tick of slack;
+    # with a history of spot flapping every tick, the plan must still finish in time.
+    trace = [True, True, False] + [True] * 40
+    run = planned(trace, [True, False] * 50, work_seconds=7200, deadline_seconds=8400)
+    assert run.met_deadline and run.finished_seconds <= 8400
+
+
+def test_plan_choice_outside_the_plan_and_bad_changeover():
+    from policies.spot_plan import plan_spot
+
+    model = runs_of([True, False] * 20)
+    plan = plan_spot(model, work_seconds=3600, deadline_seconds=7200, changeover_seconds=360,
+                     spot_usd_per_hour=1, on_demand_usd_per_hour=3)
+    ask = dict(current="none", spot_available=True, age_ticks=1)
+    assert plan.choice(elapsed_ticks=12, progress_seconds=0, **ask) == "od"  # past the deadline
+    assert plan.choice(elapsed_ticks=10, progress_seconds=0, **ask) == "od"  # too far behind for anything else
+    assert plan.choice(elapsed_ticks=0, progress_seconds=0, **ask) == "spot"  # 2 h for 1 h of work: spot
+    with pytest.raises(ValueError, match="changeover .* shorter than a tick"):
+        plan_spot(model, work_seconds=3600, deadline_seconds=7200, changeover_seconds=600,
+                  spot_usd_per_hour=1, on_demand_usd_per_hour=3)
