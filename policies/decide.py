@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .capacity import INF, CapacityTimeline, LocalSlot
 from .catalog import Catalog, default_catalog
 from .cloud import Blocked, burst_target, cloud_options
 from .constants import BudgetExhaustedAction, Mode, Placement, Reason, WaitCostBasis
 from .decision import CloudLaunch, Decision, Evidence, OptionCost, Text
-from .estimates import estimate_runtime, expected_end
+from .derived import Derived
 from .jobs import JobRequest
 from .policy import BurstPolicy
 from .snapshot import Snapshot
@@ -40,19 +40,6 @@ def policy_catalog(policy: BurstPolicy, catalog: Catalog | None = None) -> Catal
     return base.with_prices({k: (v.on_demand_usd_per_hour, v.spot_usd_per_hour) for k, v in prices.items()})
 
 
-def base_timeline(snapshot: Snapshot, policy: BurstPolicy, now: float) -> CapacityTimeline:
-    """Nodes and running work only (memoized on the snapshot)."""
-    if snapshot.capacity is not None and snapshot.capacity.origin == now:
-        return snapshot.capacity
-    key = ("timeline", id(policy), now)
-    tl = snapshot._memo.get(key)
-    if tl is None:
-        releases = [(p.node, p.gpus, expected_end(p, snapshot, policy)) for p in snapshot.running]
-        tl = CapacityTimeline.from_nodes(now, snapshot.nodes, releases)
-        snapshot._memo[key] = tl
-    return tl
-
-
 def local_max_wait(job: JobRequest, policy: BurstPolicy, runtime: float) -> float:
     """How long the Job may wait for local GPUs before it bursts: its own spillway.io/max-wait-seconds
     or the policy's, plus the compute-weighted part (maxWaitPerGpuSecond x GPUs x runtime)."""
@@ -68,6 +55,7 @@ class Cycle:
     now: float
     catalog: Catalog
     timeline: CapacityTimeline
+    derived: Derived  # what the core worked out from the snapshot, shared by the cycles of one planning
     assumed_usd: dict[str, float] = field(default_factory=dict)
     assumed_instances: dict[str, int] = field(default_factory=dict)
     not_before: float = -INF  # fifo queueing: no Job starts before one queued ahead of it
@@ -76,11 +64,16 @@ class Cycle:
     timeline_shared: bool = True  # `timeline` is the snapshot's own: copy it before the first change
 
     @classmethod
-    def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None) -> "Cycle":
+    def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None,
+              derived: Derived | None = None) -> "Cycle":
         """A fresh cycle. It reads the snapshot's timeline and copies it on the first reservation: most
-        cycles of a long simulation reserve nothing."""
-        timeline = base_timeline(snapshot, policy, now)
-        return cls(snapshot, policy, now, policy_catalog(policy, catalog), timeline)
+        cycles of a long simulation reserve nothing. `derived` (made for this snapshot and policy)
+        lets several cycles of one planning share what they work out from the snapshot."""
+        if derived is None:
+            derived = Derived(snapshot, policy)
+        elif derived.snapshot is not snapshot or derived.policy is not policy:
+            raise ValueError("derived was made for another snapshot or policy")
+        return cls(snapshot, policy, now, policy_catalog(policy, catalog), derived.timeline(now), derived)
 
     def budget_left(self, namespace: str) -> tuple[float, str]:
         """Dollars this namespace may still commit, and which window binds."""
@@ -117,127 +110,217 @@ class Evaluated:
     holds_slot: bool = True  # a Wait keeps its local slot (queueing permitting); see assume()
 
 
-def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
-             prefer: Placement | None = None) -> Evaluated:
-    """Decide one Job against the cycle. `prefer` (from the optimizer) tips the choice between
-    local and cloud when the policy leaves it open; it never overrides a hard rule."""
-    policy, now, snap = cycle.policy, cycle.now, cycle.snapshot
-    spec = policy.spec
-    mode = job.mode or spec.managed_jobs.default_mode
-    capacity = job.capacity_type or spec.managed_jobs.default_capacity_type
-    runtime, runtime_source = estimate_runtime(job, snap, policy)
+# evaluate() in four named steps: the local side (when and at what cost the Job starts here), the
+# cloud side (what SageMaker offers, or what blocks it), the ordered burst rules (which one, if
+# any, sends the Job out), and the resolution (the Decision, with its words and numbers).
+
+
+class LocalSide(NamedTuple):
+    """The Job on local GPUs: when it starts, what waiting for it is worth, and its own limits."""
+    slot: LocalSlot
+    runtime: float
+    runtime_source: str
+    start: float  # inf: never fits
+    wait: float  # start - now
+    waited: float  # since submission
+    max_wait: float  # local_max_wait()
+    wait_usd_per_hour: float  # for this Job (after per-GPU scaling)
+    hot: bool  # GPU utilization over the policy's threshold
+    option: OptionCost
+
+    @property
+    def never(self) -> bool:
+        return self.start == INF
+
+    @property
+    def end(self) -> float:
+        return self.start + self.runtime
+
+
+class CloudSide(NamedTuple):
+    """What SageMaker offers this Job (cheapest type first), or what keeps it out."""
+    options: tuple[tuple[OptionCost, Callable[[], CloudLaunch]], ...]
+    notes: tuple[str, ...]
+    blocked: Blocked | None
+    budget_left: float
+    budget_needed_usd: float | None = None  # when the budget alone blocks the burst
+    budget_needed_type: str = ""
+
+    @property
+    def costs(self) -> tuple[OptionCost, ...]:
+        return tuple(o for o, _ in self.options)
+
+    def best(self, deadline: float | None):
+        return _best_cloud(self.options, deadline)
+
+
+def local_side(job: JobRequest, cycle: Cycle, slot: LocalSlot | None) -> LocalSide:
+    policy, now, spec = cycle.policy, cycle.now, cycle.policy.spec
+    runtime, runtime_source = cycle.derived.runtime(job)
     if slot is None:
         slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime,
                                              max(now, cycle.not_before))
-    local_start = slot.start
-    local_wait = local_start - now
-    waited = max(now - job.submit_time, 0.0) if job.submit_time else 0.0
-    max_wait = local_max_wait(job, policy, runtime)
-    patient = spec.local.burst_timing == "atMaxWait"
+    start = slot.start
     wait_rate = job.wait_usd_per_hour if job.wait_usd_per_hour is not None else spec.tradeoff.wait_usd_per_hour
     if spec.tradeoff.per == WaitCostBasis.GPU:
         wait_rate *= max(job.total_gpus, 1)
-    utilization = snap.utilization_over(spec.local.hot_window_seconds, now)
-    hot = utilization is not None and utilization >= spec.local.hot_utilization_percent
-    local_usd = spec.local.gpu_hour_usd * job.total_gpus * runtime / 3600
-    local = OptionCost(Placement.LOCAL, local_usd, 0.0, local_start, local_start + runtime,
-                       local_usd + wait_rate * max(local_wait, 0) / 3600 if local_start != INF else INF)
-    budget_left, budget_window = cycle.budget_left(job.namespace)
-    budget_need: float | None = None  # set below when the budget alone blocks the burst
-    budget_need_type = ""
-    blocked: Blocked | None = None  # set below when something keeps SageMaker out of the options
+    utilization = cycle.snapshot.utilization_over(spec.local.hot_window_seconds, now)
+    usd = spec.local.gpu_hour_usd * job.total_gpus * runtime / 3600
+    option = OptionCost(Placement.LOCAL, usd, 0.0, start, start + runtime,
+                        usd + wait_rate * max(start - now, 0) / 3600 if start != INF else INF)
+    return LocalSide(slot, runtime, runtime_source, start, start - now,
+                     max(now - job.submit_time, 0.0) if job.submit_time else 0.0,
+                     local_max_wait(job, policy, runtime), wait_rate,
+                     utilization is not None and utilization >= spec.local.hot_utilization_percent, option)
 
-    def evidence(options=(), deadline_end=None, trigger="") -> Evidence:
+
+def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capacity) -> CloudSide:
+    """The first allowed instance type with quota whose options the budget can pay for."""
+    budget_left, budget_window = cycle.budget_left(job.namespace)
+    if mode == Mode.LOCAL:
+        return CloudSide((), (), Blocked(Reason.FORCED_LOCAL, "the Job's mode is local"), budget_left)
+    target = burst_target(job, cycle.policy, cycle.catalog)
+    if isinstance(target, Blocked):
+        return CloudSide((), (), target, budget_left)
+    notes: list[str] = []
+    quota_short, budget_short = [], []
+    for itype in target.types:
+        if cycle.quota_left(itype.name) < job.pods:
+            quota_short.append(itype.name)
+            continue
+        opts, type_notes = cloud_options(job, itype, cycle.policy, now=cycle.now, runtime=local.runtime,
+                                         wait_usd_per_hour=local.wait_usd_per_hour, capacity=capacity,
+                                         role_arn=target.role_arn, output_s3_uri=target.output_s3_uri)
+        notes.extend(n for n in type_notes if n not in notes)
+        affordable = [o for o in opts if o[0].committed_usd <= budget_left + EPSILON]
+        if affordable:
+            return CloudSide(tuple(affordable), tuple(notes), None, budget_left)
+        if opts:
+            # The preferred type is the cheapest that fits; a budget that cannot pay for it is not
+            # stretched onto a bigger one.
+            budget_short.append((itype.name, min(o[0].committed_usd for o in opts)))
+            break
+    if budget_short:
+        name, need = budget_short[0]
+        blocked = Blocked(Reason.BUDGET_EXHAUSTED,
+                          f"the {budget_window} budget of {job.namespace} has ${max(budget_left, 0):.2f} "
+                          f"left; a burst on {name} may cost up to ${need:.2f}")
+        return CloudSide((), tuple(notes), blocked, budget_left, None if quota_short else need, name)
+    if quota_short:
+        blocked = Blocked(Reason.QUOTA_EXHAUSTED, f"no SageMaker quota left for {job.pods} x {', '.join(quota_short[:3])}")
+    else:
+        blocked = Blocked(Reason.BURST_NOT_ALLOWED,
+                          f"capacity-type {capacity.value}: {'; '.join(notes) or 'no capacity type is possible'}")
+    return CloudSide((), tuple(notes), blocked, budget_left)
+
+
+KEEP_LOCAL = "keep-local"  # a burst rule's verdict that ends the list without a burst
+
+
+def _never_fits(job, policy, local, best, prefer):
+    return local.never
+
+
+def _misses_deadline(job, policy, local, best, prefer):
+    return job.deadline is not None and local.end > job.deadline
+
+
+def _waited_too_long(job, policy, local, best, prefer):
+    if policy.spec.local.burst_timing == "atMaxWait":
+        return local.waited >= local.max_wait
+    return local.waited + local.wait > local.max_wait
+
+
+def _optimizer_says_burst(job, policy, local, best, prefer):
+    return prefer is not None and prefer.is_cloud and best is not None
+
+
+def _optimizer_says_local(job, policy, local, best, prefer):
+    return prefer == Placement.LOCAL  # the optimizer weighed dollars against waiting for the whole queue
+
+
+def _cluster_hot(job, policy, local, best, prefer):
+    return local.hot
+
+
+def _burst_cheaper(job, policy, local, best, prefer):
+    return best is not None and best[0].score < local.option.score - EPSILON
+
+
+# The burst rules for a Job that cannot start locally now, in order: the first that holds decides.
+BURST_RULES: tuple[tuple[Reason | str, Callable[..., bool]], ...] = (
+    (Reason.NEVER_FITS_LOCALLY, _never_fits),
+    (Reason.DEADLINE_REQUIRES_BURST, _misses_deadline),
+    (Reason.MAX_WAIT_EXCEEDED, _waited_too_long),
+    (Reason.OPTIMIZER_BURST, _optimizer_says_burst),
+    (KEEP_LOCAL, _optimizer_says_local),
+    (Reason.CLUSTER_HOT, _cluster_hot),
+    (Reason.BURST_CHEAPER_THAN_WAITING, _burst_cheaper),
+)
+
+
+def burst_trigger(job: JobRequest, policy: BurstPolicy, local: LocalSide, best, prefer: Placement | None
+                  ) -> Reason | None:
+    """The first burst rule that holds, or None: the Job waits for local GPUs."""
+    for verdict, holds in BURST_RULES:
+        if holds(job, policy, local, best, prefer):
+            return None if verdict == KEEP_LOCAL else verdict
+    return None
+
+
+class _Case:
+    """One Job's two sides, and the ways to turn them into an Evaluated."""
+    __slots__ = ("job", "cycle", "local", "cloud")
+
+    def __init__(self, job: JobRequest, cycle: Cycle, local: LocalSide, cloud: CloudSide):
+        self.job, self.cycle, self.local, self.cloud = job, cycle, local, cloud
+
+    def where(self) -> str:  # the local half of most messages; only worked out when a message is read
+        return _local_words(self.job, self.local.slot, self.cycle, self.local.wait)
+
+    def evidence(self, options=(), deadline_end=None, trigger="") -> Evidence:
+        job, local, cloud = self.job, self.local, self.cloud
+        blocked = cloud.blocked
         return Evidence(
-            now=now, runtime_estimate_seconds=runtime, runtime_source=runtime_source,
-            local_start_time=local_start, local_wait_seconds=local_wait, waited_seconds=waited,
-            local_max_wait_seconds=max_wait, wait_usd_per_hour=wait_rate, deadline=job.deadline,
+            now=self.cycle.now, runtime_estimate_seconds=local.runtime, runtime_source=local.runtime_source,
+            local_start_time=local.start, local_wait_seconds=local.wait, waited_seconds=local.waited,
+            local_max_wait_seconds=local.max_wait, wait_usd_per_hour=local.wait_usd_per_hour, deadline=job.deadline,
             deadline_slack_seconds=(job.deadline - deadline_end) if job.deadline and deadline_end is not None else None,
-            cluster_hot=hot, options=(local, *options), budget_remaining_usd=None if budget_left == INF else budget_left,
+            cluster_hot=local.hot, options=(local.option, *options),
+            budget_remaining_usd=None if cloud.budget_left == INF else cloud.budget_left,
             trigger=trigger, blocked=blocked.message if blocked else "",
             blocked_reason=blocked.reason if blocked else None,
-            budget_needed_usd=budget_need, budget_needed_type=budget_need_type,
+            budget_needed_usd=cloud.budget_needed_usd, budget_needed_type=cloud.budget_needed_type,
         )
 
-    def done(placement, reason, message: Text, ev, requeue=None, launch=None, committed=0.0,
+    def done(self, placement, reason, message: Text, ev, requeue=None, launch=None, committed=0.0,
              holds_slot=True) -> Evaluated:
         """message: the text, or a function that writes it when it is first read (most are never read
         in a simulation, and writing them was a fifth of a long queue's cycle)."""
-        local = placement == Placement.LOCAL
-        nodes = tuple(cycle.timeline.nodes[i].name for i, _ in slot.nodes) if local else ()
-        pods = tuple(count for _, count in slot.nodes) if local else ()
-        return Evaluated(Decision(job.key, placement, reason, message, ev, requeue, launch, nodes, pods),
-                         slot, runtime, committed, holds_slot)
+        slot, on_nodes = self.local.slot, placement == Placement.LOCAL
+        nodes = tuple(self.cycle.timeline.nodes[i].name for i, _ in slot.nodes) if on_nodes else ()
+        pods = tuple(count for _, count in slot.nodes) if on_nodes else ()
+        return Evaluated(Decision(self.job.key, placement, reason, message, ev, requeue, launch, nodes, pods),
+                         slot, self.local.runtime, committed, holds_slot)
 
-    if job.total_gpus == 0:
-        return done(Placement.LOCAL, Reason.NOT_A_GPU_JOB, "requests no GPUs; nothing to decide, runs locally",
-                    evidence(deadline_end=now + runtime))
+    def start_locally(self, reason: Reason, message: Text, trigger: str = "") -> Evaluated:
+        return self.done(Placement.LOCAL, reason, message, self.evidence(self.cloud.costs, self.local.end, trigger))
 
-    fits_now = local_start <= now  # exact: a slot a microsecond away is not free now
-    never = local_start == INF
-    def where() -> str:  # the local half of most messages; only worked out when a message is read
-        return _local_words(job, slot, cycle, local_wait)
-
-    # --- the cloud side --------------------------------------------------------------------------
-    options: list[tuple[OptionCost, Callable[[], CloudLaunch]]] = []
-    notes: list[str] = []
-    if mode == Mode.LOCAL:
-        blocked = Blocked(Reason.FORCED_LOCAL, "the Job's mode is local")
-    else:
-        target = burst_target(job, policy, cycle.catalog)
-        if isinstance(target, Blocked):
-            blocked = target
-        else:
-            quota_short, budget_short = [], []
-            for itype in target.types:
-                if cycle.quota_left(itype.name) < job.pods:
-                    quota_short.append(itype.name)
-                    continue
-                opts, type_notes = cloud_options(job, itype, policy, now=now, runtime=runtime,
-                                                 wait_usd_per_hour=wait_rate, capacity=capacity,
-                                                 role_arn=target.role_arn, output_s3_uri=target.output_s3_uri)
-                notes.extend(n for n in type_notes if n not in notes)
-                affordable = [o for o in opts if o[0].committed_usd <= budget_left + EPSILON]
-                if opts and not affordable:
-                    # The preferred type is the cheapest that fits; a budget that cannot pay for it
-                    # is not stretched onto a bigger one.
-                    budget_short.append((itype.name, min(o[0].committed_usd for o in opts)))
-                    break
-                if affordable:
-                    options = affordable
-                    break
-            if not options:
-                if budget_short:
-                    name, need = budget_short[0]
-                    budget_need = None if quota_short else need
-                    budget_need_type = name
-                    blocked = Blocked(Reason.BUDGET_EXHAUSTED,
-                                      f"the {budget_window} budget of {job.namespace} has ${max(budget_left, 0):.2f} "
-                                      f"left; a burst on {name} may cost up to ${need:.2f}")
-                elif quota_short:
-                    blocked = Blocked(Reason.QUOTA_EXHAUSTED,
-                                      f"no SageMaker quota left for {job.pods} x {', '.join(quota_short[:3])}")
-                else:
-                    why = "; ".join(notes) or "no capacity type is possible"
-                    blocked = Blocked(Reason.BURST_NOT_ALLOWED, f"capacity-type {capacity.value}: {why}")
-
-    costs = [o for o, _ in options]
-    best = _best_cloud(options, job.deadline)
-
-    def go_cloud(reason: Reason, trigger: str) -> Evaluated:
-        opt, make_launch = best
+    def go_cloud(self, reason: Reason, trigger: str) -> Evaluated:
+        job, local, spec = self.job, self.local, self.cycle.policy.spec
+        opt, make_launch = self.cloud.best(job.deadline)
         launch = make_launch()
         if job.deadline is not None and reason not in (Reason.FORCED_CLOUD, Reason.DEADLINE_UNREACHABLE):
             trigger = trigger or reason.value
             if opt.placement == Placement.SAGEMAKER_SPOT:
                 reason = Reason.SPOT_SAFE_WITHIN_DEADLINE
-            elif any("unsafe for the deadline" in n for n in notes):
+            elif any("unsafe for the deadline" in n for n in self.cloud.notes):
                 reason = Reason.DEADLINE_REQUIRES_ON_DEMAND
         said = trigger or reason.value
 
         def msg() -> str:
             kind = "managed spot" if launch.spot else "on-demand"
-            text = (f"{_trigger_words(said, local_wait, waited, max_wait)}; bursting to SageMaker "
+            text = (f"{_trigger_words(said, local.wait, local.waited, local.max_wait)}; bursting to SageMaker "
                     f"{kind} on {launch.instance_count} x {launch.instance_type}, expected ${opt.expected_usd:.2f} "
                     f"(at most ${opt.committed_usd:.2f})")
             if launch.spot and launch.fallback_time is not None and job.deadline is not None:
@@ -246,89 +329,105 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
                     text += " (later by each second of checkpointed progress)"
             return text
 
-        return done(opt.placement, reason, msg, evidence(costs, opt.end_time, trigger), launch=launch,
-                    committed=opt.committed_usd)
+        return self.done(opt.placement, reason, msg, self.evidence(self.cloud.costs, opt.end_time, trigger),
+                         launch=launch, committed=opt.committed_usd)
 
-    def wait(reason: Reason, message: Text, until: float | None = None, holds_slot: bool = True) -> Evaluated:
-        target = min(until if until is not None else INF, local_start)
+    def wait(self, reason: Reason, message: Text, until: float | None = None, holds_slot: bool = True) -> Evaluated:
+        now, local = self.cycle.now, self.local
+        target = min(until if until is not None else INF, local.start)
         requeue = min(max(target - now, REQUEUE_MIN_SECONDS), REQUEUE_MAX_SECONDS)
-        ev = evidence(costs, None if never else local_start + runtime)
-        return done(Placement.WAIT, reason, message, ev, requeue, holds_slot=holds_slot)
+        ev = self.evidence(self.cloud.costs, None if local.never else local.end)
+        return self.done(Placement.WAIT, reason, message, ev, requeue, holds_slot=holds_slot)
 
-    # --- forced modes ----------------------------------------------------------------------------
+
+def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
+             prefer: Placement | None = None) -> Evaluated:
+    """Decide one Job against the cycle. `prefer` (from the optimizer) tips the choice between
+    local and cloud when the policy leaves it open; it never overrides a hard rule."""
+    spec = cycle.policy.spec
+    mode = job.mode or spec.managed_jobs.default_mode
+    local = local_side(job, cycle, slot)
+    if job.total_gpus == 0:
+        case = _Case(job, cycle, local, CloudSide((), (), None, cycle.budget_left(job.namespace)[0]))
+        return case.done(Placement.LOCAL, Reason.NOT_A_GPU_JOB, "requests no GPUs; nothing to decide, runs locally",
+                         case.evidence(deadline_end=cycle.now + local.runtime))
+    cloud = cloud_side(job, cycle, local, mode, job.capacity_type or spec.managed_jobs.default_capacity_type)
+    case = _Case(job, cycle, local, cloud)
     if mode == Mode.CLOUD:
-        if best is not None:
-            return go_cloud(Reason.FORCED_CLOUD, "")
-        # It never runs locally, so it holds no local slot while it waits for the cloud.
-        return wait(blocked.reason, lambda: f"mode is cloud, but {blocked.message}", _reset_time(blocked, now),
-                    holds_slot=False)
+        return _resolve_cloud_mode(case)
     if mode == Mode.LOCAL:
-        if fits_now:
-            return done(Placement.LOCAL, Reason.FORCED_LOCAL, lambda: f"mode is local; {where()}",
-                        evidence(deadline_end=local_start + runtime))
-        if never:
-            return wait(Reason.NEVER_FITS_LOCALLY, lambda: f"mode is local, but {where()}")
-        return wait(Reason.WAITING_FOR_LOCAL_CAPACITY, lambda: f"mode is local; {where()}")
+        return _resolve_local_mode(case)
+    best = cloud.best(job.deadline)
+    if local.start <= cycle.now:  # exact: a slot a microsecond away is not free now
+        return _resolve_fits_now(case, best, prefer)
+    return _resolve(case, burst_trigger(job, cycle.policy, local, best, prefer), best, prefer)
 
-    # --- auto ------------------------------------------------------------------------------------
-    if fits_now:
-        if best is not None and prefer is not None and prefer.is_cloud:
-            return go_cloud(Reason.OPTIMIZER_BURST, Reason.OPTIMIZER_BURST.value)
-        if best is not None and best[0].score < local.score - EPSILON and prefer != Placement.LOCAL:
-            return go_cloud(Reason.BURST_CHEAPER_THAN_WAITING, "")
-        return done(Placement.LOCAL, Reason.LOCAL_CAPACITY_AVAILABLE, where,
-                    evidence(costs, local_start + runtime))
 
-    trigger: Reason | None = None
-    local_end = local_start + runtime
-    if never:
-        trigger = Reason.NEVER_FITS_LOCALLY
-    elif job.deadline is not None and local_end > job.deadline:
-        trigger = Reason.DEADLINE_REQUIRES_BURST
-    elif (waited >= max_wait) if patient else (waited + local_wait > max_wait):
-        trigger = Reason.MAX_WAIT_EXCEEDED
-    elif prefer is not None and prefer.is_cloud and best is not None:
-        trigger = Reason.OPTIMIZER_BURST
-    elif prefer == Placement.LOCAL:
-        trigger = None  # the optimizer weighed dollars against waiting for the whole queue
-    elif hot:
-        trigger = Reason.CLUSTER_HOT
-    elif best is not None and best[0].score < local.score - EPSILON:
-        trigger = Reason.BURST_CHEAPER_THAN_WAITING
+def _resolve_cloud_mode(case: _Case) -> Evaluated:
+    if case.cloud.options:
+        return case.go_cloud(Reason.FORCED_CLOUD, "")
+    blocked = case.cloud.blocked
+    # It never runs locally, so it holds no local slot while it waits for the cloud.
+    return case.wait(blocked.reason, lambda: f"mode is cloud, but {blocked.message}", _reset_time(blocked, case.cycle.now),
+                     holds_slot=False)
 
+
+def _resolve_local_mode(case: _Case) -> Evaluated:
+    if case.local.start <= case.cycle.now:
+        return case.done(Placement.LOCAL, Reason.FORCED_LOCAL, lambda: f"mode is local; {case.where()}",
+                         case.evidence(deadline_end=case.local.end))
+    if case.local.never:
+        return case.wait(Reason.NEVER_FITS_LOCALLY, lambda: f"mode is local, but {case.where()}")
+    return case.wait(Reason.WAITING_FOR_LOCAL_CAPACITY, lambda: f"mode is local; {case.where()}")
+
+
+def _resolve_fits_now(case: _Case, best, prefer: Placement | None) -> Evaluated:
+    if best is not None and prefer is not None and prefer.is_cloud:
+        return case.go_cloud(Reason.OPTIMIZER_BURST, Reason.OPTIMIZER_BURST.value)
+    if best is not None and best[0].score < case.local.option.score - EPSILON and prefer != Placement.LOCAL:
+        return case.go_cloud(Reason.BURST_CHEAPER_THAN_WAITING, "")
+    return case.start_locally(Reason.LOCAL_CAPACITY_AVAILABLE, case.where)
+
+
+def _resolve(case: _Case, trigger: Reason | None, best, prefer: Placement | None) -> Evaluated:
+    """An auto-mode Job that cannot start locally now: burst, wait for local GPUs, or wait for the
+    cloud, as the trigger and the cloud side allow."""
+    job, local, cloud, spec, now = case.job, case.local, case.cloud, case.cycle.policy.spec, case.cycle.now
+    blocked = cloud.blocked
     if trigger == Reason.DEADLINE_REQUIRES_BURST and (best is None or best[0].end_time > job.deadline):
         # Nothing meets the deadline: finish as early as possible, and say so.
         late = f"the deadline {format_time(job.deadline)} cannot be met locally or on SageMaker"
-        if best is not None and best[0].end_time < local_end:
-            return go_cloud(Reason.DEADLINE_UNREACHABLE, f"{late}; SageMaker finishes first")
+        if best is not None and best[0].end_time < local.end:
+            return case.go_cloud(Reason.DEADLINE_UNREACHABLE, f"{late}; SageMaker finishes first")
         if blocked is None or blocked.reason in (Reason.FORCED_LOCAL,):
-            return wait(Reason.DEADLINE_UNREACHABLE, lambda: f"{late}; {where()}, which is the earliest finish")
+            return case.wait(Reason.DEADLINE_UNREACHABLE, lambda: f"{late}; {case.where()}, which is the earliest finish")
     if trigger is not None and best is not None:
-        return go_cloud(trigger, trigger.value)
+        return case.go_cloud(trigger, trigger.value)
     if trigger is not None and blocked is not None:
-        if (blocked.reason == Reason.BUDGET_EXHAUSTED and not never
+        if (blocked.reason == Reason.BUDGET_EXHAUSTED and not local.never
                 and spec.budgets.when_exhausted == BudgetExhaustedAction.LOCAL_ONLY):
-            return done(Placement.LOCAL, Reason.BUDGET_EXHAUSTED,
-                        lambda: f"{blocked.message}; handed to the local queue (budgets.whenExhausted: localOnly); "
-                                f"{where()}",
-                        evidence(costs, local_end, trigger.value))
+            return case.start_locally(
+                Reason.BUDGET_EXHAUSTED,
+                lambda: f"{blocked.message}; handed to the local queue (budgets.whenExhausted: localOnly); "
+                        f"{case.where()}", trigger.value)
         said = trigger.value
         # Waiting for money (budgets.whenExhausted: wait), the Job holds no local slot: it will likely
         # burst at the reset, and a slot held for it blocks the backfill of Jobs that would run. It
         # still starts locally if GPUs are free when it is decided. Holding the slot only when it
         # comes before the reset measured no better than always holding it (README, "How it decides").
-        return wait(blocked.reason, lambda: f"{_trigger_words(said, local_wait, waited, max_wait)}, but "
-                    f"{blocked.message}; {where()}", _reset_time(blocked, now),
-                    holds_slot=blocked.reason != Reason.BUDGET_EXHAUSTED)
+        return case.wait(blocked.reason, lambda: f"{_trigger_words(said, local.wait, local.waited, local.max_wait)}, "
+                         f"but {blocked.message}; {case.where()}", _reset_time(blocked, now),
+                         holds_slot=blocked.reason != Reason.BUDGET_EXHAUSTED)
     reason = Reason.OPTIMIZER_KEEP_LOCAL if prefer == Placement.LOCAL else Reason.WAITING_FOR_LOCAL_CAPACITY
-    timeout = job.submit_time + max_wait if patient and best is not None else None
+    patient = spec.local.burst_timing == "atMaxWait"
+    timeout = job.submit_time + local.max_wait if patient and best is not None else None
 
     def waiting_words() -> str:
         extra = f" (a burst would cost ${best[0].expected_usd:.2f})" if best is not None else (
             f" ({blocked.message})" if blocked is not None and blocked.reason != Reason.FORCED_LOCAL else "")
-        return f"{where()}{extra}"
+        return f"{case.where()}{extra}"
 
-    return wait(reason, waiting_words, timeout)
+    return case.wait(reason, waiting_words, timeout)
 
 
 def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
@@ -414,25 +513,9 @@ def decide(job: JobRequest, snapshot: Snapshot, policy: BurstPolicy, now: float 
     stay local (plan() knows better: it decides them first)."""
     now = snapshot.time if now is None else now
     cycle = Cycle.start(snapshot, policy, now, catalog)
-    slots, queued = _queue_forecast(snapshot, policy, now)
+    slots, queued = cycle.derived.queue_forecast(now)
     if job.key in slots:
         return evaluate(job, cycle, slots[job.key]).decision
-    runtime = estimate_runtime(job, snapshot, policy)[0]
+    runtime = cycle.derived.runtime(job)[0]
     slot = queued.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime)
     return evaluate(job, cycle, slot).decision
-
-
-def _queue_forecast(snapshot: Snapshot, policy: BurstPolicy, now: float):
-    """Conservative-backfilling reservations for snapshot.pending in queue order (memoized)."""
-    key = ("queue", id(policy), now)
-    memo = snapshot._memo.get(key)
-    if memo is None:
-        timeline = base_timeline(snapshot, policy, now).copy()
-        slots = {}
-        for job in snapshot.pending:
-            runtime = estimate_runtime(job, snapshot, policy)[0]
-            slot = timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime)
-            slots[job.key] = slot
-            timeline.reserve(slot, job.gpus_per_pod, runtime)
-        memo = snapshot._memo[key] = (slots, timeline)
-    return memo

@@ -11,13 +11,22 @@ from statistics import median
 
 from .jobs import JobRequest
 from .policy import BurstPolicy
-from .snapshot import RunningPod, Snapshot
+from .snapshot import CompletedJob, RunningPod
 
 MIN_REMAINING_SECONDS = 60.0
 
+RuntimeHistory = dict[tuple[str, str], list[float]]  # (namespace, family) -> run times of completed Jobs
 
-def estimate_runtime(job: JobRequest, snapshot: Snapshot, policy: BurstPolicy) -> tuple[float, str]:
-    """(seconds, where the figure came from)."""
+
+def runtime_history(completed: tuple[CompletedJob, ...]) -> RuntimeHistory:
+    history: RuntimeHistory = {}
+    for c in completed:
+        history.setdefault((c.namespace, c.family), []).append(c.duration_seconds)
+    return history
+
+
+def estimate_runtime(job: JobRequest, policy: BurstPolicy, history: RuntimeHistory) -> tuple[float, str]:
+    """(seconds, where the figure came from). history: runtime_history() of the snapshot's completed Jobs."""
     if job.runtime_estimate_seconds is not None:
         return job.runtime_estimate_seconds, "annotation"
     rules = policy.spec.runtime_estimates
@@ -28,30 +37,19 @@ def estimate_runtime(job: JobRequest, snapshot: Snapshot, policy: BurstPolicy) -
     if job.namespace in rules.by_namespace:
         return float(rules.by_namespace[job.namespace]), f"policy namespace {job.namespace}"
     if rules.use_history:
-        history = _history(snapshot).get((job.namespace, job.family))
-        if history:
-            return float(median(history)), f"median of {len(history)} completed '{job.family}' Jobs"
+        similar = history.get((job.namespace, job.family))
+        if similar:
+            return float(median(similar)), f"median of {len(similar)} completed '{job.family}' Jobs"
     return float(rules.default_seconds), "policy default"
 
 
-def _history(snapshot: Snapshot) -> dict[tuple[str, str], list[float]]:
-    memo = snapshot._memo.get("history")
-    if memo is None:
-        memo = {}
-        for c in snapshot.completed:
-            memo.setdefault((c.namespace, c.family), []).append(c.duration_seconds)
-        snapshot._memo["history"] = memo
-    return memo
-
-
-def expected_end(pod: RunningPod, snapshot: Snapshot, policy: BurstPolicy) -> float:
+def expected_end(pod: RunningPod, now: float, policy: BurstPolicy, history: RuntimeHistory) -> float:
     """When a running pod is expected to release its GPUs, never in the past."""
-    now = snapshot.time
     end = pod.expected_end_time
     if end is None:
         namespace, _, name = pod.job.partition("/")
         probe = JobRequest(namespace=namespace, name=name, gpus_per_pod=pod.gpus)
-        end = pod.start_time + estimate_runtime(probe, snapshot, policy)[0]
+        end = pod.start_time + estimate_runtime(probe, policy, history)[0]
     if end >= now:  # ending right now is on time, not an overrun
         return end
     elapsed = max(now - pod.start_time, 0.0)

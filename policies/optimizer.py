@@ -25,7 +25,8 @@ from .capacity import INF
 from .catalog import Catalog
 from .constants import Mode, Placement
 from .decide import Cycle, assume, evaluate, local_max_wait
-from .estimates import estimate_runtime, expected_end
+from .derived import Derived
+from .estimates import expected_end
 from .jobs import JobRequest
 from .plan import SolverReport
 from .policy import BurstPolicy
@@ -37,12 +38,13 @@ LATE_PENALTY_CENTS = 10_000_000  # $100k: a broken max wait or deadline outweigh
 
 
 def optimize(queue: list[JobRequest], snapshot: Snapshot, policy: BurstPolicy, now: float, *,
-             catalog: Catalog | None, time_limit_seconds: float, window_jobs: int
+             catalog: Catalog | None, time_limit_seconds: float, window_jobs: int, derived: Derived | None = None
              ) -> tuple[dict[str, tuple[Placement, float]], SolverReport]:
     window = queue[:window_jobs]
+    derived = derived or Derived(snapshot, policy)
     # The greedy pass gives each Job's options (evaluated alone) and the hint.
-    alone = Cycle.start(snapshot, policy, now, catalog)
-    greedy = Cycle.start(snapshot, policy, now, catalog)
+    alone = Cycle.start(snapshot, policy, now, catalog, derived)
+    greedy = Cycle.start(snapshot, policy, now, catalog, derived)
     facts = []
     for job in window:
         solo = evaluate(job, alone).decision
@@ -52,8 +54,8 @@ def optimize(queue: list[JobRequest], snapshot: Snapshot, policy: BurstPolicy, n
         best = min(cloud, key=lambda o: o.score) if cloud else None
         facts.append((job, solo, best, hinted.decision))
 
-    runtimes = [estimate_runtime(j, snapshot, policy)[0] for j in window]
-    releases = [(p, expected_end(p, snapshot, policy)) for p in snapshot.running]
+    runtimes = [derived.runtime(j)[0] for j in window]
+    releases = [(p, expected_end(p, snapshot.time, policy, derived.history())) for p in snapshot.running]
     span = sum(r for r in runtimes) + max([e - now for _, e in releases] + [0.0])
     slot = max(MIN_SLOT_SECONDS, math.ceil(span / MAX_HORIZON_SLOTS))
     horizon = math.ceil(span / slot) + 1

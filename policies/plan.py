@@ -16,7 +16,7 @@ from .catalog import Catalog
 from .constants import Placement
 from .decide import Cycle, assume, evaluate
 from .decision import Decision
-from .estimates import estimate_runtime
+from .derived import Derived
 from .jobs import JobRequest
 from .policy import BurstPolicy
 from .snapshot import Snapshot
@@ -56,8 +56,11 @@ def plan(
     time_limit_seconds: float = 2.0,
     window_jobs: int = 200,
     catalog: Catalog | None = None,
+    derived: Derived | None = None,
 ) -> Plan:
+    """derived: made for this snapshot and policy (an adapter's capacity timeline rides on it)."""
     now = snapshot.time if now is None else now
+    derived = derived or Derived(snapshot, policy)
     queue = queue_order(pending)
     prefer: dict[str, tuple[Placement, float]] = {}
     report = SolverReport("greedy", "greedy")
@@ -65,15 +68,15 @@ def plan(
         from .optimizer import optimize  # ortools is imported only when asked for
 
         prefer, report = optimize(queue, snapshot, policy, now, catalog=catalog,
-                                  time_limit_seconds=time_limit_seconds, window_jobs=window_jobs)
-    cycle = Cycle.start(snapshot, policy, now, catalog)
+                                  time_limit_seconds=time_limit_seconds, window_jobs=window_jobs, derived=derived)
+    cycle = Cycle.start(snapshot, policy, now, catalog, derived)
     decisions = []
     for job in queue:
         placement, not_before = prefer.get(job.key, (None, now))
         slot = None
         if placement == Placement.LOCAL and not_before > now:
             # The optimizer holds this Job back so that Jobs behind it fit; keep its GPUs free until then.
-            runtime = estimate_runtime(job, snapshot, policy)[0]
+            runtime = derived.runtime(job)[0]
             slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime, not_before)
         result = evaluate(job, cycle, slot, prefer=placement)
         assume(result, job, cycle)

@@ -38,7 +38,8 @@ from .capacity import INF
 from .catalog import Catalog
 from .constants import Placement, Reason
 from .decision import Evidence
-from .decide import EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, base_timeline, evaluate
+from .decide import EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, evaluate
+from .derived import Derived
 from .jobs import JobRequest
 from .parking import Parked, ParkingLot, Shape
 from .plan import Plan, SolverReport, plan, queue_order
@@ -145,17 +146,19 @@ class QueuePlanner:
 
     # --- one cycle ---------------------------------------------------------------------------------
 
-    def plan(self, snapshot: Snapshot, now: float | None = None) -> Plan:
+    def plan(self, snapshot: Snapshot, now: float | None = None, derived: Derived | None = None) -> Plan:
         """Decisions for the Jobs that need one this cycle. Jobs placed locally or in the cloud
-        leave the queue; call add() again if acting on a decision fails."""
+        leave the queue; call add() again if acting on a decision fails. `derived` (made for this
+        snapshot and the planner's policy) carries an adapter's own capacity timeline."""
         now = snapshot.time if now is None else now
+        derived = derived or Derived(snapshot, self.policy)
         if not self.stable or snapshot.utilization_samples or snapshot.gpu_utilization_percent is not None:
-            return self._plan_in_full(snapshot, now)
+            return self._plan_in_full(snapshot, now, derived)
         if self.fifo:
-            return self._plan_fifo(snapshot, now)
+            return self._plan_fifo(snapshot, now, derived)
         # The cycle (a copy of the timeline to assume decisions on) is made only when a Job is
         # decided; until then the checks read the snapshot's timeline, which is the same.
-        base = base_timeline(snapshot, self.policy, now)
+        base = derived.timeline(now)
         cycle: Cycle | None = None
         fits: dict[Shape, bool] = {}
         most_free: dict[str | None, int] = {}
@@ -194,13 +197,13 @@ class QueuePlanner:
                 continue
             seen.add(key)
             if cycle is None:
-                cycle = Cycle.start(snapshot, self.policy, now, self.catalog)
+                cycle = Cycle.start(snapshot, self.policy, now, self.catalog, derived)
             if self._decide(key, cycle, decisions) == Placement.LOCAL:
                 fits = {k: v for k, v in fits.items() if not v}  # GPUs were taken: ask again
                 most_free.clear()
         return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=self._review_at(now))
 
-    def _plan_fifo(self, snapshot: Snapshot, now: float) -> Plan:
+    def _plan_fifo(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
         """A stable policy with fifo queueing. plan() decides the queue from its head; the first Job
         that must wait for a future slot (the blocker) sets the cycle's not_before past now, so no
         Job behind it can start this cycle whatever its own slot. Behind the blocker a Job's decision
@@ -209,7 +212,7 @@ class QueuePlanner:
         their forecast leaves out the slots of the Jobs skipped between them and the blocker (so
         their evidence may show local GPUs sooner than plan() would). A volatile Job reads its own
         slot, so the walk goes on, deciding every Job, up to the last volatile one."""
-        cycle = Cycle.start(snapshot, self.policy, now, self.catalog)
+        cycle = Cycle.start(snapshot, self.policy, now, self.catalog, derived)
         behind = sorted({*self._new, *((self._order[k], k) for k in self._due(now))})
         self._new = []
         decisions = []
@@ -274,7 +277,7 @@ class QueuePlanner:
                 due.add(key)
         return due
 
-    def _plan_in_full(self, snapshot: Snapshot, now: float) -> Plan:
+    def _plan_in_full(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
         """plan() over the queue, leaving out the Jobs that provably stay blocked by the budget.
 
         A Job the budget blocked holds no GPUs, dollars or quota (assume() records nothing for
@@ -298,14 +301,14 @@ class QueuePlanner:
         the next budget reset (review_at) and whenever money or GPUs come back."""
         if not (self.skip_waiting and self.optimizer == "greedy"):
             result = plan(list(self.jobs.values()), snapshot, self.policy, now, optimizer=self.optimizer,
-                          catalog=self.catalog)
+                          catalog=self.catalog, derived=derived)
             self.evaluated += len(result.decisions)
             for d in result.decisions:
                 if d.placement != Placement.WAIT:
                     self.remove(d.job)
             return result
-        cycle = Cycle.start(snapshot, self.policy, now, self.catalog)
-        change_at = self._changed_since_last_cycle(snapshot)
+        cycle = Cycle.start(snapshot, self.policy, now, self.catalog, derived)
+        change_at = self._changed_since_last_cycle(snapshot, derived)
         quotas = self.policy.spec.sage_maker.quotas
         no_room: set[Shape] = set()  # shapes with too few GPUs free at this instant
         patient = self.policy.spec.local.burst_timing == "atMaxWait"
@@ -377,11 +380,11 @@ class QueuePlanner:
                 review_at = min(review_at, start)
         return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=review_at)
 
-    def _changed_since_last_cycle(self, snapshot: Snapshot) -> tuple | None:
+    def _changed_since_last_cycle(self, snapshot: Snapshot, derived: Derived) -> tuple | None:
         """The first queue position whose view of local capacity may have grown since the last
         cycle: GPUs freed earlier than forecast (all of them), or a slot-holding Job removed."""
         change_at, self._removed_holder = self._removed_holder, None
-        timeline = snapshot.capacity
+        timeline = derived.capacity
         seen = (id(timeline), timeline.gains, snapshot.nodes) if timeline is not None else None
         if seen is None or seen != self._base_seen:
             change_at = _FIRST  # a capacity timeline rebuilt from the pods: nothing to compare with

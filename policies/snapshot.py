@@ -5,7 +5,7 @@ Adapters (the controller) and the world model (the simulator) build it; the core
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -74,11 +74,8 @@ class Snapshot:
     pending: tuple[JobRequest, ...] = ()
     gpu_utilization_percent: float | None = None  # cluster average, when the adapter already averaged it
     utilization_samples: tuple[tuple[float, float], ...] = ()  # (time, cluster-average %), e.g. from DCGM
-    # Optional: the capacity timeline of `running` as of `time`, kept incrementally by an adapter that
-    # sees every pod start and end (the simulator does). The core only reads it.
-    capacity: object | None = field(default=None, repr=False, compare=False)
-    # Memo of derived structures (pure functions of this snapshot and the arguments).
-    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+    # What the core derives from a snapshot (capacity timeline, queue forecast, run-time history)
+    # is kept in a policies.derived.Derived that the caller passes along, not here.
 
     def spend_of(self, namespace: str) -> Spend:
         for s in self.spend:

@@ -24,6 +24,7 @@ from policies.actions import cycle_actions
 from policies.decide import policy_catalog
 from policies.jobs import JobRequest
 from policies.capacity import CapacityTimeline
+from policies.derived import Derived
 from policies.queue_planner import QueuePlanner
 from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
 from policies.spot import spot_fallback_due, spot_fallback_time
@@ -293,7 +294,9 @@ class Simulation:
             return
         self.decision_points += 1
         now_abs = SIM_EPOCH + self.now
-        result = self.planner.plan(self._snapshot(now_abs), now_abs)
+        snapshot = self._snapshot(now_abs)
+        # the timeline kept as pods start and end rides along, so the core need not rebuild it
+        result = self.planner.plan(snapshot, now_abs, Derived(snapshot, self.policy, capacity=self.capacity))
         if result.review_at is not None and on_grid(result.review_at - SIM_EPOCH) != self.review_time:
             self.review_time = on_grid(result.review_at - SIM_EPOCH)
             self._push(self.review_time, REVIEW, None)
@@ -366,7 +369,7 @@ class Simulation:
             spend = tuple(Spend(ns, self.spend_day.get((ns, day), 0.0), self.spend_month.get((ns, month), 0.0))
                           for ns, count in sorted(self.pending_namespaces.items()) if count)
             self._money_cache = ((self.money_version, day), cloud, spend)
-        return Snapshot(now_abs, self.cfg.nodes, tuple(running), cloud, spend, capacity=self.capacity)
+        return Snapshot(now_abs, self.cfg.nodes, tuple(running), cloud, spend)
 
     def _day_month(self, abs_time: float) -> tuple[int, int]:
         """(UTC day number, month number) of an absolute time; months are looked up once per day."""

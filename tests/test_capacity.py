@@ -7,7 +7,7 @@ import math
 import pytest
 
 from policies.capacity import CapacityTimeline, NodeTimeline
-from policies.decide import base_timeline
+from policies.derived import Derived
 from policies.snapshot import Node
 from tests.builders import HOUR, NOW, cluster, policy
 
@@ -89,14 +89,14 @@ def test_node_timeline_merges_equal_steps():
 def test_running_jobs_release_at_a_sane_time_even_when_estimates_are_wrong(expected_end_hours, started_ago,
                                                                            want_release):
     snap = cluster().nodes(1).busy("n0", 8, expected_end_hours, started_ago).build()
-    tl = base_timeline(snap, policy(), NOW)
+    tl = Derived(snap, policy()).timeline(NOW)
     assert tl.nodes[0].times[1] == pytest.approx(NOW + want_release * HOUR)
 
 
 def test_running_job_without_end_uses_history_of_its_family():
     snap = (cluster().nodes(1).busy("n0", 8, None, started_hours_ago=1.0, job="ml/sweep-3")
             .history("ml", "sweep", 3, 5, 4).build())
-    tl = base_timeline(snap, policy(), NOW)
+    tl = Derived(snap, policy()).timeline(NOW)
     assert tl.nodes[0].times[1] == pytest.approx(NOW + 3 * HOUR)  # median 4 h, started 1 h ago
 
 

@@ -210,3 +210,34 @@ def test_a_message_is_written_once_when_first_read_and_compares_as_text():
 
     assert pickle.loads(pickle.dumps(replace(base, text=lambda: "written"))).message == "written"
     assert copy.deepcopy(lazy) == lazy
+
+
+def test_burst_rules_run_in_order_and_the_first_that_holds_decides():
+    from policies.decide import BURST_RULES, burst_trigger, local_side, Cycle
+
+    assert [r for r, _ in BURST_RULES] == [
+        Reason.NEVER_FITS_LOCALLY, Reason.DEADLINE_REQUIRES_BURST, Reason.MAX_WAIT_EXCEEDED,
+        Reason.OPTIMIZER_BURST, "keep-local", Reason.CLUSTER_HOT, Reason.BURST_CHEAPER_THAN_WAITING]
+    snap, pol = busy(0.25).utilization(97).build(), policy()
+    late = job().gpus(8).runs(5).deadline_in(3).build()
+    local = local_side(late, Cycle.start(snap, pol, NOW), None)
+    assert local.hot and local.end > late.deadline
+    assert burst_trigger(late, pol, local, None, None) == Reason.DEADLINE_REQUIRES_BURST  # before "hot"
+    assert burst_trigger(late, pol, local, None, L) == Reason.DEADLINE_REQUIRES_BURST  # a hard rule: no override
+    patient = job().gpus(8).build()
+    local = local_side(patient, Cycle.start(snap, pol, NOW), None)
+    assert burst_trigger(patient, pol, local, None, None) == Reason.CLUSTER_HOT
+    assert burst_trigger(patient, pol, local, None, L) is None  # the optimizer keeps it local: the list ends
+
+
+def test_a_cycle_refuses_what_was_derived_from_another_snapshot_or_policy():
+    from policies.decide import Cycle
+    from policies.derived import Derived
+
+    snap, pol = busy().build(), policy()
+    derived = Derived(snap, pol)
+    assert Cycle.start(snap, pol, NOW, derived=derived).derived is derived
+    with pytest.raises(ValueError, match="another snapshot or policy"):
+        Cycle.start(busy().build(), pol, NOW, derived=derived)
+    with pytest.raises(ValueError, match="another snapshot or policy"):
+        Cycle.start(snap, policy(), NOW, derived=derived)

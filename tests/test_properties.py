@@ -7,7 +7,7 @@ from collections import defaultdict
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from policies import BurstPolicy, Placement, Reason, plan
-from policies.decide import base_timeline
+from policies.derived import Derived
 from policies.jobs import JobRequest
 from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
 from tests.builders import BASE_POLICY, HOUR, NOW, PRODUCT
@@ -101,7 +101,7 @@ def test_plan_invariants(world, optimizer):
     assert snap.instances_in_use(TYPE) + instances <= policy.spec.sage_maker.quotas[TYPE] or instances == 0
 
     # Never two Jobs on the same free GPUs: what starts now fits in what is free now, node by node.
-    free_now = {n.name: n.free[0] for n in base_timeline(snap, policy, NOW).nodes}
+    free_now = {n.name: n.free[0] for n in Derived(snap, policy).timeline(NOW).nodes}
     taken = defaultdict(int)
     for j in jobs:
         d = decisions[j.key]
