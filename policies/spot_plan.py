@@ -171,3 +171,171 @@ def plan_spot(model: AvailabilityModel, *, work_seconds: float, deadline_seconds
         value[SPOT, 0] = np.inf  # preempted: that state is NOTHING
         value[..., total] = 0.0
     return SpotPlan(actions, lowest, float(tick), float(unit), total)
+
+
+# --- SageMaker's view: blind while on on-demand ------------------------------------------------
+# A managed spot job tells the controller whether it trains or waits for capacity, so on spot (or
+# waiting for it) availability is seen every tick. On on-demand nothing is seen: the plan keeps
+# what it saw last (availability and its age when it left spot) and how many ticks ago that was,
+# and weighs going back by the model's odds that spot is there now. Going back launches a managed
+# spot job: it trains at once if spot is there (after the changeover), else it waits at no cost.
+
+UNSEEN_TICKS = 36  # beliefs are told apart up to 6 h of 10-min ticks; later ones share the 6-h belief
+
+
+@dataclass(frozen=True, eq=False)
+class BlindSpotPlan:
+    """plan_spot_blind's actions: `seen` for a Job on spot or waiting for it (NOTHING/SPOT/ON_DEMAND
+    by [tick, instance, available, age index, done - lowest]); `unseen` for a Job on on-demand
+    (SPOT = go back to spot, ON_DEMAND = stay, by [tick, what was seen last, ticks since - 1,
+    done - lowest]). `posterior_age` is the likeliest age of what a Job back from on-demand sees."""
+    seen: np.ndarray
+    unseen: np.ndarray
+    lowest: np.ndarray
+    beliefs: np.ndarray  # [last seen state, ticks since - 1, state now] -> probability
+    unit_seconds: float
+    ages: int
+
+    def choice(self, *, elapsed_ticks: int, progress_seconds: float, current: str, spot_available: bool | None,
+               age_ticks: int, last_seen: tuple[bool, int] | None = None, unseen_ticks: int = 0) -> str:
+        """"spot", "od" or "none" for the tick that starts now. On on-demand `spot_available` is
+        not known (None) and `last_seen` = (available, age in ticks) when the Job left spot,
+        `unseen_ticks` ago; "spot" then means: launch managed spot, which runs if spot is there."""
+        if elapsed_ticks >= self.seen.shape[0]:
+            return "od"
+        done = int(math.floor(progress_seconds / self.unit_seconds + 1e-9)) - int(self.lowest[elapsed_ticks])
+        if done < 0:
+            return "od"
+        done = min(done, self.seen.shape[4] - 1)
+        if current == "od":
+            state = self.state_index(*last_seen)
+            n = min(max(unseen_ticks, 1), UNSEEN_TICKS) - 1
+            return INSTANCES[int(self.unseen[elapsed_ticks, state, n, done])]
+        instance = SPOT if current == "spot" and spot_available else NOTHING
+        age = min(max(age_ticks, 1), self.ages) - 1
+        return INSTANCES[int(self.seen[elapsed_ticks, instance, int(spot_available), age, done])]
+
+    def state_index(self, available: bool, age_ticks: int) -> int:
+        return int(available) * self.ages + min(max(age_ticks, 1), self.ages) - 1
+
+    def likeliest_age(self, last_seen: tuple[bool, int], unseen_ticks: int, available: bool) -> int:
+        """The likeliest age (ticks) of what a Job that went back to spot sees now."""
+        n = min(max(unseen_ticks, 1), UNSEEN_TICKS) - 1
+        row = self.beliefs[self.state_index(*last_seen), n]
+        part = row[int(available) * self.ages:(int(available) + 1) * self.ages]
+        return int(np.argmax(part)) + 1
+
+
+def _transition(model: AvailabilityModel) -> np.ndarray:
+    """One tick of the semi-Markov chain over states (available, age index), index = available * ages + age."""
+    ages = len(model.up_hazard)
+    older = np.minimum(np.arange(ages) + 1, ages - 1)
+    step = np.zeros((2 * ages, 2 * ages))
+    for up, hazards in ((1, model.up_hazard), (0, model.down_hazard)):
+        for k, h in enumerate(hazards):
+            step[up * ages + k, (1 - up) * ages] += h
+            step[up * ages + k, up * ages + older[k]] += 1 - h
+    return step
+
+
+def plan_spot_blind(model: AvailabilityModel, *, work_seconds: float, deadline_seconds: float,
+                    changeover_seconds: float, spot_usd_per_hour: float, on_demand_usd_per_hour: float
+                    ) -> BlindSpotPlan:
+    """plan_spot for a controller that cannot see spot while it runs on on-demand. The value of a
+    Job on on-demand is kept per belief (what it saw last, ticks since); going back is worth the
+    belief's average of what each state it may find is worth (spot runs if there, else it waits).
+    One approximation: a Job back from on-demand is valued as if it knew the age of what it finds
+    (it acts on the likeliest age)."""
+    tick = int(round(model.tick_seconds))
+    overhead = int(round(changeover_seconds))
+    if not 0 <= overhead < tick:
+        raise ValueError(f"the changeover ({overhead} s) must be shorter than a tick ({tick} s)")
+    unit = math.gcd(tick, tick - overhead)
+    stay, switch = tick // unit, (tick - overhead) // unit
+    total = math.ceil(work_seconds / unit - 1e-9)
+    ticks = max(math.ceil(deadline_seconds / tick - 1e-9), 1)
+    ages = len(model.up_hazard)
+    states = 2 * ages
+    spot_price, od_price = spot_usd_per_hour * tick / 3600, on_demand_usd_per_hour * tick / 3600
+    step = _transition(model)
+    beliefs = np.empty((states, UNSEEN_TICKS, states))
+    power = np.eye(states)
+    for n in range(UNSEEN_TICKS):
+        power = power @ step
+        beliefs[:, n] = power
+    belief_rows = beliefs.reshape(states * UNSEEN_TICKS, states)  # row (last seen, n - 1)
+    later = np.minimum(np.arange(UNSEEN_TICKS) + 1, UNSEEN_TICKS - 1)  # n - 1 at the next tick
+    lowest = np.array([max(0, total - (ticks - t) * stay) for t in range(ticks)])
+    highest = np.array([min(total, t * stay) for t in range(ticks)])
+    band = int(max(highest - lowest).clip(min=0)) + 1
+    seen_actions = np.full((ticks, 2, 2, ages, band), ON_DEMAND, dtype=np.int8)
+    unseen_actions = np.full((ticks, states, UNSEEN_TICKS, band), ON_DEMAND, dtype=np.int8)
+    # next-tick values: seen[instance none/spot, state, done], unseen[last seen state, n - 1, done]
+    seen = np.full((2, states, total + 1), np.inf)
+    unseen = np.full((states, UNSEEN_TICKS, total + 1), np.inf)
+    seen[..., total] = unseen[..., total] = 0.0
+    up_rows, down_rows = slice(ages, states), slice(0, ages)
+
+    def expect(v: np.ndarray) -> np.ndarray:
+        """E[v(next state)] for each state now: v is [state, done]."""
+        return _safe_matmul(step, v)
+
+    written = (total, total - 1)  # the window of done the arrays hold values for, besides `total`
+    for t in range(ticks - 1, -1, -1):
+        lo, hi = int(lowest[t]), int(highest[t])
+        # the arrays hold the next tick's values; outside this tick's window everything is lost (inf)
+        if hi < lo:
+            seen[..., written[0]:written[1] + 1] = unseen[..., written[0]:written[1] + 1] = np.inf
+            seen[..., total] = unseen[..., total] = 0.0
+            written = (total, total - 1)
+            continue
+        span = hi - lo + 1
+        width = span + stay
+        got = min(hi + stay, total) - lo + 1
+        nxt_seen = np.zeros((2, states, width))
+        nxt_unseen = np.zeros((states, UNSEEN_TICKS, width))
+        nxt_seen[..., :got] = seen[..., lo:lo + got]
+        nxt_unseen[..., :got] = unseen[..., lo:lo + got]
+        # Running a tick on...: nothing (waiting for spot), spot (preempted if it goes), on-demand
+        idle = expect(nxt_seen[NOTHING])
+        spot_next = nxt_seen[NOTHING].copy()
+        spot_next[up_rows] = nxt_seen[SPOT][up_rows]  # still up: on spot; gone: waiting
+        on_spot = expect(spot_next)
+        leave_for_od = od_price + nxt_unseen[:, 0, switch:switch + span]  # [state, done]: seen now, n = 1 next
+        options = np.full((2, 3, states, span), np.inf)  # [instance now, action, state, done]
+        options[:, NOTHING] = idle[:, :span]
+        options[NOTHING, SPOT, up_rows] = spot_price + on_spot[up_rows, switch:switch + span]
+        options[SPOT, SPOT, up_rows] = spot_price + on_spot[up_rows, stay:stay + span]
+        options[:, ON_DEMAND] = leave_for_od
+        best = options.argmin(axis=1)
+        cheapest = np.take_along_axis(options, best[:, None], axis=1)[:, 0]
+        best[~np.isfinite(cheapest)] = ON_DEMAND
+        cheapest[SPOT, down_rows] = np.inf  # no such state: preempted means waiting
+        seen_actions[t, ..., :span] = best.reshape(2, 2, ages, span)  # state = available * ages + age
+        # Back from on-demand: spot runs if it is there (a changeover), else the Job waits.
+        back = idle[:, :span].copy()
+        back[up_rows] = spot_price + on_spot[up_rows, switch:switch + span]
+        go_back = _safe_matmul(belief_rows, back).reshape(states, UNSEEN_TICKS, span)
+        stay_od = od_price + nxt_unseen[:, later, stay:stay + span]
+        choose = np.where(go_back < stay_od, SPOT, ON_DEMAND).astype(np.int8)
+        value_unseen = np.minimum(go_back, stay_od)
+        choose[~np.isfinite(value_unseen)] = ON_DEMAND
+        unseen_actions[t, :, :, :span] = choose
+        seen[..., written[0]:written[1] + 1] = np.inf
+        unseen[..., written[0]:written[1] + 1] = np.inf
+        seen[..., lo:hi + 1] = cheapest
+        unseen[..., lo:hi + 1] = value_unseen
+        seen[..., total] = unseen[..., total] = 0.0
+        written = (lo, hi)
+    return BlindSpotPlan(seen_actions, unseen_actions, lowest, beliefs, float(unit), ages)
+
+
+def _safe_matmul(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """weights @ values where 0 x inf counts 0 (an impossible branch adds nothing) and any
+    possible branch to inf gives inf (a plan never risks the deadline, however unlikely the model
+    thinks the branch: the model may be wrong)."""
+    finite = np.isfinite(values)
+    out = weights @ np.where(finite, values, 0.0)
+    if not finite.all():
+        out[(weights > 0).astype(float) @ (~finite).astype(float) > 0] = np.inf
+    return out

@@ -12,8 +12,10 @@ the strategy once more after the work is done, and the strawman, which has no "i
 rule, gets that tick billed; this is how its stored table was made), "uniform-progress", and
 "spillway" / "spillway-progress" (what the controller does with a managed spot burst under
 spot.fallback launchWindow / progress: policies.spot.spot_window at launch, spot_fallback_due at
-every tick, and on-demand to the end once it has fallen back), and "planned" (policies.spot_plan:
-the expected-cost plan under a model of availability fitted to the `history` before the Job).
+every tick, and on-demand to the end once it has fallen back), "planned" (policies.spot_plan:
+the expected-cost plan under a model of availability fitted to the `history` before the Job), and
+"planned-blind" (the same for a controller that, like SageMaker's, sees nothing of spot while it
+runs on on-demand: going back launches managed spot, which runs if spot is there, else waits).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from collections.abc import Sequence
 
 from policies.spot import greedy_choice, spot_fallback_due, spot_window, uniform_progress_choice
-from policies.spot_plan import availability_model, plan_spot, run_age
+from policies.spot_plan import availability_model, plan_spot, plan_spot_blind, run_age
 
 from .cloud import TraceAvailability, spot_traces
 
@@ -75,9 +77,10 @@ def single_node_availability_traces() -> list[str]:
             if row["kind"] == "availability" and row["nodes_requested"] == "1"]
 
 
-def plan_for(job: SpotJob, history: Sequence[bool]):
-    """The "planned" rule's plan for `job`, from the availability seen before it."""
-    return plan_spot(availability_model(history, job.tick_seconds), work_seconds=job.work_seconds,
+def plan_for(job: SpotJob, history: Sequence[bool], blind: bool = False):
+    """The "planned" (or "planned-blind") rule's plan for `job`, from the availability seen before it."""
+    make = plan_spot_blind if blind else plan_spot
+    return make(availability_model(history, job.tick_seconds), work_seconds=job.work_seconds,
                      deadline_seconds=job.deadline_seconds, changeover_seconds=job.overhead_seconds,
                      spot_usd_per_hour=job.spot_usd_per_hour, on_demand_usd_per_hour=job.od_usd_per_hour)
 
@@ -96,9 +99,10 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy", history: 
                          # the controller looks once a tick, so it keeps a tick of margin
                          safety_margin_seconds=gap, max_wait_factor=1.0, deadline=job.deadline_seconds,
                          fallback_mode=mode)
-    if rule == "planned" and plan is None:
-        plan = plan_for(job, history)
+    if rule in ("planned", "planned-blind") and plan is None:
+        plan = plan_for(job, history, blind=rule == "planned-blind")
     age, last = run_age(history), (history[-1] if history else None)
+    last_seen, unseen = None, 0  # planned-blind on on-demand: what it saw last, ticks since
     while remaining > 1e-9:
         spot_up = available[t % len(available)]
         age, last = (age + 1 if spot_up == last else 1), spot_up
@@ -108,6 +112,20 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy", history: 
         if rule == "planned":
             choice = plan.choice(elapsed_ticks=t, progress_seconds=job.work_seconds - remaining, current=current,
                                  spot_available=spot_up, age_ticks=age)
+        elif rule == "planned-blind":
+            done = job.work_seconds - remaining
+            if current == "od":
+                unseen += 1
+                choice = plan.choice(elapsed_ticks=t, progress_seconds=done, current="od", spot_available=None,
+                                     age_ticks=0, last_seen=last_seen, unseen_ticks=unseen)
+                if choice == "spot":  # managed spot is launched: it runs if spot is there, else waits
+                    age = plan.likeliest_age(last_seen, unseen, spot_up)  # all it can know of the age
+                    choice = "spot" if spot_up else "none"
+            else:
+                choice = plan.choice(elapsed_ticks=t, progress_seconds=done, current=current,
+                                     spot_available=spot_up, age_ticks=age)
+                if choice == "od":
+                    last_seen, unseen = (spot_up, age), 0
         elif rule in ("greedy", "strawman"):
             choice = greedy_choice(current=current, spot_available=spot_up, remaining_work=remaining,
                                    remaining_time=remaining_time, overhead=job.overhead_seconds, tick=gap)
@@ -170,5 +188,6 @@ def sweep(hourly_rate: float, rule: str, seeds: range = range(1000), job: SpotJo
     runs = []
     for i in seeds:
         trace = poisson_trace(hourly_rate, i, tick_seconds=job.tick_seconds)
-        runs.append(run_job(deadline_job, trace, rule, history=trace[-HISTORY_TICKS:] if rule == "planned" else ()))
+        history = trace[-HISTORY_TICKS:] if rule.startswith("planned") else ()
+        runs.append(run_job(deadline_job, trace, rule, history=history))
     return runs

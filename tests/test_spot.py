@@ -140,14 +140,16 @@ def planned(available, history, **job_fields):
     return run_job(SpotJob(**job_fields), available, "planned", history=history)
 
 
-def test_planned_rule_leaves_a_long_outage_for_on_demand_and_comes_back_to_spot():
+@pytest.mark.parametrize("rule", ["planned", "planned-blind"])
+def test_planned_rule_leaves_a_long_outage_for_on_demand_and_comes_back_to_spot(rule):
     from sim.spot_job import SpotJob, run_job
 
     history = ([False] + [True] * 20 + [False] * 40 + [True] * 20) * 30
     trace = [True] * 30 + [False] * 60 + [True] * 400  # a 10-h outage 5 h in
-    greedy, plan = run_job(SpotJob(), trace, "greedy"), planned(trace, history)
+    greedy, plan = run_job(SpotJob(), trace, "greedy"), run_job(SpotJob(), trace, rule, history=history)
     assert greedy.met_deadline and plan.met_deadline
     # greedy idles 4 h of slack away and runs the rest on on-demand; the plan bridges the outage
+    # (blind: without seeing spot come back, it goes back when the model says spot is likely there)
     assert greedy.od_fraction > 0.8
     assert 0 < plan.od_fraction < 0.3
     assert plan.cost_usd < 0.6 * greedy.cost_usd
@@ -167,16 +169,31 @@ def test_planned_rule_waits_out_the_short_outages_of_a_memoryless_trace_like_gre
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.6])
-def test_planned_rule_never_misses_and_never_beats_the_hindsight_optimum(rate):
+@pytest.mark.parametrize("rule", ["planned", "planned-blind"])
+def test_planned_rule_never_misses_and_never_beats_the_hindsight_optimum(rate, rule):
     from sim.hindsight import spot_hindsight_cost
-    from sim.spot_job import SpotJob, poisson_trace
+    from sim.spot_job import SpotJob, poisson_trace, run_job
 
-    for seed in range(6):
+    for seed in range(4):
         trace = poisson_trace(rate, seed)
         # a history from another rate: a wrong model may cost more, never a deadline
-        run = planned(trace, poisson_trace(0.9 - rate, seed + 100)[:1008])
+        run = run_job(SpotJob(), trace, rule, history=poisson_trace(0.9 - rate, seed + 100)[:1008])
         assert run.met_deadline
         assert spot_hindsight_cost(trace, SpotJob()) <= run.cost_usd + 1e-9
+
+
+def test_blind_plan_goes_back_to_spot_only_when_the_model_says_it_is_likely_there():
+    from policies.spot_plan import availability_model, plan_spot_blind
+
+    # outages of 1 tick or 40, stretches of spot of 20: an outage that has lasted 3 ticks is a long one
+    model = availability_model(([False] + [True] * 20 + [False] * 40 + [True] * 20) * 30, 600.0)
+    plan = plan_spot_blind(model, work_seconds=24 * 3600, deadline_seconds=36 * 3600, changeover_seconds=360,
+                           spot_usd_per_hour=1.0, on_demand_usd_per_hour=3.0)
+    ask = dict(elapsed_ticks=10, progress_seconds=9 * 600, current="od", spot_available=None, age_ticks=0,
+               last_seen=(False, 3))
+    assert plan.choice(unseen_ticks=1, **ask) == "od"  # a long outage has barely begun
+    assert plan.choice(unseen_ticks=36, **ask) == "spot"  # 6 h on: spot is most likely back
+    assert plan.likeliest_age((False, 3), 36, True) >= 1
 
 
 def test_planned_rule_meets_a_deadline_with_no_slack_for_a_changeover_back_to_spot():
