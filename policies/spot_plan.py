@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -106,13 +107,24 @@ class SpotPlan:
         return INSTANCES[int(self.actions[elapsed_ticks, instance, int(spot_available), age, done])]
 
 
-def plan_spot(model: AvailabilityModel, *, work_seconds: float, deadline_seconds: float, changeover_seconds: float,
-              spot_usd_per_hour: float, on_demand_usd_per_hour: float) -> SpotPlan:
-    """Backward induction over the Job's ticks. Work is counted in units of the greatest common
-    divisor of a tick and a tick less the changeover, so no rounding enters; the changeover must
-    be shorter than a tick. Only the states that can still meet the deadline and have been
-    reachable are solved: a band as wide as the slack, which keeps CBL's 48-h Job with 10-min ticks
-    to a few tenths of a second."""
+class _Grid(NamedTuple):
+    """The Job in the plan's units: work counts in units of the greatest common divisor of a tick
+    and a tick less the changeover, so no rounding enters; `lowest`/`highest` bound, per tick, the
+    work done from which the deadline can still be met and that has been reachable."""
+    unit: int
+    stay: int  # units of work in a tick on the same instance
+    switch: int  # ... in a tick on a new one (the changeover lost)
+    total: int
+    ticks: int
+    spot_price: float  # a tick's
+    od_price: float
+    lowest: np.ndarray
+    highest: np.ndarray
+    band: int
+
+
+def _grid(model: AvailabilityModel, work_seconds: float, deadline_seconds: float, changeover_seconds: float,
+          spot_usd_per_hour: float, on_demand_usd_per_hour: float) -> _Grid:
     tick = int(round(model.tick_seconds))
     overhead = int(round(changeover_seconds))
     if not 0 <= overhead < tick:
@@ -121,11 +133,23 @@ def plan_spot(model: AvailabilityModel, *, work_seconds: float, deadline_seconds
     stay, switch = tick // unit, (tick - overhead) // unit
     total = math.ceil(work_seconds / unit - 1e-9)
     ticks = max(math.ceil(deadline_seconds / tick - 1e-9), 1)
-    ages = len(model.up_hazard)
-    price = {SPOT: spot_usd_per_hour * tick / 3600, ON_DEMAND: on_demand_usd_per_hour * tick / 3600}
     lowest = np.array([max(0, total - (ticks - t) * stay) for t in range(ticks)])
     highest = np.array([min(total, t * stay) for t in range(ticks)])
-    band = int(max(highest - lowest).clip(min=0)) + 1
+    return _Grid(unit, stay, switch, total, ticks, spot_usd_per_hour * tick / 3600,
+                 on_demand_usd_per_hour * tick / 3600, lowest, highest, int(max(highest - lowest).clip(min=0)) + 1)
+
+
+def plan_spot(model: AvailabilityModel, *, work_seconds: float, deadline_seconds: float, changeover_seconds: float,
+              spot_usd_per_hour: float, on_demand_usd_per_hour: float) -> SpotPlan:
+    """Backward induction over the Job's ticks. Work is counted in units of the greatest common
+    divisor of a tick and a tick less the changeover, so no rounding enters; the changeover must
+    be shorter than a tick. Only the states that can still meet the deadline and have been
+    reachable are solved: a band as wide as the slack, which keeps CBL's 48-h Job with 10-min ticks
+    to a few tenths of a second."""
+    grid = _grid(model, work_seconds, deadline_seconds, changeover_seconds, spot_usd_per_hour, on_demand_usd_per_hour)
+    unit, stay, switch, total, ticks, _, _, lowest, highest, band = grid
+    ages = len(model.up_hazard)
+    price = {SPOT: grid.spot_price, ON_DEMAND: grid.od_price}
     actions = np.full((ticks, 3, 2, ages, band), ON_DEMAND, dtype=np.int8)
     older = np.minimum(np.arange(ages) + 1, ages - 1)  # age index at the next tick if nothing changes
     hazard = {1: np.asarray(model.up_hazard)[:, None], 0: np.asarray(model.down_hazard)[:, None]}
@@ -170,7 +194,7 @@ def plan_spot(model: AvailabilityModel, *, work_seconds: float, deadline_seconds
             value[:, up, :, lo:hi + 1] = cheapest
         value[SPOT, 0] = np.inf  # preempted: that state is NOTHING
         value[..., total] = 0.0
-    return SpotPlan(actions, lowest, float(tick), float(unit), total)
+    return SpotPlan(actions, lowest, float(model.tick_seconds), float(unit), total)
 
 
 # --- SageMaker's view: blind while on on-demand ------------------------------------------------
@@ -246,17 +270,10 @@ def plan_spot_blind(model: AvailabilityModel, *, work_seconds: float, deadline_s
     belief's average of what each state it may find is worth (spot runs if there, else it waits).
     One approximation: a Job back from on-demand is valued as if it knew the age of what it finds
     (it acts on the likeliest age)."""
-    tick = int(round(model.tick_seconds))
-    overhead = int(round(changeover_seconds))
-    if not 0 <= overhead < tick:
-        raise ValueError(f"the changeover ({overhead} s) must be shorter than a tick ({tick} s)")
-    unit = math.gcd(tick, tick - overhead)
-    stay, switch = tick // unit, (tick - overhead) // unit
-    total = math.ceil(work_seconds / unit - 1e-9)
-    ticks = max(math.ceil(deadline_seconds / tick - 1e-9), 1)
+    grid = _grid(model, work_seconds, deadline_seconds, changeover_seconds, spot_usd_per_hour, on_demand_usd_per_hour)
+    unit, stay, switch, total, ticks, spot_price, od_price, lowest, highest, band = grid
     ages = len(model.up_hazard)
     states = 2 * ages
-    spot_price, od_price = spot_usd_per_hour * tick / 3600, on_demand_usd_per_hour * tick / 3600
     step = _transition(model)
     beliefs = np.empty((states, UNSEEN_TICKS, states))
     power = np.eye(states)
@@ -265,9 +282,6 @@ def plan_spot_blind(model: AvailabilityModel, *, work_seconds: float, deadline_s
         beliefs[:, n] = power
     belief_rows = beliefs.reshape(states * UNSEEN_TICKS, states)  # row (last seen, n - 1)
     later = np.minimum(np.arange(UNSEEN_TICKS) + 1, UNSEEN_TICKS - 1)  # n - 1 at the next tick
-    lowest = np.array([max(0, total - (ticks - t) * stay) for t in range(ticks)])
-    highest = np.array([min(total, t * stay) for t in range(ticks)])
-    band = int(max(highest - lowest).clip(min=0)) + 1
     seen_actions = np.full((ticks, 2, 2, ages, band), ON_DEMAND, dtype=np.int8)
     unseen_actions = np.full((ticks, states, UNSEEN_TICKS, band), ON_DEMAND, dtype=np.int8)
     # next-tick values: seen[instance none/spot, state, done], unseen[last seen state, n - 1, done]
