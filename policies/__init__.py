@@ -8,6 +8,7 @@ from .catalog import Catalog, InstanceType, default_catalog
 from .constants import CapacityType, Mode, Placement, Reason
 from .decide import Cycle, assume, decide, evaluate, is_managed
 from .decision import CloudLaunch, Decision, Evidence, OptionCost
+from .derived import Derived
 from .errors import InputError, InputIssue
 from .jobs import JobRequest, job_from_manifest
 from .plan import Plan, SolverReport, plan, queue_order
@@ -18,7 +19,7 @@ from .spot import SpotWindow, spot_fallback_due, spot_window
 
 __all__ = [
     "BurstPolicy", "CapacityType", "Catalog", "CloudJob", "CloudLaunch", "CompletedJob", "Cycle",
-    "Decision", "Evidence", "InputError", "InputIssue", "InstanceType", "JobRequest", "Mode", "Node",
+    "Decision", "Derived", "Evidence", "InputError", "InputIssue", "InstanceType", "JobRequest", "Mode", "Node",
     "OptionCost", "Placement", "Plan", "Reason", "RunningPod", "Snapshot", "SolverReport", "Spend",
     "SpotWindow", "assume", "check_policy_text", "decide", "default_catalog", "default_policy",
     "evaluate", "is_managed", "job_from_manifest", "json_schema", "load_policy", "load_snapshot", "plan",

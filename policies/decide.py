@@ -508,11 +508,12 @@ def _minutes(seconds: float) -> str:
 
 
 def decide(job: JobRequest, snapshot: Snapshot, policy: BurstPolicy, now: float | None = None,
-           catalog: Catalog | None = None) -> Decision:
+           catalog: Catalog | None = None, derived: Derived | None = None) -> Decision:
     """Decide one Job. Pending Jobs in the snapshot that are queued ahead of it are assumed to
-    stay local (plan() knows better: it decides them first)."""
+    stay local (plan() knows better: it decides them first). To decide many Jobs against one
+    snapshot, pass one Derived(snapshot, policy): the queue forecast is then worked out once."""
     now = snapshot.time if now is None else now
-    cycle = Cycle.start(snapshot, policy, now, catalog)
+    cycle = Cycle.start(snapshot, policy, now, catalog, derived)
     slots, queued = cycle.derived.queue_forecast(now)
     if job.key in slots:
         return evaluate(job, cycle, slots[job.key]).decision

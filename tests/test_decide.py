@@ -241,3 +241,15 @@ def test_a_cycle_refuses_what_was_derived_from_another_snapshot_or_policy():
         Cycle.start(busy().build(), pol, NOW, derived=derived)
     with pytest.raises(ValueError, match="another snapshot or policy"):
         Cycle.start(snap, policy(), NOW, derived=derived)
+
+
+def test_decide_with_one_derived_for_many_jobs_answers_as_decide_alone():
+    from policies import Derived
+
+    snap = busy(0.5).pending(job("a").gpus(8).build(), job("b").gpus(4).build(), job("c").gpus(8).build()).build()
+    pol = policy()
+    derived = Derived(snap, pol)
+    for j in snap.pending:
+        alone, shared = decide(j, snap, pol), decide(j, snap, pol, derived=derived)
+        assert (alone.placement, alone.reason, alone.evidence.local_start_time) == (
+            shared.placement, shared.reason, shared.evidence.local_start_time)
