@@ -25,7 +25,7 @@ before each Job: on a real trace the week before the offset, on a Poisson trace 
 unused last week (traces wrap around, so that week is the one just before the Job). The other
 rules use no history. "planned" sees spot availability at every tick, as in Can't Be Late;
 "planned-blind" sees nothing of it while it runs on on-demand, as a SageMaker controller.
-Goal 2 takes about 25 min on 2 cores with --seeds 300 (a blind plan takes 0.6 s to make).
+Goal 2 with --offsets 50 --seeds 300 took 42 min on 2 cores (a blind plan takes 0.6 s to make).
 
 Goal 1 on the full trace at five loads takes about an hour on 2 cores (the default and Forecast-Wait re-plan
 their whole backfill queue each cycle: 4 to 13 minutes a run; issue #11). The last line printed is
