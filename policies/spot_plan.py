@@ -94,17 +94,24 @@ class SpotPlan:
                age_ticks: int) -> str:
         """"spot", "od" or "none" for the tick that starts now. `current` is what the Job runs on
         ("none" after a preemption); `age_ticks` how long availability has been as it is now."""
-        if elapsed_ticks >= self.actions.shape[0]:
-            return "od"  # past the plan's horizon: finish as fast as possible
-        done = int(math.floor(progress_seconds / self.unit_seconds + 1e-9)) - int(self.lowest[elapsed_ticks])
-        if done < 0:
-            return "od"  # behind every plan that meets the deadline: as fast as possible
-        done = min(done, self.actions.shape[4] - 1)
+        done = _band_index(self.lowest, self.actions.shape[4], self.unit_seconds, elapsed_ticks, progress_seconds)
+        if done is None:
+            return "od"
         age = min(max(age_ticks, 1), self.actions.shape[3]) - 1
         instance = INSTANCES.index(current)
         if instance == SPOT and not spot_available:
             instance = NOTHING
         return INSTANCES[int(self.actions[elapsed_ticks, instance, int(spot_available), age, done])]
+
+
+def _band_index(lowest: np.ndarray, band: int, unit_seconds: float, elapsed_ticks: int,
+                progress_seconds: float) -> int | None:
+    """Where the work done sits in a plan's band at this tick; None when only on-demand is left:
+    past the plan's horizon, or behind every plan that meets the deadline (as fast as possible)."""
+    if elapsed_ticks >= len(lowest):
+        return None
+    done = int(math.floor(progress_seconds / unit_seconds + 1e-9)) - int(lowest[elapsed_ticks])
+    return None if done < 0 else min(done, band - 1)
 
 
 class _Grid(NamedTuple):
@@ -225,12 +232,9 @@ class BlindSpotPlan:
         """"spot", "od" or "none" for the tick that starts now. On on-demand `spot_available` is
         not known (None) and `last_seen` = (available, age in ticks) when the Job left spot,
         `unseen_ticks` ago; "spot" then means: launch managed spot, which runs if spot is there."""
-        if elapsed_ticks >= self.seen.shape[0]:
+        done = _band_index(self.lowest, self.seen.shape[4], self.unit_seconds, elapsed_ticks, progress_seconds)
+        if done is None:
             return "od"
-        done = int(math.floor(progress_seconds / self.unit_seconds + 1e-9)) - int(self.lowest[elapsed_ticks])
-        if done < 0:
-            return "od"
-        done = min(done, self.seen.shape[4] - 1)
         if current == "od":
             state = self.state_index(*last_seen)
             n = min(max(unseen_ticks, 1), UNSEEN_TICKS) - 1
