@@ -93,6 +93,7 @@ class EventReason(str, Enum):
     FAILED = "SageMakerFailed"
     STOPPED = "SageMakerStopped"
     FELL_BACK = "SpotFellBackToOnDemand"
+    BACK_TO_SPOT = "SpotResumed"  # spot.fallback planned: relaunched on managed spot from on-demand
     INVALID_ANNOTATIONS = "InvalidAnnotations"
 
 # --- Kubernetes well-known keys ---------------------------------------------------------

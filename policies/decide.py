@@ -327,6 +327,9 @@ class _Case:
                 text += f"; falls back to on-demand at {format_time(launch.fallback_time)} to keep the deadline"
                 if spec.spot.fallback == "progress":
                     text += " (later by each second of checkpointed progress)"
+                elif spec.spot.fallback == "planned":
+                    text += (" (later by each second of checkpointed progress; meanwhile it follows a spot plan "
+                             f"every {spec.spot.plan_tick_seconds / 60:g} min)")
             return text
 
         return self.done(opt.placement, reason, msg, self.evidence(self.cloud.costs, opt.end_time, trigger),

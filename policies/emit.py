@@ -34,10 +34,11 @@ _NAME_LIMIT = 63  # SageMaker: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}
 
 def training_job_name(job: JobRequest, attempt: int = 0) -> str:
     """The SageMaker (and custom resource) name of a Job's burst: derived from its UID, so a retry
-    can never launch twice. attempt 0 is the decision's launch, 1 the on-demand fallback."""
+    can never launch twice. attempt 0 is the decision's launch; a spot launch's relaunches then
+    alternate: 1, 3, ... on on-demand (-od1), 2, 4, ... back on managed spot (-sp2)."""
     identity = job.uid or job.key
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
-    suffix = f"-{digest}" + ("" if attempt == 0 else f"-od{attempt}")
+    suffix = f"-{digest}" + ("" if attempt == 0 else f"-{'od' if attempt % 2 else 'sp'}{attempt}")
     stem = re.sub(r"[^a-z0-9]+", "-", job.name.lower()).strip("-") or "job"
     return f"{stem[:_NAME_LIMIT - len(suffix)].rstrip('-')}{suffix}"
 

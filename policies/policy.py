@@ -169,7 +169,7 @@ class SpotSide(_Model):
         2.0,
         description="Without a deadline, MaxWaitTimeInSeconds = this x the runtime cap.",
     )
-    fallback: Literal["launchWindow", "progress"] = Field(
+    fallback: Literal["launchWindow", "progress", "planned"] = Field(
         "launchWindow",
         description="When a spot burst with a deadline gives way to on-demand. launchWindow: at the "
         "time fixed at launch, as if spot made no progress; SageMaker's MaxWaitTimeInSeconds enforces "
@@ -177,7 +177,15 @@ class SpotSide(_Model):
         "only minutes of spot. progress: that time moves later by every checkpointed second of "
         "progress, and the controller falls back when it comes; MaxWaitTimeInSeconds runs to the "
         "deadline, so the controller must be up to keep it. Far cheaper for long Jobs with tight "
-        "deadlines (see the CBL-1 figures in the README).",
+        "deadlines (see the CBL-1 figures in the README). planned: every planTickSeconds the "
+        "controller follows a plan of least expected cost under a model of spot availability "
+        "(policies/spot_plan.py): it may leave spot for on-demand early in a long outage and go back "
+        "to managed spot later; the progress rule stays on as the safety net.",
+    )
+    plan_tick_seconds: Annotated[float, Field(gt=0)] = Field(
+        1800,
+        description="spot.fallback planned: how often the plan is consulted. A changeover (sageMaker."
+        "startupSeconds + restartOverheadSeconds) must fit in one tick.",
     )
 
 
@@ -256,6 +264,14 @@ class PolicySpec(_Model):
 
     @model_validator(mode="after")
     def _check_rules(self) -> "PolicySpec":
+        changeover = self.sage_maker.startup_seconds + self.spot.restart_overhead_seconds
+        if self.spot.fallback == "planned" and changeover >= self.spot.plan_tick_seconds:
+            raise ValueError(
+                f"spot.planTickSeconds: {self.spot.plan_tick_seconds:g} s is too short for spot.fallback "
+                f"planned: a changeover (sageMaker.startupSeconds {self.sage_maker.startup_seconds:g} + "
+                f"spot.restartOverheadSeconds {self.spot.restart_overhead_seconds:g}) must fit in one tick; "
+                f"set planTickSeconds above {changeover:g}"
+            )
         for ns, limit in self.budgets.namespaces.items():
             if limit.daily_usd is not None and limit.monthly_usd is not None:
                 if limit.daily_usd > limit.monthly_usd:

@@ -15,6 +15,10 @@ uniform pace would have made.
 With `spot.fallback: progress` every checkpointed second of progress moves the fallback time one
 second later (the on-demand relaunch has that much less to do): the safety net of the paper's
 greedy rule. MaxWaitTimeInSeconds then runs to the deadline, and the controller does the fallback.
+
+With `spot.fallback: planned` that safety net stays, and within it the controller follows a plan
+of least expected cost (policies/spot_plan.py): leave spot early in a long outage, go back to
+managed spot when it is likely there again.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 
 MIN_SPOT_WINDOW_FACTOR = 1.0  # spot must get at least one restart overhead of useful time
 MIN_SPOT_WINDOW_SECONDS = 60.0  # and never less than a minute before the fallback
+# Fallback modes whose safety net moves with checkpointed progress (planned keeps it under its plan)
+MOVING_FALLBACK = ("progress", "planned")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +67,7 @@ def spot_window(
             f"only {max(window, 0) / 60:.0f} min before the on-demand fallback must start; spot needs "
             f"at least {needed / 60:.0f} min to be worth launching",
         )
-    if fallback_mode == "progress":
+    if fallback_mode in MOVING_FALLBACK:
         # Spot may run up to the deadline; the controller falls back as progress allows.
         max_wait = int(deadline - safety_margin_seconds - now)
         return SpotWindow(True, fallback, max_wait, min(cap, max_wait))
@@ -72,7 +78,7 @@ def spot_window(
 def spot_fallback_time(fallback_time: float, progress_seconds: float, fallback_mode: str = "launchWindow") -> float:
     """When spot must give way to on-demand: the launch-time fallback, or (spot.fallback: progress)
     that time moved later by the checkpointed progress the on-demand relaunch no longer needs."""
-    return fallback_time + progress_seconds if fallback_mode == "progress" else fallback_time
+    return fallback_time + progress_seconds if fallback_mode in MOVING_FALLBACK else fallback_time
 
 
 def spot_fallback_due(
@@ -99,7 +105,7 @@ def spot_fallback_due(
     """
     if now >= spot_fallback_time(fallback_time, progress_seconds, fallback_mode):
         return True
-    if fallback_mode == "progress":
+    if fallback_mode in MOVING_FALLBACK:
         return False
     if deadline is None or running_on_spot:
         return False

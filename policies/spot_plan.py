@@ -24,8 +24,13 @@ long outage and comes back to spot when spot has been back long enough to last.
 
 from __future__ import annotations
 
+import csv
+import functools
+import gzip
+import io
 import math
 from collections.abc import Sequence
+from importlib import resources
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -50,22 +55,66 @@ class AvailabilityModel:
 def availability_model(history: Sequence[bool], tick_seconds: float, ages: int = DEFAULT_AGES,
                        prior_ticks: float = PRIOR_TICKS) -> AvailabilityModel:
     """Fit the model to `history` (True = spot available), one value per tick, oldest first."""
+    return pooled_availability_model([history], tick_seconds, ages, prior_ticks)
+
+
+def pooled_availability_model(histories: Sequence[Sequence[bool]], tick_seconds: float, ages: int = DEFAULT_AGES,
+                              prior_ticks: float = PRIOR_TICKS) -> AvailabilityModel:
+    """Fit one model to several histories (each oldest first), as if they were one long one
+    without the seams between them."""
     if ages < 1:
         raise ValueError("ages must be at least 1")
     ends = {True: np.zeros(ages), False: np.zeros(ages)}
     seen = {True: np.zeros(ages), False: np.zeros(ages)}
-    age = 0
-    for i in range(len(history) - 1):
-        now, after = bool(history[i]), bool(history[i + 1])
-        age = age + 1 if i and bool(history[i - 1]) == now else 1
-        k = min(age, ages) - 1
-        seen[now][k] += 1
-        ends[now][k] += now != after
+    for history in histories:
+        age = 0
+        for i in range(len(history) - 1):
+            now, after = bool(history[i]), bool(history[i + 1])
+            age = age + 1 if i and bool(history[i - 1]) == now else 1
+            k = min(age, ages) - 1
+            seen[now][k] += 1
+            ends[now][k] += now != after
     hazards = {}
     for state in (True, False):
         overall = (ends[state].sum() + 1.0) / (seen[state].sum() + 2.0)  # Laplace: never 0 or 1
         hazards[state] = tuple(float(x) for x in (ends[state] + prior_ticks * overall) / (seen[state] + prior_ticks))
     return AvailabilityModel(tick_seconds, hazards[True], hazards[False])
+
+
+@functools.cache
+def bundled_availability_runs() -> dict[str, tuple[tuple[bool, int], ...]]:
+    """The real single-node AWS availability traces this package ships (data/PROVENANCE.md):
+    per trace, its runs in order as (available, seconds)."""
+    raw = resources.files("policies").joinpath("data/spot_availability_runs.csv.gz").read_bytes()
+    out: dict[str, list[tuple[bool, int]]] = {}
+    with io.TextIOWrapper(gzip.GzipFile(fileobj=io.BytesIO(raw)), encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(row["trace_id"], []).append((row["available"] == "1", int(row["seconds"])))
+    return {trace: tuple(runs) for trace, runs in out.items()}
+
+
+def sampled(runs: Sequence[tuple[bool, float]], tick_seconds: float) -> list[bool]:
+    """A run-length trace seen once a tick, from its start: available at a tick if it is at the
+    tick's start."""
+    out, run_end, k = [], 0.0, -1
+    total = sum(seconds for _, seconds in runs)
+    t = 0.0
+    while t < total:
+        while t >= run_end:
+            k += 1
+            run_end += runs[k][1]
+        out.append(runs[k][0])
+        t += tick_seconds
+    return out
+
+
+@functools.cache
+def prior_availability_model(tick_seconds: float, exclude: tuple[str, ...] = ()) -> AvailabilityModel:
+    """What a controller plans by before it has seen spot of its own: one model fitted to every
+    bundled real trace (but `exclude`, for leave-one-out measurements), seen at `tick_seconds`."""
+    runs = bundled_availability_runs()
+    return pooled_availability_model([sampled(runs[t], tick_seconds) for t in sorted(runs) if t not in exclude],
+                                     tick_seconds)
 
 
 def run_age(history: Sequence[bool]) -> int:
@@ -131,12 +180,20 @@ class _Grid(NamedTuple):
 
 
 def _grid(model: AvailabilityModel, work_seconds: float, deadline_seconds: float, changeover_seconds: float,
-          spot_usd_per_hour: float, on_demand_usd_per_hour: float) -> _Grid:
+          spot_usd_per_hour: float, on_demand_usd_per_hour: float, max_units_per_tick: int | None = None) -> _Grid:
     tick = int(round(model.tick_seconds))
-    overhead = int(round(changeover_seconds))
+    overhead = int(math.ceil(changeover_seconds - 1e-9))
     if not 0 <= overhead < tick:
         raise ValueError(f"the changeover ({overhead} s) must be shorter than a tick ({tick} s)")
     unit = math.gcd(tick, tick - overhead)
+    if max_units_per_tick is not None and tick // unit > max_units_per_tick:
+        # Coarser units keep a long Job's plan small. Rounding the changeover up and a tick's work
+        # down makes the plan think it is behind, never ahead: it can only err toward the deadline.
+        unit = math.ceil(tick / max_units_per_tick)
+        overhead = math.ceil(overhead / unit) * unit
+        if overhead >= tick:
+            raise ValueError(f"the changeover ({changeover_seconds:g} s), in units of {unit} s, fills a tick "
+                             f"({tick} s): use a longer tick")
     stay, switch = tick // unit, (tick - overhead) // unit
     total = math.ceil(work_seconds / unit - 1e-9)
     ticks = max(math.ceil(deadline_seconds / tick - 1e-9), 1)
@@ -254,6 +311,45 @@ class BlindSpotPlan:
         return int(np.argmax(part)) + 1
 
 
+class SpotBelief(NamedTuple):
+    """What a Job under a blind plan knows of spot: what it saw last (None: nothing yet), how many
+    ticks that had lasted then, and at which tick of the Job it saw it."""
+    available: bool | None = None
+    age: int = 1
+    seen_tick: int = -1
+
+
+def observe(plan: BlindSpotPlan, belief: SpotBelief, tick: int, available: bool) -> SpotBelief:
+    """The belief after seeing spot `available` (or not) at `tick`. Seen the tick before: the run
+    goes on (or a new one starts). After ticks unseen (on on-demand), or never seen: the age is
+    the likeliest one given what was seen last."""
+    gap = tick - belief.seen_tick
+    if gap <= 0:
+        return belief
+    if belief.available is None:
+        age = plan.likeliest_age((available, 1), UNSEEN_TICKS, available)  # about the stationary odds
+    elif gap == 1:
+        age = belief.age + 1 if belief.available == available else 1
+    else:
+        age = plan.likeliest_age((belief.available, belief.age), gap, available)
+    return SpotBelief(available, age, tick)
+
+
+def blind_choice(plan: BlindSpotPlan, belief: SpotBelief, *, tick: int, progress_seconds: float,
+                 current: str) -> str:
+    """The plan's action at `tick` for a Job on `current` ("spot": on managed spot, training or
+    waiting for capacity; "od": on on-demand) with this belief (on spot: updated by `observe` at
+    this tick). "spot" from on-demand means: relaunch on managed spot."""
+    if belief.available is None:  # nothing seen yet (a managed spot job still starting): keep to it
+        return "od" if current == "od" else "none"
+    if current == "od":
+        return plan.choice(elapsed_ticks=tick, progress_seconds=progress_seconds, current="od",
+                           spot_available=None, age_ticks=0, last_seen=(belief.available, belief.age),
+                           unseen_ticks=tick - belief.seen_tick)
+    return plan.choice(elapsed_ticks=tick, progress_seconds=progress_seconds, current=current,
+                       spot_available=bool(belief.available), age_ticks=belief.age)
+
+
 def _transition(model: AvailabilityModel) -> np.ndarray:
     """One tick of the semi-Markov chain over states (available, age index), index = available * ages + age."""
     ages = len(model.up_hazard)
@@ -267,14 +363,15 @@ def _transition(model: AvailabilityModel) -> np.ndarray:
 
 
 def plan_spot_blind(model: AvailabilityModel, *, work_seconds: float, deadline_seconds: float,
-                    changeover_seconds: float, spot_usd_per_hour: float, on_demand_usd_per_hour: float
-                    ) -> BlindSpotPlan:
+                    changeover_seconds: float, spot_usd_per_hour: float, on_demand_usd_per_hour: float,
+                    max_units_per_tick: int | None = None) -> BlindSpotPlan:
     """plan_spot for a controller that cannot see spot while it runs on on-demand. The value of a
     Job on on-demand is kept per belief (what it saw last, ticks since); going back is worth the
     belief's average of what each state it may find is worth (spot runs if there, else it waits).
     One approximation: a Job back from on-demand is valued as if it knew the age of what it finds
     (it acts on the likeliest age)."""
-    grid = _grid(model, work_seconds, deadline_seconds, changeover_seconds, spot_usd_per_hour, on_demand_usd_per_hour)
+    grid = _grid(model, work_seconds, deadline_seconds, changeover_seconds, spot_usd_per_hour, on_demand_usd_per_hour,
+                 max_units_per_tick)
     unit, stay, switch, total, ticks, spot_price, od_price, lowest, highest, band = grid
     ages = len(model.up_hazard)
     states = 2 * ages
@@ -357,3 +454,41 @@ def _safe_matmul(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     if not finite.all():
         out[(weights > 0).astype(float) @ (~finite).astype(float) > 0] = np.inf
     return out
+
+
+# --- A burst's plan, for the controller and the simulator's engine ----------------------------------
+
+BURST_UNITS_PER_TICK = 6  # work resolution of a burst's plan: keeps a week-long Job's plan to megabytes
+SPOT_HAS_CAPACITY = ("Downloading", "DownloadingTrainingImage", "PreparingTrainingStack", "Training", "Uploading")
+SPOT_LACKS_CAPACITY = ("Interrupted", "Restarting")
+
+
+def burst_plan(*, tick_seconds: float, work_seconds: float, time_left_seconds: float, changeover_seconds: float,
+               spot_usd_per_hour: float, on_demand_usd_per_hour: float,
+               model: AvailabilityModel | None = None) -> BlindSpotPlan | None:
+    """The blind plan of a managed spot burst from its launch: `work_seconds` to do in
+    `time_left_seconds` (to the deadline less the safety margin, counted in whole ticks, so the plan
+    never uses a tick that ends after it), a changeover of `changeover_seconds` (start-up plus
+    checkpoint restore) per relaunch. `model` defaults to the prior fitted to the bundled real
+    traces. None when not one tick is left."""
+    ticks = math.floor(time_left_seconds / tick_seconds + 1e-9)
+    if ticks < 1:
+        return None
+    return plan_spot_blind(model or prior_availability_model(float(tick_seconds)), work_seconds=work_seconds,
+                           deadline_seconds=ticks * tick_seconds, changeover_seconds=changeover_seconds,
+                           spot_usd_per_hour=spot_usd_per_hour, on_demand_usd_per_hour=on_demand_usd_per_hour,
+                           max_units_per_tick=BURST_UNITS_PER_TICK)
+
+
+def spot_seen_in_status(secondary_status: str | None, seconds_since_created: float, startup_seconds: float
+                        ) -> bool | None:
+    """Whether a managed spot job's SageMaker secondary status shows spot capacity: True once it has
+    instances, False when interrupted or still starting after a start-up's time (waiting for
+    capacity), None while it may just be starting."""
+    if secondary_status in SPOT_HAS_CAPACITY:
+        return True
+    if secondary_status in SPOT_LACKS_CAPACITY:
+        return False
+    if secondary_status in ("Starting", "LaunchingMLInstances"):
+        return False if seconds_since_created > startup_seconds else None
+    return None

@@ -24,6 +24,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -39,6 +40,7 @@ from policies.jobs import JobRequest
 from policies.queue_planner import QueuePlanner
 from policies.snapshot import Snapshot
 from policies.spot import spot_fallback_due
+from policies.spot_plan import BlindSpotPlan, SpotBelief, blind_choice, burst_plan, observe, spot_seen_in_status
 from policies.units import format_time, parse_time
 
 from .kube import Kube, KubeError
@@ -92,6 +94,7 @@ class Controller:
         self._events: list[tuple] = []  # queued by this cycle's actions, sent at its end
         self._count = threading.Lock()
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="spillway-act")
+        self._plans: OrderedDict[str, BlindSpotPlan | None] = OrderedDict()  # uid -> its spot plan, the latest few
 
     @property
     def writes(self) -> int:
@@ -289,7 +292,7 @@ class Controller:
                 decision: Decision | None = None) -> None:
         """Create the burst's current training job (again, after a crash: the same name). The Job
         says so first, with the finalizer on the api path, so that its deletion is seen."""
-        name, on_demand = burst.current_name, len(burst.names) > 1
+        name, on_demand = burst.current_name, not _on_spot(burst, len(burst.names) - 1)
         ann = {C.DECISION_PLACEMENT: burst.placement, C.DECISION_REASON: burst.reason,
                C.DECISION_MESSAGE: burst.message, C.DECIDED_AT: burst.decided_at,
                C.SAGEMAKER_JOB_NAME: name, C.COMMITTED_USD: f"{burst.committed_usd:.2f}"}
@@ -359,7 +362,8 @@ class Controller:
             return
         fallback = burst.launch["fallback_time"] if burst.launch["spot"] and len(burst.names) == 1 else None
         if burst.state == RUNNING and now - self._described.get(burst.uid, -math.inf) < \
-                self.settings.burst_poll_seconds and not (fallback and now >= fallback):
+                self.settings.burst_poll_seconds and not (fallback and now >= fallback) \
+                and not self._plan_tick_due(burst, now):
             return  # described lately: a cycle for another reason need not ask SageMaker again
         try:
             job = job_from_manifest(manifest, source=key_of(manifest))
@@ -425,7 +429,7 @@ class Controller:
             return burst.costs.get(name, 0.0)
         end = described.get("TrainingEndTime")
         ended = _seconds(end) if end is not None else now
-        spot = launch["spot"] and name == burst.names[0]
+        spot = _on_spot(burst, burst.names.index(name)) if name in burst.names else False
         rate = itype.spot_usd_per_hour if spot else itype.on_demand_usd_per_hour
         return max(ended - _seconds(start), 0.0) * count * rate / 3600
 
@@ -435,15 +439,23 @@ class Controller:
         cost = self._cost(burst, name, described, now)
         arn = described.get("TrainingJobArn") or ""
         terminal = described.get("TrainingJobStatus") in TERMINAL
-        if job is not None and burst.deadline is not None and burst.launch["spot"] and len(burst.names) == 1:
+        planned = self._planned(burst, job)
+        attempt = len(burst.names) - 1
+        if job is not None and burst.deadline is not None and _on_spot(burst, attempt) and (attempt == 0 or planned):
             if terminal and described.get("SecondaryStatus") == "MaxWaitTimeExceeded":
-                self._fall_back(burst, manifest, job, cost, status, now,
-                                "spot reached its MaxWaitTimeInSeconds before finishing")
+                self._switch(burst, manifest, job, described, cost, status, now,
+                             "spot reached its MaxWaitTimeInSeconds before finishing")
                 return
             if not terminal and self._fallback_due(burst, job, described, now):
-                self._fall_back(burst, manifest, job, cost, status, now, "the spot fallback rule (spot.fallback: "
-                                f"{self.policy.spec.spot.fallback}) says on-demand must start now to keep the deadline")
+                self._switch(burst, manifest, job, described, cost, status, now, "the spot fallback rule (spot."
+                             f"fallback: {self.policy.spec.spot.fallback}) says on-demand must start now to keep "
+                             "the deadline")
                 return
+        if planned and not terminal and self._plan_says_switch(burst, job, described, now):
+            self._switch(burst, manifest, job, described, cost, status, now, "the spot plan (spot.fallback: planned) "
+                         + ("expects on-demand to cost less from here, spot being out" if _on_spot(burst, attempt)
+                            else "expects managed spot to be back"))
+            return
         if terminal:
             self._finish(burst, manifest, name, cost, status, described, now)
             return
@@ -479,8 +491,17 @@ class Controller:
                         f"${updated.cost_usd:.2f} (committed ${burst.committed_usd:.2f})", now,
                         warning=outcome != "Completed")
 
+    def _progress(self, burst: Burst, job: JobRequest, described: dict, now: float) -> float:
+        """Checkpointed progress over all the burst's training jobs. Each relaunch's restore counts
+        as training to SageMaker, so the restart overhead is taken off every job after the first."""
+        if not job.checkpointable:
+            return 0.0
+        overhead = self.policy.spec.spot.restart_overhead_seconds
+        current = _trained_seconds(described, now) - (overhead if len(burst.names) > 1 else 0.0)
+        return sum(burst.trained.values()) + max(current, 0.0)
+
     def _fallback_due(self, burst: Burst, job: JobRequest, described: dict, now: float) -> bool:
-        progress = _trained_seconds(described, now) if job.checkpointable else 0.0
+        progress = self._progress(burst, job, described, now)
         return spot_fallback_due(
             now=now, launch_time=burst.launched_at, deadline=burst.deadline,
             fallback_time=burst.launch["fallback_time"] or math.inf, runtime_seconds=burst.runtime_seconds,
@@ -490,29 +511,99 @@ class Controller:
             restart_overhead_seconds=self.policy.spec.spot.restart_overhead_seconds,
             fallback_mode=self.policy.spec.spot.fallback)
 
-    def _fall_back(self, burst: Burst, manifest: dict, job: JobRequest, cost: float, status: str, now: float,
-                   why: str) -> None:
-        """Stop the spot job and relaunch on on-demand from its checkpoint, under the second name
-        (once: the ledger records the second name before anything is stopped or created)."""
-        spot_name, od_name = burst.names[0], training_job_name(job, 1)
-        text = f"{format_time(now)}: {why}; relaunched on on-demand as {od_name}"
+    def _switch(self, burst: Burst, manifest: dict, job: JobRequest, described: dict, cost: float, status: str,
+                now: float, why: str) -> None:
+        """Stop the current training job and relaunch the burst from its checkpoint on the other
+        capacity (spot -> on-demand, or, spot.fallback planned, back), under the next name. Once:
+        the ledger records the next name before anything is stopped or created."""
+        attempt = len(burst.names)
+        old_name, new_name = burst.names[-1], training_job_name(job, attempt)
+        to_spot = _on_spot(burst, attempt)
+        text = f"{format_time(now)}: {why}; relaunched on {'managed spot' if to_spot else 'on-demand'} as {new_name}"
+        trained = max(_trained_seconds(described, now) - (self.policy.spec.spot.restart_overhead_seconds
+                                                          if attempt > 1 else 0.0), 0.0)
 
         def add(b: Burst) -> bool:
-            if od_name in b.names:
-                return False
-            b.costs[spot_name], b.outcome = round(cost, 6), status
-            b.names.append(od_name)
+            if len(b.names) != attempt:
+                return False  # another writer switched first
+            b.costs[old_name], b.outcome = round(cost, 6), status
+            b.trained[old_name] = round(trained, 3) if job.checkpointable else 0.0
+            b.names.append(new_name)
+            b.started[new_name] = now
             b.fallback, b.state = text, LAUNCHING
             return True
 
         updated = self.ledger.change(burst.uid, add)
         if updated is None:
             return
-        self.metrics.fallbacks.inc()
-        self._stop(burst, spot_name)
+        (self.metrics.spot_returns if to_spot else self.metrics.fallbacks).inc()
+        self._stop(burst, old_name)
         self._patch(manifest, {C.FALLBACK: text})
-        self._event(manifest, EventReason.FELL_BACK.value, text, now, warning=True)
+        self._event(manifest, (EventReason.BACK_TO_SPOT if to_spot else EventReason.FELL_BACK).value, text, now,
+                    warning=not to_spot)
         self._create(updated, manifest, job, now)
+
+    # --- spot.fallback: planned ------------------------------------------------------------------------
+
+    def _planned(self, burst: Burst, job: JobRequest | None) -> bool:
+        return (job is not None and job.checkpointable and burst.launch["spot"] and burst.deadline is not None
+                and self.policy.spec.spot.fallback == "planned")
+
+    def _tick_of(self, burst: Burst, now: float) -> int:
+        return int((now - burst.launched_at) // self.policy.spec.spot.plan_tick_seconds)
+
+    def _plan_tick_due(self, burst: Burst, now: float) -> bool:
+        return (self.policy.spec.spot.fallback == "planned" and burst.launch["spot"] and burst.deadline is not None
+                and self._tick_of(burst, now) > burst.plan_tick)
+
+    def _plan_of(self, burst: Burst) -> BlindSpotPlan | None:
+        """The burst's plan, made from its launch and the prior model, so a restarted controller
+        makes the same one. The last few are kept: a week-long Job's plan holds ~100 MB."""
+        if burst.uid in self._plans:
+            self._plans.move_to_end(burst.uid)
+            return self._plans[burst.uid]
+        launch, spot = burst.launch, self.policy.spec.spot
+        itype = self.catalog.get(launch["instance_type"], launch["region"])
+        plan = None if itype is None else burst_plan(
+            tick_seconds=spot.plan_tick_seconds, work_seconds=burst.runtime_seconds,
+            time_left_seconds=burst.deadline - spot.safety_margin_seconds - burst.launched_at,
+            changeover_seconds=self.policy.spec.sage_maker.startup_seconds + spot.restart_overhead_seconds,
+            spot_usd_per_hour=itype.spot_usd_per_hour * launch["instance_count"],
+            on_demand_usd_per_hour=itype.on_demand_usd_per_hour * launch["instance_count"])
+        self._plans[burst.uid] = plan
+        while len(self._plans) > PLANS_KEPT:
+            self._plans.popitem(last=False)
+        return plan
+
+    def _plan_says_switch(self, burst: Burst, job: JobRequest, described: dict, now: float) -> bool:
+        """Once a plan tick: what the current training job shows of spot updates the belief, and
+        the plan says whether to change capacity. The tick and the belief go to the ledger first,
+        so a restarted controller neither acts twice in a tick nor forgets what it saw."""
+        tick = self._tick_of(burst, now)
+        if tick <= burst.plan_tick:
+            return False
+        plan = self._plan_of(burst)
+        belief = SpotBelief(*burst.belief) if burst.belief else SpotBelief()
+        on_spot = _on_spot(burst, len(burst.names) - 1)
+        progress = self._progress(burst, job, described, now)
+        if on_spot:
+            created = burst.started.get(burst.current_name, burst.launched_at)
+            seen = spot_seen_in_status(described.get("SecondaryStatus"), now - created,
+                                       self.policy.spec.sage_maker.startup_seconds)
+            if seen is not None and plan is not None:
+                belief = observe(plan, belief, tick, seen)
+        choice = "none" if plan is None else blind_choice(plan, belief, tick=tick, progress_seconds=progress,
+                                                          current="spot" if on_spot else "od")
+
+        def record(b: Burst) -> bool:
+            if b.plan_tick >= tick:
+                return False
+            b.plan_tick, b.belief = tick, list(belief) if belief.available is not None else None
+            return True
+
+        if self.ledger.change(burst.uid, record) is None:
+            return False
+        return (choice == "od") if on_spot else (choice == "spot")
 
     def _stop(self, burst: Burst, name: str) -> None:
         if burst.emit == EmitTarget.API.value:
@@ -599,6 +690,15 @@ class Controller:
     def _wrote(self) -> None:
         with self._count:
             self._writes += 1
+
+
+PLANS_KEPT = 8
+
+
+def _on_spot(burst: Burst, attempt: int) -> bool:
+    """Whether a burst's attempt-th training job runs on managed spot: a spot launch's relaunches
+    alternate between on-demand and spot."""
+    return bool(burst.launch["spot"]) and attempt % 2 == 0
 
 
 def _mark_running(b: Burst, name: str, arn: str, cost: float | None = None, status: str | None = None) -> bool:

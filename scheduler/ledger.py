@@ -44,7 +44,7 @@ class Burst:
     namespace: str
     emit: str  # ack | legacy | api
     launch: dict  # the CloudLaunch, as a dict
-    names: list[str]  # training jobs in order: the launch, then the on-demand fallback
+    names: list[str]  # training jobs in order: the launch, then each relaunch (spot and on-demand alternate)
     committed_usd: float
     launched_at: float
     placement: str
@@ -57,8 +57,12 @@ class Burst:
     arns: dict[str, str] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)  # per training job, billed so far
     outcome: str = ""  # the last training job's TrainingJobStatus/SecondaryStatus
-    fallback: str = ""  # when and why spot gave way
+    fallback: str = ""  # when and why spot gave way (or, spot.fallback planned, came back)
     ended_at: float | None = None
+    started: dict[str, float] = field(default_factory=dict)  # per training job after the first: when it was named
+    trained: dict[str, float] = field(default_factory=dict)  # per ended training job: its checkpointed progress
+    plan_tick: int = -1  # spot.fallback planned: the last plan tick acted on
+    belief: list | None = None  # ... and what it knew of spot then (policies.spot_plan.SpotBelief)
 
     @property
     def cost_usd(self) -> float:
@@ -82,7 +86,8 @@ class Burst:
 
     def copy(self) -> "Burst":
         return replace(self, launch=dict(self.launch), names=list(self.names), arns=dict(self.arns),
-                       costs=dict(self.costs))
+                       costs=dict(self.costs), started=dict(self.started), trained=dict(self.trained),
+                       belief=None if self.belief is None else list(self.belief))
 
 
 def config_map_name(uid: str) -> str:

@@ -23,6 +23,8 @@ class ControllerMetrics:
         self.bursts = Counter("spillway_bursts", "SageMaker training jobs created, by capacity and emit target.",
                               ["capacity", "emit"], registry=r)
         self.fallbacks = Counter("spillway_spot_fallbacks", "Spot bursts relaunched on on-demand.", registry=r)
+        self.spot_returns = Counter("spillway_spot_returns", "Bursts relaunched from on-demand back on managed "
+                                    "spot (spot.fallback: planned).", registry=r)
         self.launch_failures = Counter("spillway_launch_failures", "Bursts SageMaker or the API refused.", registry=r)
         self.errors = Counter("spillway_cycle_errors", "Cycles that failed, by the kind of error.", ["kind"],
                               registry=r)

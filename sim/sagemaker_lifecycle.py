@@ -6,6 +6,7 @@ reachable) and drives each job through a life cycle in real time scaled by a fac
 
     InProgress/Starting -> InProgress/Downloading -> InProgress/Training -> Completed
     managed spot: ... Training -> Interrupted -> Starting -> Training ... ; Stopped/MaxWaitTimeExceeded
+    spot capacity taken away (set_spot_capacity): Training -> Interrupted -> Starting until it is back
     StopTrainingJob: Stopping -> Stopped
     MaxRuntimeInSeconds exceeded: Stopped/MaxRuntimeExceeded
 
@@ -55,6 +56,7 @@ class SageMakerSandbox:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self._origin = clock()
+        self.spot_capacity = True  # False: managed spot jobs are interrupted and wait for capacity
 
     # --- serving ---------------------------------------------------------------------------------
 
@@ -115,6 +117,12 @@ class SageMakerSandbox:
                 life = self._adopt(name, self._backend().training_jobs[name], self._virtual_now())
             life.fail_reason = reason
 
+    def set_spot_capacity(self, available: bool) -> None:
+        """Take spot capacity away (training spot jobs are interrupted, new ones wait in Starting)
+        or give it back, as an outage of the instance type would."""
+        with self.lock:
+            self.spot_capacity = available
+
     def _adopt(self, name: str, job, now: float) -> _Life:
         hp = job.hyper_parameters or {}
         stop = job.stopping_condition or {}
@@ -155,6 +163,13 @@ class SageMakerSandbox:
             life.trained += elapsed if life.phase == "Training" else 0.0
             return self._finish(job, life, now, "Stopped", "MaxWaitTimeExceeded",
                                 "The job reached its MaxWaitTimeInSeconds before finishing")
+        if life.spot and not self.spot_capacity:
+            if life.phase in ("Downloading", "Training"):
+                life.trained += elapsed if life.phase == "Training" else 0.0
+                self._transition(job, life, "Interrupted", "Job interrupted: spot capacity was reclaimed", now)
+            elif life.phase == "Interrupted":
+                self._transition(job, life, "Starting", "Waiting for spot capacity", now)
+            return
         if life.phase == "Starting" and elapsed >= (self.startup if not life.trained else self.restart):
             self._transition(job, life, "Downloading", "Downloading the training image", now)
         elif life.phase == "Downloading" and elapsed >= 0:

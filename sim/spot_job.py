@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from collections.abc import Sequence
 
 from policies.spot import greedy_choice, spot_fallback_due, spot_window, uniform_progress_choice
-from policies.spot_plan import availability_model, plan_spot, plan_spot_blind, run_age
+from policies.spot_plan import (SpotBelief, availability_model, blind_choice, observe, plan_spot,
+                                plan_spot_blind, run_age)
 
 from .cloud import TraceAvailability, spot_traces
 
@@ -102,7 +103,7 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy", history: 
     if rule in ("planned", "planned-blind") and plan is None:
         plan = plan_for(job, history, blind=rule == "planned-blind")
     age, last = run_age(history), (history[-1] if history else None)
-    last_seen, unseen = None, 0  # planned-blind on on-demand: what it saw last, ticks since
+    belief = SpotBelief(history[-1], age, -1) if history else SpotBelief()  # planned-blind's
     while remaining > 1e-9:
         spot_up = available[t % len(available)]
         age, last = (age + 1 if spot_up == last else 1), spot_up
@@ -115,17 +116,13 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy", history: 
         elif rule == "planned-blind":
             done = job.work_seconds - remaining
             if current == "od":
-                unseen += 1
-                choice = plan.choice(elapsed_ticks=t, progress_seconds=done, current="od", spot_available=None,
-                                     age_ticks=0, last_seen=last_seen, unseen_ticks=unseen)
+                choice = blind_choice(plan, belief, tick=t, progress_seconds=done, current="od")
                 if choice == "spot":  # managed spot is launched: it runs if spot is there, else waits
-                    age = plan.likeliest_age(last_seen, unseen, spot_up)  # all it can know of the age
+                    belief = observe(plan, belief, t, spot_up)
                     choice = "spot" if spot_up else "none"
             else:
-                choice = plan.choice(elapsed_ticks=t, progress_seconds=done, current=current,
-                                     spot_available=spot_up, age_ticks=age)
-                if choice == "od":
-                    last_seen, unseen = (spot_up, age), 0
+                belief = observe(plan, belief, t, spot_up)
+                choice = blind_choice(plan, belief, tick=t, progress_seconds=done, current=current)
         elif rule in ("greedy", "strawman"):
             choice = greedy_choice(current=current, spot_available=spot_up, remaining_work=remaining,
                                    remaining_time=remaining_time, overhead=job.overhead_seconds, tick=gap)

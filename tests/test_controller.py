@@ -232,6 +232,70 @@ def test_spot_gives_way_to_on_demand_once_when_the_fallback_rule_says_so(cluster
     assert sagemaker_lifecycle.CREATES[od_name] == 1 and sagemaker_lifecycle.CREATES[spot_name] == 1
 
 
+def test_planned_spot_leaves_an_outage_for_on_demand_and_comes_back_once_each(cluster, sagemaker):
+    """spot.fallback planned: with spot capacity gone, the plan sends the burst to on-demand, and
+    later back to managed spot; each relaunch is created once, and a restarted controller acts
+    neither twice in a tick nor forgets what it saw."""
+    from policies.units import format_time
+
+    start = time.time()
+    now = [start]
+    deadline = format_time(start + 10 * 3600 + 900)  # 10 h to the deadline less the safety margin
+    create(cluster, manifest("planner", **{C.MODE: "cloud", C.CAPACITY_TYPE: "spot", C.DEADLINE: deadline,
+                                           C.RUNTIME_ESTIMATE: "8h", "sandbox.spillway.io/run-seconds": "10000000",
+                                           C.CHECKPOINT_S3_URI: f"{BUCKET}ckpt/planner/"}))
+    p = policy(sageMaker={"emit": "api"}, spot={"fallback": "planned", "planTickSeconds": 1800})
+    sm = adapter(sagemaker)
+
+    def ctl() -> Controller:
+        return Controller(kube_of(cluster), p, sagemaker=sm, clock=lambda: now[0])
+
+    sagemaker.set_spot_capacity(False)
+    try:
+        first = ctl()
+        [d] = first.cycle().decisions
+        assert d.placement == Placement.SAGEMAKER_SPOT and "follows a spot plan every 30 min" in d.message
+        spot_name = job_annotations(cluster, "planner")[C.SAGEMAKER_JOB_NAME]
+        seen = []
+        for tick in range(1, 20):
+            now[0] = start + tick * 1800 + 1
+            ctl().cycle()  # a new controller each tick: what it knows comes from the ledger
+            [burst] = _ledger(cluster).values()
+            seen.append((tick, list(burst.names)))
+            if len(burst.names) == 2:
+                sagemaker.set_spot_capacity(True)  # on on-demand nothing of spot shows; it is back meanwhile
+            if len(burst.names) == 3:
+                break
+        names = seen[-1][1]
+        assert names == [spot_name, f"{spot_name}-od1", f"{spot_name}-sp2"], seen
+        assert now[0] < start + 10 * 3600
+        od = sagemaker.client().describe_training_job(TrainingJobName=names[1])
+        back = sagemaker.client().describe_training_job(TrainingJobName=names[2])
+        assert od["EnableManagedSpotTraining"] is False and back["EnableManagedSpotTraining"] is True
+        assert back["CheckpointConfig"]["S3Uri"] == f"{BUCKET}ckpt/planner/"
+        assert sagemaker.client().describe_training_job(TrainingJobName=names[1])["TrainingJobStatus"] in (
+            "Stopping", "Stopped")
+        reasons = [r for r, _ in events_of(cluster, "planner")]
+        assert "SpotFellBackToOnDemand" in reasons and "SpotResumed" in reasons
+        [burst] = _ledger(cluster).values()
+        assert burst.plan_tick == seen[-1][0] and burst.trained[names[1]] > 0
+        again = ctl()
+        again.cycle()
+        again.cycle()  # the same tick, a restarted controller: nothing more
+        assert [b.names for b in _ledger(cluster).values()] == [names]
+        assert all(sagemaker_lifecycle.CREATES[n] == 1 for n in names)
+    finally:
+        sagemaker.set_spot_capacity(True)
+
+
+def _ledger(server) -> dict:
+    from scheduler.ledger import Ledger
+
+    ledger = Ledger(kube_of(server), "spillway-system")
+    ledger.load()
+    return ledger.bursts
+
+
 class Crash(Exception):
     """The controller process dies here."""
 
