@@ -186,14 +186,16 @@ def _grid(model: AvailabilityModel, work_seconds: float, deadline_seconds: float
     if not 0 <= overhead < tick:
         raise ValueError(f"the changeover ({overhead} s) must be shorter than a tick ({tick} s)")
     unit = math.gcd(tick, tick - overhead)
-    if max_units_per_tick is not None and tick // unit > max_units_per_tick:
+    units = max_units_per_tick
+    while units is not None and tick // unit > units:
         # Coarser units keep a long Job's plan small. Rounding the changeover up and a tick's work
         # down makes the plan think it is behind, never ahead: it can only err toward the deadline.
-        unit = math.ceil(tick / max_units_per_tick)
-        overhead = math.ceil(overhead / unit) * unit
-        if overhead >= tick:
-            raise ValueError(f"the changeover ({changeover_seconds:g} s), in units of {unit} s, fills a tick "
-                             f"({tick} s): use a longer tick")
+        # Where the rounded changeover would fill the tick, the units get finer.
+        coarse = math.ceil(tick / units)
+        if math.ceil(overhead / coarse) * coarse < tick:
+            unit, overhead = coarse, math.ceil(overhead / coarse) * coarse
+            break
+        units *= 2
     stay, switch = tick // unit, (tick - overhead) // unit
     total = math.ceil(work_seconds / unit - 1e-9)
     ticks = max(math.ceil(deadline_seconds / tick - 1e-9), 1)

@@ -27,7 +27,8 @@ from policies.capacity import CapacityTimeline
 from policies.derived import Derived
 from policies.queue_planner import QueuePlanner
 from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
-from policies.spot import spot_fallback_due, spot_fallback_time
+from policies.spot import MOVING_FALLBACK, spot_fallback_due, spot_fallback_time
+from policies.spot_plan import SpotBelief, blind_choice, burst_plan, observe
 
 from .cloud import CloudModel, PoissonInterruptions, availability
 from .traces import TraceJob
@@ -36,7 +37,7 @@ SIM_EPOCH = 1767571200.0  # 2026-01-05T00:00:00Z: a Monday; budgets reset at UTC
 INF = math.inf
 # Event kinds, in the order they are handled at equal times: ends free GPUs before anyone decides.
 # (Arrivals are read from the sorted trace, not the heap.)
-LOCAL_END, CLOUD_EVENT, WAKE, TICK, REVIEW = range(5)
+LOCAL_END, CLOUD_EVENT, WAKE, TICK, REVIEW, PLAN_TICK = range(6)
 
 
 NOT_ALLOWED = (Reason.BURST_NOT_ALLOWED, Reason.NO_INSTANCE_TYPE)
@@ -67,6 +68,7 @@ class JobRecord:
     wasted_usd: float = 0.0
     preemptions: int = 0
     fell_back: bool = False
+    back_to_spot: int = 0  # spot.fallback planned: relaunches from on-demand back on managed spot
     budget_blocked: bool = False
     budget_blocked_at: float | None = None  # first decided BudgetExhausted: it waited for money from then
     quota_blocked: bool = False
@@ -99,6 +101,8 @@ class _CloudRun:
     count: int = 1
     pending_overhead: float = 0.0  # wall time to pay before progress resumes (start-up, restore)
     segment_overhead: float = 0.0
+    plan: object = None  # spot.fallback planned: the burst's BlindSpotPlan, its belief, its last tick
+    belief: SpotBelief = SpotBelief()
 
 
 @dataclass
@@ -142,7 +146,7 @@ class Simulation:
         self.planner = QueuePlanner(config.policy, optimizer=config.optimizer, skip_waiting=config.skip_waiting)
         self.review_time = INF
         self._months: dict[int, int] = {}
-        self._progress_fallback = config.policy.spec.spot.fallback == "progress"
+        self._progress_fallback = config.policy.spec.spot.fallback in MOVING_FALLBACK
         self.local: dict[int, tuple[list[tuple[str, int]], float, float]] = {}
         self.cloud: dict[int, _CloudRun] = {}
         self.spot_with_deadline: dict[int, _CloudRun] = {}  # what the safety net watches each cycle
@@ -236,6 +240,11 @@ class Simulation:
                     if self.review_time == t:
                         self.review_time = INF
                         self._request_cycle(t)
+                elif kind == PLAN_TICK:
+                    job_id, tick = payload
+                    run = self.cloud.get(job_id)
+                    if run is not None and run.plan is not None:
+                        self._plan_tick(run, tick)
             if self.cfg.tick_seconds == 0 and self.dirty:
                 cycle = True
             if cycle:
@@ -445,6 +454,7 @@ class Simulation:
             run.fallback_time = (launch.fallback_time - SIM_EPOCH) if launch.fallback_time else INF
             if run.deadline is not None:
                 self.spot_with_deadline[job_id] = run
+                self._plan_burst(run, record, decision)
             self._spot_begin(run, overhead=self.cfg.cloud.startup_seconds)
         else:
             self._phase(run, "running", self.now + self.cfg.cloud.startup_seconds + run.work_left)
@@ -524,8 +534,75 @@ class Simulation:
         run.spot = False
         self.spot_with_deadline.pop(int(rec.request.uid), None)
         restart = self.cfg.cloud.startup_seconds + (self.cfg.cloud.restart_overhead_seconds if run.progress else 0.0)
+        run.segment_overhead = restart
         self._phase(run, "running", self.now + restart + run.work_left)
         return 0
+
+    # --- spot.fallback planned: the controller's plan, once a plan tick ----------------------------------
+
+    def _plan_burst(self, run: _CloudRun, record: JobRecord, decision) -> None:
+        """The plan the controller makes for this burst (scheduler/controller.py: _plan_of), and its
+        first tick."""
+        spot = self.policy.spec.spot
+        if spot.fallback != "planned" or not record.request.checkpointable:
+            return
+        run.plan = burst_plan(
+            tick_seconds=spot.plan_tick_seconds, work_seconds=decision.evidence.runtime_estimate_seconds,
+            time_left_seconds=run.deadline - spot.safety_margin_seconds - self.now,
+            changeover_seconds=self.policy.spec.sage_maker.startup_seconds + spot.restart_overhead_seconds,
+            spot_usd_per_hour=run.spot_rate * 3600, on_demand_usd_per_hour=run.od_rate * 3600)
+        if run.plan is not None:
+            self._push(self.now + spot.plan_tick_seconds, PLAN_TICK, (int(record.request.uid), 1))
+
+    def _plan_tick(self, run: _CloudRun, tick: int) -> None:
+        """What the controller does at a plan tick: on spot, see whether it has capacity, and
+        leave for on-demand if the plan says so; on on-demand, go back to managed spot if it says so."""
+        self._push(run.launched + (tick + 1) * self.policy.spec.spot.plan_tick_seconds, PLAN_TICK,
+                   (int(run.record.request.uid), tick + 1))
+        self._settle(run)
+        if run.spot:
+            seen = run.state != "waiting" and run.avail.available(self.now)
+            run.belief = observe(run.plan, run.belief, tick, seen)
+            if blind_choice(run.plan, run.belief, tick=tick, progress_seconds=run.progress, current="spot") == "od":
+                self._fall_back(run)
+            else:
+                self._resume(run)
+        elif blind_choice(run.plan, run.belief, tick=tick, progress_seconds=run.progress, current="od") == "spot":
+            run.spot = True
+            run.record.back_to_spot += 1
+            self.spot_with_deadline[int(run.record.request.uid)] = run
+            self._spot_begin(run, overhead=self.cfg.cloud.startup_seconds + self.cfg.cloud.restart_overhead_seconds)
+        else:
+            self._resume(run)
+
+    def _settle(self, run: _CloudRun) -> None:
+        """Book the current phase up to now (cost, progress) and start a new one here: a plan tick
+        may change what the burst runs on in the middle of a phase."""
+        elapsed = self.now - run.phase_start
+        if run.state == "waiting" or elapsed <= 0:
+            run.phase_start = self.now
+            return
+        rec, overhead = run.record, run.segment_overhead
+        useful = max(elapsed - overhead, 0.0)
+        if run.spot:
+            rec.spot_usd += run.spot_rate * elapsed
+            rec.wasted_usd += run.spot_rate * min(elapsed, overhead)
+        else:
+            rec.on_demand_usd += run.od_rate * elapsed
+        run.work_left = max(run.work_left - useful, 0.0)
+        run.progress += useful
+        run.segment_overhead = max(overhead - elapsed, 0.0)
+        run.phase_start = self.now
+
+    def _resume(self, run: _CloudRun) -> None:
+        """Carry on as before after _settle: the same phase, with its end event again."""
+        if run.state == "waiting":
+            self._phase(run, "waiting", min(run.avail.next_change(self.now), self._spot_stop_time(run)))
+        elif run.spot:
+            run.pending_overhead = run.segment_overhead
+            self._spot_segment(run)
+        else:
+            self._phase(run, "running", self.now + run.segment_overhead + run.work_left)
 
     def _spot_safety_net(self) -> None:
         for run in list(self.spot_with_deadline.values()):

@@ -166,6 +166,32 @@ def test_spot_safety_net_meets_every_deadline_on_real_spot_traces(trace_id):
     assert fallbacks["progress"] < fallbacks["launchWindow"]
 
 
+def test_planned_spot_goes_back_to_spot_and_meets_every_deadline_in_the_engine():
+    """spot.fallback planned in the engine, as the controller runs it: once a plan tick, leave a
+    long outage for on-demand and come back to managed spot; every deadline holds and every Job's
+    work is billed once at least (a changeover is billed, never free)."""
+    trace_id = "availability-1n-20230215-us-east-1a-v100x1"
+    jobs = [TraceJob(i, i * 900.0, 8, 8 * H, deadline_s=i * 900.0 + 12 * H, checkpointable=True, name=f"d{i}")
+            for i in range(20)]
+    policy = BurstPolicy.model_validate({"spec": {
+        "managedJobs": {"defaultCapacityType": "spot"},
+        "local": {"maxWaitSeconds": 0},
+        "spot": {"fallback": "planned"},
+        "allowlists": {"*": {"roleArns": ["arn:aws:iam::1:role/r"], "s3Prefixes": ["s3://sim/"]}},
+        "budgets": {"default": {"dailyUsd": None, "monthlyUsd": None}},
+    }})
+    sim, r = run(jobs, policy, nodes=(Node("n0", 8),), tick=60, cloud=CloudModel(420, "trace", trace_id, 600))
+    s = summarize("planned", sim, list(r.values()))
+    assert s.deadline_misses == 0
+    assert sum(x.back_to_spot for x in r.values()) > 0
+    bursts = [x for x in r.values() if x.placement.startswith("SageMaker")]
+    assert len(bursts) >= len(jobs) - 1  # one fits on the node
+    for x in bursts:
+        assert x.finish - x.start >= x.trace.duration_s
+        itype = sim.catalog.get(x.instance_type, policy.spec.sage_maker.region)
+        assert x.cloud_usd >= x.trace.duration_s / H * itype.spot_usd_per_hour - 1e-6
+
+
 def test_pareto_front():
     points = [(10, 5), (8, 6), (12, 1), (9, 9), (8, 7)]
     assert pareto_front(points) == [1, 0, 2]
