@@ -554,7 +554,7 @@ class Controller:
 
     def _plan_tick_due(self, burst: Burst, now: float) -> bool:
         return (self.policy.spec.spot.fallback == "planned" and burst.launch["spot"] and burst.deadline is not None
-                and self._tick_of(burst, now) > burst.plan_tick)
+                and bool(burst.launch.get("checkpoint_s3_uri")) and self._tick_of(burst, now) > burst.plan_tick)
 
     def _plan_of(self, burst: Burst) -> BlindSpotPlan | None:
         """The burst's plan, made from its launch and the prior model, so a restarted controller
