@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 NOTHING, SPOT, ON_DEMAND = 0, 1, 2
+LOST = 3  # blind plans: no plan meets the deadline from here in the plan's coarse model (on-demand now)
 INSTANCES = ("none", "spot", "od")  # the names sim/spot_job.py and policies/spot.py use
 DEFAULT_AGES = 8  # ages tracked: 8 ticks of 10 min; longer runs share the last age's rate
 PRIOR_TICKS = 5.0  # weight, in ticks observed, of the state's overall rate at each age
@@ -287,20 +288,26 @@ class BlindSpotPlan:
     ages: int
 
     def choice(self, *, elapsed_ticks: int, progress_seconds: float, current: str, spot_available: bool | None,
-               age_ticks: int, last_seen: tuple[bool, int] | None = None, unseen_ticks: int = 0) -> str:
+               age_ticks: int, last_seen: tuple[bool, int] | None = None, unseen_ticks: int = 0,
+               say_lost: bool = False) -> str:
         """"spot", "od" or "none" for the tick that starts now. On on-demand `spot_available` is
         not known (None) and `last_seen` = (available, age in ticks) when the Job left spot,
-        `unseen_ticks` ago; "spot" then means: launch managed spot, which runs if spot is there."""
+        `unseen_ticks` ago; "spot" then means: launch managed spot, which runs if spot is there.
+        Where no plan meets the deadline in the plan's model it says "od", or, with `say_lost`,
+        "lost": a caller with a finer safety net of its own may trust that instead."""
+        lost = "lost" if say_lost else "od"
         done = _band_index(self.lowest, self.seen.shape[4], self.unit_seconds, elapsed_ticks, progress_seconds)
         if done is None:
-            return "od"
+            return lost
         if current == "od":
             state = self.state_index(*last_seen)
             n = min(max(unseen_ticks, 1), UNSEEN_TICKS) - 1
-            return INSTANCES[int(self.unseen[elapsed_ticks, state, n, done])]
-        instance = SPOT if current == "spot" and spot_available else NOTHING
-        age = min(max(age_ticks, 1), self.ages) - 1
-        return INSTANCES[int(self.seen[elapsed_ticks, instance, int(spot_available), age, done])]
+            action = int(self.unseen[elapsed_ticks, state, n, done])
+        else:
+            instance = SPOT if current == "spot" and spot_available else NOTHING
+            age = min(max(age_ticks, 1), self.ages) - 1
+            action = int(self.seen[elapsed_ticks, instance, int(spot_available), age, done])
+        return lost if action == LOST else INSTANCES[action]
 
     def state_index(self, available: bool, age_ticks: int) -> int:
         return int(available) * self.ages + min(max(age_ticks, 1), self.ages) - 1
@@ -338,18 +345,19 @@ def observe(plan: BlindSpotPlan, belief: SpotBelief, tick: int, available: bool)
 
 
 def blind_choice(plan: BlindSpotPlan, belief: SpotBelief, *, tick: int, progress_seconds: float,
-                 current: str) -> str:
+                 current: str, say_lost: bool = False) -> str:
     """The plan's action at `tick` for a Job on `current` ("spot": on managed spot, training or
     waiting for capacity; "od": on on-demand) with this belief (on spot: updated by `observe` at
-    this tick). "spot" from on-demand means: relaunch on managed spot."""
+    this tick). "spot" from on-demand means: relaunch on managed spot. `say_lost`: see
+    BlindSpotPlan.choice."""
     if belief.available is None:  # nothing seen yet (a managed spot job still starting): keep to it
         return "od" if current == "od" else "none"
     if current == "od":
         return plan.choice(elapsed_ticks=tick, progress_seconds=progress_seconds, current="od",
                            spot_available=None, age_ticks=0, last_seen=(belief.available, belief.age),
-                           unseen_ticks=tick - belief.seen_tick)
+                           unseen_ticks=tick - belief.seen_tick, say_lost=say_lost)
     return plan.choice(elapsed_ticks=tick, progress_seconds=progress_seconds, current=current,
-                       spot_available=bool(belief.available), age_ticks=belief.age)
+                       spot_available=bool(belief.available), age_ticks=belief.age, say_lost=say_lost)
 
 
 def _transition(model: AvailabilityModel) -> np.ndarray:
@@ -426,7 +434,7 @@ def plan_spot_blind(model: AvailabilityModel, *, work_seconds: float, deadline_s
         options[:, ON_DEMAND] = leave_for_od
         best = options.argmin(axis=1)
         cheapest = np.take_along_axis(options, best[:, None], axis=1)[:, 0]
-        best[~np.isfinite(cheapest)] = ON_DEMAND
+        best[~np.isfinite(cheapest)] = LOST
         cheapest[SPOT, down_rows] = np.inf  # no such state: preempted means waiting
         seen_actions[t, ..., :span] = best.reshape(2, 2, ages, span)  # state = available * ages + age
         # Back from on-demand: spot runs if it is there (a changeover), else the Job waits.
@@ -436,7 +444,7 @@ def plan_spot_blind(model: AvailabilityModel, *, work_seconds: float, deadline_s
         stay_od = od_price + nxt_unseen[:, later, stay:stay + span]
         choose = np.where(go_back < stay_od, SPOT, ON_DEMAND).astype(np.int8)
         value_unseen = np.minimum(go_back, stay_od)
-        choose[~np.isfinite(value_unseen)] = ON_DEMAND
+        choose[~np.isfinite(value_unseen)] = LOST
         unseen_actions[t, :, :, :span] = choose
         seen[..., written[0]:written[1] + 1] = np.inf
         unseen[..., written[0]:written[1] + 1] = np.inf

@@ -592,8 +592,9 @@ class Controller:
                                        self.policy.spec.sage_maker.startup_seconds)
             if seen is not None and plan is not None:
                 belief = observe(plan, belief, tick, seen)
+        # Where the coarse plan sees no way to the deadline, the exact safety net (_fallback_due) decides.
         choice = "none" if plan is None else blind_choice(plan, belief, tick=tick, progress_seconds=progress,
-                                                          current="spot" if on_spot else "od")
+                                                          current="spot" if on_spot else "od", say_lost=True)
 
         def record(b: Burst) -> bool:
             if b.plan_tick >= tick:

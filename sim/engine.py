@@ -563,7 +563,9 @@ class Simulation:
         if run.spot:
             seen = run.state != "waiting" and run.avail.available(self.now)
             run.belief = observe(run.plan, run.belief, tick, seen)
-            if blind_choice(run.plan, run.belief, tick=tick, progress_seconds=run.progress, current="spot") == "od":
+            # Where the coarse plan sees no way to the deadline, the exact safety net decides.
+            if blind_choice(run.plan, run.belief, tick=tick, progress_seconds=run.progress, current="spot",
+                            say_lost=True) == "od":
                 self._fall_back(run)
             else:
                 self._resume(run)

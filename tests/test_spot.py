@@ -217,3 +217,24 @@ def test_plan_choice_outside_the_plan_and_bad_changeover():
     with pytest.raises(ValueError, match="changeover .* shorter than a tick"):
         plan_spot(model, work_seconds=3600, deadline_seconds=7200, changeover_seconds=600,
                   spot_usd_per_hour=1, on_demand_usd_per_hour=3)
+
+
+def test_a_lost_state_says_so_only_when_asked_and_a_burst_plan_counts_whole_ticks():
+    from policies.spot_plan import SpotBelief, blind_choice, burst_plan, observe, spot_seen_in_status
+
+    # 2 h of work, 2 h 45 min to the deadline: 5 whole 30-min ticks, and the first changeover
+    # (1,020 s, rounded up to 1,200) leaves no tick to spare in the plan's coarse model.
+    plan = burst_plan(tick_seconds=1800, work_seconds=7200, time_left_seconds=2.75 * 3600,
+                      changeover_seconds=1020, spot_usd_per_hour=1.0, on_demand_usd_per_hour=3.0)
+    assert len(plan.lowest) == 5 and plan.unit_seconds == 300
+    belief = observe(plan, SpotBelief(), 1, False)  # tick 1: spot never came
+    ask = dict(tick=1, progress_seconds=0.0, current="spot")
+    assert blind_choice(plan, belief, **ask) == "od"
+    assert blind_choice(plan, belief, say_lost=True, **ask) == "lost"
+    assert blind_choice(plan, SpotBelief(), **ask) == "none"  # nothing seen yet: keep to spot
+    assert burst_plan(tick_seconds=1800, work_seconds=7200, time_left_seconds=1799, changeover_seconds=1020,
+                      spot_usd_per_hour=1.0, on_demand_usd_per_hour=3.0) is None
+    assert spot_seen_in_status("Training", 10, 420) is True
+    assert spot_seen_in_status("Interrupted", 10, 420) is False
+    assert spot_seen_in_status("Starting", 10, 420) is None  # may just be starting
+    assert spot_seen_in_status("Starting", 900, 420) is False  # waiting for capacity
