@@ -99,6 +99,9 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=AT_LEAST_ONE, default=default_workers(), metavar="N",
                    help=f"runs in parallel, one process each (default: this machine's {default_workers()} cores); "
                         "results are the same as one after the other")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the sweep's runs on the Ray cluster at ADDRESS (host:port of its head, as `ray start "
+                        "--head` prints it) instead of this machine's cores; results are the same")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
 
 
@@ -133,7 +136,8 @@ def run(args) -> int:
                               progress=progress and len(policies) == 1)) for _, policy in policies]
     if len(policies) == 1 and progress:
         print(f"simulating {len(jobs)} Jobs with policy '{policies[0][0]}' ...", file=sys.stderr)
-    runs = run_all(_simulate, tasks, workers=args.workers, label="policies", progress=progress)
+    runs = run_all(_simulate, tasks, workers=args.workers, label="policies", progress=progress,
+                   ray_address=args.ray)
     summaries, wall, sims = [], {}, {}
     for (name, _), (sim, seconds) in zip(policies, runs):
         wall[name] = seconds

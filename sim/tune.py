@@ -126,10 +126,10 @@ def run(args) -> int:
                        estimate_error=args.estimate_error)
     tasks = [(i, doc, jobs, config_args) for i, doc in enumerate(docs)]
     if not args.no_progress:
-        print(f"tuning: {len(tasks)} runs of {len(jobs)} Jobs on {min(args.workers, len(tasks))} worker(s)",
-              file=sys.stderr)
+        where = f"the Ray cluster at {args.ray}" if args.ray else f"{min(args.workers, len(tasks))} worker(s)"
+        print(f"tuning: {len(tasks)} runs of {len(jobs)} Jobs on {where}", file=sys.stderr)
     summaries = [summary for _, summary in run_all(_one, tasks, workers=args.workers, label="tune",
-                                                     progress=not args.no_progress)]
+                                                     progress=not args.no_progress, ray_address=args.ray)]
     points = [(s.cloud_usd, s.wait_p95_hours) for s in summaries]
     front = set(pareto_front(points))
     feasible = [i for i, s in enumerate(summaries) if meets(s, goal)]

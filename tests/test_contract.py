@@ -16,6 +16,7 @@ SDK_OWNERS = {
     "kubernetes": {"scheduler/kube.py"},
     "boto3": {"scheduler/sagemaker.py", "sim/sagemaker_lifecycle.py"},
     "prometheus_api_client": {"scheduler/prometheus.py"},
+    "ray": {"sim/ray_backend.py"},
 }
 
 
