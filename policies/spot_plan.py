@@ -468,7 +468,8 @@ def _safe_matmul(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 # --- A burst's plan, for the controller and the simulator's engine ----------------------------------
 
-BURST_UNITS_PER_TICK = 6  # work resolution of a burst's plan: keeps a week-long Job's plan to megabytes
+BURST_UNITS_PER_TICK = 6  # work resolution of a burst's plan
+PLAN_BYTES_MAX = 64 * 2**20  # a longer Job's plan counts work in coarser units (the controller keeps a few)
 SPOT_HAS_CAPACITY = ("Downloading", "DownloadingTrainingImage", "PreparingTrainingStack", "Training", "Uploading")
 SPOT_LACKS_CAPACITY = ("Interrupted", "Restarting")
 
@@ -480,14 +481,28 @@ def burst_plan(*, tick_seconds: float, work_seconds: float, time_left_seconds: f
     `time_left_seconds` (to the deadline less the safety margin, counted in whole ticks, so the plan
     never uses a tick that ends after it), a changeover of `changeover_seconds` (start-up plus
     checkpoint restore) per relaunch. `model` defaults to the prior fitted to the bundled real
-    traces. None when not one tick is left."""
+    traces. Work is counted in sixths of a tick, coarser where the plan would pass PLAN_BYTES_MAX.
+    None when not one tick is left, or when even the coarsest plan would be too big (then the
+    progress safety net alone decides, as under spot.fallback progress)."""
     ticks = math.floor(time_left_seconds / tick_seconds + 1e-9)
     if ticks < 1:
         return None
-    return plan_spot_blind(model or prior_availability_model(float(tick_seconds)), work_seconds=work_seconds,
-                           deadline_seconds=ticks * tick_seconds, changeover_seconds=changeover_seconds,
-                           spot_usd_per_hour=spot_usd_per_hour, on_demand_usd_per_hour=on_demand_usd_per_hour,
-                           max_units_per_tick=BURST_UNITS_PER_TICK)
+    model = model or prior_availability_model(float(tick_seconds))
+    job = dict(work_seconds=work_seconds, deadline_seconds=ticks * tick_seconds, changeover_seconds=changeover_seconds,
+               spot_usd_per_hour=spot_usd_per_hour, on_demand_usd_per_hour=on_demand_usd_per_hour)
+    for units in (BURST_UNITS_PER_TICK, 3, 2, 1):
+        grid = _grid(model, *job.values(), max_units_per_tick=units)
+        if blind_plan_bytes(grid, len(model.up_hazard)) <= PLAN_BYTES_MAX:
+            return plan_spot_blind(model, **job, max_units_per_tick=units)
+    return None
+
+
+def blind_plan_bytes(grid: _Grid, ages: int) -> int:
+    """What plan_spot_blind holds for this grid: its action arrays and, while it solves, its values."""
+    states = 2 * ages
+    actions = grid.ticks * (4 * ages + states * UNSEEN_TICKS) * grid.band
+    values = (2 * states + states * UNSEEN_TICKS) * (grid.total + 1) * 8
+    return actions + values
 
 
 def spot_seen_in_status(secondary_status: str | None, seconds_since_created: float, startup_seconds: float

@@ -558,7 +558,7 @@ class Controller:
 
     def _plan_of(self, burst: Burst) -> BlindSpotPlan | None:
         """The burst's plan, made from its launch and the prior model, so a restarted controller
-        makes the same one. The last few are kept: a week-long Job's plan holds ~100 MB."""
+        makes the same one. The last few are kept: a plan holds up to 64 MiB (PLAN_BYTES_MAX)."""
         if burst.uid in self._plans:
             self._plans.move_to_end(burst.uid)
             return self._plans[burst.uid]

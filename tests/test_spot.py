@@ -238,3 +238,15 @@ def test_a_lost_state_says_so_only_when_asked_and_a_burst_plan_counts_whole_tick
     assert spot_seen_in_status("Interrupted", 10, 420) is False
     assert spot_seen_in_status("Starting", 10, 420) is None  # may just be starting
     assert spot_seen_in_status("Starting", 900, 420) is False  # waiting for capacity
+
+
+def test_a_long_burst_plan_stays_under_its_memory_cap_or_leaves_it_to_the_safety_net():
+    from policies.spot_plan import PLAN_BYTES_MAX, burst_plan
+
+    week = burst_plan(tick_seconds=1800, work_seconds=120 * 3600, time_left_seconds=168 * 3600,
+                      changeover_seconds=1020, spot_usd_per_hour=9.0, on_demand_usd_per_hour=28.0)
+    assert week.seen.nbytes + week.unseen.nbytes <= PLAN_BYTES_MAX
+    assert week.unit_seconds > 300  # coarser than a sixth of a tick, to fit
+    month = burst_plan(tick_seconds=1800, work_seconds=120 * 3600, time_left_seconds=720 * 3600,
+                       changeover_seconds=1020, spot_usd_per_hour=9.0, on_demand_usd_per_hour=28.0)
+    assert month is None
