@@ -12,6 +12,14 @@ the default policy under 20 s. Machines differ by up to 3x in speed: compare aga
 seconds only after scaling them by how this machine runs a fixed commit (issue 11 measured
 bf67a18's No-Wait 64 at 5.9 s). "default-nobudget" is the default policy with its $500/day budget
 lifted. The last line printed is one JSON object with every figure.
+
+    python bench/bench_sim.py --curves --timeout 120   # issue 11's two scaling curves (14 min measured,
+                                                       # 10 of them the default policy's time-outs)
+
+prints, instead, (1) the time per Job as the trace grows from 1 to 12 weeks (the last k of Philly's
+weeks 0-11, since its first weeks hold few Jobs; 64 nodes, one process per point), and (2) the cost of one cycle after one new Job as the queue
+grows from 10 to 10,000 waiting Jobs (QueuePlanner.plan on a full cluster of 64 nodes, median of
+3): flat curves are the goal.
 """
 
 from __future__ import annotations
@@ -40,9 +48,10 @@ def child(spec: str) -> None:
     from sim.report import summarize
     from sim.traces import load_philly
 
-    name, nodes = spec.split(":")
+    name, nodes, *rest = spec.split(":")
+    weeks = (12 - int(rest[0].removeprefix("w")), 11) if rest else None  # name:nodes:wK = the last K weeks
     t = time.perf_counter()
-    jobs = load_philly()
+    jobs = load_philly(weeks=weeks)
     load_s = time.perf_counter() - t
     if name.startswith("default"):
         policy = default_policy()
@@ -71,10 +80,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", default=CONFIGS, metavar="POLICY:NODES")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per configuration (default 600)")
+    ap.add_argument("--curves", action="store_true", help="print the two scaling curves instead (see above)")
+    ap.add_argument("--curve-policies", nargs="+", default=["no-wait", "compute-wait", "default"], metavar="POLICY",
+                    help="policies of the curves (default: no-wait compute-wait default)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child)
+        return
+    if args.curves:
+        curves(args.curve_policies, args.timeout)
         return
     figures = {}
     for spec in args.only:
@@ -97,6 +112,79 @@ def main() -> None:
         figures[spec].setdefault("elapsed_s", round(time.perf_counter() - started, 1))
         print(f"  {figures[spec]}", flush=True)
     print(json.dumps(figures))
+
+
+TRACE_WEEKS = (1, 2, 4, 8, 12)
+QUEUE_LENGTHS = (10, 100, 1000, 10000)
+
+
+def curves(names: list[str], timeout: float) -> None:
+    from scheduler.output import table
+
+    figures: dict = {"trace": {}, "queue": {}}
+    for name in names:
+        row = figures["trace"][name] = {}
+        for k in TRACE_WEEKS:
+            try:
+                out = subprocess.run([sys.executable, __file__, "--child", f"{name}:64:w{k}"], capture_output=True,
+                                     text=True, timeout=timeout)
+                run = json.loads(out.stdout.strip().splitlines()[-1])
+                row[k] = {"jobs": run["jobs"], "wall_s": run["wall_s"],
+                          "us_per_job": round(1e6 * run["wall_s"] / run["jobs"])}
+            except subprocess.TimeoutExpired:
+                row[k] = {"timeout_s": timeout}
+            print(f"  trace {name} weeks {12 - k}-11: {row[k]}", file=sys.stderr, flush=True)
+    print(table(["POLICY", *(f"{k} WK (JOBS) US/JOB" for k in TRACE_WEEKS)],
+                [[name, *(f"{c['jobs']}: {c['us_per_job']}" if "jobs" in c else f"> {c['timeout_s']:.0f} s"
+                          for c in figures["trace"][name].values())] for name in names]))
+    for name in names:
+        figures["queue"][name] = {q: queue_cycle_ms(name, q) for q in QUEUE_LENGTHS}
+    print()
+    print(table(["POLICY", *(f"QUEUE {q}: MS/CYCLE (WAITING)" for q in QUEUE_LENGTHS)],
+                [[name, *(f"{c['ms']} ({c['waiting']})" for c in figures["queue"][name].values())]
+                 for name in names]))
+    print(json.dumps(figures))
+
+
+def queue_cycle_ms(name: str, queued: int) -> dict:
+    """One QueuePlanner cycle after one new Job arrives, with `queued` Jobs queued on a full
+    cluster of 64 x 8 GPUs (median of 3, ms), and how many of them still waited after the first
+    cycle (a policy that bursts them all leaves no queue to scale with)."""
+    import random
+    import statistics
+
+    sys.path.insert(0, str(ROOT))
+    from policies import JobRequest, default_policy
+    from policies.queue_planner import QueuePlanner
+    from policies.snapshot import Node, RunningPod, Snapshot
+    from sim.presets import baseline
+
+    now = 1_795_000_000.0
+    policy = default_policy() if name == "default" else baseline(name)
+    rng = random.Random(1)
+    nodes = tuple(Node(f"n{i:03d}", 8) for i in range(64))
+    running = tuple(RunningPod(f"ml/r{i}", n.name, 8, now - 3600, now + rng.uniform(600, 12 * 3600))
+                    for i, n in enumerate(nodes))
+
+    def job(i: int, submit: float) -> JobRequest:
+        return JobRequest(namespace="ml", name=f"j{i:05d}", gpus_per_pod=rng.choice([1, 2, 4, 8]), pods=1,
+                          submit_time=submit, image="img", runtime_estimate_seconds=rng.expovariate(1 / 3600) + 60)
+
+    times = []
+    for repeat in range(3):
+        queue = [job(i, now - 3600 + i * 3600 / queued) for i in range(queued)]
+        planner = QueuePlanner(policy)
+        for j in queue:
+            planner.add(j)
+        planner.plan(Snapshot(now, nodes, running, (), (), (), tuple(queue)), now)  # the first cycle decides all
+        late = job(queued + repeat, now + 1)
+        planner.add(late)
+        waiting = tuple(planner.jobs.values())
+        still = len(waiting) - 1
+        t = time.perf_counter()
+        planner.plan(Snapshot(now + 1, nodes, running, (), (), (), waiting), now + 1)
+        times.append(1000 * (time.perf_counter() - t))
+    return {"ms": round(statistics.median(times), 2), "waiting": still}
 
 
 def _text(output: bytes | str | None) -> str:
