@@ -145,6 +145,7 @@ class CloudSide(NamedTuple):
     budget_left: float
     budget_needed_usd: float | None = None  # when the budget alone blocks the burst
     budget_needed_type: str = ""
+    unpaid: tuple = ()  # when the budget blocks: the options it cannot pay for (so a rule can say so)
 
     @property
     def costs(self) -> tuple[OptionCost, ...]:
@@ -152,6 +153,11 @@ class CloudSide(NamedTuple):
 
     def best(self, deadline: float | None):
         return _best_cloud(self.options, deadline)
+
+    def best_if_paid(self, deadline: float | None):
+        """The best option were money no object: what the burst rules weigh, so that a Job that
+        would burst but for the budget is told (and counted) as BudgetExhausted."""
+        return _best_cloud(self.options or self.unpaid, deadline)
 
 
 def local_side(job: JobRequest, cycle: Cycle, slot: LocalSlot | None) -> LocalSide:
@@ -198,14 +204,14 @@ def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capa
         if opts:
             # The preferred type is the cheapest that fits; a budget that cannot pay for it is not
             # stretched onto a bigger one.
-            budget_short.append((itype.name, min(o[0].committed_usd for o in opts)))
+            budget_short.append((itype.name, min(o[0].committed_usd for o in opts), tuple(opts)))
             break
     if budget_short:
-        name, need = budget_short[0]
+        name, need, unpaid = budget_short[0]
         blocked = Blocked(Reason.BUDGET_EXHAUSTED,
                           f"the {budget_window} budget of {job.namespace} has ${max(budget_left, 0):.2f} "
                           f"left; a burst on {name} may cost up to ${need:.2f}")
-        return CloudSide((), tuple(notes), blocked, budget_left, None if quota_short else need, name)
+        return CloudSide((), tuple(notes), blocked, budget_left, None if quota_short else need, name, unpaid)
     if quota_short:
         blocked = Blocked(Reason.QUOTA_EXHAUSTED, f"no SageMaker quota left for {job.pods} x {', '.join(quota_short[:3])}")
     else:
@@ -363,7 +369,10 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     best = cloud.best(job.deadline)
     if local.start <= cycle.now:  # exact: a slot a microsecond away is not free now
         return _resolve_fits_now(case, best, prefer)
-    return _resolve(case, burst_trigger(job, cycle.policy, local, best, prefer), best, prefer)
+    # The rules weigh the burst as if paid for: one that would fire but for the budget makes the
+    # Job wait for money (BudgetExhausted), not for local GPUs.
+    weighed = best if best is not None else cloud.best_if_paid(job.deadline)
+    return _resolve(case, burst_trigger(job, cycle.policy, local, weighed, prefer), best, prefer)
 
 
 def _resolve_cloud_mode(case: _Case) -> Evaluated:

@@ -46,6 +46,12 @@ CASES = {
                                                Reason.DEADLINE_UNREACHABLE),
     "budget exhausted waits": (lambda: busy().spent("ml", today=9_990), job().gpus(8), {}, WAIT,
                                Reason.BUDGET_EXHAUSTED),
+    # Bursting would be cheaper than waiting, but the budget cannot pay: the Job waits for money,
+    # and says so (it used to be told WaitingForLocalCapacity, and no report counted it as blocked).
+    "cheaper than waiting, but no budget": (lambda: busy(0.4).spent("ml", today=9_990), job().gpus(8),
+                                            {"tradeoff": {"waitUsdPerHour": 500},
+                                             "local": {"maxWaitSeconds": 10_000_000}}, WAIT,
+                                            Reason.BUDGET_EXHAUSTED),
     "budget exhausted hands to local queue": (lambda: busy().spent("ml", today=9_990), job().gpus(8),
                                               {"budgets": {"whenExhausted": "localOnly"}}, L, Reason.BUDGET_EXHAUSTED),
     "untranslatable": (busy, job().gpus(8).untranslatable(), {}, WAIT, Reason.NOT_TRANSLATABLE),
