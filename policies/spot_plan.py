@@ -497,6 +497,31 @@ def burst_plan(*, tick_seconds: float, work_seconds: float, time_left_seconds: f
     return None
 
 
+def policy_burst_plan(policy, *, work_seconds: float, deadline: float, launched_at: float,
+                      spot_usd_per_hour: float, on_demand_usd_per_hour: float) -> BlindSpotPlan | None:
+    """burst_plan for a burst launched at `launched_at` under `policy` (a BurstPolicy): its plan
+    tick, its safety margin, and a changeover of SageMaker start-up plus restart overhead. The
+    controller and the simulator's engine both make their plans here."""
+    spot = policy.spec.spot
+    return burst_plan(tick_seconds=spot.plan_tick_seconds, work_seconds=work_seconds,
+                      time_left_seconds=deadline - spot.safety_margin_seconds - launched_at,
+                      changeover_seconds=policy.spec.sage_maker.startup_seconds + spot.restart_overhead_seconds,
+                      spot_usd_per_hour=spot_usd_per_hour, on_demand_usd_per_hour=on_demand_usd_per_hour)
+
+
+def planned_switch(plan: BlindSpotPlan, belief: SpotBelief, *, tick: int, progress_seconds: float, on_spot: bool,
+                   seen: bool | None) -> tuple[bool, SpotBelief]:
+    """One plan tick of a managed spot burst: on spot, what it shows of spot (`seen`; None: cannot
+    tell yet) updates the belief; then whether to change capacity (spot -> on-demand, or back),
+    and the belief. Where the coarse plan sees no way to the deadline, the burst keeps what it
+    runs on: the exact progress safety net (policies.spot.spot_fallback_due) decides then."""
+    if on_spot and seen is not None:
+        belief = observe(plan, belief, tick, seen)
+    choice = blind_choice(plan, belief, tick=tick, progress_seconds=progress_seconds,
+                          current="spot" if on_spot else "od", say_lost=True)
+    return (choice == "od") if on_spot else (choice == "spot"), belief
+
+
 def blind_plan_bytes(grid: _Grid, ages: int) -> int:
     """What plan_spot_blind holds for this grid: its action arrays and, while it solves, its values."""
     states = 2 * ages

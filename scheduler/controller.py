@@ -40,7 +40,8 @@ from policies.jobs import JobRequest
 from policies.queue_planner import QueuePlanner
 from policies.snapshot import Snapshot
 from policies.spot import spot_fallback_due
-from policies.spot_plan import BlindSpotPlan, SpotBelief, blind_choice, burst_plan, observe, spot_seen_in_status
+from policies.spot_plan import (BlindSpotPlan, SpotBelief, planned_switch, policy_burst_plan,
+                                spot_seen_in_status)
 from policies.units import format_time, parse_time
 
 from .kube import Kube, KubeError
@@ -562,12 +563,10 @@ class Controller:
         if burst.uid in self._plans:
             self._plans.move_to_end(burst.uid)
             return self._plans[burst.uid]
-        launch, spot = burst.launch, self.policy.spec.spot
+        launch = burst.launch
         itype = self.catalog.get(launch["instance_type"], launch["region"])
-        plan = None if itype is None else burst_plan(
-            tick_seconds=spot.plan_tick_seconds, work_seconds=burst.runtime_seconds,
-            time_left_seconds=burst.deadline - spot.safety_margin_seconds - burst.launched_at,
-            changeover_seconds=self.policy.spec.sage_maker.startup_seconds + spot.restart_overhead_seconds,
+        plan = None if itype is None else policy_burst_plan(
+            self.policy, work_seconds=burst.runtime_seconds, deadline=burst.deadline, launched_at=burst.launched_at,
             spot_usd_per_hour=itype.spot_usd_per_hour * launch["instance_count"],
             on_demand_usd_per_hour=itype.on_demand_usd_per_hour * launch["instance_count"])
         self._plans[burst.uid] = plan
@@ -585,16 +584,13 @@ class Controller:
         plan = self._plan_of(burst)
         belief = SpotBelief(*burst.belief) if burst.belief else SpotBelief()
         on_spot = _on_spot(burst, len(burst.names) - 1)
-        progress = self._progress(burst, job, described, now)
-        if on_spot:
+        switch = False
+        if plan is not None:
             created = burst.started.get(burst.current_name, burst.launched_at)
             seen = spot_seen_in_status(described.get("SecondaryStatus"), now - created,
                                        self.policy.spec.sage_maker.startup_seconds)
-            if seen is not None and plan is not None:
-                belief = observe(plan, belief, tick, seen)
-        # Where the coarse plan sees no way to the deadline, the exact safety net (_fallback_due) decides.
-        choice = "none" if plan is None else blind_choice(plan, belief, tick=tick, progress_seconds=progress,
-                                                          current="spot" if on_spot else "od", say_lost=True)
+            switch, belief = planned_switch(plan, belief, tick=tick, on_spot=on_spot, seen=seen,
+                                            progress_seconds=self._progress(burst, job, described, now))
 
         def record(b: Burst) -> bool:
             if b.plan_tick >= tick:
@@ -602,9 +598,7 @@ class Controller:
             b.plan_tick, b.belief = tick, list(belief) if belief.available is not None else None
             return True
 
-        if self.ledger.change(burst.uid, record) is None:
-            return False
-        return (choice == "od") if on_spot else (choice == "spot")
+        return self.ledger.change(burst.uid, record) is not None and switch
 
     def _stop(self, burst: Burst, name: str) -> None:
         if burst.emit == EmitTarget.API.value:

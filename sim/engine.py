@@ -28,7 +28,7 @@ from policies.derived import Derived
 from policies.queue_planner import QueuePlanner
 from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
 from policies.spot import MOVING_FALLBACK, spot_fallback_due, spot_fallback_time
-from policies.spot_plan import SpotBelief, blind_choice, burst_plan, observe
+from policies.spot_plan import SpotBelief, planned_switch, policy_burst_plan
 
 from .cloud import CloudModel, PoissonInterruptions, availability
 from .traces import TraceJob
@@ -546,11 +546,9 @@ class Simulation:
         spot = self.policy.spec.spot
         if spot.fallback != "planned" or not record.request.checkpointable:
             return
-        run.plan = burst_plan(
-            tick_seconds=spot.plan_tick_seconds, work_seconds=decision.evidence.runtime_estimate_seconds,
-            time_left_seconds=run.deadline - spot.safety_margin_seconds - self.now,
-            changeover_seconds=self.policy.spec.sage_maker.startup_seconds + spot.restart_overhead_seconds,
-            spot_usd_per_hour=run.spot_rate * 3600, on_demand_usd_per_hour=run.od_rate * 3600)
+        run.plan = policy_burst_plan(self.policy, work_seconds=decision.evidence.runtime_estimate_seconds,
+                                     deadline=run.deadline, launched_at=self.now, spot_usd_per_hour=run.spot_rate * 3600,
+                                     on_demand_usd_per_hour=run.od_rate * 3600)
         if run.plan is not None:
             self._push(self.now + spot.plan_tick_seconds, PLAN_TICK, (int(record.request.uid), 1))
 
@@ -560,22 +558,18 @@ class Simulation:
         self._push(run.launched + (tick + 1) * self.policy.spec.spot.plan_tick_seconds, PLAN_TICK,
                    (int(run.record.request.uid), tick + 1))
         self._settle(run)
-        if run.spot:
-            seen = run.state != "waiting" and run.avail.available(self.now)
-            run.belief = observe(run.plan, run.belief, tick, seen)
-            # Where the coarse plan sees no way to the deadline, the exact safety net decides.
-            if blind_choice(run.plan, run.belief, tick=tick, progress_seconds=run.progress, current="spot",
-                            say_lost=True) == "od":
-                self._fall_back(run)
-            else:
-                self._resume(run)
-        elif blind_choice(run.plan, run.belief, tick=tick, progress_seconds=run.progress, current="od") == "spot":
+        seen = run.spot and run.state != "waiting" and run.avail.available(self.now)
+        switch, run.belief = planned_switch(run.plan, run.belief, tick=tick, progress_seconds=run.progress,
+                                            on_spot=run.spot, seen=seen)
+        if not switch:
+            self._resume(run)
+        elif run.spot:
+            self._fall_back(run)
+        else:
             run.spot = True
             run.record.back_to_spot += 1
             self.spot_with_deadline[int(run.record.request.uid)] = run
             self._spot_begin(run, overhead=self.cfg.cloud.startup_seconds + self.cfg.cloud.restart_overhead_seconds)
-        else:
-            self._resume(run)
 
     def _settle(self, run: _CloudRun) -> None:
         """Book the current phase up to now (cost, progress) and start a new one here: a plan tick

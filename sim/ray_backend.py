@@ -40,10 +40,7 @@ def run_on_ray(fn: Callable[[T], R], tasks: Sequence[T], *, address: str, label:
         ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=False,
                  logging_level="WARNING", ignore_reinit_error=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise InputError([InputIssue("--ray", "", f"no Ray cluster answers at {address!r} "
-                                     f"({str(exc).splitlines()[0]})",
-                                     "give the head node's address as `ray start --head` printed it (host:port), "
-                                     "or drop --ray to run on this machine")]) from None
+        raise _unreachable(address, str(exc).splitlines()[0]) from None
     try:
         remote = ray.remote(fn)
         pending = {remote.remote(task): i for i, task in enumerate(tasks)}
@@ -69,6 +66,10 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
-        raise InputError([InputIssue("--ray", "", f"no Ray cluster answers at {address!r} ({exc})",
-                                     "give the head node's address as `ray start --head` printed it (host:port), "
-                                     "or drop --ray to run on this machine")]) from None
+        raise _unreachable(address, str(exc)) from None
+
+
+def _unreachable(address: str, why: str) -> InputError:
+    return InputError([InputIssue("--ray", "", f"no Ray cluster answers at {address!r} ({why})",
+                                  "give the head node's address as `ray start --head` printed it (host:port), "
+                                  "or drop --ray to run on this machine")])
