@@ -108,6 +108,7 @@ class Evaluated:
     runtime: float
     committed_usd: float = 0.0
     holds_slot: bool = True  # a Wait keeps its local slot (queueing permitting); see assume()
+    usd_cap: float = 0.0  # CloudSide.usd_cap: above this budget left, money did not shape the decision
 
 
 # evaluate() in four named steps: the local side (when and at what cost the Job starts here), the
@@ -146,6 +147,9 @@ class CloudSide(NamedTuple):
     budget_needed_usd: float | None = None  # when the budget alone blocks the burst
     budget_needed_type: str = ""
     unpaid: tuple = ()  # when the budget blocks: the options it cannot pay for (so a rule can say so)
+    # The least budget left at which this side would be the same (every option of the chosen type
+    # affordable); inf when the budget left out an option. 0: money plays no part.
+    usd_cap: float = 0.0
 
     @property
     def costs(self) -> tuple[OptionCost, ...]:
@@ -200,7 +204,8 @@ def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capa
         notes.extend(n for n in type_notes if n not in notes)
         affordable = [o for o in opts if o[0].committed_usd <= budget_left + EPSILON]
         if affordable:
-            return CloudSide(tuple(affordable), tuple(notes), None, budget_left)
+            cap = max(o[0].committed_usd for o in opts) if len(affordable) == len(opts) else INF
+            return CloudSide(tuple(affordable), tuple(notes), None, budget_left, usd_cap=cap)
         if opts:
             # The preferred type is the cheapest that fits; a budget that cannot pay for it is not
             # stretched onto a bigger one.
@@ -211,7 +216,7 @@ def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capa
         blocked = Blocked(Reason.BUDGET_EXHAUSTED,
                           f"the {budget_window} budget of {job.namespace} has ${max(budget_left, 0):.2f} "
                           f"left; a burst on {name} may cost up to ${need:.2f}")
-        return CloudSide((), tuple(notes), blocked, budget_left, None if quota_short else need, name, unpaid)
+        return CloudSide((), tuple(notes), blocked, budget_left, None if quota_short else need, name, unpaid, INF)
     if quota_short:
         blocked = Blocked(Reason.QUOTA_EXHAUSTED, f"no SageMaker quota left for {job.pods} x {', '.join(quota_short[:3])}")
     else:
@@ -307,7 +312,7 @@ class _Case:
         nodes = tuple(self.cycle.timeline.nodes[i].name for i, _ in slot.nodes) if on_nodes else ()
         pods = tuple(count for _, count in slot.nodes) if on_nodes else ()
         return Evaluated(Decision(self.job.key, placement, reason, message, ev, requeue, launch, nodes, pods),
-                         slot, self.local.runtime, committed, holds_slot)
+                         slot, self.local.runtime, committed, holds_slot, self.cloud.usd_cap)
 
     def start_locally(self, reason: Reason, message: Text, trigger: str = "") -> Evaluated:
         return self.done(Placement.LOCAL, reason, message, self.evidence(self.cloud.costs, self.local.end, trigger))
@@ -442,6 +447,15 @@ def _resolve(case: _Case, trigger: Reason | None, best, prefer: Placement | None
     return case.wait(reason, waiting_words, timeout)
 
 
+def reserves(evaluated: Evaluated, job: JobRequest, queueing: str) -> bool:
+    """Whether assume() takes the decision's local GPUs in the cycle's timeline: a local start, or
+    a Wait that holds its slot (backfill or fifo queueing)."""
+    d = evaluated.decision
+    if d.placement.is_cloud or (d.placement == Placement.WAIT and (not evaluated.holds_slot or queueing == "outOfOrder")):
+        return False
+    return evaluated.slot.feasible and job.total_gpus > 0
+
+
 def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
     """Record a decision in the cycle, so later Jobs see its GPUs, dollars and quota as taken."""
     d = evaluated.decision
@@ -450,13 +464,12 @@ def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
     queueing = cycle.policy.spec.local.queueing
     if d.placement == Placement.WAIT and queueing == "fifo" and evaluated.slot.feasible and job.total_gpus:
         cycle.not_before = max(cycle.not_before, evaluated.slot.start)
-    if d.placement == Placement.WAIT and queueing == "outOfOrder":
-        return  # a waiting Job holds no future GPUs: whatever fits may start before it
     if d.placement.is_cloud:
         cycle.assumed_usd[job.namespace] = cycle.assumed_usd.get(job.namespace, 0.0) + evaluated.committed_usd
         name = d.launch.instance_type
         cycle.assumed_instances[name] = cycle.assumed_instances.get(name, 0) + d.launch.instance_count
-    elif evaluated.slot.feasible and job.total_gpus > 0:
+    elif reserves(evaluated, job, queueing):
+        # a waiting Job holds no future GPUs under outOfOrder: whatever fits may start before it
         if cycle.timeline_shared:
             cycle.timeline, cycle.timeline_shared = cycle.timeline.copy(), False
         cycle.timeline.reserve(evaluated.slot, job.gpus_per_pod, evaluated.runtime)

@@ -21,10 +21,12 @@ or quota, no hot-cluster signal, no optimizer, no deadline, a fixed runtime esti
     GPUs), so a shape that fails it is skipped whole.
   - fifo queueing: the queue is decided from its head up to the first Job that must wait for a
     future slot; behind it only new and timed-out Jobs are decided (see _plan_fifo).
-Every other policy (backfill queueing, early bursts, budgets, quotas) is decided as plan() does,
-in full, except that a Job waiting for money is parked while it provably stays blocked, and woken
-only by what could free it (see _plan_in_full): on a cluster where the budget binds, those are
-most of the queue.
+Every other policy (backfill queueing, early bursts, a wait price, budgets, quotas) keeps, across
+cycles, the capacity timeline with every held slot reserved. A waiting Job's slot depends only on
+the timeline before its start, which time passing and other Jobs' starts leave as it was (see
+CapacityTimeline), so a Job waiting for local GPUs sleeps until its slot comes, something ahead
+of it in the queue changes, or money or quota move; a Job waiting for money is parked while it
+provably stays blocked. See _plan_in_full. A differential test keeps both equal to plan().
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from typing import Iterator
 
-from .capacity import INF
+from .capacity import INF, CapacityTimeline, LocalSlot, occupation_digest
 from .catalog import Catalog
 from .constants import Placement, Reason
 from .decision import Evidence
-from .decide import EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, evaluate
+from .decide import EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, evaluate, local_max_wait, reserves
 from .derived import Derived
 from .jobs import JobRequest
 from .parking import Parked, ParkingLot, Shape
@@ -90,9 +92,19 @@ class QueuePlanner:
         # money, see _plan_in_full), each sorted by (order key, job key).
         self._active: list[tuple] = []
         self._parked = ParkingLot()
-        self._held: dict[str, tuple] = {}  # job key -> (start, nodes) of the slot a waiting Job holds
+        # Not stable, across cycles (see _plan_in_full): the timeline with every held slot reserved,
+        # and what each waiting Job was last decided on.
+        self._timeline: CapacityTimeline | None = None
+        self._timeline_mark: tuple | None = None  # what the adapter's timeline must show next cycle
+        self._views: dict[str, _View] = {}  # job key -> its last Wait
+        self._holders: list[tuple] = []  # sorted entries of the Jobs whose slots _timeline holds
+        self._slot_starts: list[tuple[float, str]] = []  # (slot start, key) of the holders, lazily cleaned
+        self._every_cycle: set[str] = set()  # waiting Jobs whose decision may move with time alone
+        self._alarms: list[tuple[float, str]] = []  # (time, key): a sleeping Job's slot or timeout comes
+        self._money_floor: dict[str, float] = {}  # namespace -> budget below which a sleeper may change
         self._removed_holder: tuple | None = None  # the first slot holder removed since the last cycle
-        self._base_seen: tuple | None = None  # (timeline id, its gains, nodes) at the last cycle
+        self._world_seen: tuple | None = None  # (quota left per type, cluster hot) at the last cycle
+        self._nodes_seen: tuple | None = None
         self.jobs: dict[str, JobRequest] = {}
         self._order: dict[str, tuple] = {}
         self._new: list[tuple] = []  # (order key, job key): not decided since they came in
@@ -126,7 +138,10 @@ class QueuePlanner:
         order = self._order.pop(key)
         if self.fifo:
             del self._queue[_find(self._queue, (order, key))]
-        if self._held.pop(key, None) is not None:  # its slot is given back: those behind may move up
+        self._every_cycle.discard(key)
+        view = self._views.pop(key, None)
+        if view is not None and view.holds:  # its slot is given back: those behind may move up
+            self._release(view, (order, key))
             self._removed_holder = min(self._removed_holder or (order, key), (order, key))
         parked = self._parked.unpark(key) is not None
         for entries in ([] if parked else self._active, self._new, *self._waiting.values()):
@@ -278,18 +293,37 @@ class QueuePlanner:
         return due
 
     def _plan_in_full(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
-        """plan() over the queue, leaving out the Jobs that provably stay blocked by the budget.
+        """plan() over the queue, deciding only the Jobs whose decision may differ from last cycle.
 
-        A Job the budget blocked holds no GPUs, dollars or quota (assume() records nothing for
-        it), so leaving it out changes no other decision. It is parked, and its decision is again
-        "Wait, BudgetExhausted" while, at its turn in the cycle:
+        The planner keeps, across cycles, the capacity timeline with every held slot reserved
+        (backfill and fifo queueing). A waiting Job sees that timeline up to its place in the
+        queue: its "view". Its slot depends only on its view (see CapacityTimeline._single), so
+        while nothing ahead of it changes, it keeps its slot and its Wait, and is not decided
+        again ("asleep") until one of these wakes it:
+          - its slot comes (it may start) or, under atMaxWait timing, its max wait runs out: a
+            heap of times, and review_at tells the caller when;
+          - a change ahead of it in the queue: a slot taken, moved or given back, a local start that
+            held no slot (queued ahead, it moves the view of everything behind), quota taken, or the
+            timeline not being what the planner left (GPUs freed early, nodes changed, a pod started
+            that it did not decide): then everything behind is decided again, as plan() would;
+          - money or quota: its namespace's budget falls below what its burst options commit (its
+            cloud side would change), or quota left changes for any type, or the cluster turns hot.
+        What else could move its decision only moves it towards waiting: the wait priced at
+        waitUsdPerHour shrinks as its slot nears, and under early timing its wait plus what it waited
+        stays its slot minus its submission. A Job with a deadline, a run time from history, a cloud
+        side that the budget cut, or another reason to wait than local GPUs is decided every cycle,
+        on its slot when its view is unchanged. A search for a slot reads the timeline with the
+        slots of the Jobs queued behind it taken out: the planner releases them first, and decides
+        those Jobs again in order.
+
+        A Job waiting for money holds no GPUs, dollars or quota (assume() records nothing for it),
+        so leaving it out changes no other decision. It is parked, and its decision is again "Wait,
+        BudgetExhausted" while, at its turn in the cycle:
           - the trigger that made it want to burst still holds. At its max wait (atMaxWait), or
             never fitting, that holds for good. A forecast past its max wait (early timing) holds
-            while no GPUs come free earlier than forecast and nothing ahead of it in the queue
-            takes, moves or gives back a slot: then its slot can only be later than it was;
-          - it cannot start now: the earliest it could start is still ahead (with nothing changed
-            ahead of it, that earliest start stays where it was or moves later), or its shape has
-            too few GPUs free at this instant;
+            while nothing ahead of it changes: then its slot stays where it was;
+          - it cannot start now: the earliest it could start is still ahead, or its shape has too
+            few GPUs free at this instant;
           - its namespace has less left than the least a burst would commit
             (Evidence.budget_needed_usd, fixed for a Job without a deadline);
           - the instance type it would burst on still has quota for its pods (else evaluate() would
@@ -297,8 +331,7 @@ class QueuePlanner:
         Each condition is checked for all parked Jobs at once where it can be: the budget per
         namespace and the free GPUs per shape at the start of the cycle (a cycle only takes GPUs
         and dollars), and a change ahead wakes every parked Job behind it. So a cycle costs what
-        changed, not the length of a queue that waits for money. The caller must run a cycle at
-        the next budget reset (review_at) and whenever money or GPUs come back."""
+        changed, not the length of the queue. The caller must run a cycle at review_at."""
         if not (self.skip_waiting and self.optimizer == "greedy"):
             result = plan(list(self.jobs.values()), snapshot, self.policy, now, optimizer=self.optimizer,
                           catalog=self.catalog, derived=derived)
@@ -307,11 +340,16 @@ class QueuePlanner:
                 if d.placement != Placement.WAIT:
                     self.remove(d.job)
             return result
+        spec = self.policy.spec
         cycle = Cycle.start(snapshot, self.policy, now, self.catalog, derived)
-        change_at = self._changed_since_last_cycle(snapshot, derived)
-        quotas = self.policy.spec.sage_maker.quotas
+        timeline, rebuilt = self._timeline_for(snapshot, derived, now)
+        cycle.timeline, cycle.timeline_shared = timeline, False
+        change_at = _FIRST if rebuilt else self._removed_holder
+        self._removed_holder = None
+        quotas = spec.sage_maker.quotas
         no_room: set[Shape] = set()  # shapes with too few GPUs free at this instant
-        patient = self.policy.spec.local.burst_timing == "atMaxWait"
+        patient = spec.local.burst_timing == "atMaxWait"
+        fifo = spec.local.queueing == "fifo"
 
         lefts: dict[str, float] = {}  # budget left per namespace, until the next burst this cycle
 
@@ -333,17 +371,48 @@ class QueuePlanner:
                 no_room.add(shape)  # a cycle only takes GPUs: it stays so for the rest of the cycle
             return False
 
-        # Parked Jobs that one of the group conditions may let go this cycle; the rest are woken only
-        # by a change ahead of them.
+        # The Jobs to decide: new ones, those decided every cycle, those an alarm or money wakes,
+        # and (below) every Job behind a change.
+        utilization = snapshot.utilization_over(spec.local.hot_window_seconds, now)
+        world = (tuple(cycle.quota_left(t) for t in sorted(quotas)),
+                 utilization is not None and utilization >= spec.local.hot_utilization_percent)
+        woken = set(self._new) | {(self._order[k], k) for k in self._every_cycle}
+        self._new = []
+        woken |= {(self._order[k], k) for k in self._due_in_full(now)}
+        # Slots that have come are taken out before anything reads GPUs free now: a Job queued
+        # ahead of their holders may take those GPUs first. Their holders are decided again.
+        out = self._release_arrived(now)  # keys whose held slots are out of the timeline for now
+        woken |= {(self._order[k], k) for k in out}
+        if world != self._world_seen:
+            woken.update(self._active)
+        self._world_seen = world
+        for namespace, floor in list(self._money_floor.items()):
+            if cycle.budget_left(namespace)[0] + EPSILON < floor:
+                self._money_floor[namespace] = 0.0  # its Jobs are all decided again, and set it anew
+                woken.update(e for e in self._active if self.jobs[e[1]].namespace == namespace)
         candidates = self._parked.candidates(now, lambda ns: cycle.budget_left(ns)[0], cycle.quota_left, room)
-        streams: list[Iterator] = [iter(list(self._active)), iter(candidates)]
+        streams: list[Iterator] = [iter(sorted(woken)), iter(candidates)]
         heap: list = []
         for i, stream in enumerate(streams):
             _push_next(heap, stream, i)
+
+        def changed_after(entry: tuple) -> None:
+            """The view of every Job behind entry may have changed: release their slots, decide them all."""
+            nonlocal change_at
+            if change_at is not None and change_at <= entry:
+                return
+            change_at = entry
+            self._release_behind(entry)
+            for entries in (self._active, self._parked.entries):
+                streams.append(_cursor_after(entries, entry))
+                _push_next(heap, streams[-1], len(streams) - 1)
+
         if change_at is not None:
-            streams.append(_cursor_after(self._parked.entries, change_at))
-            _push_next(heap, streams[-1], len(streams) - 1)
+            entry, change_at = change_at, None
+            changed_after(entry)
         decisions = []
+        started: list[tuple[str, int, float]] = []  # (node, GPUs, until) of each local start
+        kept = True  # False: a local start handed back to the queue left its slot in the timeline
         seen: set[str] = set()
         while heap:
             order, key, s = heapq.heappop(heap)
@@ -352,24 +421,187 @@ class QueuePlanner:
                 continue
             seen.add(key)
             entry = (order, key)
+            unchanged = change_at is None or entry < change_at
             park = self._parked.jobs.get(key)
-            if park is not None and (change_at is None or entry < change_at) and still_blocked(park):
+            if park is not None and unchanged and still_blocked(park):
                 continue
             job = self.jobs[key]
-            result = self._evaluate(job, cycle, decisions)
+            view = self._views.get(key)
+            if key in out and unchanged and entry not in woken:
+                # Asleep, its slot taken out only for a search ahead of it that moved nothing.
+                self._hold_again(view, entry)
+                out.discard(key)
+                continue
+            held = view is not None and (view.holds or key in out)
+            out.discard(key)
+            if view is not None and view.holds:
+                self._release(view, entry)
+            slot = None
+            if (unchanged and held and cycle.derived.runtime(job)[0] == view.runtime
+                    and (view.slot.start > now or (view.slot.start == now and job.pods > 1))):
+                # Its view is as before, so a search would find this slot again. A single pod that
+                # may start now is searched for: it takes the best-fitting node free now.
+                slot = view.slot
+            else:
+                # A search must not see the slots of Jobs queued behind it: take them out, and put
+                # each back as the walk reaches it if this Job's decision moved nothing it sees.
+                behind = self._release_behind(entry)
+                if behind:
+                    out.update(k for _, k in behind)
+                    streams.append(iter(behind))
+                    _push_next(heap, streams[-1], len(streams) - 1)
+                if fifo:  # no Job starts before a slot held ahead of it (assume() for the skipped ones)
+                    cycle.not_before = max([cycle.not_before, *(self._views[k].slot.start for _, k in self._holders)])
+            result = evaluate(job, cycle, slot)
+            assume(result, job, cycle)
+            self.evaluated += 1
             d = result.decision
-            if self._moves_others(key, result, quotas) and change_at is None:
-                change_at = entry  # every parked Job behind it may see another slot or less quota
-                streams.append(_cursor_after(self._parked.entries, entry))
-                _push_next(heap, streams[-1], len(streams) - 1)
+            decisions.append(d)
+            holds = reserves(result, job, spec.local.queueing)
+            if d.placement == Placement.LOCAL and holds:
+                if result.slot.start > now:  # a start handed back to the queue: the caller re-adds it
+                    kept = False
+                for i, count in result.slot.nodes:
+                    started.append((timeline.nodes[i].name, job.gpus_per_pod * count, result.slot.start + result.runtime))
+            # What the Jobs behind see changes if its GPUs do (a slot taken, moved or given back;
+            # a start that held no slot) or if it takes quota.
+            moved = (held or holds) and not (held and holds and _same_slot(view.slot, result.slot)
+                                               and view.runtime == result.runtime)
+            if moved or (d.placement.is_cloud and d.launch is not None and d.launch.instance_type in quotas):
+                changed_after(entry)
             if d.placement.is_cloud:
                 lefts.clear()
+                floor = self._money_floor.get(job.namespace, 0.0)
+                if floor and cycle.budget_left(job.namespace)[0] + EPSILON < floor:
+                    same_namespace = [e for e in self._active if e > entry and self.jobs[e[1]].namespace == job.namespace]
+                    streams.append(iter(same_namespace))
+                    _push_next(heap, streams[-1], len(streams) - 1)
             if d.placement != Placement.WAIT:
                 self.remove(key)
-            elif (start := self._parked_start(job, result, cycle, patient)) is not None:
+                continue
+            self._remember(job, entry, result, holds, now, patient)
+            if (start := self._parked_start(job, result, patient)) is not None:
                 self._park(job, d, start)
             else:
                 self._unpark(key)
+        for key in out:  # every one was walked to; this only keeps the timeline whole if not
+            if key in self.jobs and not self._views[key].holds:
+                self._hold_again(self._views[key], (self._order[key], key))
+        self._mark_timeline(derived, started, kept)
+        return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=self._review_in_full(now))
+
+    def _timeline_for(self, snapshot: Snapshot, derived: Derived, now: float) -> tuple[CapacityTimeline, bool]:
+        """The timeline kept from the last cycle, if the adapter's own timeline (derived.capacity)
+        shows exactly the pods the planner decided to start since, and nothing freed early; else a
+        fresh copy of this cycle's timeline, and every Job is decided again (True)."""
+        base = derived.capacity
+        if (self._timeline is not None and base is not None
+                and self._timeline_mark == (id(base), base.gains, base.occupied, base.occupied_digest)
+                and self._nodes_seen is snapshot.nodes):
+            self._timeline.advance(now)
+            return self._timeline, False
+        for view in self._views.values():
+            view.holds = False
+        self._holders = []
+        self._slot_starts = []
+        self._alarms = []
+        self._money_floor = {}
+        self._nodes_seen = snapshot.nodes
+        self._timeline = derived.timeline(now).copy()
+        return self._timeline, True
+
+    def _mark_timeline(self, derived: Derived, started: list, kept: bool) -> None:
+        """What the adapter's timeline must show at the next cycle for this one's to still hold."""
+        base = derived.capacity
+        if base is None or not kept:
+            self._timeline_mark = None
+            return
+        digest = base.occupied_digest
+        for node, gpus, until in started:
+            digest = occupation_digest(digest, node, gpus, until)
+        self._timeline_mark = (id(base), base.gains, base.occupied + len(started), digest)
+
+    def _release(self, view: "_View", entry: tuple) -> None:
+        """Take a held slot out of the kept timeline."""
+        if self._timeline is not None:
+            self._timeline.unreserve(view.slot, view.gpus, view.runtime)
+        view.holds = False
+        i = _find(self._holders, entry)
+        if i is not None:
+            del self._holders[i]
+
+    def _release_behind(self, entry: tuple) -> list[tuple]:
+        """Take the slots of every Job queued behind entry out of the kept timeline; their entries."""
+        i = bisect_right(self._holders, entry)
+        released = self._holders[i:]
+        for e in released:
+            view = self._views[e[1]]
+            self._timeline.unreserve(view.slot, view.gpus, view.runtime)
+            view.holds = False
+        del self._holders[i:]
+        return released
+
+    def _release_arrived(self, now: float) -> set[str]:
+        """Release the held slots that start now or have started; their keys."""
+        arrived = set()
+        starts = self._slot_starts
+        while starts and starts[0][0] <= now:
+            start, key = heapq.heappop(starts)
+            view = self._views.get(key)
+            if view is not None and view.holds and view.slot.start == start:
+                self._release(view, (self._order[key], key))
+                arrived.add(key)
+        return arrived
+
+    def _hold_again(self, view: "_View", entry: tuple) -> None:
+        """Put back a slot that _release_behind() took out (its view has not changed)."""
+        self._timeline.reserve(view.slot, view.gpus, view.runtime)
+        view.holds = True
+        insort(self._holders, entry)
+
+    def _remember(self, job: JobRequest, entry: tuple, result: Evaluated, holds: bool, now: float,
+                  patient: bool) -> None:
+        """A Wait: note what it was decided on, and whether it may sleep until an alarm wakes it."""
+        d, key = result.decision, job.key
+        ev = d.evidence
+        slot = result.slot
+        view = _View(slot, result.runtime, job.gpus_per_pod, holds)
+        self._views[key] = view
+        if holds:
+            insort(self._holders, entry)
+            heapq.heappush(self._slot_starts, (slot.start, key))
+        timeout = job.submit_time + ev.local_max_wait_seconds
+        asleep = (holds and d.reason == Reason.WAITING_FOR_LOCAL_CAPACITY and job.deadline is None
+                  and job.runtime_estimate_seconds is not None and result.usd_cap < INF
+                  and slot.feasible and slot.start > now
+                  # early timing: its wait plus what it waited is its slot minus its submission, well short
+                  and (patient or slot.start - job.submit_time < ev.local_max_wait_seconds - _ROUNDING_STEP))
+        if not asleep:
+            self._every_cycle.add(key)
+            return
+        self._every_cycle.discard(key)
+        heapq.heappush(self._alarms, (slot.start, key))
+        if patient and math.isfinite(timeout):
+            heapq.heappush(self._alarms, (timeout, key))
+        if result.usd_cap > 0:
+            self._money_floor[job.namespace] = max(self._money_floor.get(job.namespace, 0.0), result.usd_cap)
+
+    def _alarm_is_live(self, t: float, key: str) -> bool:
+        view = self._views.get(key)
+        if view is None or key in self._every_cycle or key in self._parked:
+            return False
+        job = self.jobs[key]
+        return t == view.slot.start or t == job.submit_time + local_max_wait(job, self.policy, view.runtime)
+
+    def _due_in_full(self, now: float) -> set[str]:
+        due = set()
+        while self._alarms and self._alarms[0][0] <= now + _TIMEOUT_SLACK:
+            t, key = heapq.heappop(self._alarms)
+            if self._alarm_is_live(t, key):
+                due.add(key)
+        return due
+
+    def _review_in_full(self, now: float) -> float | None:
         review_at = None
         if self._parked:
             # Budgets reset at UTC midnights (and month starts, which are midnights); a parked Job may
@@ -378,49 +610,23 @@ class QueuePlanner:
             start = self._parked.next_start(now)
             if start is not None:
                 review_at = min(review_at, start)
-        return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=review_at)
+        while self._alarms and not self._alarm_is_live(*self._alarms[0]):
+            heapq.heappop(self._alarms)
+        if self._alarms:
+            alarm = max(self._alarms[0][0], now + _ROUNDING_STEP)
+            review_at = alarm if review_at is None else min(review_at, alarm)
+        return review_at
 
-    def _changed_since_last_cycle(self, snapshot: Snapshot, derived: Derived) -> tuple | None:
-        """The first queue position whose view of local capacity may have grown since the last
-        cycle: GPUs freed earlier than forecast (all of them), or a slot-holding Job removed."""
-        change_at, self._removed_holder = self._removed_holder, None
-        timeline = derived.capacity
-        seen = (id(timeline), timeline.gains, snapshot.nodes) if timeline is not None else None
-        if seen is None or seen != self._base_seen:
-            change_at = _FIRST  # a capacity timeline rebuilt from the pods: nothing to compare with
-        self._base_seen = seen
-        return change_at
-
-    def _moves_others(self, key: str, result, quotas) -> bool:
-        """Whether this decision changes what the Jobs queued behind it see, against last cycle: a
-        slot taken, moved or given back (other than by starting in it), or quota taken."""
-        d = result.decision
-        held = None
-        if (d.placement == Placement.WAIT and result.holds_slot and result.slot.feasible
-                and self.policy.spec.local.queueing != "outOfOrder" and self.jobs[key].total_gpus):
-            held = (result.slot.start, result.slot.nodes)
-        before = self._held.pop(key, None)
-        if held is not None:
-            self._held[key] = held
-        if d.placement == Placement.LOCAL:
-            return before is not None and before != (result.slot.start, result.slot.nodes)
-        if d.placement.is_cloud and d.launch is not None and d.launch.instance_type in quotas:
-            return True
-        return held != before
-
-    def _parked_start(self, job: JobRequest, result, cycle: Cycle, patient: bool) -> float | None:
+    def _parked_start(self, job: JobRequest, result: Evaluated, patient: bool) -> float | None:
         """For a Wait for money whose trigger does not depend on what changes by itself (see
-        _plan_in_full): the earliest it could start locally, as things stand. None: not parkable."""
+        _plan_in_full): the earliest it could start locally, as things stand. None: not parkable.
+        A Job the wait price sends out is not parked: the price of its wait shrinks as its slot
+        nears, so its trigger may stop holding at any cycle."""
         d = result.decision
         ev = d.evidence
         if d.reason != Reason.BUDGET_EXHAUSTED or ev.budget_needed_usd is None or _volatile(job):
             return None
-        start = ev.local_start_time
-        if start != INF and job.pods > 1:
-            # A gang's slot comes from a quick search that may miss a start, which a later cycle
-            # could then find: hold it to the exact earliest instead (as evaluate() saw the timeline).
-            start = cycle.timeline.earliest_possible(job.gpus_per_pod, job.pods, job.gpu_product, result.runtime,
-                                                     max(ev.now, cycle.not_before))
+        start = ev.local_start_time  # exact, gangs included (CapacityTimeline.earliest_start)
         if start == INF or (ev.waited_seconds >= ev.local_max_wait_seconds if patient
                             else start - job.submit_time > ev.local_max_wait_seconds):
             return start  # never fits; at its max wait; or even its earliest start is past it
@@ -428,10 +634,12 @@ class QueuePlanner:
 
     def _park(self, job: JobRequest, d, start: float) -> None:
         entry = (self._order[job.key], job.key)
+        self._every_cycle.discard(job.key)
         if job.key not in self._parked:
             del self._active[_find(self._active, entry)]
         self._parked.park(job.key, Parked(entry, job.namespace, (job.gpus_per_pod, job.pods, job.gpu_product),
-                                          d.evidence.budget_needed_usd, start, d.evidence.budget_needed_type), d.evidence.now)
+                                          d.evidence.budget_needed_usd, start, d.evidence.budget_needed_type),
+                          d.evidence.now)
 
     def _unpark(self, key: str) -> None:
         parked = self._parked.unpark(key)
@@ -476,6 +684,20 @@ class QueuePlanner:
 
 
 _FIRST: tuple = ((-INF,), "")  # a queue position before every Job
+
+
+class _View:
+    """A waiting Job's last decision, as far as the next cycle needs it."""
+    __slots__ = ("slot", "runtime", "gpus", "holds")
+
+    def __init__(self, slot: LocalSlot, runtime: float, gpus: int, holds: bool):
+        self.slot, self.runtime, self.gpus = slot, runtime, gpus  # gpus: per pod
+        self.holds = holds  # its slot is in the kept timeline
+
+
+def _same_slot(a: LocalSlot, b: LocalSlot) -> bool:
+    """The same GPUs over the same time (a gang's pods may be listed in another order)."""
+    return a.start == b.start and (a.nodes == b.nodes or sorted(a.nodes) == sorted(b.nodes))
 
 
 def _cursor_after(entries: list, after: tuple) -> Iterator[tuple]:

@@ -366,9 +366,9 @@ class Simulation:
         running = []
         for job_id, (nodes, start, _end) in ([] if self.capacity is not None else self.local.items()):
             req = self.records[job_id].request
-            expected = start + req.runtime_estimate_seconds
+            expected = (SIM_EPOCH + start) + req.runtime_estimate_seconds  # as _start_local reckons it
             for node, gpus in nodes:
-                running.append(RunningPod(req.key, node, gpus, SIM_EPOCH + start, SIM_EPOCH + expected))
+                running.append(RunningPod(req.key, node, gpus, SIM_EPOCH + start, expected))
         day, month = self._day_month(now_abs)
         key, cloud, spend = self._money_cache
         if key != (self.money_version, day):
@@ -405,11 +405,15 @@ class Simulation:
             nodes.append((name, gpus))
         self.busy_gpus += req.total_gpus
         job_id = int(req.uid)
-        end = on_grid(self.now + record.trace.duration_s)
+        # Absolute times as the core computes them (its reservation of this start ends at
+        # now + estimate), so the timeline kept here equals the one the QueuePlanner assumed;
+        # the end, relative again, is exact (Sterbenz) and on the grid.
+        now_abs = SIM_EPOCH + self.now
+        end = (now_abs + record.trace.duration_s) - SIM_EPOCH
         if self.capacity is not None:
-            self.capacity.advance(SIM_EPOCH + self.now)
+            self.capacity.advance(now_abs)
             for name, gpus in nodes:
-                self.capacity.occupy(name, gpus, SIM_EPOCH + (self.now + req.runtime_estimate_seconds))
+                self.capacity.occupy(name, gpus, now_abs + req.runtime_estimate_seconds)
         self.local[job_id] = (nodes, self.now, end)
         self._unqueue(job_id)
         record.placement, record.start = Placement.LOCAL.value, self.now
@@ -417,13 +421,13 @@ class Simulation:
 
     def _end_local(self, job_id: int) -> None:
         nodes, start, end = self.local.pop(job_id)
-        expected = start + self.records[job_id].request.runtime_estimate_seconds
+        expected = (SIM_EPOCH + start) + self.records[job_id].request.runtime_estimate_seconds
         for name, gpus in nodes:
             self.free[name] += gpus
             self.busy_gpus -= gpus
-            if self.capacity is not None and expected != end:
+            if self.capacity is not None and expected != SIM_EPOCH + end:
                 self.capacity.advance(SIM_EPOCH + end)
-                self.capacity.release(name, gpus, SIM_EPOCH + expected)
+                self.capacity.release(name, gpus, expected)
         self.records[job_id].finish = end
         self.finished += 1
         self._sample()

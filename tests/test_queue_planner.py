@@ -30,9 +30,9 @@ def mixed_trace(n=600, seed=3):
     return out
 
 
-def outcomes(jobs, pol, skip):
-    nodes = (Node("a", 8), Node("b", 8))
-    sim, records = simulate(jobs, SimConfig(nodes, pol, NO_STARTUP, 0.0, 0, skip_waiting=skip))
+def outcomes(jobs, pol, skip, tick=0.0, node_count=2):
+    nodes = tuple(Node(name, 8) for name in "abcdefgh"[:node_count])
+    sim, records = simulate(jobs, SimConfig(nodes, pol, NO_STARTUP, tick, 0, skip_waiting=skip))
     return sim, [(r.placement, r.reason, r.start, r.finish) for r in records]
 
 
@@ -136,3 +136,47 @@ def test_leaving_out_budget_blocked_jobs_changes_no_decision(daily_usd, spec, bl
     assert blocked >= blocked_at_least, blocked  # the case this is about: Jobs wait for money
     if saving is not None:  # None: a policy under which nothing can be left out (see above)
         assert fast_sim.planner.evaluated < full_sim.planner.evaluated * saving
+
+
+def shipped_default(**spec):
+    """The shipped default policy with its budget lifted (issue #11's "default-nobudget"): backfill,
+    early timing, $15 per Job-hour of waiting, quotas on p4d and p5."""
+    from policies import BurstPolicy, default_policy
+
+    data = default_policy().model_dump(by_alias=True, mode="json")
+    data["spec"]["budgets"] = {"default": {"dailyUsd": None, "monthlyUsd": None}}
+    data["spec"]["allowlists"] = {"*": {"roleArns": ["arn:aws:iam::000000000000:role/Simulated"],
+                                        "s3Prefixes": ["s3://sim/"]}}
+    for section, values in spec.items():
+        data["spec"].setdefault(section, {}).update(values)
+    return BurstPolicy.model_validate(data)
+
+
+@pytest.mark.parametrize("spec, tick, saving", [
+    # saving: at most this share of the decisions a full re-plan makes (measured 0.35, 0.50, 0.35,
+    # 0.35, 0.30 and 0.45; a Job with a deadline is decided at every cycle, and the queues are short)
+    ({}, 0.0, 0.45),
+    ({}, 60.0, 0.6),  # slots that came between two ticks are searched for again
+    ({"local": {"queueing": "fifo"}}, 0.0, 0.45),
+    ({"local": {"burstTiming": "atMaxWait", "maxWaitSeconds": 5400}}, 0.0, 0.45),
+    ({"tradeoff": {"waitUsdPerHour": 2.0, "per": "gpu"}}, 0.0, 0.4),
+    ({"sageMaker": {"quotas": {"ml.g6.48xlarge": 1, "ml.g6.12xlarge": 1, "ml.g6.xlarge": 2}}}, 0.0, 0.55),
+    # outOfOrder: a start anywhere in the queue may take a waiting Job's slot, so none sleeps
+    ({"local": {"queueing": "outOfOrder"}}, 0.0, None),
+])
+def test_waiting_jobs_whose_view_did_not_change_are_not_decided_again(spec, tick, saving):
+    """The shipped default's own rules: a Job waits while its forecast wait is worth less than its
+    burst, holding its slot; the planner keeps those slots across cycles (issue #11)."""
+    pol = shipped_default(**spec)
+    trace = mixed_trace(400)
+    # Six nodes: about as much work arrives as they can do, so queues come and go, and a slot
+    # may be held on one node while others fit the Job as well.
+    fast_sim, fast = outcomes(trace, pol, True, tick, 6)
+    full_sim, full = outcomes(trace, pol, False, tick, 6)
+    assert fast == full
+    waited = sum(r.start - r.trace.arrival_s > 600 for r in fast_sim.records if r.placement == "Local")
+    assert waited >= 20, waited  # the case this is about: Jobs wait for local GPUs
+    assert any(o[0].startswith("SageMaker") for o in fast)
+    if saving is not None:
+        assert fast_sim.planner.evaluated < full_sim.planner.evaluated * saving, (waited,
+            fast_sim.planner.evaluated, full_sim.planner.evaluated)
