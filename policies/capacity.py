@@ -12,8 +12,9 @@ lower bound of the exact fit, so a query checks nodes in bound order and stops e
 
 from __future__ import annotations
 
+import heapq
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 
 import numpy as np
@@ -324,66 +325,61 @@ class CapacityTimeline:
         return LocalSlot(best, ((best_node, 1),)) if best_node >= 0 else LocalSlot(INF)
 
     def _gang(self, idx, bounds, gpus, pods, duration) -> LocalSlot:
-        finite = bounds[bounds != INF]
-        if finite.size == 0:
+        """The exact earliest start of a gang, and its nodes in index order. A node can hold a pod
+        at c only from its own earliest single fit f on, so no start comes before L, the first time
+        the nodes that fit by then could hold every pod; and the earliest start is L or a time at
+        which some node's free GPUs rise (a start just before it would fit as well otherwise). Nodes
+        are read in bound order, only as far as the start being checked."""
+        if np.isinf(bounds).all() or int((self._capacity[idx] // gpus).sum()) < pods:
             return LocalSlot(INF)
-        if int((self._capacity[idx] // gpus).sum()) < pods:
-            return LocalSlot(INF)
-        t0 = float(bounds.min())
-        # Pods that fit each node over the whole run from t0 on, in node order: starting now is the
-        # common case, and a plain pass answers it.
-        slot = self._fill(t0, (int(i) for i in np.sort(idx[bounds <= t0])), gpus, pods, duration)
-        return slot if slot is not None else self._gang_sweep(idx, bounds, gpus, pods, duration)
+        order = np.argsort(bounds, kind="stable")
+        visited = 0
+        fits: list[tuple[float, int]] = []  # (earliest single fit, node), sorted
+        rises: list[float] = []  # heap: times at which a fitting node's free GPUs rise
 
-    def _gang_sweep(self, idx, bounds, gpus, pods, duration) -> LocalSlot:
-        """The exact earliest start of a gang, from a table of every candidate node's free GPUs on the
-        segments between all their step times. The earliest start is t0 or a time at which some
-        node's free GPUs rise (a start just before it would fit as well otherwise); a window's
-        minimum comes from a sparse table of minima, so all candidate starts are checked at once."""
-        order = np.sort(idx[bounds != INF])
-        t0 = float(bounds.min())
-        times = {t0}
-        for i in order:
-            times.update(t for t in self.nodes[int(i)].times if t > t0)
-        grid = np.array(sorted(times))
-        k_total = grid.size
-        free = np.empty((order.size, k_total))
-        rises = np.zeros(k_total, dtype=bool)
-        rises[0] = True
-        for row, i in enumerate(order):
-            node = self.nodes[int(i)]
-            at = np.searchsorted(node.times, grid, side="right") - 1
-            values = np.asarray(node.free, dtype=float)[np.maximum(at, 0)]
-            free[row] = values
-            rises[1:] |= values[1:] > values[:-1]
-        # Segment k runs from grid[k] to grid[k + 1]; a run from grid[k] covers segments k..end[k]-1.
-        end = np.searchsorted(grid, grid + duration, side="left") if duration != INF else np.full(k_total, k_total)
-        end = np.maximum(end, np.arange(1, k_total + 1))
-        length = end - np.arange(k_total)
-        levels = [free]
-        while (1 << len(levels)) <= int(length.max()):
-            prev, step = levels[-1], 1 << (len(levels) - 1)
-            nxt = prev.copy()
-            nxt[:, :k_total - step] = np.minimum(prev[:, :k_total - step], prev[:, step:])
-            levels.append(nxt)
-        table = np.stack(levels)
-        level = np.floor(np.log2(length)).astype(int)
-        ks = np.arange(k_total)
-        lowest = np.minimum(table[level, :, ks], table[level, :, end - (1 << level)])  # (k, node)
-        pods_at = lowest // gpus
-        enough = rises & (pods_at.sum(axis=1) >= pods)
-        hits = np.flatnonzero(enough)
-        if hits.size == 0:
-            return LocalSlot(INF)
-        k = int(hits[0])
-        chosen, total = [], 0
-        for row in np.flatnonzero(pods_at[k] > 0):
-            take = min(int(pods_at[k, row]), pods - total)
-            chosen.append((int(order[row]), take))
-            total += take
-            if total == pods:
-                break
-        return LocalSlot(float(grid[k]), tuple(chosen))
+        def visit(upto: float) -> None:
+            nonlocal visited
+            while visited < len(order) and bounds[order[visited]] <= upto:
+                k = order[visited]
+                visited += 1
+                i = int(idx[k])
+                node = self.nodes[i]
+                f = node.earliest_fit(gpus, duration, float(bounds[k]))
+                if f < INF:
+                    insort(fits, (f, i))
+                    times, free = node.times, node.free
+                    for j in range(bisect_right(times, f), len(times)):
+                        if free[j] > free[j - 1]:
+                            heapq.heappush(rises, times[j])
+                    heapq.heappush(rises, f)
+
+        def lower_bound() -> float:
+            held = 0
+            for f, i in fits:
+                held += int(self._capacity[i]) // gpus
+                if held >= pods:
+                    return f
+            return INF
+
+        # L: visit nodes while one not yet read could still lower it (its fit is after its bound).
+        visit(float(bounds[order[0]]))
+        low = lower_bound()
+        while visited < len(order) and bounds[order[visited]] <= low:
+            visit(float(bounds[order[visited]]))
+            low = lower_bound()
+        c = low
+        while c < INF:
+            visit(c)
+            slot = self._fill(c, sorted(i for f, i in fits if f <= c), gpus, pods, duration)
+            if slot is not None:
+                return slot
+            while rises and rises[0] <= c:
+                heapq.heappop(rises)
+            nxt = rises[0] if rises else INF
+            if visited < len(order):
+                nxt = min(nxt, float(bounds[order[visited]]))
+            c = nxt
+        return LocalSlot(INF)
 
     def _fill(self, start: float, nodes, gpus: int, pods: int, duration: float) -> LocalSlot | None:
         """Place `pods` pods of `gpus` GPUs at `start` on these nodes, in order; None if they do not fit."""
