@@ -96,21 +96,28 @@ def test_add_remove_and_a_placed_job_leaves_the_queue():
     assert len(planner) == 0 and planner.plan(snap).decisions == ()
 
 
-def budget_bound_policy(daily_usd: float, **spec):
-    """The shipped default policy with a small daily budget, so most Jobs that would burst wait for money."""
+def from_default(daily_usd: float | None, **spec):
+    """The shipped default policy with this daily budget (None: lifted), allowlisting the
+    simulator's role and bucket, and these spec sections updated."""
     from policies import BurstPolicy, default_policy
 
     data = default_policy().model_dump(by_alias=True, mode="json")
-    # The default until it priced waiting per Job: a 30-min max wait and $2 per GPU-hour burst
-    # early and often, so most bursts find the budget spent (the case this is about).
-    data["spec"]["local"].update(maxWaitSeconds=1800, burstTiming="early")
-    data["spec"]["tradeoff"] = {"waitUsdPerHour": 2.0, "per": "gpu"}
     data["spec"]["budgets"] = {"default": {"dailyUsd": daily_usd, "monthlyUsd": None}}
     data["spec"]["allowlists"] = {"*": {"roleArns": ["arn:aws:iam::000000000000:role/Simulated"],
                                         "s3Prefixes": ["s3://sim/"]}}
     for section, values in spec.items():
         data["spec"].setdefault(section, {}).update(values)
     return BurstPolicy.model_validate(data)
+
+
+def budget_bound_policy(daily_usd: float, **spec):
+    """The shipped default policy with a small daily budget, so most Jobs that would burst wait for money."""
+    # The default until it priced waiting per Job: a 30-min max wait and $2 per GPU-hour burst
+    # early and often, so most bursts find the budget spent (the case this is about).
+    base = {"local": {"maxWaitSeconds": 1800, "burstTiming": "early"}, "tradeoff": {"waitUsdPerHour": 2.0, "per": "gpu"}}
+    for section, values in spec.items():
+        base[section] = {**base.get(section, {}), **values}
+    return from_default(daily_usd, **base)
 
 
 @pytest.mark.parametrize("daily_usd, spec, blocked_at_least, saving", [
@@ -141,15 +148,7 @@ def test_leaving_out_budget_blocked_jobs_changes_no_decision(daily_usd, spec, bl
 def shipped_default(**spec):
     """The shipped default policy with its budget lifted (issue #11's "default-nobudget"): backfill,
     early timing, $15 per Job-hour of waiting, quotas on p4d and p5."""
-    from policies import BurstPolicy, default_policy
-
-    data = default_policy().model_dump(by_alias=True, mode="json")
-    data["spec"]["budgets"] = {"default": {"dailyUsd": None, "monthlyUsd": None}}
-    data["spec"]["allowlists"] = {"*": {"roleArns": ["arn:aws:iam::000000000000:role/Simulated"],
-                                        "s3Prefixes": ["s3://sim/"]}}
-    for section, values in spec.items():
-        data["spec"].setdefault(section, {}).update(values)
-    return BurstPolicy.model_validate(data)
+    return from_default(None, **spec)
 
 
 @pytest.mark.parametrize("spec, tick, saving", [
