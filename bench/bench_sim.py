@@ -13,13 +13,14 @@ seconds only after scaling them by how this machine runs a fixed commit (issue 1
 bf67a18's No-Wait 64 at 5.9 s). "default-nobudget" is the default policy with its $500/day budget
 lifted. The last line printed is one JSON object with every figure.
 
-    python bench/bench_sim.py --curves --timeout 120   # issue 11's two scaling curves (14 min measured,
-                                                       # 10 of them the default policy's time-outs)
+    python bench/bench_sim.py --curves --timeout 120   # issue 11's two scaling curves
+    python bench/bench_sim.py --curves --curve-policies default-nobudget default --timeout 40   # 6 min,
+                                                       # 200 s of them the budget-on default's time-outs
 
 prints, instead, (1) the time per Job as the trace grows from 1 to 12 weeks (the last k of Philly's
 weeks 0-11, since its first weeks hold few Jobs; 64 nodes, one process per point), and (2) the cost of one cycle after one new Job as the queue
-grows from 10 to 10,000 waiting Jobs (QueuePlanner.plan on a full cluster of 64 nodes, median of
-3): flat curves are the goal.
+grows from 10 to 10,000 waiting Jobs (QueuePlanner.plan on a full cluster of 64 nodes whose running
+pods' timeline the caller keeps, as the simulator does; median of 3): flat curves are the goal.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ CONFIGS = ["no-wait:64", "no-wait:128", "constant-wait-1h:64", "constant-wait-1h
 
 def child(spec: str) -> None:
     sys.path.insert(0, str(ROOT))
-    from policies import default_policy
     from sim.cli import parse_cluster
     from sim.cloud import CloudModel
     from sim.engine import SimConfig, simulate
@@ -54,11 +54,7 @@ def child(spec: str) -> None:
     jobs = load_philly(weeks=weeks)
     load_s = time.perf_counter() - t
     if name.startswith("default"):
-        policy = default_policy()
-        if name == "default-nobudget":  # the shipped policy with its $500/day budget lifted
-            data = policy.model_dump(by_alias=True, mode="json")
-            data["spec"]["budgets"] = {"default": {"dailyUsd": None, "monthlyUsd": None}}
-            policy = type(policy).model_validate(data)
+        policy = _policy(name)
     elif name == "constant-wait-1h":  # the peer's Constant-Wait configuration: wait up to 1 h, FIFO
         policy = baseline("constant-wait", maxWaitSeconds=3600)
     else:
@@ -76,13 +72,26 @@ def child(spec: str) -> None:
                       "cloud_gpu_hours": round(s.cloud_gpu_hours), "wait_mean_h": round(s.wait_mean_hours, 3)}))
 
 
+def _policy(name: str):
+    """The shipped default policy; "default-nobudget": with its $500/day budget lifted."""
+    from policies import default_policy
+
+    policy = default_policy()
+    if name == "default-nobudget":
+        data = policy.model_dump(by_alias=True, mode="json")
+        data["spec"]["budgets"] = {"default": {"dailyUsd": None, "monthlyUsd": None}}
+        policy = type(policy).model_validate(data)
+    return policy
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", default=CONFIGS, metavar="POLICY:NODES")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per configuration (default 600)")
     ap.add_argument("--curves", action="store_true", help="print the two scaling curves instead (see above)")
-    ap.add_argument("--curve-policies", nargs="+", default=["no-wait", "compute-wait", "default"], metavar="POLICY",
-                    help="policies of the curves (default: no-wait compute-wait default)")
+    ap.add_argument("--curve-policies", nargs="+", default=["no-wait", "compute-wait", "default-nobudget", "default"],
+                    metavar="POLICY", help="policies of the curves (default: no-wait compute-wait default-nobudget "
+                    "default)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -154,13 +163,15 @@ def queue_cycle_ms(name: str, queued: int) -> dict:
     import statistics
 
     sys.path.insert(0, str(ROOT))
-    from policies import JobRequest, default_policy
+    from policies import JobRequest
+    from policies.capacity import CapacityTimeline
+    from policies.derived import Derived
     from policies.queue_planner import QueuePlanner
     from policies.snapshot import Node, RunningPod, Snapshot
     from sim.presets import baseline
 
     now = 1_795_000_000.0
-    policy = default_policy() if name == "default" else baseline(name)
+    policy = _policy(name) if name.startswith("default") else baseline(name)
     rng = random.Random(1)
     nodes = tuple(Node(f"n{i:03d}", 8) for i in range(64))
     running = tuple(RunningPod(f"ml/r{i}", n.name, 8, now - 3600, now + rng.uniform(600, 12 * 3600))
@@ -176,13 +187,18 @@ def queue_cycle_ms(name: str, queued: int) -> dict:
         planner = QueuePlanner(policy)
         for j in queue:
             planner.add(j)
-        planner.plan(Snapshot(now, nodes, running, (), (), (), tuple(queue)), now)  # the first cycle decides all
+        # The running pods' timeline, kept by the caller across cycles as the simulator keeps it.
+        timeline = CapacityTimeline.from_nodes(now, nodes, [(p.node, p.gpus, p.expected_end_time) for p in running])
+        first = Snapshot(now, nodes, running, (), (), (), tuple(queue))
+        planner.plan(first, now, Derived(first, policy, capacity=timeline))  # the first cycle decides all
         late = job(queued + repeat, now + 1)
         planner.add(late)
         waiting = tuple(planner.jobs.values())
         still = len(waiting) - 1
         t = time.perf_counter()
-        planner.plan(Snapshot(now + 1, nodes, running, (), (), (), waiting), now + 1)
+        timeline.advance(now + 1)
+        second = Snapshot(now + 1, nodes, running, (), (), (), waiting)
+        planner.plan(second, now + 1, Derived(second, policy, capacity=timeline))
         times.append(1000 * (time.perf_counter() - t))
     return {"ms": round(statistics.median(times), 2), "waiting": still}
 
