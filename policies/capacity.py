@@ -67,9 +67,6 @@ class NodeTimeline:
             i = j  # free[j] < gpus: restart after it
         return INF
 
-    def free_at(self, t: float) -> int:
-        return self.free[max(bisect_right(self.times, t) - 1, 0)]
-
     def add(self, start: float, end: float, delta: int) -> None:
         """Add `delta` free GPUs on [start, end) (negative to reserve)."""
         times, free = self.times, self.free
@@ -285,11 +282,6 @@ class CapacityTimeline:
         if pods == 1:
             return self._single(idx, bounds, gpus_per_pod, duration, t0)
         return self._gang(idx, bounds, gpus_per_pod, pods, duration)
-
-    def earliest_possible(self, gpus_per_pod: int, pods: int, product: str | None, duration: float,
-                          t0: float | None = None) -> float:
-        """The exact earliest start (earliest_start() is exact for gangs too; kept for callers)."""
-        return self.earliest_start(gpus_per_pod, pods, product, duration, t0).start
 
     # Both searches below give a slot that stays put while the timeline changes only by time
     # passing (t0 moving up to, but not reaching, the slot's start) or by other Jobs taking GPUs
