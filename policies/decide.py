@@ -109,6 +109,14 @@ class Evaluated:
     committed_usd: float = 0.0
     holds_slot: bool = True  # a Wait keeps its local slot (queueing permitting); see assume()
     usd_cap: float = 0.0  # CloudSide.usd_cap: above this budget left, money did not shape the decision
+    # A Wait for money that the wait price triggered: LocalSide.price_lead, so that the decision may
+    # change with time alone at price_turns_at(slot.start, price_lead). None for every other decision.
+    price_lead: float | None = None
+
+
+def price_turns_at(start: float, lead: float) -> float:
+    """When the wait price stops outweighing a burst, for a local start at `start`: `lead` before it."""
+    return start - lead
 
 
 # evaluate() in four named steps: the local side (when and at what cost the Job starts here), the
@@ -136,6 +144,14 @@ class LocalSide(NamedTuple):
     @property
     def end(self) -> float:
         return self.start + self.runtime
+
+    def price_lead(self, cloud_score: float) -> float:
+        """How long before its slot the wait stops being priced above a burst scored cloud_score
+        (the burst-cheaper rule holds until then: the wait's price falls as the slot nears).
+        -inf: a burst costs less than running here even with no wait."""
+        if self.wait_usd_per_hour <= 0:
+            return -INF
+        return 3600 * (cloud_score + EPSILON - self.option.expected_usd) / self.wait_usd_per_hour
 
 
 class CloudSide(NamedTuple):
@@ -305,14 +321,14 @@ class _Case:
         )
 
     def done(self, placement, reason, message: Text, ev, requeue=None, launch=None, committed=0.0,
-             holds_slot=True) -> Evaluated:
+             holds_slot=True, price_lead=None) -> Evaluated:
         """message: the text, or a function that writes it when it is first read (most are never read
         in a simulation, and writing them was a fifth of a long queue's cycle)."""
         slot, on_nodes = self.local.slot, placement == Placement.LOCAL
         nodes = tuple(self.cycle.timeline.nodes[i].name for i, _ in slot.nodes) if on_nodes else ()
         pods = tuple(count for _, count in slot.nodes) if on_nodes else ()
         return Evaluated(Decision(self.job.key, placement, reason, message, ev, requeue, launch, nodes, pods),
-                         slot, self.local.runtime, committed, holds_slot, self.cloud.usd_cap)
+                         slot, self.local.runtime, committed, holds_slot, self.cloud.usd_cap, price_lead)
 
     def start_locally(self, reason: Reason, message: Text, trigger: str = "") -> Evaluated:
         return self.done(Placement.LOCAL, reason, message, self.evidence(self.cloud.costs, self.local.end, trigger))
@@ -346,12 +362,14 @@ class _Case:
         return self.done(opt.placement, reason, msg, self.evidence(self.cloud.costs, opt.end_time, trigger),
                          launch=launch, committed=opt.committed_usd)
 
-    def wait(self, reason: Reason, message: Text, until: float | None = None, holds_slot: bool = True) -> Evaluated:
+    def wait(self, reason: Reason, message: Text, until: float | None = None, holds_slot: bool = True,
+             price_lead: float | None = None) -> Evaluated:
         now, local = self.cycle.now, self.local
-        target = min(until if until is not None else INF, local.start)
+        target = min(until if until is not None else INF, local.start,
+                     INF if price_lead is None else price_turns_at(local.start, price_lead))
         requeue = min(max(target - now, REQUEUE_MIN_SECONDS), REQUEUE_MAX_SECONDS)
         ev = self.evidence(self.cloud.costs, None if local.never else local.end)
-        return self.done(Placement.WAIT, reason, message, ev, requeue, holds_slot=holds_slot)
+        return self.done(Placement.WAIT, reason, message, ev, requeue, holds_slot=holds_slot, price_lead=price_lead)
 
 
 def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
@@ -428,16 +446,21 @@ def _resolve(case: _Case, trigger: Reason | None, best, prefer: Placement | None
                 lambda: f"{blocked.message}; handed to the local queue (budgets.whenExhausted: localOnly); "
                         f"{case.where()}", trigger.value)
         said = trigger.value
+        # Triggered by the wait price, the Wait may end by itself once the price falls below the
+        # burst's: it is looked at again then, not at the next requeue.
+        lead = (local.price_lead(cloud.best_if_paid(job.deadline)[0].score)
+                if trigger == Reason.BURST_CHEAPER_THAN_WAITING and cloud.unpaid else None)
         # Waiting for money (budgets.whenExhausted: wait), the Job holds no local slot: it will likely
         # burst at the reset, and a slot held for it blocks the backfill of Jobs that would run. It
         # still starts locally if GPUs are free when it is decided. Holding the slot only when it
         # comes before the reset measured no better than always holding it (README, "How it decides").
         return case.wait(blocked.reason, lambda: f"{_trigger_words(said, local.wait, local.waited, local.max_wait)}, "
                          f"but {blocked.message}; {case.where()}", _reset_time(blocked, now),
-                         holds_slot=blocked.reason != Reason.BUDGET_EXHAUSTED)
+                         holds_slot=blocked.reason != Reason.BUDGET_EXHAUSTED, price_lead=lead)
     reason = Reason.OPTIMIZER_KEEP_LOCAL if prefer == Placement.LOCAL else Reason.WAITING_FOR_LOCAL_CAPACITY
     patient = spec.local.burst_timing == "atMaxWait"
-    timeout = job.submit_time + local.max_wait if patient and best is not None else None
+    # At its max wait the Job bursts, or (the budget short) stops holding its slot: look again then.
+    timeout = job.submit_time + local.max_wait if patient and (best is not None or cloud.unpaid) else None
 
     def waiting_words() -> str:
         extra = f" (a burst would cost ${best[0].expected_usd:.2f})" if best is not None else (

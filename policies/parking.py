@@ -14,7 +14,7 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass
 from typing import Callable
 
-from .decide import EPSILON
+from .decide import EPSILON, REQUEUE_MIN_SECONDS, price_turns_at
 
 Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
 
@@ -27,6 +27,11 @@ class Parked:
     need: float  # the least a burst would commit (Evidence.budget_needed_usd)
     earliest_start: float  # the earliest it could start locally when it was parked
     instance_type: str  # the type the burst would use (Evidence.budget_needed_type)
+    lead: float | None = None  # Evaluated.price_lead: the wait price sends it out until turns_at
+
+    @property
+    def turns_at(self) -> float:
+        return float("inf") if self.lead is None else price_turns_at(self.earliest_start, self.lead)
 
 
 class ParkingLot:
@@ -37,6 +42,10 @@ class ParkingLot:
         self._by_type: dict[tuple[str, int], set[tuple]] = {}  # (instance type, pods) -> entries
         self._started: dict[Shape, set[tuple]] = {}  # shape -> entries whose earliest start has come
         self._starts: list[tuple[float, str]] = []  # (earliest start, key) still ahead, lazily cleaned
+        # (turns_at, key) and (the cycle that must look at it then, key), lazily cleaned: see candidates()
+        self._turns: list[tuple[float, str]] = []
+        self._looks: list[tuple[float, str]] = []
+        self._look_of: dict[str, float] = {}  # the live entry of each key in _looks
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -54,6 +63,11 @@ class ParkingLot:
             self._started.setdefault(parked.shape, set()).add(parked.entry)
         elif parked.earliest_start != float("inf"):
             heapq.heappush(self._starts, (parked.earliest_start, key))
+        turns_at = parked.turns_at
+        if turns_at != float("inf"):
+            heapq.heappush(self._turns, (turns_at, key))
+            look = self._look_of[key] = max(turns_at, now + REQUEUE_MIN_SECONDS)
+            heapq.heappush(self._looks, (look, key))
 
     def unpark(self, key: str) -> Parked | None:
         parked = self.jobs.pop(key, None)
@@ -64,6 +78,7 @@ class ParkingLot:
         del needs[bisect_right(needs, (parked.need, parked.entry)) - 1]
         self._by_type[(parked.instance_type, parked.shape[1])].discard(parked.entry)
         self._started.get(parked.shape, set()).discard(parked.entry)
+        self._look_of.pop(key, None)
         return parked
 
     def candidates(self, now: float, budget_left: Callable[[str], float], quota_left: Callable[[str], float],
@@ -73,6 +88,15 @@ class ParkingLot:
         dollars, quota and GPUs, so what they rule out stays ruled out for the whole cycle."""
         self._settle(now)
         woken: set[tuple] = set()
+        # A Job the wait price sends out: its Wait asked to be looked at again at turns_at, or (a
+        # requeue is never sooner than REQUEUE_MIN_SECONDS) just after. plan() would decide it at
+        # every cycle from REQUEUE_MIN_SECONDS before turns_at: each such decision moves its requeue.
+        turns = self._turns
+        while turns and turns[0][0] < now + REQUEUE_MIN_SECONDS:
+            turns_at, key = heapq.heappop(turns)
+            parked = self.jobs.get(key)
+            if parked is not None and parked.turns_at == turns_at:
+                woken.add(parked.entry)
         for namespace, needs in self._by_need.items():
             left = budget_left(namespace) + EPSILON
             woken.update(entry for need, entry in needs[:bisect_right(needs, (left, ((float("inf"),), "")))])
@@ -84,10 +108,16 @@ class ParkingLot:
                 woken |= entries
         return sorted(woken)
 
-    def next_start(self, now: float) -> float | None:
-        """The next earliest start to come: a cycle must look at that Job then."""
+    def next_look(self, now: float) -> float | None:
+        """When a cycle must next look at a parked Job: its earliest start has come, or its wait
+        price stops sending it out (its Wait's requeue)."""
         self._settle(now)
-        return self._starts[0][0] if self._starts else None
+        looks = self._looks
+        while looks and (self._look_of.get(looks[0][1]) != looks[0][0] or looks[0][0] <= now):
+            heapq.heappop(looks)
+        times = [t for t in (self._starts[0][0] if self._starts else None, looks[0][0] if looks else None)
+                 if t is not None]
+        return min(times) if times else None
 
     def _settle(self, now: float) -> None:
         """Move the Jobs whose earliest start has come into _started (time only moves on)."""

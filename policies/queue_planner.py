@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from dataclasses import replace
 from bisect import bisect_left, bisect_right, insort
 from typing import Iterator
 
@@ -40,7 +41,8 @@ from .capacity import INF, CapacityTimeline, LocalSlot, occupation_digest
 from .catalog import Catalog
 from .constants import Placement, Reason
 from .decision import Evidence
-from .decide import EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, evaluate, local_max_wait, reserves
+from .decide import (EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, evaluate, local_max_wait, price_turns_at,
+                     reserves)
 from .derived import Derived
 from .jobs import JobRequest
 from .parking import Parked, ParkingLot, Shape
@@ -353,16 +355,22 @@ class QueuePlanner:
 
         lefts: dict[str, float] = {}  # budget left per namespace, until the next burst this cycle
 
-        def still_blocked(park: Parked) -> bool:
+        def short_of_money(park: Parked) -> bool:
+            """Its burst is still blocked by the budget alone."""
             left = lefts.get(park.namespace)
             if left is None:
                 left = lefts[park.namespace] = cycle.budget_left(park.namespace)[0]
             if left + EPSILON >= park.need:
                 return False
-            if now >= park.earliest_start and room(park.shape):
-                return False  # it may start now
             # The type it would burst on must still have quota, or evaluate() tries another type.
             return park.instance_type not in quotas or cycle.quota_left(park.instance_type) >= park.shape[1]
+
+        def still_blocked(park: Parked) -> bool:
+            if park.turns_at < now + REQUEUE_MIN_SECONDS:
+                return False  # the wait price may no longer send it out (see ParkingLot)
+            if now >= park.earliest_start and room(park.shape):
+                return False  # it may start now
+            return short_of_money(park)
 
         def room(shape: Shape) -> bool:
             if shape not in no_room:
@@ -396,15 +404,22 @@ class QueuePlanner:
         for i, stream in enumerate(streams):
             _push_next(heap, stream, i)
 
-        def changed_after(entry: tuple) -> None:
-            """The view of every Job behind entry may have changed: release their slots, decide them all."""
-            nonlocal change_at
-            if change_at is not None and change_at <= entry:
-                return
-            change_at = entry
-            self._release_behind(entry)
-            for entries in (self._active, self._parked.entries):
-                streams.append(_cursor_after(entries, entry))
+        freed_at = None  # the first place in the queue behind which GPUs were given back, or quota taken
+
+        def changed_after(entry: tuple, freed: bool = True) -> None:
+            """The view of every Job behind entry may have changed: release their slots, decide them
+            all. A parked Job holds no slot and stays parked while it cannot start: GPUs taken ahead
+            of it only push its start later. So parked Jobs are decided again only if GPUs were given
+            back (or quota taken, which may move its burst to another type): `freed`."""
+            nonlocal change_at, freed_at
+            if change_at is None or entry < change_at:
+                change_at = entry
+                self._release_behind(entry)
+                streams.append(_cursor_after(self._active, entry))
+                _push_next(heap, streams[-1], len(streams) - 1)
+            if freed and (freed_at is None or entry < freed_at):
+                freed_at = entry
+                streams.append(_cursor_after(self._parked.entries, entry))
                 _push_next(heap, streams[-1], len(streams) - 1)
 
         if change_at is not None:
@@ -423,9 +438,9 @@ class QueuePlanner:
             entry = (order, key)
             unchanged = change_at is None or entry < change_at
             park = self._parked.jobs.get(key)
-            if park is not None and unchanged and still_blocked(park):
-                continue
             job = self.jobs[key]
+            if park is not None and (freed_at is None or entry < freed_at) and still_blocked(park):
+                continue
             view = self._views.get(key)
             if key in out and unchanged and entry not in woken:
                 # Asleep, its slot taken out only for a search ahead of it that moved nothing.
@@ -452,6 +467,15 @@ class QueuePlanner:
                     _push_next(heap, streams[-1], len(streams) - 1)
                 if fifo:  # no Job starts before a slot held ahead of it (assume() for the skipped ones)
                     cycle.not_before = max([cycle.not_before, *(self._views[k].slot.start for _, k in self._holders)])
+            if park is not None and not fifo and short_of_money(park):
+                # The search's timeline is its view (the slots behind it are out): if its start
+                # keeps it waiting for money, it stays parked, at that start.
+                slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product,
+                                                     cycle.derived.runtime(job)[0], now)
+                if _stays_parked(park, slot.start, now):
+                    if slot.start != park.earliest_start:
+                        self._parked.park(key, replace(park, earliest_start=slot.start), now)
+                    continue
             result = evaluate(job, cycle, slot)
             assume(result, job, cycle)
             self.evaluated += 1
@@ -467,8 +491,9 @@ class QueuePlanner:
             # a start that held no slot) or if it takes quota.
             moved = (held or holds) and not (held and holds and _same_slot(view.slot, result.slot)
                                                and view.runtime == result.runtime)
-            if moved or (d.placement.is_cloud and d.launch is not None and d.launch.instance_type in quotas):
-                changed_after(entry)
+            quota_taken = d.placement.is_cloud and d.launch is not None and d.launch.instance_type in quotas
+            if moved or quota_taken:
+                changed_after(entry, freed=held or quota_taken)
             if d.placement.is_cloud:
                 lefts.clear()
                 floor = self._money_floor.get(job.namespace, 0.0)
@@ -481,7 +506,7 @@ class QueuePlanner:
                 continue
             self._remember(job, entry, result, holds, now, patient)
             if (start := self._parked_start(job, result, patient)) is not None:
-                self._park(job, d, start)
+                self._park(job, result, start)
             else:
                 self._unpark(key)
         for key in out:  # every one was walked to; this only keeps the timeline whole if not
@@ -571,8 +596,12 @@ class QueuePlanner:
             insort(self._holders, entry)
             heapq.heappush(self._slot_starts, (slot.start, key))
         timeout = job.submit_time + ev.local_max_wait_seconds
+        # A budget that pays for none of its burst's options leaves the Job waiting for local GPUs
+        # whatever it becomes: the burst rules weigh the options as if paid (evaluate()), and a budget
+        # that pays for some weighs a subset of them, whose best is no better.
+        unpaid = ev.blocked_reason == Reason.BUDGET_EXHAUSTED
         asleep = (holds and d.reason == Reason.WAITING_FOR_LOCAL_CAPACITY and job.deadline is None
-                  and job.runtime_estimate_seconds is not None and result.usd_cap < INF
+                  and job.runtime_estimate_seconds is not None and (result.usd_cap < INF or unpaid)
                   and slot.feasible and slot.start > now
                   # early timing: its wait plus what it waited is its slot minus its submission, well short
                   and (patient or slot.start - job.submit_time < ev.local_max_wait_seconds - _ROUNDING_STEP))
@@ -583,7 +612,7 @@ class QueuePlanner:
         heapq.heappush(self._alarms, (slot.start, key))
         if patient and math.isfinite(timeout):
             heapq.heappush(self._alarms, (timeout, key))
-        if result.usd_cap > 0:
+        if result.usd_cap > 0 and not unpaid:
             self._money_floor[job.namespace] = max(self._money_floor.get(job.namespace, 0.0), result.usd_cap)
 
     def _alarm_is_live(self, t: float, key: str) -> bool:
@@ -607,7 +636,7 @@ class QueuePlanner:
             # Budgets reset at UTC midnights (and month starts, which are midnights); a parked Job may
             # start locally from its earliest start, which plan() would have asked to look again at.
             review_at = next_utc_midnight(now)
-            start = self._parked.next_start(now)
+            start = self._parked.next_look(now)
             if start is not None:
                 review_at = min(review_at, start)
         while self._alarms and not self._alarm_is_live(*self._alarms[0]):
@@ -620,8 +649,8 @@ class QueuePlanner:
     def _parked_start(self, job: JobRequest, result: Evaluated, patient: bool) -> float | None:
         """For a Wait for money whose trigger does not depend on what changes by itself (see
         _plan_in_full): the earliest it could start locally, as things stand. None: not parkable.
-        A Job the wait price sends out is not parked: the price of its wait shrinks as its slot
-        nears, so its trigger may stop holding at any cycle."""
+        A Job the wait price sends out is parked too: the price of its wait shrinks as its slot
+        nears, so its trigger holds until its turns_at (Parked; the ParkingLot wakes it then)."""
         d = result.decision
         ev = d.evidence
         if d.reason != Reason.BUDGET_EXHAUSTED or ev.budget_needed_usd is None or _volatile(job):
@@ -630,16 +659,20 @@ class QueuePlanner:
         if start == INF or (ev.waited_seconds >= ev.local_max_wait_seconds if patient
                             else start - job.submit_time > ev.local_max_wait_seconds):
             return start  # never fits; at its max wait; or even its earliest start is past it
+        if result.price_lead is not None:
+            return start  # the wait price sends it out until its turns_at
         return None
 
-    def _park(self, job: JobRequest, d, start: float) -> None:
+    def _park(self, job: JobRequest, result: Evaluated, start: float) -> None:
         entry = (self._order[job.key], job.key)
         self._every_cycle.discard(job.key)
         if job.key not in self._parked:
             del self._active[_find(self._active, entry)]
+        ev = result.decision.evidence
         self._parked.park(job.key, Parked(entry, job.namespace, (job.gpus_per_pod, job.pods, job.gpu_product),
-                                          d.evidence.budget_needed_usd, start, d.evidence.budget_needed_type),
-                          d.evidence.now)
+                                          ev.budget_needed_usd, start, ev.budget_needed_type,
+                                          result.price_lead),
+                          ev.now)
 
     def _unpark(self, key: str) -> None:
         parked = self._parked.unpark(key)
@@ -693,6 +726,19 @@ class _View:
     def __init__(self, slot: LocalSlot, runtime: float, gpus: int, holds: bool):
         self.slot, self.runtime, self.gpus = slot, runtime, gpus  # gpus: per pod
         self.holds = holds  # its slot is in the kept timeline
+
+
+def _stays_parked(park: Parked, start: float, now: float) -> bool:
+    """Whether a parked Job whose budget still falls short, found able to start at `start`, would
+    get the same Wait for money from evaluate(). Sent out by the wait price: while the price still
+    holds at least REQUEUE_MIN_SECONDS on (its Wait's requeue moves, which the ParkingLot follows by
+    its start). Sent out for good (never fitting, at its max wait): if it can start no earlier than
+    it was parked with (the trigger is unchanged, and it cannot start now)."""
+    if start <= now:
+        return False
+    if park.lead is not None:
+        return start != INF and price_turns_at(start, park.lead) >= now + REQUEUE_MIN_SECONDS
+    return start >= park.earliest_start
 
 
 def _same_slot(a: LocalSlot, b: LocalSlot) -> bool:
