@@ -252,6 +252,18 @@ class CapacityTimeline:
     def candidates(self, product: str | None) -> np.ndarray:
         return self._by_product.get(product, np.empty(0, dtype=int))
 
+    def fits_before(self, gpus: int, duration: float, product: str | None, before: float,
+                    nodes: set[int]) -> bool:
+        """Whether one of these nodes (indices) can hold a pod of `gpus` for `duration` from some
+        time before `before`. A start that GPUs given back on some nodes made earlier needs one."""
+        t0 = self.origin
+        for i in nodes:
+            node = self.nodes[i]
+            if ((product is None or node.product == product) and node.capacity >= gpus
+                    and node.earliest_fit(gpus, duration, t0) < before):
+                return True
+        return False
+
     def max_free_now(self, product: str | None) -> int:
         """The most GPUs free at this instant on one node of this product (any product: None)."""
         idx = self.candidates(product)

@@ -105,6 +105,7 @@ class QueuePlanner:
         self._alarms: list[tuple[float, str]] = []  # (time, key): a sleeping Job's slot or timeout comes
         self._money_floor: dict[str, float] = {}  # namespace -> budget below which a sleeper may change
         self._removed_holder: tuple | None = None  # the first slot holder removed since the last cycle
+        self._freed_nodes: set[int] = set()  # the nodes of the slots given back since the last cycle
         self._world_seen: tuple | None = None  # (quota left per type, cluster hot) at the last cycle
         self._nodes_seen: tuple | None = None
         self.jobs: dict[str, JobRequest] = {}
@@ -145,6 +146,7 @@ class QueuePlanner:
         if view is not None and view.holds:  # its slot is given back: those behind may move up
             self._release(view, (order, key))
             self._removed_holder = min(self._removed_holder or (order, key), (order, key))
+            self._freed_nodes.update(i for i, _ in view.slot.nodes)
         parked = self._parked.unpark(key) is not None
         for entries in ([] if parked else self._active, self._new, *self._waiting.values()):
             i = _find(entries, (order, key))
@@ -347,7 +349,9 @@ class QueuePlanner:
         timeline, rebuilt = self._timeline_for(snapshot, derived, now)
         cycle.timeline, cycle.timeline_shared = timeline, False
         change_at = _FIRST if rebuilt else self._removed_holder
-        self._removed_holder = None
+        # The nodes on which GPUs were given back ahead of the Job being decided (None: any node)
+        freed_nodes: set[int] | None = None if rebuilt else self._freed_nodes
+        self._removed_holder, self._freed_nodes = None, set()
         quotas = spec.sage_maker.quotas
         no_room: set[Shape] = set()  # shapes with too few GPUs free at this instant
         patient = spec.local.burst_timing == "atMaxWait"
@@ -406,12 +410,14 @@ class QueuePlanner:
 
         freed_at = None  # the first place in the queue behind which GPUs were given back, or quota taken
 
-        def changed_after(entry: tuple, freed: bool = True) -> None:
+        def changed_after(entry: tuple, freed: bool = True, nodes: tuple = ()) -> None:
             """The view of every Job behind entry may have changed: release their slots, decide them
             all. A parked Job holds no slot and stays parked while it cannot start: GPUs taken ahead
             of it only push its start later. So parked Jobs are decided again only if GPUs were given
-            back (or quota taken, which may move its burst to another type): `freed`."""
+            back (or quota taken, which may move its burst to another type): `freed`, on `nodes`."""
             nonlocal change_at, freed_at
+            if freed_nodes is not None:
+                freed_nodes.update(nodes)
             if change_at is None or entry < change_at:
                 change_at = entry
                 self._release_behind(entry)
@@ -439,7 +445,8 @@ class QueuePlanner:
             unchanged = change_at is None or entry < change_at
             park = self._parked.jobs.get(key)
             job = self.jobs[key]
-            if park is not None and (freed_at is None or entry < freed_at) and still_blocked(park):
+            parked_as_before = park is not None and still_blocked(park)
+            if parked_as_before and (freed_at is None or entry < freed_at):
                 continue
             view = self._views.get(key)
             if key in out and unchanged and entry not in woken:
@@ -469,7 +476,13 @@ class QueuePlanner:
                     cycle.not_before = max([cycle.not_before, *(self._views[k].slot.start for _, k in self._holders)])
             if park is not None and not fifo and short_of_money(park):
                 # The search's timeline is its view (the slots behind it are out): if its start
-                # keeps it waiting for money, it stays parked, at that start.
+                # keeps it waiting for money, it stays parked, at that start. Woken only by GPUs
+                # given back ahead, it can start sooner only on one of their nodes (the start it
+                # was parked with is never later than its true start: GPUs taken only delay it).
+                if (parked_as_before and freed_nodes is not None
+                        and not cycle.timeline.fits_before(job.gpus_per_pod, cycle.derived.runtime(job)[0],
+                                                           job.gpu_product, park.earliest_start, freed_nodes)):
+                    continue
                 slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product,
                                                      cycle.derived.runtime(job)[0], now)
                 if _stays_parked(park, slot.start, now):
@@ -493,7 +506,7 @@ class QueuePlanner:
                                                and view.runtime == result.runtime)
             quota_taken = d.placement.is_cloud and d.launch is not None and d.launch.instance_type in quotas
             if moved or quota_taken:
-                changed_after(entry, freed=held or quota_taken)
+                changed_after(entry, freed=held or quota_taken, nodes=tuple(i for i, _ in view.slot.nodes) if held else ())
             if d.placement.is_cloud:
                 lefts.clear()
                 floor = self._money_floor.get(job.namespace, 0.0)

@@ -142,3 +142,13 @@ def test_a_slot_stays_put_as_time_moves_up_to_its_start(tl, gpus, pods, duration
         return
     later = tl.earliest_start(gpus, pods, None, duration, slot.start * fraction)
     assert later == slot
+
+
+def test_fits_before_looks_only_at_the_nodes_it_is_given():
+    # a: 4 GPUs free until 100, then 8; b: 8 GPUs free from 300
+    tl = timeline(("a", 8), ("b", 8), busy=[("a", 4, 100), ("b", 8, 300)])
+    assert tl.fits_before(8, 50, None, 101, {0})  # a holds 8 GPUs from 100
+    assert not tl.fits_before(8, 50, None, 100, {0})
+    assert not tl.fits_before(8, 50, None, 101, {1})  # b only from 300
+    assert tl.fits_before(4, 50, None, 1, {0})  # 4 GPUs on a right away
+    assert not tl.fits_before(8, 50, "NVIDIA-H100-80GB-HBM3", 101, {0})  # another product

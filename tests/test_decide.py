@@ -259,3 +259,21 @@ def test_decide_with_one_derived_for_many_jobs_answers_as_decide_alone():
         alone, shared = decide(j, snap, pol), decide(j, snap, pol, derived=derived)
         assert (alone.placement, alone.reason, alone.evidence.local_start_time) == (
             shared.placement, shared.reason, shared.evidence.local_start_time)
+
+
+def test_a_wait_for_money_sent_by_the_wait_price_is_looked_at_when_the_price_stops_sending_it():
+    # Waiting is priced at $50 an hour, so the burst beats waiting for GPUs that are far off; the
+    # budget is spent, so the Job waits for money. As its slot nears, waiting is worth less than
+    # the burst: from then on it waits for local GPUs, and its Wait asks to be looked at then.
+    p = policy(tradeoff={"waitUsdPerHour": 50, "per": "job"}, local={"maxWaitSeconds": 10_000_000})
+    j = job().gpus(8).build()
+    burst_score = min(o.score for o in decide(j, busy(10).build(), p, NOW).evidence.options if o.placement != L)
+    lead = HOUR * burst_score / 50  # the wait is worth the burst this long before the slot
+    snap = busy((lead + 120) / HOUR).spent("ml", today=9_990).build()  # the price turns 120 s from now
+    d = decide(j, snap, p, NOW)
+    assert d.reason == Reason.BUDGET_EXHAUSTED
+    assert d.requeue_after_seconds == pytest.approx(120, abs=0.01)  # not the 300-s default
+    before = decide(j, snap, p, NOW + d.requeue_after_seconds - 0.5)
+    after = decide(j, snap, p, NOW + d.requeue_after_seconds + 0.5)
+    assert before.reason == Reason.BUDGET_EXHAUSTED
+    assert after.placement == WAIT and after.reason == Reason.WAITING_FOR_LOCAL_CAPACITY
