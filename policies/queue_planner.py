@@ -25,7 +25,7 @@ Every other policy (backfill queueing, early bursts, a wait price, budgets, quot
 cycles, the capacity timeline with every held slot reserved. A waiting Job's slot depends only on
 the timeline before its start, which time passing and other Jobs' starts leave as it was (see
 CapacityTimeline), so a Job waiting for local GPUs sleeps until its slot comes, something ahead
-of it in the queue changes, or money or quota move; a Job waiting for money is parked while it
+of it in the queue changes, or quota moves; a Job waiting for money is parked while it
 provably stays blocked. See _plan_in_full. A differential test keeps both equal to plan().
 """
 
@@ -103,7 +103,6 @@ class QueuePlanner:
         self._slot_starts: list[tuple[float, str]] = []  # (slot start, key) of the holders, lazily cleaned
         self._every_cycle: set[str] = set()  # waiting Jobs whose decision may move with time alone
         self._alarms: list[tuple[float, str]] = []  # (time, key): a sleeping Job's slot or timeout comes
-        self._money_floor: dict[str, float] = {}  # namespace -> budget below which a sleeper may change
         self._removed_holder: tuple | None = None  # the first slot holder removed since the last cycle
         self._freed_nodes: set[int] = set()  # the nodes of the slots given back since the last cycle
         self._world_seen: tuple | None = None  # (quota left per type, cluster hot) at the last cycle
@@ -310,12 +309,14 @@ class QueuePlanner:
             held no slot (queued ahead, it moves the view of everything behind), quota taken, or the
             timeline not being what the planner left (GPUs freed early, nodes changed, a pod started
             that it did not decide): then everything behind is decided again, as plan() would;
-          - money or quota: its namespace's budget falls below what its burst options commit (its
-            cloud side would change), or quota left changes for any type, or the cluster turns hot.
-        What else could move its decision only moves it towards waiting: the wait priced at
+          - quota left changes for any type, or the cluster turns hot.
+        Money cannot wake it: a budget that pays for all of its burst's options or for none leaves
+        the burst rules weighing all of them (evaluate() weighs them as if paid when it can pay for
+        none), and any other budget weighs a subset, whose best is no better. What else could move
+        its decision only moves it towards waiting: the wait priced at
         waitUsdPerHour shrinks as its slot nears, and under early timing its wait plus what it waited
         stays its slot minus its submission. A Job with a deadline, a run time from history, a cloud
-        side that the budget cut, or another reason to wait than local GPUs is decided every cycle,
+        side that the budget cut to some of its options, or another reason to wait than local GPUs is decided every cycle,
         on its slot when its view is unchanged. A search for a slot reads the timeline with the
         slots of the Jobs queued behind it taken out: the planner releases them first, and decides
         those Jobs again in order.
@@ -383,7 +384,7 @@ class QueuePlanner:
                 no_room.add(shape)  # a cycle only takes GPUs: it stays so for the rest of the cycle
             return False
 
-        # The Jobs to decide: new ones, those decided every cycle, those an alarm or money wakes,
+        # The Jobs to decide: new ones, those decided every cycle, those an alarm or quota wakes,
         # and (below) every Job behind a change.
         utilization = snapshot.utilization_over(spec.local.hot_window_seconds, now)
         world = (tuple(cycle.quota_left(t) for t in sorted(quotas)),
@@ -398,10 +399,6 @@ class QueuePlanner:
         if world != self._world_seen:
             woken.update(self._active)
         self._world_seen = world
-        for namespace, floor in list(self._money_floor.items()):
-            if cycle.budget_left(namespace)[0] + EPSILON < floor:
-                self._money_floor[namespace] = 0.0  # its Jobs are all decided again, and set it anew
-                woken.update(e for e in self._active if self.jobs[e[1]].namespace == namespace)
         candidates = self._parked.candidates(now, lambda ns: cycle.budget_left(ns)[0], cycle.quota_left, room)
         streams: list[Iterator] = [iter(sorted(woken)), iter(candidates)]
         heap: list = []
@@ -509,11 +506,6 @@ class QueuePlanner:
                 changed_after(entry, freed=held or quota_taken, nodes=tuple(i for i, _ in view.slot.nodes) if held else ())
             if d.placement.is_cloud:
                 lefts.clear()
-                floor = self._money_floor.get(job.namespace, 0.0)
-                if floor and cycle.budget_left(job.namespace)[0] + EPSILON < floor:
-                    same_namespace = [e for e in self._active if e > entry and self.jobs[e[1]].namespace == job.namespace]
-                    streams.append(iter(same_namespace))
-                    _push_next(heap, streams[-1], len(streams) - 1)
             if d.placement != Placement.WAIT:
                 self.remove(key)
                 continue
@@ -543,7 +535,6 @@ class QueuePlanner:
         self._holders = []
         self._slot_starts = []
         self._alarms = []
-        self._money_floor = {}
         self._nodes_seen = snapshot.nodes
         self._timeline = derived.timeline(now).copy()
         return self._timeline, True
@@ -609,9 +600,10 @@ class QueuePlanner:
             insort(self._holders, entry)
             heapq.heappush(self._slot_starts, (slot.start, key))
         timeout = job.submit_time + ev.local_max_wait_seconds
-        # A budget that pays for none of its burst's options leaves the Job waiting for local GPUs
-        # whatever it becomes: the burst rules weigh the options as if paid (evaluate()), and a budget
-        # that pays for some weighs a subset of them, whose best is no better.
+        # Money cannot wake it if the budget paid for all of its burst's options or for none: the
+        # burst rules weigh all of them then (evaluate() weighs them as if paid when it can pay for
+        # none), and any budget weighs them all or a subset, whose best is no better. A budget that
+        # pays for some only (usd_cap inf) could, rising or falling to none, weigh a better one.
         unpaid = ev.blocked_reason == Reason.BUDGET_EXHAUSTED
         asleep = (holds and d.reason == Reason.WAITING_FOR_LOCAL_CAPACITY and job.deadline is None
                   and job.runtime_estimate_seconds is not None and (result.usd_cap < INF or unpaid)
@@ -625,8 +617,6 @@ class QueuePlanner:
         heapq.heappush(self._alarms, (slot.start, key))
         if patient and math.isfinite(timeout):
             heapq.heappush(self._alarms, (timeout, key))
-        if result.usd_cap > 0 and not unpaid:
-            self._money_floor[job.namespace] = max(self._money_floor.get(job.namespace, 0.0), result.usd_cap)
 
     def _alarm_is_live(self, t: float, key: str) -> bool:
         view = self._views.get(key)
