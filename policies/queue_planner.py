@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import replace
 from bisect import bisect_left, bisect_right, insort
+from dataclasses import replace
 from typing import Iterator
 
 from .capacity import INF, CapacityTimeline, LocalSlot, occupation_digest
@@ -313,11 +313,11 @@ class QueuePlanner:
         Money cannot wake it: a budget that pays for all of its burst's options or for none leaves
         the burst rules weighing all of them (evaluate() weighs them as if paid when it can pay for
         none), and any other budget weighs a subset, whose best is no better. What else could move
-        its decision only moves it towards waiting: the wait priced at
-        waitUsdPerHour shrinks as its slot nears, and under early timing its wait plus what it waited
-        stays its slot minus its submission. A Job with a deadline, a run time from history, a cloud
-        side that the budget cut to some of its options, or another reason to wait than local GPUs is decided every cycle,
-        on its slot when its view is unchanged. A search for a slot reads the timeline with the
+        its decision only moves it towards waiting: the wait priced at waitUsdPerHour shrinks as its
+        slot nears, and under early timing its wait plus what it waited stays its slot minus its
+        submission. A Job with a deadline, a run time from history, a cloud side that the budget
+        cut to some of its options, or another reason to wait than local GPUs is decided every
+        cycle, on its slot when its view is unchanged. A search for a slot reads the timeline with the
         slots of the Jobs queued behind it taken out: the planner releases them first, and decides
         those Jobs again in order.
 
