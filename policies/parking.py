@@ -42,8 +42,7 @@ class ParkingLot:
         self._by_type: dict[tuple[str, int], set[tuple]] = {}  # (instance type, pods) -> entries
         self._started: dict[Shape, set[tuple]] = {}  # shape -> entries whose earliest start has come
         self._starts: list[tuple[float, str]] = []  # (earliest start, key) still ahead, lazily cleaned
-        # (turns_at, key) and (the cycle that must look at it then, key), lazily cleaned: see candidates()
-        self._turns: list[tuple[float, str]] = []
+        # (when a cycle must look at it, key) for the Jobs the wait price sends out: see park()
         self._looks: list[tuple[float, str]] = []
         self._look_of: dict[str, float] = {}  # the live entry of each key in _looks
 
@@ -65,7 +64,8 @@ class ParkingLot:
             heapq.heappush(self._starts, (parked.earliest_start, key))
         turns_at = parked.turns_at
         if turns_at != float("inf"):
-            heapq.heappush(self._turns, (turns_at, key))
+            # Its Wait asked to be looked at again at turns_at, or (a requeue is never sooner than
+            # REQUEUE_MIN_SECONDS) just after; plan() decides it at every cycle from then on.
             look = self._look_of[key] = max(turns_at, now + REQUEUE_MIN_SECONDS)
             heapq.heappush(self._looks, (look, key))
 
@@ -88,15 +88,14 @@ class ParkingLot:
         dollars, quota and GPUs, so what they rule out stays ruled out for the whole cycle."""
         self._settle(now)
         woken: set[tuple] = set()
-        # A Job the wait price sends out: its Wait asked to be looked at again at turns_at, or (a
-        # requeue is never sooner than REQUEUE_MIN_SECONDS) just after. plan() would decide it at
-        # every cycle from REQUEUE_MIN_SECONDS before turns_at: each such decision moves its requeue.
-        turns = self._turns
-        while turns and turns[0][0] < now + REQUEUE_MIN_SECONDS:
-            turns_at, key = heapq.heappop(turns)
-            parked = self.jobs.get(key)
-            if parked is not None and parked.turns_at == turns_at:
-                woken.add(parked.entry)
+        # A Job the wait price sends out, from REQUEUE_MIN_SECONDS before its look on: plan() would
+        # decide it at every such cycle, and each decision moves its requeue (QueuePlanner's
+        # still_blocked() lets it through by the same test on turns_at).
+        looks = self._looks
+        while looks and looks[0][0] < now + REQUEUE_MIN_SECONDS:
+            look, key = heapq.heappop(looks)
+            if self._look_of.get(key) == look:
+                woken.add(self.jobs[key].entry)
         for namespace, needs in self._by_need.items():
             left = budget_left(namespace) + EPSILON
             woken.update(entry for need, entry in needs[:bisect_right(needs, (left, ((float("inf"),), "")))])
@@ -113,7 +112,7 @@ class ParkingLot:
         price stops sending it out (its Wait's requeue)."""
         self._settle(now)
         looks = self._looks
-        while looks and (self._look_of.get(looks[0][1]) != looks[0][0] or looks[0][0] <= now):
+        while looks and self._look_of.get(looks[0][1]) != looks[0][0]:
             heapq.heappop(looks)
         times = [t for t in (self._starts[0][0] if self._starts else None, looks[0][0] if looks else None)
                  if t is not None]
