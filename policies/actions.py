@@ -12,14 +12,14 @@ And always: cycle again by Plan.review_at, even if nothing happens.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from .constants import Placement
 from .decision import Decision
 from .plan import Plan
+from .values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CycleActions:
     start_local: tuple[Decision, ...]
     launch: tuple[Decision, ...]

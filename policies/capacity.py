@@ -15,11 +15,11 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_left, bisect_right, insort
-from dataclasses import dataclass
 
 import numpy as np
 
 from .snapshot import Node
+from .values import value
 
 INF = math.inf
 
@@ -101,7 +101,7 @@ def occupation_digest(digest: int, node: str, gpus: int, until: float) -> int:
     return (digest + hash((node, gpus, until))) & _DIGEST_MASK
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LocalSlot:
     start: float  # INF when the Job can never run locally
     nodes: tuple[tuple[int, int], ...] = ()  # (node index, pods on it)
@@ -129,7 +129,8 @@ class CapacityTimeline:
         self._bound = np.full((len(nodes), self.max_gpus), INF)
         self._free_now = np.zeros(len(nodes))
         self._stable = np.full(len(nodes), origin)  # from here on the node stays at full capacity
-        self._next_step = np.full(len(nodes), INF)  # the first step after the origin, per node
+        self._next_step = [INF] * len(nodes)  # the first step after the origin, per node
+        self._steps: list[tuple[float, int]] = []  # heap of (next step, node), stale ones skipped
         self._capacity = np.array([n.capacity for n in nodes], dtype=float)
         for i in range(len(nodes)):
             self._refresh(i)
@@ -140,6 +141,7 @@ class CapacityTimeline:
                 products.setdefault(n.product, []).append(i)
         for p, idx in products.items():
             self._by_product[p] = np.array(idx, dtype=int)
+        self._big: dict[tuple[str | None, int], np.ndarray] = {}  # _big_enough()
 
     @classmethod
     def from_nodes(cls, origin: float, nodes: tuple[Node, ...], releases: list[tuple[str, int, float]]):
@@ -191,13 +193,17 @@ class CapacityTimeline:
         Only nodes with a step at or before the new origin are touched."""
         if origin <= self.origin:
             return
-        for i in np.flatnonzero(self._next_step <= origin).tolist():
+        steps, next_step = self._steps, self._next_step
+        while steps and steps[0][0] <= origin:
+            t, i = heapq.heappop(steps)
+            if next_step[i] != t:
+                continue  # the node changed since; its newer entry is in the heap
             node = self._own(i)
             k = bisect_right(node.times, origin) - 1
             del node.times[:k], node.free[:k]
             node.times[0] = origin
             self._free_now[i] = node.free[0]
-            self._next_step[i] = node.times[1] if len(node.times) > 1 else INF
+            self._note_next_step(i)
         # The other nodes keep a first step before the origin; its count still holds at the
         # origin, so queries are unaffected, and _own() moves it up before any change.
         # _bound and _stable may now hold times before the origin; every query clamps them to its
@@ -229,8 +235,8 @@ class CapacityTimeline:
         new._owned = [False] * len(self.nodes)
         new._bound, new._free_now = self._bound.copy(), self._free_now.copy()
         new._stable, new._capacity = self._stable.copy(), self._capacity
-        new._next_step = self._next_step.copy()
-        new._by_product = self._by_product
+        new._next_step, new._steps = self._next_step[:], self._steps[:]
+        new._by_product, new._big = self._by_product, self._big
         return new
 
     def _refresh(self, i: int) -> None:
@@ -247,7 +253,13 @@ class CapacityTimeline:
                     break
         self._free_now[i] = node.free[0]
         self._stable[i] = node.times[-1] if node.free[-1] == node.capacity else INF
-        self._next_step[i] = node.times[1] if len(node.times) > 1 else INF
+        self._note_next_step(i)
+
+    def _note_next_step(self, i: int) -> None:
+        times = self.nodes[i].times
+        t = self._next_step[i] = times[1] if len(times) > 1 else INF
+        if t != INF:
+            heapq.heappush(self._steps, (t, i))
 
     def candidates(self, product: str | None) -> np.ndarray:
         return self._by_product.get(product, np.empty(0, dtype=int))
@@ -290,10 +302,23 @@ class CapacityTimeline:
             return LocalSlot(t0)
         if gpus_per_pod > self.max_gpus or idx.size == 0:
             return LocalSlot(INF)
-        bounds = np.maximum(self._bound[idx, gpus_per_pod - 1], t0)
         if pods == 1:
-            return self._single(idx, bounds, gpus_per_pod, duration, t0)
-        return self._gang(idx, bounds, gpus_per_pod, pods, duration)
+            # Only nodes big enough for the pod: the others' bounds are inf, so they are never read.
+            idx = self._big_enough(product, gpus_per_pod)
+            if idx.size == 0:
+                return LocalSlot(INF)
+            return self._single(idx, np.maximum(self._bound[idx, gpus_per_pod - 1], t0), gpus_per_pod, duration, t0)
+        return self._gang(idx, np.maximum(self._bound[idx, gpus_per_pod - 1], t0), gpus_per_pod, pods, duration)
+
+    def _big_enough(self, product: str | None, gpus: int) -> np.ndarray:
+        """The candidate nodes of this product with at least `gpus` GPUs, in index order (node
+        capacities never change, so the answer is kept, and shared by copies)."""
+        key = (product, gpus)
+        idx = self._big.get(key)
+        if idx is None:
+            idx = self.candidates(product)
+            idx = self._big[key] = idx[self._capacity[idx] >= gpus]
+        return idx
 
     # Both searches below give a slot that stays put while the timeline changes only by time
     # passing (t0 moving up to, but not reaching, the slot's start) or by other Jobs taking GPUs
@@ -308,15 +333,17 @@ class CapacityTimeline:
     def _single(self, idx, bounds, gpus, duration, t0) -> LocalSlot:
         # An upper bound first: a node is surely free for good after its last reservation.
         # Nodes whose lower bound is past it need no exact check.
-        upper = np.where(self._capacity[idx] >= gpus, np.maximum(self._stable[idx], t0), INF)
-        cap = float(upper.min())
+        # (idx holds only nodes big enough for the pod.)
+        cap = max(float(self._stable[idx].min()), t0)
         if cap < INF:
-            bounds = np.where(bounds <= cap, bounds, INF)
-        # Bound order; among equal bounds, fewer free GPUs now first (best fit for a start now).
-        order = np.lexsort((idx, self._free_now[idx], bounds))
+            bounds[bounds > cap] = INF
+        # Bound order; among equal bounds, fewer free GPUs now first (best fit for a start now),
+        # then the lower index (idx is in index order and the sort is stable).
+        order = np.lexsort((self._free_now[idx], bounds)).tolist()
+        bounds = bounds.tolist()
         best, best_node = INF, -1
         for k in order:
-            lb = float(bounds[k])
+            lb = bounds[k]
             if lb > best or lb == INF:
                 break
             i = int(idx[k])

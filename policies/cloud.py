@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
@@ -14,15 +13,16 @@ from .decision import CloudLaunch, OptionCost
 from .jobs import JobRequest
 from .policy import BurstPolicy
 from .spot import SpotWindow, spot_window
+from .values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Blocked:
     reason: Reason
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Target:
     """Where a burst would go, before quotas and budgets."""
 

@@ -21,6 +21,7 @@ from .jobs import JobRequest
 from .policy import BurstPolicy
 from .snapshot import Snapshot
 from .units import format_time, next_utc_midnight, next_utc_month_start
+from .values import value
 
 REQUEUE_MIN_SECONDS = 1.0  # the controller may impose a longer floor; the simulator needs exact timeouts
 REQUEUE_MAX_SECONDS = 300.0  # forecasts drift as Jobs end early or late: look again soon
@@ -101,7 +102,7 @@ class Cycle:
         return quota - in_use - self.assumed_instances.get(instance_type, 0)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Evaluated:
     decision: Decision
     slot: LocalSlot

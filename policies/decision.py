@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, field, fields
 from typing import Callable, Union
 
 from .constants import Placement, Reason
 from .units import format_time
+from .values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CloudLaunch:
     """Everything an emitter needs to create the SageMaker training job."""
 
@@ -26,7 +27,7 @@ class CloudLaunch:
     region: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class OptionCost:
     placement: Placement
     expected_usd: float  # what it is expected to cost
@@ -38,7 +39,7 @@ class OptionCost:
     note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Evidence:
     now: float
     runtime_estimate_seconds: float
@@ -65,7 +66,7 @@ class Evidence:
 Text = Union[str, Callable[[], str]]  # a message, or a function that writes it when first read
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@value(eq=False)
 class Decision:
     job: str  # namespace/name
     placement: Placement

@@ -8,19 +8,20 @@ field path and the fix.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from . import constants as C
 from .constants import CapacityType, Mode
 from .errors import InputError, InputIssue
 from .units import parse_duration, parse_gpu_quantity, parse_time
+from .values import value
 
 # Suffixes that make names unique: Kubernetes generateName (5 chars, no vowels), counters, hashes.
 _FAMILY_SUFFIX = re.compile(r"(-[bcdfghjklmnpqrstvwxz2456789]{5}|-\d+|-[0-9a-f]{8,})+$")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class JobRequest:
     namespace: str
     name: str

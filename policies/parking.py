@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_right, insort
-from dataclasses import dataclass
 from typing import Callable
 
 from .decide import EPSILON, REQUEUE_MIN_SECONDS, price_turns_at
+from .values import value
 
 Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Parked:
     entry: tuple  # (order key, job key): its place in the queue
     namespace: str

@@ -9,7 +9,6 @@ still has its reason and no hard rule (mode, budget, quota, allowlist, deadline)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Literal
 
 from .catalog import Catalog
@@ -20,9 +19,10 @@ from .derived import Derived
 from .jobs import JobRequest
 from .policy import BurstPolicy
 from .snapshot import Snapshot
+from .values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SolverReport:
     optimizer: str  # greedy | cpsat
     status: str  # greedy | OPTIMAL | FEASIBLE | fallback: <why>
@@ -31,7 +31,7 @@ class SolverReport:
     objective: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Plan:
     decisions: tuple[Decision, ...]
     solver: SolverReport

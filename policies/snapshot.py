@@ -16,6 +16,7 @@ from .jobs import JobRequest, job_from_manifest
 from .loading import dotted, line_of, load_model_checked
 from .policy import _Model
 from .units import parse_time
+from .values import value
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class RunningPod:
     expected_end_time: float | None = None  # None: estimate from history/policy
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CloudJob:
     """A SageMaker job in flight: it holds quota and may still spend `committed_usd`."""
 
@@ -48,7 +49,7 @@ class CloudJob:
     committed_usd: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Spend:
     namespace: str
     today_usd: float = 0.0
@@ -63,7 +64,7 @@ class CompletedJob:
     duration_seconds: float
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@value(eq=False)
 class Snapshot:
     time: float
     nodes: tuple[Node, ...] = ()

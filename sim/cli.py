@@ -224,7 +224,7 @@ def _world(args):
     if args.spot_trace is not None:
         if args.spot != "trace":
             raise InputError([InputIssue("--spot-trace", "", f"only used with --spot trace (the spot model is "
-                                         f"{args.spot})", f"add --spot trace, or leave --spot-trace out")])
+                                         f"{args.spot})", "add --spot trace, or leave --spot-trace out")])
         if args.spot_trace not in spot_traces():
             raise InputError([InputIssue("--spot-trace", "", f"no spot trace {args.spot_trace!r}",
                                          f"use one of {', '.join(sorted(spot_traces()))}")])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Iterable
@@ -16,6 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from policies import InputError, InputIssue
+from policies.values import value
 
 from .files import text_lines
 
@@ -32,7 +32,7 @@ USER_CSV_COLUMNS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TraceJob:
     id: int
     arrival_s: float
