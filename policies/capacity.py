@@ -126,9 +126,12 @@ class CapacityTimeline:
         self.occupied, self.occupied_digest = 0, 0
         self._owned = [True] * len(nodes)
         self.max_gpus = max([n.capacity for n in nodes] + [1])
-        self._bound = np.full((len(nodes), self.max_gpus), INF)
+        # _bound[g - 1][i]: a lower bound of when node i first has g GPUs free (one row per count,
+        # so that a query reads one contiguous row)
+        self._bound = np.full((self.max_gpus, len(nodes)), INF)
         self._free_now = np.zeros(len(nodes))
         self._stable = np.full(len(nodes), origin)  # from here on the node stays at full capacity
+        self._most_free: dict[str | None, int] = {}  # max_free_now() per product
         self._next_step = [INF] * len(nodes)  # the first step after the origin, per node
         self._steps: list[tuple[float, int]] = []  # heap of (next step, node), stale ones skipped
         self._capacity = np.array([n.capacity for n in nodes], dtype=float)
@@ -203,6 +206,7 @@ class CapacityTimeline:
             del node.times[:k], node.free[:k]
             node.times[0] = origin
             self._free_now[i] = node.free[0]
+            self._most_free.clear()
             self._note_next_step(i)
         # The other nodes keep a first step before the origin; its count still holds at the
         # origin, so queries are unaffected, and _own() moves it up before any change.
@@ -236,22 +240,25 @@ class CapacityTimeline:
         new._bound, new._free_now = self._bound.copy(), self._free_now.copy()
         new._stable, new._capacity = self._stable.copy(), self._capacity
         new._next_step, new._steps = self._next_step[:], self._steps[:]
+        new._most_free = dict(self._most_free)
         new._by_product, new._big = self._by_product, self._big
         return new
 
     def _refresh(self, i: int) -> None:
         node = self.nodes[i]
-        row = self._bound[i]
-        row[:] = INF
-        # One pass over the steps: the first time each count of free GPUs is reached.
-        reached = 0
+        # One pass over the steps: the first time each count of free GPUs is reached (built as a
+        # list and stored at once: numpy slice writes cost more than the pass itself).
+        row = [INF] * self.max_gpus
+        reached, capacity = 0, node.capacity
         for t, free in zip(node.times, node.free):
             if free > reached:
-                row[reached:min(free, node.capacity)] = t
+                row[reached:min(free, capacity)] = [t] * (min(free, capacity) - reached)
                 reached = free
-                if reached >= node.capacity:
+                if reached >= capacity:
                     break
+        self._bound[:, i] = row
         self._free_now[i] = node.free[0]
+        self._most_free.clear()
         self._stable[i] = node.times[-1] if node.free[-1] == node.capacity else INF
         self._note_next_step(i)
 
@@ -278,8 +285,11 @@ class CapacityTimeline:
 
     def max_free_now(self, product: str | None) -> int:
         """The most GPUs free at this instant on one node of this product (any product: None)."""
-        idx = self.candidates(product)
-        return int(self._free_now[idx].max()) if idx.size else 0
+        most = self._most_free.get(product)
+        if most is None:  # kept until a node changes (_refresh, advance)
+            idx = self.candidates(product)
+            most = self._most_free[product] = int(self._free_now[idx].max()) if idx.size else 0
+        return most
 
     def may_fit_now(self, gpus_per_pod: int, pods: int, product: str | None) -> bool:
         """A necessary condition for starting now: enough GPUs are free at this instant (they may
@@ -307,8 +317,10 @@ class CapacityTimeline:
             idx = self._big_enough(product, gpus_per_pod)
             if idx.size == 0:
                 return LocalSlot(INF)
-            return self._single(idx, np.maximum(self._bound[idx, gpus_per_pod - 1], t0), gpus_per_pod, duration, t0)
-        return self._gang(idx, np.maximum(self._bound[idx, gpus_per_pod - 1], t0), gpus_per_pod, pods, duration)
+            row = self._bound[gpus_per_pod - 1]
+            return self._single(idx, np.maximum(row if idx.size == len(row) else row[idx], t0), gpus_per_pod,
+                                duration, t0)
+        return self._gang(idx, np.maximum(self._bound[gpus_per_pod - 1][idx], t0), gpus_per_pod, pods, duration)
 
     def _big_enough(self, product: str | None, gpus: int) -> np.ndarray:
         """The candidate nodes of this product with at least `gpus` GPUs, in index order (node
@@ -334,12 +346,13 @@ class CapacityTimeline:
         # An upper bound first: a node is surely free for good after its last reservation.
         # Nodes whose lower bound is past it need no exact check.
         # (idx holds only nodes big enough for the pod.)
-        cap = max(float(self._stable[idx].min()), t0)
+        whole = idx.size == len(self.nodes)  # every node: read the arrays as they are
+        cap = max(float((self._stable if whole else self._stable[idx]).min()), t0)
         if cap < INF:
             bounds[bounds > cap] = INF
         # Bound order; among equal bounds, fewer free GPUs now first (best fit for a start now),
         # then the lower index (idx is in index order and the sort is stable).
-        order = np.lexsort((self._free_now[idx], bounds)).tolist()
+        order = np.lexsort((self._free_now if whole else self._free_now[idx], bounds)).tolist()
         bounds = bounds.tolist()
         best, best_node = INF, -1
         for k in order:

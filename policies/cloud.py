@@ -57,7 +57,12 @@ def untranslatable_for(job: JobRequest, emit: EmitTarget) -> str | None:
             "carries command, args and env), or let the image's ENTRYPOINT run the training")
 
 
-def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Target | Blocked:
+_VERDICTS_KEPT = 4096
+
+
+def _allowlist_verdict(job: JobRequest, policy: BurstPolicy) -> tuple[str, str] | Blocked:
+    """(IAM role, output S3 URI or "" for a folder under the first allowed prefix), or what blocks
+    the burst. Reads only the fields burst_target() memoizes it by."""
     why_not = untranslatable_for(job, policy.spec.sage_maker.emit)
     if why_not:
         return Blocked(Reason.NOT_TRANSLATABLE, f"cannot run on SageMaker: {why_not}")
@@ -79,12 +84,33 @@ def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Targ
         if uri and not any(uri.startswith(p) for p in allow.s3_prefixes):
             return Blocked(Reason.BURST_NOT_ALLOWED,
                            f"{uri} is outside the S3 prefixes allowed for {job.namespace}")
-    if job.output_s3_uri:
-        output = job.output_s3_uri
-    elif allow.s3_prefixes:
-        output = allow.s3_prefixes[0].rstrip("/") + f"/{job.namespace}/{job.name}/"
-    else:
+    if not job.output_s3_uri and not allow.s3_prefixes:
         return Blocked(Reason.BURST_NOT_ALLOWED, f"no S3 prefix allowed for namespace {job.namespace}")
+    return role, job.output_s3_uri or ""
+
+
+def allow_prefix(policy: BurstPolicy, namespace: str) -> str:
+    """The first S3 prefix the namespace's allowlist allows, without a trailing slash."""
+    return policy.allowlist_for(namespace).s3_prefixes[0].rstrip("/")
+
+
+def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Target | Blocked:
+    # What the allowlist says depends on a few of the Job's fields, shared by most of a queue's
+    # Jobs: kept per policy for each combination of them (at most _VERDICTS_KEPT: Jobs with URIs of
+    # their own each make one).
+    fields = (job.namespace, job.training_image, job.role_arn, job.output_s3_uri, job.checkpoint_s3_uri,
+              job.input_s3_uri, job.untranslatable, bool(job.command), bool(job.args), bool(job.environment))
+    verdicts = policy.memo.setdefault("allowlist verdicts", {})
+    allowed_by_list = verdicts.get(fields)
+    if allowed_by_list is None:
+        if len(verdicts) >= _VERDICTS_KEPT:
+            verdicts.clear()
+        allowed_by_list = verdicts[fields] = _allowlist_verdict(job, policy)
+    if isinstance(allowed_by_list, Blocked):
+        return allowed_by_list
+    role, output = allowed_by_list
+    if not output:  # under the first allowed prefix, a folder per Job
+        output = f"{allow_prefix(policy, job.namespace)}/{job.namespace}/{job.name}/"
     key = ("types", id(catalog), job.namespace, job.gpus_per_pod, job.gpu_product, job.instance_type)
     allowed = policy.memo.get(key)
     if allowed is None:  # the same for every Job of this shape: worked out once per policy
