@@ -55,7 +55,7 @@ class Cycle:
     policy: BurstPolicy
     now: float
     catalog: Catalog
-    timeline: CapacityTimeline
+    written: CapacityTimeline  # read it as .timeline, which writes the unwritten reservations first
     derived: Derived  # what the core worked out from the snapshot, shared by the cycles of one planning
     assumed_usd: dict[str, float] = field(default_factory=dict)
     assumed_instances: dict[str, int] = field(default_factory=dict)
@@ -63,12 +63,30 @@ class Cycle:
     budget_inputs: dict[str, tuple] = field(default_factory=dict)  # namespace -> (limit, spend, committed)
     instances_in_use: dict[str, int] = field(default_factory=dict)  # instance type -> in the snapshot
     timeline_shared: bool = True  # `timeline` is the snapshot's own: copy it before the first change
+    # Reservations assumed on the snapshot's own timeline, written (on a copy) when the timeline is
+    # next read: most cycles of a simulation decide one Job and read nothing after it.
+    unwritten: list[tuple[LocalSlot, int, float]] = field(default_factory=list)
+
+    @property
+    def timeline(self) -> CapacityTimeline:
+        if self.unwritten:
+            self.written, self.timeline_shared = self.written.copy(), False
+            for slot, gpus_per_pod, runtime in self.unwritten:
+                self.written.reserve(slot, gpus_per_pod, runtime)
+            self.unwritten.clear()
+        return self.written
+
+    @timeline.setter
+    def timeline(self, timeline: CapacityTimeline) -> None:
+        if self.unwritten:
+            raise ValueError("the cycle has reservations not yet written to its timeline")
+        self.written = timeline
 
     @classmethod
     def start(cls, snapshot: Snapshot, policy: BurstPolicy, now: float, catalog: Catalog | None = None,
               derived: Derived | None = None) -> "Cycle":
-        """A fresh cycle. It reads the snapshot's timeline and copies it on the first reservation: most
-        cycles of a long simulation reserve nothing. `derived` (made for this snapshot and policy)
+        """A fresh cycle. It reads the snapshot's timeline, and copies it only when it is read after a
+        reservation (see `unwritten`). `derived` (made for this snapshot and policy)
         lets several cycles of one planning share what they work out from the snapshot."""
         if derived is None:
             derived = Derived(snapshot, policy)
@@ -495,8 +513,9 @@ def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
     elif reserves(evaluated, job, queueing):
         # a waiting Job holds no future GPUs under outOfOrder: whatever fits may start before it
         if cycle.timeline_shared:
-            cycle.timeline, cycle.timeline_shared = cycle.timeline.copy(), False
-        cycle.timeline.reserve(evaluated.slot, job.gpus_per_pod, evaluated.runtime)
+            cycle.unwritten.append((evaluated.slot, job.gpus_per_pod, evaluated.runtime))
+        else:
+            cycle.written.reserve(evaluated.slot, job.gpus_per_pod, evaluated.runtime)
 
 
 def _best_cloud(options, deadline):
