@@ -130,7 +130,6 @@ class CapacityTimeline:
         # so that a query reads one contiguous row)
         self._bound = np.full((self.max_gpus, len(nodes)), INF)
         self._free_now = np.zeros(len(nodes))
-        self._stable = np.full(len(nodes), origin)  # from here on the node stays at full capacity
         self._most_free: dict[str | None, int] = {}  # max_free_now() per product
         self._next_step = [INF] * len(nodes)  # the first step after the origin, per node
         self._steps: list[tuple[float, int]] = []  # heap of (next step, node), stale ones skipped
@@ -210,7 +209,7 @@ class CapacityTimeline:
             self._note_next_step(i)
         # The other nodes keep a first step before the origin; its count still holds at the
         # origin, so queries are unaffected, and _own() moves it up before any change.
-        # _bound and _stable may now hold times before the origin; every query clamps them to its
+        # _bound may now hold times before the origin; every query clamps them to its
         # own start (t0 >= origin), so they are left as they are rather than rewritten per advance.
         self.origin = origin
 
@@ -238,7 +237,7 @@ class CapacityTimeline:
         self._owned = [False] * len(self.nodes)
         new._owned = [False] * len(self.nodes)
         new._bound, new._free_now = self._bound.copy(), self._free_now.copy()
-        new._stable, new._capacity = self._stable.copy(), self._capacity
+        new._capacity = self._capacity
         new._next_step, new._steps = self._next_step[:], self._steps[:]
         new._most_free = dict(self._most_free)
         new._by_product, new._big = self._by_product, self._big
@@ -259,7 +258,6 @@ class CapacityTimeline:
         self._bound[:, i] = row
         self._free_now[i] = node.free[0]
         self._most_free.clear()
-        self._stable[i] = node.times[-1] if node.free[-1] == node.capacity else INF
         self._note_next_step(i)
 
     def _note_next_step(self, i: int) -> None:
@@ -343,15 +341,12 @@ class CapacityTimeline:
     # first fit sends 3 % more GPU-hours out on its case SB-1).
 
     def _single(self, idx, bounds, gpus, duration, t0) -> LocalSlot:
-        # An upper bound first: a node is surely free for good after its last reservation.
-        # Nodes whose lower bound is past it need no exact check.
-        # (idx holds only nodes big enough for the pod.)
-        whole = idx.size == len(self.nodes)  # every node: read the arrays as they are
-        cap = max(float((self._stable if whole else self._stable[idx]).min()), t0)
-        if cap < INF:
-            bounds[bounds > cap] = INF
-        # Bound order; among equal bounds, fewer free GPUs now first (best fit for a start now),
-        # then the lower index (idx is in index order and the sort is stable).
+        # Nodes in bound order (idx holds only nodes big enough for the pod); among equal bounds,
+        # fewer free GPUs now first (best fit for a start now), then the lower index (idx is in
+        # index order and the sort is stable). The walk stops at the first bound past the best
+        # exact fit so far: every node after it starts later. (It reaches the node that is free
+        # for good soonest, if no other fits before; its exact fit is no later than that.)
+        whole = idx.size == len(self.nodes)  # every node: read the array as it is
         order = np.lexsort((self._free_now if whole else self._free_now[idx], bounds)).tolist()
         bounds = bounds.tolist()
         best, best_node = INF, -1
