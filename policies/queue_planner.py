@@ -153,11 +153,21 @@ class QueuePlanner:
                 del entries[i]
                 break
 
-    def spend_matters(self) -> bool:
-        """Whether money spent or cloud instances freed can change a decision next cycle. Under a
-        stable policy there is no budget and no quota, so only if a Job is decided at every cycle
+    def spend_matters(self, instance_type: str | None = None) -> bool:
+        """Whether money spent or cloud instances freed (of `instance_type`, when a burst of that type
+        ended; None: any) can change a decision next cycle: only under a budget, or for a type with
+        a quota. Under a stable policy there is neither, so only if a Job is decided at every cycle
         anyway (a new one, or a volatile one waiting)."""
-        return not self.stable or bool(self._new)
+        if self.stable or not self._money_or_quota(instance_type):
+            return bool(self._new)
+        return True
+
+    def _money_or_quota(self, instance_type: str | None) -> bool:
+        spec = self.policy.spec
+        budgets = [spec.budgets.default, *spec.budgets.namespaces.values()]
+        if any(b.daily_usd is not None or b.monthly_usd is not None for b in budgets):
+            return True
+        return instance_type is None or instance_type in spec.sage_maker.quotas
 
     def __len__(self) -> int:
         return len(self.jobs)

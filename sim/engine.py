@@ -191,9 +191,11 @@ class Simulation:
     # --- the loop -----------------------------------------------------------------------------------
 
     def run(self) -> list[JobRecord]:
-        """Advance until every Job has finished. Like the controller, a cycle runs only when
-        something changed (a Job arrived or ended, a burst changed state) or a Wait's requeue time
-        came; with a tick, at the first tick at or after that moment."""
+        """Advance until every Job has finished. A cycle runs only when something changed that a
+        decision may read (a Job arrived or ended; a burst ended under a budget, or of a type with a
+        quota, or while spot Jobs with deadlines run) or a Wait's requeue time came; with a tick, at
+        the first tick at or after that moment. The controller runs a cycle at other changes too;
+        there it changes nothing."""
         total = len(self.records)
         report_every = max(total // 100, 1)
         next_report = report_every
@@ -225,7 +227,7 @@ class Simulation:
                     job_id, version = payload
                     run = self.cloud.get(job_id)
                     if run is not None and run.version == version:
-                        if self._cloud_step(run) and self._spend_matters():
+                        if self._cloud_step(run) and self._spend_matters(run.instance_type):
                             self._changed()
                 elif kind == WAKE:
                     job_id, wake = payload
@@ -264,10 +266,10 @@ class Simulation:
         if self.cfg.tick_seconds > 0:
             self._request_cycle(self.now)
 
-    def _spend_matters(self) -> bool:
-        """Whether the controller's cycle on a burst ending could do anything: the planner says
-        whether a decision may change, and the spot safety net runs in every cycle."""
-        return self.planner.spend_matters() or bool(self.spot_with_deadline)
+    def _spend_matters(self, instance_type: str) -> bool:
+        """Whether the controller's cycle on a burst (of this type) ending could do anything: the
+        planner says whether a decision may change, and the spot safety net runs in every cycle."""
+        return self.planner.spend_matters(instance_type) or bool(self.spot_with_deadline)
 
     def _request_cycle(self, t: float) -> None:
         """Ask for a controller cycle at t (event mode) or at the first tick at or after t."""
