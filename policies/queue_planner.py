@@ -169,6 +169,14 @@ class QueuePlanner:
             return True
         return instance_type is None or instance_type in spec.sage_maker.quotas
 
+    def decides_on_requeue(self, key: str) -> bool:
+        """Whether a cycle at this waiting Job's requeue (Decision.requeue_after_seconds) could
+        change its decision. Under a stable policy a waiting Job is decided again only when it is
+        new or volatile, its max wait runs out (Plan.review_at says when), or it fits now, which
+        takes GPUs freed by a Job that ended (a change that runs a cycle of its own)."""
+        job = self.jobs.get(key)
+        return not self.stable or job is None or _volatile(job)
+
     def __len__(self) -> int:
         return len(self.jobs)
 

@@ -193,9 +193,10 @@ class Simulation:
     def run(self) -> list[JobRecord]:
         """Advance until every Job has finished. A cycle runs only when something changed that a
         decision may read (a Job arrived or ended; a burst ended under a budget, or of a type with a
-        quota, or while spot Jobs with deadlines run) or a Wait's requeue time came; with a tick, at
-        the first tick at or after that moment. The controller runs a cycle at other changes too;
-        there it changes nothing."""
+        quota, or while spot Jobs with deadlines run), the planner's review time came, or a Wait's
+        requeue came that the planner says may change it; with a tick, at the first tick at or
+        after that moment. The controller runs a cycle at other changes too; there it changes
+        nothing."""
         total = len(self.records)
         report_every = max(total // 100, 1)
         next_report = report_every
@@ -341,7 +342,7 @@ class Simulation:
             if math.isfinite(decision.evidence.local_wait_seconds):
                 self._wake(int(record.request.uid), self.now + decision.evidence.local_wait_seconds)
         for decision, _ in actions.requeue:
-            if decision.placement == Placement.WAIT:
+            if decision.placement == Placement.WAIT and self.planner.decides_on_requeue(decision.job):
                 self._wake(int(self._by_key[decision.job].request.uid), self.now + decision.requeue_after_seconds)
         self._sample()
 

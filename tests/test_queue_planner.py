@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from policies.constants import Placement
 from policies.decide import REQUEUE_MIN_SECONDS
 from policies.queue_planner import QueuePlanner, why_not_stable
 from policies.snapshot import Node
@@ -73,6 +74,24 @@ def test_policies_that_move_with_time_are_planned_in_full():
                                              tradeoff={"waitUsdPerHour": 0}, sageMaker={"quotas": {}}))
     assert "burstTiming is early" in why_not_stable(baseline("constant-wait", burstTiming="early"))
     assert QueuePlanner(baseline("constant-wait")).fifo
+
+
+def test_a_wait_requeue_runs_a_cycle_only_where_time_alone_may_change_the_decision():
+    """Under a stable policy, a waiting Job is decided again only when it is new, its max wait runs
+    out (review_at) or GPUs are freed (a Job ending): its requeue needs no cycle of its own."""
+    snap = cluster().nodes(1).busy("n0", 8, 2).build()
+    plain = job("plain").gpus(8).product(None).runs(1).submitted_ago(0.01).build()
+    urgent = job("urgent").gpus(8).product(None).runs(1).submitted_ago(0.01).deadline_in(30).build()
+    stable = QueuePlanner(baseline("compute-wait"))
+    in_full = QueuePlanner(baseline("compute-wait", queueing="backfill"))
+    for planner in (stable, in_full):
+        planner.add(plain)
+        planner.add(urgent)
+        waits = {d.job for d in planner.plan(snap).decisions if d.placement == Placement.WAIT}
+        assert waits == {plain.key, urgent.key}
+    assert stable.stable and not stable.decides_on_requeue(plain.key)
+    assert stable.decides_on_requeue(urgent.key)  # a deadline's slack shrinks with time alone
+    assert not in_full.stable and in_full.decides_on_requeue(plain.key)
 
 
 def test_add_remove_and_a_placed_job_leaves_the_queue():
