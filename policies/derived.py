@@ -1,6 +1,6 @@
 """What the core works out from one Snapshot under one policy, kept for the rest of the cycle.
 
-A Snapshot is a plain frozen value: what the cluster looks like at one instant. What the core
+A Snapshot is a plain value, never changed once made: the cluster at one instant. What the core
 derives from it (the capacity timeline of the running pods, decide()'s forecast of the queue, the
 run times of completed Jobs by family) lives here instead, in an object made for one (snapshot,
 policy) and passed to the core by whoever calls it. Dropping it never changes an answer, and it
