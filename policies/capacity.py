@@ -195,9 +195,9 @@ class CapacityTimeline:
         Only nodes with a step at or before the new origin are touched."""
         if origin <= self.origin:
             return
-        steps, next_step = self._steps, self._next_step
-        while steps and steps[0][0] <= origin:
-            t, i = heapq.heappop(steps)
+        next_step = self._next_step
+        while self._steps and self._steps[0][0] <= origin:  # (_note_next_step may renew the list)
+            t, i = heapq.heappop(self._steps)
             if next_step[i] != t:
                 continue  # the node changed since; its newer entry is in the heap
             node = self._own(i)
@@ -265,6 +265,9 @@ class CapacityTimeline:
         t = self._next_step[i] = times[1] if len(times) > 1 else INF
         if t != INF:
             heapq.heappush(self._steps, (t, i))
+            if len(self._steps) > 4 * len(self.nodes) + 64:  # mostly stale entries: keep the live ones
+                self._steps = [(s, k) for k, s in enumerate(self._next_step) if s != INF]
+                heapq.heapify(self._steps)
 
     def candidates(self, product: str | None) -> np.ndarray:
         return self._by_product.get(product, np.empty(0, dtype=int))

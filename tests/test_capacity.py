@@ -152,3 +152,21 @@ def test_fits_before_looks_only_at_the_nodes_it_is_given():
     assert not tl.fits_before(8, 50, None, 101, {1})  # b only from 300
     assert tl.fits_before(4, 50, None, 1, {0})  # 4 GPUs on a right away
     assert not tl.fits_before(8, 50, "NVIDIA-H100-80GB-HBM3", 101, {0})  # another product
+
+
+def test_a_timeline_kept_across_many_changes_still_advances_exactly():
+    """A timeline that one caller keeps for a whole simulation: thousands of reservations given and
+    taken back leave its bookkeeping bounded, and moving its origin still folds every step."""
+    nodes = (Node("a", 8), Node("b", 8))
+    kept = CapacityTimeline.from_nodes(NOW, nodes, [("a", 8, NOW + 2 * HOUR), ("b", 4, NOW + 5 * HOUR)])
+    for k in range(5000):
+        slot = kept.earliest_start(4, 1, None, HOUR, NOW + (k % 50) * 60)
+        kept.reserve(slot, 4, HOUR)
+        kept.unreserve(slot, 4, HOUR)
+    assert len(kept._steps) <= 4 * len(nodes) + 64
+    fresh = CapacityTimeline.from_nodes(NOW, nodes, [("a", 8, NOW + 2 * HOUR), ("b", 4, NOW + 5 * HOUR)])
+    for timeline in (kept, fresh):
+        timeline.advance(NOW + 3 * HOUR)
+    assert kept.max_free_now(None) == fresh.max_free_now(None) == 8
+    for gpus in (1, 4, 8):
+        assert kept.earliest_start(gpus, 1, None, HOUR) == fresh.earliest_start(gpus, 1, None, HOUR)
