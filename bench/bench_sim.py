@@ -14,8 +14,8 @@ bf67a18's No-Wait 64 at 5.9 s). "default-nobudget" is the default policy with it
 lifted. The last line printed is one JSON object with every figure.
 
     python bench/bench_sim.py --curves --timeout 120   # issue 11's two scaling curves
-    python bench/bench_sim.py --curves --curve-policies default-nobudget default --timeout 40   # 6 min,
-                                                       # 200 s of them the budget-on default's time-outs
+    # the curves of the README: 6.6 min on 2 cores, 200 s of them the budget-on default's time-outs
+    python bench/bench_sim.py --curves --curve-policies no-wait compute-wait default-nobudget default --timeout 40
 
 prints, instead, (1) the time per Job as the trace grows from 1 to 12 weeks (the last k of Philly's
 weeks 0-11, since its first weeks hold few Jobs; 64 nodes, one process per point), and (2) the cost of one cycle after one new Job as the queue
