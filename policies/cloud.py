@@ -61,8 +61,9 @@ _VERDICTS_KEPT = 4096
 
 
 def _allowlist_verdict(job: JobRequest, policy: BurstPolicy) -> tuple[str, str] | Blocked:
-    """(IAM role, output S3 URI or "" for a folder under the first allowed prefix), or what blocks
-    the burst. Reads only the fields burst_target() memoizes it by."""
+    """(IAM role, the Job's own output S3 URI or else the first allowed prefix, without its trailing
+    slash, for a folder per Job under it), or what blocks the burst. Reads only the fields
+    burst_target() memoizes it by."""
     why_not = untranslatable_for(job, policy.spec.sage_maker.emit)
     if why_not:
         return Blocked(Reason.NOT_TRANSLATABLE, f"cannot run on SageMaker: {why_not}")
@@ -86,12 +87,7 @@ def _allowlist_verdict(job: JobRequest, policy: BurstPolicy) -> tuple[str, str] 
                            f"{uri} is outside the S3 prefixes allowed for {job.namespace}")
     if not job.output_s3_uri and not allow.s3_prefixes:
         return Blocked(Reason.BURST_NOT_ALLOWED, f"no S3 prefix allowed for namespace {job.namespace}")
-    return role, job.output_s3_uri or ""
-
-
-def allow_prefix(policy: BurstPolicy, namespace: str) -> str:
-    """The first S3 prefix the namespace's allowlist allows, without a trailing slash."""
-    return policy.allowlist_for(namespace).s3_prefixes[0].rstrip("/")
+    return role, job.output_s3_uri or allow.s3_prefixes[0].rstrip("/")
 
 
 def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Target | Blocked:
@@ -109,8 +105,8 @@ def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Targ
     if isinstance(allowed_by_list, Blocked):
         return allowed_by_list
     role, output = allowed_by_list
-    if not output:  # under the first allowed prefix, a folder per Job
-        output = f"{allow_prefix(policy, job.namespace)}/{job.namespace}/{job.name}/"
+    if not job.output_s3_uri:  # under the first allowed prefix, a folder per Job
+        output = f"{output}/{job.namespace}/{job.name}/"
     key = ("types", id(catalog), job.namespace, job.gpus_per_pod, job.gpu_product, job.instance_type)
     allowed = policy.memo.get(key)
     if allowed is None:  # the same for every Job of this shape: worked out once per policy

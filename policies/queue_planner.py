@@ -66,12 +66,17 @@ def why_not_stable(policy: BurstPolicy) -> str | None:
         return "waiting has a price (tradeoff.waitUsdPerHour), so the best option moves with the forecast"
     if spec.sage_maker.quotas:
         return "SageMaker quotas are set (they free up as bursts end)"
-    budgets = [spec.budgets.default, *spec.budgets.namespaces.values()]
-    if any(b.daily_usd is not None or b.monthly_usd is not None for b in budgets):
+    if _has_budget(policy):
         return "a budget is set (it refills at midnight and drains as bursts run)"
     if spec.local.hot_utilization_percent < 100:
         return "the hot-cluster signal is on (utilization moves every cycle)"
     return None
+
+
+def _has_budget(policy: BurstPolicy) -> bool:
+    """Whether any namespace has a daily or monthly limit."""
+    budgets = [policy.spec.budgets.default, *policy.spec.budgets.namespaces.values()]
+    return any(b.daily_usd is not None or b.monthly_usd is not None for b in budgets)
 
 
 def _volatile(job: JobRequest) -> bool:
@@ -90,6 +95,7 @@ class QueuePlanner:
         self.stable = skip_waiting and why_not_stable(policy) is None and optimizer == "greedy"
         self.fifo = self.stable and policy.spec.local.queueing == "fifo"
         self.skip_waiting = skip_waiting
+        self._budgeted = _has_budget(policy)
         # Not stable (_plan_in_full): the queue is the active Jobs plus the parked ones (waiting for
         # money, see _plan_in_full), each sorted by (order key, job key).
         self._active: list[tuple] = []
@@ -158,16 +164,10 @@ class QueuePlanner:
         ended; None: any) can change a decision next cycle: only under a budget, or for a type with
         a quota. Under a stable policy there is neither, so only if a Job is decided at every cycle
         anyway (a new one, or a volatile one waiting)."""
-        if self.stable or not self._money_or_quota(instance_type):
+        if self.stable or not (self._budgeted or instance_type is None
+                               or instance_type in self.policy.spec.sage_maker.quotas):
             return bool(self._new)
         return True
-
-    def _money_or_quota(self, instance_type: str | None) -> bool:
-        spec = self.policy.spec
-        budgets = [spec.budgets.default, *spec.budgets.namespaces.values()]
-        if any(b.daily_usd is not None or b.monthly_usd is not None for b in budgets):
-            return True
-        return instance_type is None or instance_type in spec.sage_maker.quotas
 
     def decides_on_requeue(self, key: str) -> bool:
         """Whether a cycle at this waiting Job's requeue (Decision.requeue_after_seconds) could
