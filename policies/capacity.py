@@ -67,6 +67,27 @@ class NodeTimeline:
             i = j  # free[j] < gpus: restart after it
         return INF
 
+    def free_runs(self, gpus: int, lo: float, hi: float) -> list[tuple[float, float]]:
+        """The maximal intervals with at least `gpus` free that meet [lo, hi): any window of
+        `gpus` GPUs that overlaps [lo, hi) lies within one of them."""
+        times, free = self.times, self.free
+        n = len(times)
+        i = max(bisect_right(times, lo) - 1, 0)
+        runs = []
+        while i < n and times[i] < hi:
+            if free[i] < gpus:
+                i += 1
+                continue
+            a = i
+            while a > 0 and free[a - 1] >= gpus:
+                a -= 1
+            b = i + 1
+            while b < n and free[b] >= gpus:
+                b += 1
+            runs.append((times[a], times[b] if b < n else INF))
+            i = b
+        return runs
+
     def add(self, start: float, end: float, delta: int) -> None:
         """Add `delta` free GPUs on [start, end) (negative to reserve)."""
         times, free = self.times, self.free
@@ -272,17 +293,31 @@ class CapacityTimeline:
     def candidates(self, product: str | None) -> np.ndarray:
         return self._by_product.get(product, np.empty(0, dtype=int))
 
-    def fits_before(self, gpus: int, duration: float, product: str | None, before: float,
-                    nodes: set[int]) -> bool:
-        """Whether one of these nodes (indices) can hold a pod of `gpus` for `duration` from some
-        time before `before`. A start that GPUs given back on some nodes made earlier needs one."""
-        t0 = self.origin
+    def earliest_fit_on(self, gpus: int, duration: float, product: str | None, nodes: set[int]) -> float:
+        """The earliest start of a pod of `gpus` for `duration` on one of these nodes (indices), of
+        this product (any: None); inf if none holds it. Where GPUs were given back on some nodes
+        only, a start can come sooner only there."""
+        t0, best = self.origin, INF
         for i in nodes:
             node = self.nodes[i]
-            if ((product is None or node.product == product) and node.capacity >= gpus
-                    and node.earliest_fit(gpus, duration, t0) < before):
-                return True
-        return False
+            if (product is None or node.product == product) and node.capacity >= gpus:
+                best = min(best, node.earliest_fit(gpus, duration, t0))
+        return best
+
+    def windows_within(self, gpus: int, product: str | None, regions: list[tuple[int, float, float]]
+                       ) -> list[tuple[float, float]]:
+        """(earliest start, longest run from it) of every free interval of `gpus` GPUs, on a node
+        of this product, that meets one of these regions (node index, from, to): a pod that GPUs
+        given back in those regions let start sooner fits in one of them."""
+        t0 = self.origin
+        out = []
+        for i, lo, hi in regions:
+            node = self.nodes[i]
+            if (product is None or node.product == product) and node.capacity >= gpus and hi > t0:
+                for a, b in node.free_runs(gpus, max(lo, t0), hi):
+                    a = max(a, t0)
+                    out.append((a, b - a))
+        return out
 
     def max_free_now(self, product: str | None) -> int:
         """The most GPUs free at this instant on one node of this product (any product: None)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_right, insort
-from typing import Callable
+from dataclasses import replace
+from typing import Callable, Iterator
 
 from .decide import EPSILON, REQUEUE_MIN_SECONDS, price_turns_at
 from .values import value
@@ -27,6 +28,7 @@ class Parked:
     need: float  # the least a burst would commit (Evidence.budget_needed_usd)
     earliest_start: float  # the earliest it could start locally when it was parked
     instance_type: str  # the type the burst would use (Evidence.budget_needed_type)
+    runtime: float  # its estimated run time on local GPUs (fixed: a parked Job is not volatile)
     lead: float | None = None  # Evaluated.price_lead: the wait price sends it out until turns_at
 
     @property
@@ -40,6 +42,10 @@ class ParkingLot:
         self.entries: list[tuple] = []  # sorted queue entries of every parked Job
         self._by_need: dict[str, list[tuple[float, tuple]]] = {}  # namespace -> sorted (need, entry)
         self._by_type: dict[tuple[str, int], set[tuple]] = {}  # (instance type, pods) -> entries
+        # (GPUs per pod, GPU product) -> sorted (runtime, entry) and (earliest start, entry): which
+        # Jobs a free window could start sooner
+        self._by_pod: dict[tuple[int, str | None], list[tuple[float, tuple]]] = {}
+        self._by_pod_start: dict[tuple[int, str | None], list[tuple[float, tuple]]] = {}
         self._started: dict[Shape, set[tuple]] = {}  # shape -> entries whose earliest start has come
         self._starts: list[tuple[float, str]] = []  # (earliest start, key) still ahead, lazily cleaned
         # (when a cycle must look at it, key) for the Jobs the wait price sends out: see park()
@@ -58,6 +64,24 @@ class ParkingLot:
         insort(self.entries, parked.entry)
         insort(self._by_need.setdefault(parked.namespace, []), (parked.need, parked.entry))
         self._by_type.setdefault((parked.instance_type, parked.shape[1]), set()).add(parked.entry)
+        insort(self._by_pod.setdefault(_pod(parked), []), (parked.runtime, parked.entry))
+        self._index_start(key, parked, now)
+
+    def move_start(self, key: str, earliest_start: float, now: float) -> None:
+        """A parked Job stays parked, with another earliest start."""
+        parked = self.jobs[key]
+        self._unindex_start(parked)
+        parked = self.jobs[key] = replace(parked, earliest_start=earliest_start)
+        self._index_start(key, parked, now)
+
+    def _unindex_start(self, parked: Parked) -> None:
+        self._started.get(parked.shape, set()).discard(parked.entry)
+        starts = self._by_pod_start[_pod(parked)]
+        del starts[bisect_right(starts, (parked.earliest_start, parked.entry)) - 1]
+
+    def _index_start(self, key: str, parked: Parked, now: float) -> None:
+        """Index what its earliest start decides: when it may start, and when to look at it."""
+        insort(self._by_pod_start.setdefault(_pod(parked), []), (parked.earliest_start, parked.entry))
         if parked.earliest_start <= now:
             self._started.setdefault(parked.shape, set()).add(parked.entry)
         elif parked.earliest_start != float("inf"):
@@ -77,15 +101,16 @@ class ParkingLot:
         needs = self._by_need[parked.namespace]
         del needs[bisect_right(needs, (parked.need, parked.entry)) - 1]
         self._by_type[(parked.instance_type, parked.shape[1])].discard(parked.entry)
-        self._started.get(parked.shape, set()).discard(parked.entry)
+        pods = self._by_pod[_pod(parked)]
+        del pods[bisect_right(pods, (parked.runtime, parked.entry)) - 1]
+        self._unindex_start(parked)
         self._look_of.pop(key, None)
         return parked
 
-    def candidates(self, now: float, budget_left: Callable[[str], float], quota_left: Callable[[str], float],
-                   room: Callable[[Shape], bool]) -> list[tuple]:
-        """Sorted entries of the parked Jobs that money, quota or free GPUs may let go this cycle.
-        budget_left, quota_left and room are read at the start of the cycle: a cycle only takes
-        dollars, quota and GPUs, so what they rule out stays ruled out for the whole cycle."""
+    def candidates(self, now: float, quota_left: Callable[[str], float], room: Callable[[Shape], bool]) -> list[tuple]:
+        """Sorted entries of the parked Jobs that quota, free GPUs or the wait price may let go this
+        cycle (money: affordable()). quota_left and room are read at the start of the cycle: a
+        cycle only takes quota and GPUs, so what they rule out stays ruled out for the whole cycle."""
         self._settle(now)
         woken: set[tuple] = set()
         # A Job the wait price sends out, from REQUEUE_MIN_SECONDS before its look on: plan() would
@@ -96,9 +121,6 @@ class ParkingLot:
             look, key = heapq.heappop(looks)
             if self._look_of.get(key) == look:
                 woken.add(self.jobs[key].entry)
-        for namespace, needs in self._by_need.items():
-            left = budget_left(namespace) + EPSILON
-            woken.update(entry for need, entry in needs[:bisect_right(needs, (left, ((float("inf"),), "")))])
         for (instance_type, pods), entries in self._by_type.items():
             if entries and quota_left(instance_type) < pods:
                 woken |= entries
@@ -106,6 +128,41 @@ class ParkingLot:
             if entries and room(shape):
                 woken |= entries
         return sorted(woken)
+
+    def affordable(self, budget_left: Callable[[str], float]) -> list[Iterator[tuple]]:
+        """Per namespace, the parked Jobs whose need what is left of its budget covers, in queue
+        order. Each stream reads budget_left as it goes: a cycle only spends, so a Job it passes
+        over stays unaffordable, and once what is left covers none of the rest, the stream ends
+        (one burst usually takes what the others would have needed)."""
+        streams = []
+        for namespace, needs in self._by_need.items():
+            k = bisect_right(needs, (budget_left(namespace) + EPSILON, _LAST))
+            if k:
+                streams.append(_affordable(sorted((entry, need) for need, entry in needs[:k]), namespace, budget_left))
+        return streams
+
+    def sped_up(self, after: tuple, windows: Callable[[int, str | None], list[tuple[float, float]]]) -> list[tuple]:
+        """Sorted entries of the parked Jobs queued after `after` whose earliest start some new free
+        window may bring forward: windows(GPUs per pod, product) lists (start, length) of the free
+        intervals that GPUs given back touch. A Job needs one that starts before its earliest start
+        (a lower bound of its true start) and is at least its run time long; its pods need nothing
+        else of them, so this only narrows down whom to ask (CapacityTimeline.earliest_fit_on)."""
+        picked = set()
+        jobs = self.jobs
+        for pod, by_runtime in self._by_pod.items():
+            if not by_runtime:
+                continue
+            by_start = self._by_pod_start[pod]
+            for start, length in windows(*pod):
+                # Read the shorter of the two lists that one condition cuts, checking the other.
+                short_enough = bisect_right(by_runtime, (length, _LAST))
+                late_from = bisect_right(by_start, (start, _LAST))
+                if short_enough <= len(by_start) - late_from:
+                    picked.update(e for _, e in by_runtime[:short_enough]
+                                  if e > after and jobs[e[1]].earliest_start > start)
+                else:
+                    picked.update(e for _, e in by_start[late_from:] if e > after and jobs[e[1]].runtime <= length)
+        return sorted(picked)
 
     def next_look(self, now: float) -> float | None:
         """When a cycle must next look at a parked Job: its earliest start has come, or its wait
@@ -131,3 +188,24 @@ class ParkingLot:
             heapq.heappop(starts)
             if parked is not None:
                 self._started.setdefault(parked.shape, set()).add(parked.entry)
+
+
+_LAST: tuple = ((float("inf"),), "")  # a queue entry after every Job
+
+
+def _pod(parked: Parked) -> tuple[int, str | None]:
+    return parked.shape[0], parked.shape[2]
+
+
+def _affordable(items: list[tuple[tuple, float]], namespace: str, budget_left: Callable[[str], float]
+                ) -> Iterator[tuple]:
+    least = [0.0] * len(items)  # least[i]: the smallest need from item i on
+    low = float("inf")
+    for i in range(len(items) - 1, -1, -1):
+        low = least[i] = min(low, items[i][1])
+    for i, (entry, need) in enumerate(items):
+        left = budget_left(namespace) + EPSILON
+        if left < least[i]:
+            return
+        if need <= left:
+            yield entry

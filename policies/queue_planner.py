@@ -34,7 +34,6 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_left, bisect_right, insort
-from dataclasses import replace
 from typing import Iterator
 
 from .capacity import INF, CapacityTimeline, LocalSlot, occupation_digest
@@ -111,6 +110,7 @@ class QueuePlanner:
         self._alarms: list[tuple[float, str]] = []  # (time, key): a sleeping Job's slot or timeout comes
         self._removed_holder: tuple | None = None  # the first slot holder removed since the last cycle
         self._freed_nodes: set[int] = set()  # the nodes of the slots given back since the last cycle
+        self._freed_regions: list[tuple[int, float, float]] = []  # and where: (node, from, to)
         self._world_seen: tuple | None = None  # (quota left per type, cluster hot) at the last cycle
         self._nodes_seen: tuple | None = None
         self.jobs: dict[str, JobRequest] = {}
@@ -152,6 +152,7 @@ class QueuePlanner:
             self._release(view, (order, key))
             self._removed_holder = min(self._removed_holder or (order, key), (order, key))
             self._freed_nodes.update(i for i, _ in view.slot.nodes)
+            self._freed_regions += _regions(view)
         parked = self._parked.unpark(key) is not None
         for entries in ([] if parked else self._active, self._new, *self._waiting.values()):
             i = _find(entries, (order, key))
@@ -352,9 +353,12 @@ class QueuePlanner:
           - the instance type it would burst on still has quota for its pods (else evaluate() would
             try the next type; the types before it offered nothing, whatever the money).
         Each condition is checked for all parked Jobs at once where it can be: the budget per
-        namespace and the free GPUs per shape at the start of the cycle (a cycle only takes GPUs
-        and dollars), and a change ahead wakes every parked Job behind it. So a cycle costs what
-        changed, not the length of the queue. The caller must run a cycle at review_at."""
+        namespace (read as the cycle spends) and the free GPUs per shape at the start of the cycle
+        (a cycle only takes GPUs and dollars). GPUs given back ahead wake only the parked Jobs
+        behind them that a free window there could start sooner (ParkingLot.sped_up); a single
+        pod's new start is then its earliest fit on those nodes, found without a full search. So a
+        cycle costs what changed, not the length of the queue. The caller must run a cycle at
+        review_at."""
         if not (self.skip_waiting and self.optimizer == "greedy"):
             result = plan(list(self.jobs.values()), snapshot, self.policy, now, optimizer=self.optimizer,
                           catalog=self.catalog, derived=derived)
@@ -370,7 +374,8 @@ class QueuePlanner:
         change_at = _FIRST if rebuilt else self._removed_holder
         # The nodes on which GPUs were given back ahead of the Job being decided (None: any node)
         freed_nodes: set[int] | None = None if rebuilt else self._freed_nodes
-        self._removed_holder, self._freed_nodes = None, set()
+        given_back = None if rebuilt else self._freed_regions
+        self._removed_holder, self._freed_nodes, self._freed_regions = None, set(), []
         quotas = spec.sage_maker.quotas
         no_room: set[Shape] = set()  # shapes with too few GPUs free at this instant
         patient = spec.local.burst_timing == "atMaxWait"
@@ -417,35 +422,48 @@ class QueuePlanner:
         if world != self._world_seen:
             woken.update(self._active)
         self._world_seen = world
-        candidates = self._parked.candidates(now, lambda ns: cycle.budget_left(ns)[0], cycle.quota_left, room)
-        streams: list[Iterator] = [iter(sorted(woken)), iter(candidates)]
+        candidates = self._parked.candidates(now, cycle.quota_left, room)
+        streams: list[Iterator] = [iter(sorted(woken)), iter(candidates),
+                                   *self._parked.affordable(lambda ns: cycle.budget_left(ns)[0])]
         heap: list = []
         for i, stream in enumerate(streams):
             _push_next(heap, stream, i)
 
-        freed_at = None  # the first place in the queue behind which GPUs were given back, or quota taken
+        freed_at = None  # the first place in the queue behind which every parked Job is looked at
+        sped_up: set[str] = set()  # parked Jobs behind GPUs given back that a window there may fit
 
-        def changed_after(entry: tuple, freed: bool = True, nodes: tuple = ()) -> None:
+        def changed_after(entry: tuple, freed: bool = True, regions: list | None = None) -> None:
             """The view of every Job behind entry may have changed: release their slots, decide them
             all. A parked Job holds no slot and stays parked while it cannot start: GPUs taken ahead
             of it only push its start later. So parked Jobs are decided again only if GPUs were given
-            back (or quota taken, which may move its burst to another type): `freed`, on `nodes`."""
+            back, in `regions` (node, from, to), and a window there may start them sooner; or, with
+            no regions, if quota was taken (which may move a burst to another type) or anything may
+            have changed: then every parked Job behind is looked at."""
             nonlocal change_at, freed_at
-            if freed_nodes is not None:
-                freed_nodes.update(nodes)
             if change_at is None or entry < change_at:
                 change_at = entry
                 self._release_behind(entry)
                 streams.append(_cursor_after(self._active, entry))
                 _push_next(heap, streams[-1], len(streams) - 1)
-            if freed and (freed_at is None or entry < freed_at):
-                freed_at = entry
-                streams.append(_cursor_after(self._parked.entries, entry))
-                _push_next(heap, streams[-1], len(streams) - 1)
+            if not freed:
+                return
+            if regions is None or freed_nodes is None:
+                if freed_at is None or entry < freed_at:
+                    freed_at = entry
+                    streams.append(_cursor_after(self._parked.entries, entry))
+                    _push_next(heap, streams[-1], len(streams) - 1)
+                return
+            freed_nodes.update(i for i, _, _ in regions)
+            # Read after the slots behind entry are out: the freest the timeline gets for them.
+            picked = self._parked.sped_up(entry, lambda gpus, product: cycle.timeline.windows_within(gpus, product,
+                                                                                                    regions))
+            sped_up.update(key for _, key in picked)
+            streams.append(iter(picked))
+            _push_next(heap, streams[-1], len(streams) - 1)
 
         if change_at is not None:
             entry, change_at = change_at, None
-            changed_after(entry)
+            changed_after(entry, regions=given_back)
         decisions = []
         started: list[tuple[str, int, float]] = []  # (node, GPUs, until) of each local start
         kept = True  # False: a local start handed back to the queue left its slot in the timeline
@@ -461,8 +479,24 @@ class QueuePlanner:
             park = self._parked.jobs.get(key)
             job = self.jobs[key]
             parked_as_before = park is not None and still_blocked(park)
-            if parked_as_before and (freed_at is None or entry < freed_at):
+            if parked_as_before and (freed_at is None or entry < freed_at) and key not in sped_up:
                 continue
+            if parked_as_before and job.pods == 1 and freed_nodes is not None and not fifo:
+                # Waiting for money as before, woken by GPUs given back ahead: a single pod can start
+                # sooner only on their nodes (elsewhere GPUs were only taken, and the start it was
+                # parked with is never later than its true start), so its start is its earliest fit
+                # there if that comes sooner. Only slots behind it on those nodes are taken out.
+                out_now = self._release_behind(entry, freed_nodes)
+                if out_now:
+                    out.update(k for _, k in out_now)
+                    streams.append(iter(out_now))
+                    _push_next(heap, streams[-1], len(streams) - 1)
+                start = cycle.timeline.earliest_fit_on(job.gpus_per_pod, park.runtime, job.gpu_product, freed_nodes)
+                if start >= park.earliest_start:
+                    continue
+                if _stays_parked(park, start, now):
+                    self._parked.move_start(key, start, now)
+                    continue
             view = self._views.get(key)
             if key in out and unchanged and entry not in woken:
                 # Asleep, its slot taken out only for a search ahead of it that moved nothing.
@@ -495,14 +529,14 @@ class QueuePlanner:
                 # given back ahead, it can start sooner only on one of their nodes (the start it
                 # was parked with is never later than its true start: GPUs taken only delay it).
                 if (parked_as_before and freed_nodes is not None
-                        and not cycle.timeline.fits_before(job.gpus_per_pod, cycle.derived.runtime(job)[0],
-                                                           job.gpu_product, park.earliest_start, freed_nodes)):
+                        and cycle.timeline.earliest_fit_on(job.gpus_per_pod, park.runtime, job.gpu_product,
+                                                           freed_nodes) >= park.earliest_start):
                     continue
                 slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product,
                                                      cycle.derived.runtime(job)[0], now)
                 if _stays_parked(park, slot.start, now):
                     if slot.start != park.earliest_start:
-                        self._parked.park(key, replace(park, earliest_start=slot.start), now)
+                        self._parked.move_start(key, slot.start, now)
                     continue
             result = evaluate(job, cycle, slot)
             assume(result, job, cycle)
@@ -521,7 +555,8 @@ class QueuePlanner:
                                                and view.runtime == result.runtime)
             quota_taken = d.placement.is_cloud and d.launch is not None and d.launch.instance_type in quotas
             if moved or quota_taken:
-                changed_after(entry, freed=held or quota_taken, nodes=tuple(i for i, _ in view.slot.nodes) if held else ())
+                changed_after(entry, freed=held or quota_taken,
+                              regions=None if quota_taken else _regions(view) if held else [])
             if d.placement.is_cloud:
                 lefts.clear()
             if d.placement != Placement.WAIT:
@@ -577,15 +612,22 @@ class QueuePlanner:
         if i is not None:
             del self._holders[i]
 
-    def _release_behind(self, entry: tuple) -> list[tuple]:
-        """Take the slots of every Job queued behind entry out of the kept timeline; their entries."""
+    def _release_behind(self, entry: tuple, nodes: set[int] | None = None) -> list[tuple]:
+        """Take the slots of every Job queued behind entry (that uses one of these nodes; None: any)
+        out of the kept timeline; their entries."""
         i = bisect_right(self._holders, entry)
         released = self._holders[i:]
+        if nodes is not None:
+            released = [e for e in released if any(n in nodes for n, _ in self._views[e[1]].slot.nodes)]
         for e in released:
             view = self._views[e[1]]
             self._timeline.unreserve(view.slot, view.gpus, view.runtime)
             view.holds = False
-        del self._holders[i:]
+        if nodes is None:
+            del self._holders[i:]
+        else:
+            kept = set(released)
+            self._holders[i:] = [e for e in self._holders[i:] if e not in kept]
         return released
 
     def _release_arrived(self, now: float) -> set[str]:
@@ -691,7 +733,7 @@ class QueuePlanner:
             del self._active[_find(self._active, entry)]
         ev = result.decision.evidence
         self._parked.park(job.key, Parked(entry, job.namespace, (job.gpus_per_pod, job.pods, job.gpu_product),
-                                          ev.budget_needed_usd, start, ev.budget_needed_type,
+                                          ev.budget_needed_usd, start, ev.budget_needed_type, result.runtime,
                                           result.price_lead),
                           ev.now)
 
@@ -760,6 +802,12 @@ def _stays_parked(park: Parked, start: float, now: float) -> bool:
     if park.lead is not None:
         return start != INF and price_turns_at(start, park.lead) >= now + REQUEUE_MIN_SECONDS
     return start >= park.earliest_start
+
+
+def _regions(view: _View) -> list[tuple[int, float, float]]:
+    """Where a held slot's GPUs are: (node index, from, to)."""
+    end = view.slot.start + view.runtime
+    return [(i, view.slot.start, end) for i, _ in view.slot.nodes]
 
 
 def _same_slot(a: LocalSlot, b: LocalSlot) -> bool:

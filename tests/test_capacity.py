@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from policies.capacity import CapacityTimeline, NodeTimeline
+from policies.capacity import CapacityTimeline, LocalSlot, NodeTimeline
 from policies.derived import Derived
 from policies.snapshot import Node
 from tests.builders import HOUR, NOW, cluster, policy
@@ -144,14 +144,30 @@ def test_a_slot_stays_put_as_time_moves_up_to_its_start(tl, gpus, pods, duration
     assert later == slot
 
 
-def test_fits_before_looks_only_at_the_nodes_it_is_given():
+def test_earliest_fit_on_looks_only_at_the_nodes_it_is_given():
     # a: 4 GPUs free until 100, then 8; b: 8 GPUs free from 300
     tl = timeline(("a", 8), ("b", 8), busy=[("a", 4, 100), ("b", 8, 300)])
-    assert tl.fits_before(8, 50, None, 101, {0})  # a holds 8 GPUs from 100
-    assert not tl.fits_before(8, 50, None, 100, {0})
-    assert not tl.fits_before(8, 50, None, 101, {1})  # b only from 300
-    assert tl.fits_before(4, 50, None, 1, {0})  # 4 GPUs on a right away
-    assert not tl.fits_before(8, 50, "NVIDIA-H100-80GB-HBM3", 101, {0})  # another product
+    assert tl.earliest_fit_on(8, 50, None, {0}) == 100  # a holds 8 GPUs from 100
+    assert tl.earliest_fit_on(8, 50, None, {1}) == 300  # b only from 300
+    assert tl.earliest_fit_on(8, 50, None, {0, 1}) == 100
+    assert tl.earliest_fit_on(4, 50, None, {0}) == tl.origin  # 4 GPUs on a right away
+    assert tl.earliest_fit_on(8, 50, "NVIDIA-H100-80GB-HBM3", {0}) == INF  # another product
+    assert tl.earliest_fit_on(16, 50, None, {0, 1}) == INF  # too big for either
+
+
+def test_windows_within_gives_every_free_run_that_meets_a_region():
+    # a: 4 GPUs free until 100, then 8; a reservation takes 6 of them on [200, 260)
+    tl = timeline(("a", 8), ("b", 8), busy=[("a", 4, 100), ("b", 8, 300)])
+    tl.reserve(LocalSlot(200, ((0, 1),)), 6, 60)
+    t0 = tl.origin
+    # 4 GPUs: free on a from now until 200, and again from 260 on (2 free in between)
+    assert tl.windows_within(4, None, [(0, 150, 250)]) == [(t0, 200 - t0)]
+    assert tl.windows_within(4, None, [(0, 150, 270)]) == [(t0, 200 - t0), (260, INF)]
+    assert tl.windows_within(4, None, [(0, 210, 250)]) == []  # only 2 free there
+    assert tl.windows_within(2, None, [(0, 210, 250)]) == [(t0, INF)]
+    assert tl.windows_within(8, None, [(0, 120, 150)]) == [(100, 100)]
+    assert tl.windows_within(8, None, [(1, 0, 100)]) == []  # b is full until 300
+    assert tl.windows_within(8, "NVIDIA-H100-80GB-HBM3", [(0, 120, 150)]) == []
 
 
 def test_a_timeline_kept_across_many_changes_still_advances_exactly():
