@@ -413,8 +413,20 @@ class CapacityTimeline:
             start = self.nodes[i].earliest_fit(gpus, duration, lb)
             if start < best or (start == best < INF and i < best_node):
                 best, best_node = start, i
-            if start == lb == self.origin:
-                best_node = i  # starting now: the first that fits in this order is the best fit
+            if start == lb:
+                if lb == self.origin:
+                    best_node = i  # starting now: the first that fits in this order is the best fit
+                    break
+                # No node starts before its bound, so `best` (= lb) is the earliest start; it goes
+                # to the lowest-numbered node that fits then, which has this bound too.
+                end = best + duration
+                for k2 in range(len(bounds)):
+                    i2 = int(idx[k2])
+                    if i2 >= best_node:
+                        break
+                    if bounds[k2] == best and self.nodes[i2].min_free(best, end) >= gpus:
+                        best_node = i2
+                        break
                 break
         return LocalSlot(best, ((best_node, 1),)) if best_node >= 0 else LocalSlot(INF)
 
