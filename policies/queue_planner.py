@@ -461,6 +461,15 @@ class QueuePlanner:
             streams.append(iter(picked))
             _push_next(heap, streams[-1], len(streams) - 1)
 
+        def take_out_behind(entry: tuple, nodes: set[int] | None = None) -> None:
+            """Take the slots of the Jobs queued behind entry (on these nodes) out for a search; the
+            walk puts each back as it reaches it if nothing it sees moved."""
+            behind = self._release_behind(entry, nodes)
+            if behind:
+                out.update(k for _, k in behind)
+                streams.append(iter(behind))
+                _push_next(heap, streams[-1], len(streams) - 1)
+
         if change_at is not None:
             entry, change_at = change_at, None
             changed_after(entry, regions=given_back)
@@ -486,11 +495,7 @@ class QueuePlanner:
                 # sooner only on their nodes (elsewhere GPUs were only taken, and the start it was
                 # parked with is never later than its true start), so its start is its earliest fit
                 # there if that comes sooner. Only slots behind it on those nodes are taken out.
-                out_now = self._release_behind(entry, freed_nodes)
-                if out_now:
-                    out.update(k for _, k in out_now)
-                    streams.append(iter(out_now))
-                    _push_next(heap, streams[-1], len(streams) - 1)
+                take_out_behind(entry, freed_nodes)
                 start = cycle.timeline.earliest_fit_on(job.gpus_per_pod, park.runtime, job.gpu_product, freed_nodes)
                 if start >= park.earliest_start:
                     continue
@@ -516,11 +521,7 @@ class QueuePlanner:
             else:
                 # A search must not see the slots of Jobs queued behind it: take them out, and put
                 # each back as the walk reaches it if this Job's decision moved nothing it sees.
-                behind = self._release_behind(entry)
-                if behind:
-                    out.update(k for _, k in behind)
-                    streams.append(iter(behind))
-                    _push_next(heap, streams[-1], len(streams) - 1)
+                take_out_behind(entry)
                 if fifo:  # no Job starts before a slot held ahead of it (assume() for the skipped ones)
                     cycle.not_before = max([cycle.not_before, *(self._views[k].slot.start for _, k in self._holders)])
             if park is not None and not fifo and short_of_money(park):
