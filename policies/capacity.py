@@ -155,10 +155,8 @@ class CapacityTimeline:
         self._next_step = [INF] * len(nodes)  # the first step after the origin, per node
         self._steps: list[tuple[float, int]] = []  # heap of (next step, node), stale ones skipped
         self._capacity = np.array([n.capacity for n in nodes], dtype=float)
-        # Nodes changed since the tables above were last brought up to date: a slot taken and given
-        # back between two queries (a planner releasing slots for a search) costs no refresh.
-        self._dirty: set[int] = set(range(len(nodes)))
-        self._clean()
+        for i in range(len(nodes)):
+            self._refresh(i)
         self._by_product: dict[str | None, np.ndarray] = {None: np.arange(len(nodes))}
         products: dict[str, list[int]] = {}
         for i, n in enumerate(nodes):
@@ -201,7 +199,7 @@ class CapacityTimeline:
         """A pod started now on `node`, expected to hold `gpus` until `until`."""
         i = self._index()[node]
         self._own(i).add(self.origin, until, -gpus)
-        self._dirty.add(i)
+        self._refresh(i)
         self.occupied += 1
         self.occupied_digest = occupation_digest(self.occupied_digest, node, gpus, until)
 
@@ -211,14 +209,13 @@ class CapacityTimeline:
             self.gains += 1
             i = self._index()[node]
             self._own(i).add(self.origin, until, gpus)
-            self._dirty.add(i)
+            self._refresh(i)
 
     def advance(self, origin: float) -> None:
         """Move the origin forward: steps in the past fold into the free count at `origin`.
         Only nodes with a step at or before the new origin are touched."""
         if origin <= self.origin:
             return
-        self._clean()
         next_step = self._next_step
         while self._steps and self._steps[0][0] <= origin:  # (_note_next_step may renew the list)
             t, i = heapq.heappop(self._steps)
@@ -254,7 +251,6 @@ class CapacityTimeline:
         return index
 
     def copy(self) -> "CapacityTimeline":
-        self._clean()
         new = object.__new__(CapacityTimeline)
         new.origin, new.max_gpus, new.gains = self.origin, self.max_gpus, self.gains
         new.occupied, new.occupied_digest = self.occupied, self.occupied_digest
@@ -266,14 +262,7 @@ class CapacityTimeline:
         new._next_step, new._steps = self._next_step[:], self._steps[:]
         new._most_free = dict(self._most_free)
         new._by_product, new._big = self._by_product, self._big
-        new._dirty = set()
         return new
-
-    def _clean(self) -> None:
-        """Bring the tables up to date with the nodes changed since the last query."""
-        for i in self._dirty:
-            self._refresh(i)
-        self._dirty.clear()
 
     def _refresh(self, i: int) -> None:
         node = self.nodes[i]
@@ -332,8 +321,6 @@ class CapacityTimeline:
 
     def max_free_now(self, product: str | None) -> int:
         """The most GPUs free at this instant on one node of this product (any product: None)."""
-        if self._dirty:
-            self._clean()
         most = self._most_free.get(product)
         if most is None:  # kept until a node changes (_refresh, advance)
             idx = self.candidates(product)
@@ -343,8 +330,6 @@ class CapacityTimeline:
     def may_fit_now(self, gpus_per_pod: int, pods: int, product: str | None) -> bool:
         """A necessary condition for starting now: enough GPUs are free at this instant (they may
         be reserved later on). Cheap, and it only turns false as the cycle takes GPUs."""
-        if self._dirty:
-            self._clean()
         idx = self.candidates(product)
         if gpus_per_pod <= 0:
             return True
@@ -357,8 +342,6 @@ class CapacityTimeline:
 
     def earliest_start(self, gpus_per_pod: int, pods: int, product: str | None, duration: float,
                        t0: float | None = None) -> LocalSlot:
-        if self._dirty:
-            self._clean()
         t0 = self.origin if t0 is None else max(t0, self.origin)
         idx = self.candidates(product)
         if gpus_per_pod <= 0:
@@ -506,7 +489,7 @@ class CapacityTimeline:
             return
         for i, count in slot.nodes:
             self._own(i).add(slot.start, slot.start + duration, sign * gpus_per_pod * count)
-            self._dirty.add(i)
+            self._refresh(i)
 
     def unreserve(self, slot: LocalSlot, gpus_per_pod: int, duration: float) -> None:
         self.reserve(slot, gpus_per_pod, duration, +1)
