@@ -109,8 +109,8 @@ class QueuePlanner:
         self._every_cycle: set[str] = set()  # waiting Jobs whose decision may move with time alone
         self._alarms: list[tuple[float, str]] = []  # (time, key): a sleeping Job's slot or timeout comes
         self._removed_holder: tuple | None = None  # the first slot holder removed since the last cycle
-        self._freed_nodes: set[int] = set()  # the nodes of the slots given back since the last cycle
-        self._freed_regions: list[tuple[int, float, float]] = []  # and where: (node, from, to)
+        # where the slots given back since the last cycle were: (node index, from, to)
+        self._freed_regions: list[tuple[int, float, float]] = []
         self._world_seen: tuple | None = None  # (quota left per type, cluster hot) at the last cycle
         self._nodes_seen: tuple | None = None
         self.jobs: dict[str, JobRequest] = {}
@@ -151,7 +151,6 @@ class QueuePlanner:
         if view is not None and view.holds:  # its slot is given back: those behind may move up
             self._release(view, (order, key))
             self._removed_holder = min(self._removed_holder or (order, key), (order, key))
-            self._freed_nodes.update(i for i, _ in view.slot.nodes)
             self._freed_regions += _regions(view)
         parked = self._parked.unpark(key) is not None
         for entries in ([] if parked else self._active, self._new, *self._waiting.values()):
@@ -373,9 +372,9 @@ class QueuePlanner:
         cycle.timeline, cycle.timeline_shared = timeline, False
         change_at = _FIRST if rebuilt else self._removed_holder
         # The nodes on which GPUs were given back ahead of the Job being decided (None: any node)
-        freed_nodes: set[int] | None = None if rebuilt else self._freed_nodes
+        freed_nodes: set[int] | None = None if rebuilt else {i for i, _, _ in self._freed_regions}
         given_back = None if rebuilt else self._freed_regions
-        self._removed_holder, self._freed_nodes, self._freed_regions = None, set(), []
+        self._removed_holder, self._freed_regions = None, []
         quotas = spec.sage_maker.quotas
         no_room: set[Shape] = set()  # shapes with too few GPUs free at this instant
         patient = spec.local.burst_timing == "atMaxWait"
