@@ -74,15 +74,19 @@ def child(spec: str) -> None:
 
 
 def _policy(name: str):
-    """The shipped default policy; "default-nobudget": with its $500/day budget lifted."""
+    """The shipped default policy; "default-nobudget": with its $500/day budget lifted;
+    "default-depthN": with its budget, planning only the first N Jobs (local.planningDepth: N)."""
     from policies import default_policy
 
     policy = default_policy()
+    data = policy.model_dump(by_alias=True, mode="json")
     if name == "default-nobudget":
-        data = policy.model_dump(by_alias=True, mode="json")
         data["spec"]["budgets"] = {"default": {"dailyUsd": None, "monthlyUsd": None}}
-        policy = type(policy).model_validate(data)
-    return policy
+    elif name.startswith("default-depth"):
+        data["spec"]["local"]["planningDepth"] = int(name.removeprefix("default-depth"))
+    elif name != "default":
+        raise SystemExit(f"unknown configuration {name!r}: default, default-nobudget or default-depthN")
+    return type(policy).model_validate(data)
 
 
 def main() -> None:

@@ -144,6 +144,7 @@ class Reason(str, Enum):
     NO_INSTANCE_TYPE = "NoInstanceType"
     NEVER_FITS_LOCALLY = "NeverFitsLocally"
     DEADLINE_UNREACHABLE = "DeadlineUnreachable"
+    QUEUED_BEYOND_PLANNING_DEPTH = "QueuedBeyondPlanningDepth"  # local.planningDepth Jobs are ahead
     # Cloud
     FORCED_CLOUD = "ForcedCloud"
     MAX_WAIT_EXCEEDED = "MaxWaitExceeded"

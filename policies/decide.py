@@ -206,9 +206,7 @@ def local_side(job: JobRequest, cycle: Cycle, slot: LocalSlot | None) -> LocalSi
         slot = cycle.timeline.earliest_start(job.gpus_per_pod, job.pods, job.gpu_product, runtime,
                                              max(now, cycle.not_before))
     start = slot.start
-    wait_rate = job.wait_usd_per_hour if job.wait_usd_per_hour is not None else spec.tradeoff.wait_usd_per_hour
-    if spec.tradeoff.per == WaitCostBasis.GPU:
-        wait_rate *= max(job.total_gpus, 1)
+    wait_rate = _wait_rate(job, policy)
     utilization = cycle.snapshot.utilization_over(spec.local.hot_window_seconds, now)
     usd = spec.local.gpu_hour_usd * job.total_gpus * runtime / 3600
     option = OptionCost(Placement.LOCAL, usd, 0.0, start, start + runtime,
@@ -217,6 +215,28 @@ def local_side(job: JobRequest, cycle: Cycle, slot: LocalSlot | None) -> LocalSi
                      max(now - job.submit_time, 0.0) if job.submit_time else 0.0,
                      local_max_wait(job, policy, runtime), wait_rate,
                      utilization is not None and utilization >= spec.local.hot_utilization_percent, option)
+
+
+def _wait_rate(job: JobRequest, policy: BurstPolicy) -> float:
+    """What an hour of this Job's wait is worth (tradeoff.waitUsdPerHour, or the Job's own)."""
+    tradeoff = policy.spec.tradeoff
+    rate = job.wait_usd_per_hour if job.wait_usd_per_hour is not None else tradeoff.wait_usd_per_hour
+    return rate * max(job.total_gpus, 1) if tradeoff.per == WaitCostBasis.GPU else rate
+
+
+def beyond_planning_depth(job: JobRequest, policy: BurstPolicy, derived: Derived, now: float) -> Decision:
+    """The Wait of a Job queued behind the first local.planningDepth Jobs. It is not planned: it
+    holds no GPUs, dollars or quota, neither starts nor bursts, and its local start is not worked
+    out (inf). Nothing is asked of the cloud side either, so nothing here reads the budget."""
+    runtime, source = derived.runtime(job)
+    ev = Evidence(now=now, runtime_estimate_seconds=runtime, runtime_source=source, local_start_time=INF,
+                  local_wait_seconds=INF, waited_seconds=max(now - job.submit_time, 0.0) if job.submit_time else 0.0,
+                  local_max_wait_seconds=local_max_wait(job, policy, runtime),
+                  wait_usd_per_hour=_wait_rate(job, policy), deadline=job.deadline)
+    depth = policy.spec.local.planning_depth
+    return Decision(job.key, Placement.WAIT, Reason.QUEUED_BEYOND_PLANNING_DEPTH,
+                    f"queued behind the first {depth} Jobs, the most that are planned (local.planningDepth); "
+                    "it waits unplanned until Jobs ahead leave", ev)
 
 
 def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capacity) -> CloudSide:

@@ -5,6 +5,10 @@ Job is looked at, so two Jobs never claim the same GPUs, dollars or quota. With
 optimizer="cpsat", a CP-SAT model first chooses which Jobs go out so that the rest fit
 locally (see optimizer.py); its choice then tips the same per-Job rules, so every decision
 still has its reason and no hard rule (mode, budget, quota, allowlist, deadline) is bypassed.
+
+With local.planningDepth set, only that many Jobs from the head of the queue are decided; the
+rest get "Wait, QueuedBeyondPlanningDepth" and hold nothing, as Slurm's backfill leaves the jobs
+past bf_max_job_test untested.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Iterable, Literal
 
 from .catalog import Catalog
 from .constants import Placement
-from .decide import Cycle, assume, evaluate
+from .decide import REQUEUE_MIN_SECONDS, Cycle, assume, beyond_planning_depth, evaluate
 from .decision import Decision
 from .derived import Derived
 from .jobs import JobRequest
@@ -62,6 +66,8 @@ def plan(
     now = snapshot.time if now is None else now
     derived = derived or Derived(snapshot, policy)
     queue = queue_order(pending)
+    depth = policy.spec.local.planning_depth
+    queue, beyond = (queue, []) if depth is None else (queue[:depth], queue[depth:])
     prefer: dict[str, tuple[Placement, float]] = {}
     report = SolverReport("greedy", "greedy")
     if optimizer == "cpsat" and queue:
@@ -81,4 +87,8 @@ def plan(
         result = evaluate(job, cycle, slot, prefer=placement)
         assume(result, job, cycle)
         decisions.append(result.decision)
-    return Plan(tuple(decisions), report)
+    review_at = None
+    if beyond and any(d.placement != Placement.WAIT for d in decisions):
+        review_at = now + REQUEUE_MIN_SECONDS  # Jobs move up into the planned ones: plan them soon
+    decisions += [beyond_planning_depth(job, policy, derived, now) for job in beyond]
+    return Plan(tuple(decisions), report, review_at)

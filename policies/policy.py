@@ -88,6 +88,13 @@ class LocalSide(_Model):
         0.0,
         description="Internal price of one local GPU-hour (0: local GPUs are already paid for).",
     )
+    planning_depth: PosInt | None = Field(
+        None,
+        description="Plan only this many Jobs from the head of the queue, as Slurm's backfill does "
+        "(bf_max_job_test). The Jobs behind them wait unplanned (QueuedBeyondPlanningDepth): they "
+        "neither start nor burst until Jobs ahead leave. This bounds a cycle's cost when thousands "
+        "of Jobs queue, as when a budget holds them back. Unset: every Job is planned.",
+    )
     overrun_remaining_fraction: Annotated[float, Field(gt=0, le=10)] = Field(
         0.5,
         description="A running Job past its expected end is assumed to need this fraction of its "

@@ -40,8 +40,8 @@ from .capacity import INF, CapacityTimeline, LocalSlot, occupation_digest
 from .catalog import Catalog
 from .constants import Placement, Reason
 from .decision import Evidence
-from .decide import (EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, evaluate, local_max_wait, price_turns_at,
-                     reserves)
+from .decide import (EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, beyond_planning_depth, evaluate,
+                     local_max_wait, price_turns_at, reserves)
 from .derived import Derived
 from .jobs import JobRequest
 from .parking import Parked, ParkingLot, Shape
@@ -121,6 +121,12 @@ class QueuePlanner:
         self._timeout_of: dict[str, float] = {}  # the live entry of each key in _timeouts
         self._slot_start: dict[str, float] = {}  # a waiting Job's forecast start, when it was last decided
         self._queue: list[tuple] = []  # every (order key, job key), sorted: fifo walks it from the head
+        # local.planningDepth (see plan()): the entries of the Jobs planned and, sorted, of those queued
+        # behind them, which the structures above leave out; the keys owed a QueuedBeyondPlanningDepth
+        self.depth = policy.spec.local.planning_depth if skip_waiting and optimizer == "greedy" else None
+        self._planned: list[tuple] = []
+        self._beyond: list[tuple] = []
+        self._tell_beyond: set[str] = set()
         self.evaluated = 0  # Jobs decided, summed over cycles (for benchmarks)
 
     # --- the queue ---------------------------------------------------------------------------------
@@ -131,19 +137,58 @@ class QueuePlanner:
         self.jobs[job.key] = job
         order = (job.submit_time, job.namespace, job.name)
         self._order[job.key] = order
-        insort(self._new, (order, job.key))
+        entry = (order, job.key)
+        if self.depth is None:
+            self._admit(entry)
+            return
+        planned, beyond = self._planned, self._beyond
+        if (beyond and entry > beyond[0]) or (len(planned) >= self.depth and entry > planned[-1]):
+            self._put_beyond(entry)
+            return
+        self._admit(entry)
+        if len(planned) > self.depth:  # the last planned Job moves back behind it
+            last = planned[-1]
+            job = self.jobs[last[1]]
+            self.remove(last[1])
+            self.jobs[job.key], self._order[job.key] = job, last[0]
+            self._put_beyond(last)
+
+    def _admit(self, entry: tuple) -> None:
+        """Queue a Job to be planned: decided at the next cycle."""
+        insort(self._new, entry)
         if self.fifo:
-            insort(self._queue, (order, job.key))
+            insort(self._queue, entry)
         if not self.stable:
-            insort(self._active, (order, job.key))
+            insort(self._active, entry)
+        if self.depth is not None:
+            insort(self._planned, entry)
+
+    def _put_beyond(self, entry: tuple) -> None:
+        insort(self._beyond, entry)
+        self._tell_beyond.add(entry[1])
+
+    def _move_up(self) -> None:
+        """Plan the Jobs that the Jobs gone from ahead of them let into the first local.planningDepth."""
+        take = min(self.depth - len(self._planned), len(self._beyond))
+        if take > 0:
+            moving, self._beyond[:take] = self._beyond[:take], []
+            for entry in moving:
+                self._tell_beyond.discard(entry[1])
+                self._admit(entry)
 
     def remove(self, key: str) -> None:
         """A Job left the queue: placed, deleted, or taken over by hand."""
         if self.jobs.pop(key, None) is None:
             return
+        order = self._order.pop(key)
+        if self.depth is not None:
+            if (i := _find(self._beyond, (order, key))) is not None:
+                del self._beyond[i]
+                self._tell_beyond.discard(key)
+                return
+            del self._planned[_find(self._planned, (order, key))]
         self._timeout_of.pop(key, None)
         self._slot_start.pop(key, None)
-        order = self._order.pop(key)
         if self.fifo:
             del self._queue[_find(self._queue, (order, key))]
         self._every_cycle.discard(key)
@@ -185,9 +230,27 @@ class QueuePlanner:
     def plan(self, snapshot: Snapshot, now: float | None = None, derived: Derived | None = None) -> Plan:
         """Decisions for the Jobs that need one this cycle. Jobs placed locally or in the cloud
         leave the queue; call add() again if acting on a decision fails. `derived` (made for this
-        snapshot and the planner's policy) carries an adapter's own capacity timeline."""
+        snapshot and the planner's policy) carries an adapter's own capacity timeline.
+
+        With local.planningDepth, the planner keeps only the first that many Jobs of the queue (as
+        it stands at the cycle's start, as plan() takes them); a Job behind them gets its
+        QueuedBeyondPlanningDepth once, when it falls behind, and is planned once it moves up."""
         now = snapshot.time if now is None else now
         derived = derived or Derived(snapshot, self.policy)
+        if self.depth is None:
+            return self._plan_planned(snapshot, now, derived)
+        self._move_up()
+        result = self._plan_planned(snapshot, now, derived)
+        told = [beyond_planning_depth(self.jobs[key], self.policy, derived, now)
+                for _, key in sorted((self._order[key], key) for key in self._tell_beyond)]
+        self._tell_beyond.clear()
+        review_at = result.review_at
+        if self._beyond and len(self._planned) < self.depth:  # as plan() asks, after Jobs left
+            soon = now + REQUEUE_MIN_SECONDS
+            review_at = soon if review_at is None else min(review_at, soon)
+        return Plan(result.decisions + tuple(told), result.solver, review_at)
+
+    def _plan_planned(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
         if not self.stable or snapshot.utilization_samples or snapshot.gpu_utilization_percent is not None:
             return self._plan_in_full(snapshot, now, derived)
         if self.fifo:

@@ -1,0 +1,139 @@
+"""local.planningDepth: only the first N Jobs of the queue are planned (issue #11, the budget-on
+default); the QueuePlanner keeps exactly that bound across cycles."""
+
+import pytest
+
+from policies.constants import Placement, Reason
+from policies.decide import REQUEUE_MIN_SECONDS
+from policies.plan import plan
+from policies.errors import InputError
+from policies.policy_loading import load_policy
+from policies.queue_planner import QueuePlanner
+from sim.presets import baseline
+
+from .builders import cluster, job, policy
+from .test_queue_planner import budget_bound_policy, mixed_trace, outcomes, shipped_default
+
+BEYOND = Reason.QUEUED_BEYOND_PLANNING_DEPTH
+
+
+def queue_of(count: int, mode: str = "local"):
+    """8-GPU Jobs submitted a minute apart, the oldest first; local mode: they wait for local GPUs."""
+    return [job(f"j{i}").gpus(8).product(None).runs(2).submitted_ago((count - i) / 60).mode(mode).build()
+            for i in range(count)]
+
+
+def test_plan_decides_the_first_jobs_and_leaves_the_rest_unplanned():
+    snap = cluster().nodes(1).busy("n0", 8, 3).build()  # busy for 3 h: every Job waits or bursts
+    jobs = queue_of(5, "auto")
+    deep = policy(local={"planningDepth": 2})
+    result = plan(jobs, snap, deep)
+    by_job = result.by_job()
+    # The first two get the decisions they get with nobody behind them.
+    alone = plan(jobs[:2], snap, policy()).by_job()
+    for j in jobs[:2]:
+        assert by_job[j.key].reason == alone[j.key].reason != BEYOND
+        assert by_job[j.key].evidence.local_start_time == alone[j.key].evidence.local_start_time
+    for j in jobs[2:]:
+        d = by_job[j.key]
+        assert (d.placement, d.reason, d.requeue_after_seconds) == (Placement.WAIT, BEYOND, None)
+        assert d.evidence.local_start_time == float("inf")
+        assert "planningDepth" in d.message and "first 2 Jobs" in d.message
+    # Nothing burst or started among the first two? Then nobody moves up: no early look.
+    if all(by_job[j.key].placement == Placement.WAIT for j in jobs[:2]):
+        assert result.review_at is None
+
+
+def test_plan_looks_again_soon_when_planned_jobs_leave_and_others_wait_behind():
+    snap = cluster().nodes(1).build()  # one free node: the first Job starts
+    jobs = queue_of(3)
+    result = plan(jobs, snap, policy(local={"planningDepth": 1}))
+    assert result.by_job()[jobs[0].key].placement == Placement.LOCAL
+    assert result.review_at == snap.time + REQUEUE_MIN_SECONDS
+    assert plan(jobs, snap, policy(local={"planningDepth": 3})).review_at is None
+
+
+def test_the_planner_keeps_the_first_jobs_planned_as_jobs_come_and_go():
+    snap = cluster().nodes(1).busy("n0", 8, 3).build()
+    pol = policy(local={"planningDepth": 2})
+    planner = QueuePlanner(pol)
+    jobs = queue_of(4)
+    for j in jobs[1:]:
+        planner.add(j)
+    first = planner.plan(snap).by_job()
+    assert first[jobs[3].key].reason == BEYOND and first[jobs[1].key].reason != BEYOND
+    # An older Job comes back (a launch failed, say): the last planned Job moves behind it and is
+    # told so once; the Job already behind is not told again.
+    planner.add(jobs[0])
+    second = planner.plan(snap).by_job()
+    assert second[jobs[2].key].reason == BEYOND
+    assert jobs[0].key in second and jobs[3].key not in second
+    assert len(planner) == 4
+    # A planned Job leaves: the next one moves up and is planned at the next cycle.
+    planner.remove(jobs[0].key)
+    third = planner.plan(snap).by_job()
+    assert third[jobs[2].key].reason != BEYOND
+    assert jobs[3].key not in third
+    # The planner's decisions equal plan()'s over the same queue, Job by Job.
+    full = plan(jobs[1:], snap, pol).by_job()
+    assert {k: (d.placement, d.reason) for k, d in third.items()} == {
+        k: (full[k].placement, full[k].reason) for k in third}
+
+
+def test_the_planner_asks_for_a_cycle_when_a_job_can_move_up():
+    pol = policy(local={"planningDepth": 1})
+    planner = QueuePlanner(pol)
+    jobs = queue_of(2)
+    for j in jobs:
+        planner.add(j)
+    snap = cluster().nodes(1).build()
+    result = planner.plan(snap)
+    assert result.by_job()[jobs[0].key].placement == Placement.LOCAL
+    assert result.review_at == snap.time + REQUEUE_MIN_SECONDS  # jobs[1] moves up
+    busy = cluster().nodes(1).busy("n0", 8, 2).build()
+    assert planner.plan(busy).by_job()[jobs[1].key].reason != BEYOND
+
+
+@pytest.mark.parametrize("name, pol, nodes", [
+    # The shipped default's own rules under a small budget: most Jobs wait for money (parked).
+    ("budget-bound default", budget_bound_policy(15, local={"maxWaitSeconds": 10_000_000, "planningDepth": 5},
+                                                 tradeoff={"waitUsdPerHour": 15, "per": "job"}), 2),
+    ("budget-bound, early", budget_bound_policy(40, local={"planningDepth": 8}), 2),
+    ("default", shipped_default(local={"planningDepth": 6}), 6),
+    ("default, fifo", shipped_default(local={"planningDepth": 6, "queueing": "fifo"}), 6),
+])
+def test_the_planner_under_a_planning_depth_equals_a_full_replan(name, pol, nodes):
+    trace = mixed_trace(400)
+    fast_sim, fast = outcomes(trace, pol, True, 0.0, nodes)
+    full_sim, full = outcomes(trace, pol, False, 0.0, nodes)
+    assert fast == full
+    assert fast_sim.planner.evaluated < full_sim.planner.evaluated / 2
+    # The bound binds: without it, the same trace runs otherwise.
+    data = pol.model_dump(by_alias=True, mode="json")
+    data["spec"]["local"]["planningDepth"] = None
+    unbounded = type(pol).model_validate(data)
+    assert outcomes(trace, unbounded, True, 0.0, nodes)[1] != fast
+
+
+@pytest.mark.parametrize("name", ["constant-wait", "compute-wait"])
+def test_a_planning_depth_under_a_stable_policy_changes_no_decision(name):
+    """Under a stable policy the planner sees timeouts on time and plan() up to a requeue late (as
+    test_skipping_waiting_jobs_changes_no_decision says); placements and reasons agree."""
+    pol = baseline(name, planningDepth=4)
+    trace = mixed_trace()
+    fast = outcomes(trace, pol, True)[1]
+    full = outcomes(trace, pol, False)[1]
+    assert [o[:2] for o in fast] == [o[:2] for o in full]
+    assert max(abs(a[2] - b[2]) for j, a, b in zip(trace, fast, full) if j.deadline_s is None) < REQUEUE_MIN_SECONDS
+
+
+def test_a_depth_no_queue_reaches_changes_nothing():
+    trace = mixed_trace(400)
+    assert outcomes(trace, shipped_default(local={"planningDepth": 100_000}), True, 0.0, 6)[1] == \
+        outcomes(trace, shipped_default(), True, 0.0, 6)[1]
+
+
+def test_a_planning_depth_below_one_is_refused_by_name():
+    with pytest.raises(InputError) as err:
+        load_policy("apiVersion: spillway.io/v1alpha1\nkind: BurstPolicy\nspec:\n  local:\n    planningDepth: 0\n")
+    assert "planningDepth" in str(err.value)
