@@ -72,6 +72,7 @@ class JobRecord:
     budget_blocked: bool = False
     budget_blocked_at: float | None = None  # first decided BudgetExhausted: it waited for money from then
     quota_blocked: bool = False
+    unplanned: bool = False  # it waited behind the first local.planningDepth Jobs (QueuedBeyondPlanningDepth)
     not_allowed: str = ""  # why the policy let this Job not burst (allowlists, allowed types), if it did not
     instance_type: str = ""
 
@@ -321,6 +322,8 @@ class Simulation:
                     record.budget_blocked_at = self.now
             elif decision.reason == Reason.QUOTA_EXHAUSTED:
                 record.quota_blocked = True
+            elif decision.reason == Reason.QUEUED_BEYOND_PLANNING_DEPTH:
+                record.unplanned = True
             if decision.evidence.blocked_reason in NOT_ALLOWED:  # whatever the placement: a Local
                 record.not_allowed = decision.evidence.blocked  # start hides it from the reason
             if (decision.placement == Placement.WAIT and decision.evidence.local_start_time == INF

@@ -45,6 +45,7 @@ class Summary:
     budget_blocked_hours_mean: float  # from a blocked Job's first BudgetExhausted to its start
     quota_blocked_jobs: int
     not_allowed_jobs: int  # Jobs the policy did not allow to burst (allowlists, allowed instance types)
+    unplanned_jobs: int  # Jobs that waited unplanned behind the first local.planningDepth Jobs
     decision_points: int
     events: int
 
@@ -100,6 +101,7 @@ def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Su
                                                  if r.budget_blocked_at is not None] or [0.0])),
         quota_blocked_jobs=sum(r.quota_blocked for r in done),
         not_allowed_jobs=sum(bool(r.not_allowed) for r in done),
+        unplanned_jobs=sum(r.unplanned for r in done),
         decision_points=sim.decision_points,
         events=sim.events,
     )
@@ -128,6 +130,7 @@ ROWS = [
     ("Jobs blocked by budget / quota", ("budget_blocked_jobs", "quota_blocked_jobs"), "{} / {}"),
     ("  blocked by budget, mean (h)", "budget_blocked_hours_mean", "{:.3f}"),
     ("Jobs not allowed to burst", "not_allowed_jobs", "{}"),
+    ("Jobs left unplanned (planningDepth)", "unplanned_jobs", "{}"),
     ("jobs / makespan (h)", ("jobs", "makespan_hours"), "{} / {:,.1f}"),
 ]
 

@@ -10,6 +10,7 @@ from policies.errors import InputError
 from policies.policy_loading import load_policy
 from policies.queue_planner import QueuePlanner
 from sim.presets import baseline
+from sim.report import summarize
 
 from .builders import cluster, job, policy
 from .test_queue_planner import budget_bound_policy, mixed_trace, outcomes, shipped_default
@@ -108,6 +109,9 @@ def test_the_planner_under_a_planning_depth_equals_a_full_replan(name, pol, node
     full_sim, full = outcomes(trace, pol, False, 0.0, nodes)
     assert fast == full
     assert fast_sim.planner.evaluated < full_sim.planner.evaluated / 2
+    # The report counts the Jobs the bound held back, as both runs saw them.
+    held_back = summarize(name, fast_sim, fast_sim.records).unplanned_jobs
+    assert held_back == summarize(name, full_sim, full_sim.records).unplanned_jobs > 0
     # The bound binds: without it, the same trace runs otherwise.
     data = pol.model_dump(by_alias=True, mode="json")
     data["spec"]["local"]["planningDepth"] = None
