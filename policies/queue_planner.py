@@ -45,6 +45,7 @@ from .decide import (EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, bey
 from .derived import Derived
 from .jobs import JobRequest
 from .parking import Parked, ParkingLot, Shape
+from .planning_window import PlanningWindow
 from .plan import Plan, SolverReport, plan, queue_order
 from .policy import BurstPolicy
 from .snapshot import Snapshot
@@ -121,12 +122,10 @@ class QueuePlanner:
         self._timeout_of: dict[str, float] = {}  # the live entry of each key in _timeouts
         self._slot_start: dict[str, float] = {}  # a waiting Job's forecast start, when it was last decided
         self._queue: list[tuple] = []  # every (order key, job key), sorted: fifo walks it from the head
-        # local.planningDepth (see plan()): the entries of the Jobs planned and, sorted, of those queued
-        # behind them, which the structures above leave out; the keys owed a QueuedBeyondPlanningDepth
-        self.depth = policy.spec.local.planning_depth if skip_waiting and optimizer == "greedy" else None
-        self._planned: list[tuple] = []
-        self._beyond: list[tuple] = []
-        self._tell_beyond: set[str] = set()
+        # local.planningDepth (see plan()): the Jobs queued behind the planned ones are in no structure
+        # above. Planned in full every cycle (skip_waiting=False, cpsat), plan() keeps the bound itself.
+        depth = policy.spec.local.planning_depth
+        self._window = PlanningWindow(depth) if depth is not None and skip_waiting and optimizer == "greedy" else None
         self.evaluated = 0  # Jobs decided, summed over cycles (for benchmarks)
 
     # --- the queue ---------------------------------------------------------------------------------
@@ -138,20 +137,11 @@ class QueuePlanner:
         order = (job.submit_time, job.namespace, job.name)
         self._order[job.key] = order
         entry = (order, job.key)
-        if self.depth is None:
+        planned, pushed = (True, None) if self._window is None else self._window.place(entry)
+        if planned:
             self._admit(entry)
-            return
-        planned, beyond = self._planned, self._beyond
-        if (beyond and entry > beyond[0]) or (len(planned) >= self.depth and entry > planned[-1]):
-            self._put_beyond(entry)
-            return
-        self._admit(entry)
-        if len(planned) > self.depth:  # the last planned Job moves back behind it
-            last = planned[-1]
-            job = self.jobs[last[1]]
-            self.remove(last[1])
-            self.jobs[job.key], self._order[job.key] = job, last[0]
-            self._put_beyond(last)
+        if pushed is not None:  # the last planned Job, now behind this one: out of the plan, still queued
+            self._drop(pushed)
 
     def _admit(self, entry: tuple) -> None:
         """Queue a Job to be planned: decided at the next cycle."""
@@ -160,33 +150,18 @@ class QueuePlanner:
             insort(self._queue, entry)
         if not self.stable:
             insort(self._active, entry)
-        if self.depth is not None:
-            insort(self._planned, entry)
-
-    def _put_beyond(self, entry: tuple) -> None:
-        insort(self._beyond, entry)
-        self._tell_beyond.add(entry[1])
-
-    def _move_up(self) -> None:
-        """Plan the Jobs that the Jobs gone from ahead of them let into the first local.planningDepth."""
-        take = min(self.depth - len(self._planned), len(self._beyond))
-        if take > 0:
-            moving, self._beyond[:take] = self._beyond[:take], []
-            for entry in moving:
-                self._tell_beyond.discard(entry[1])
-                self._admit(entry)
 
     def remove(self, key: str) -> None:
         """A Job left the queue: placed, deleted, or taken over by hand."""
         if self.jobs.pop(key, None) is None:
             return
-        order = self._order.pop(key)
-        if self.depth is not None:
-            if (i := _find(self._beyond, (order, key))) is not None:
-                del self._beyond[i]
-                self._tell_beyond.discard(key)
-                return
-            del self._planned[_find(self._planned, (order, key))]
+        entry = (self._order.pop(key), key)
+        if self._window is None or self._window.leave(entry):
+            self._drop(entry)
+
+    def _drop(self, entry: tuple) -> None:
+        """Forget what planning a Job kept: its slot, its alarms, its place in the queues."""
+        order, key = entry
         self._timeout_of.pop(key, None)
         self._slot_start.pop(key, None)
         if self.fifo:
@@ -237,15 +212,15 @@ class QueuePlanner:
         QueuedBeyondPlanningDepth once, when it falls behind, and is planned once it moves up."""
         now = snapshot.time if now is None else now
         derived = derived or Derived(snapshot, self.policy)
-        if self.depth is None:
+        window = self._window
+        if window is None:
             return self._plan_planned(snapshot, now, derived)
-        self._move_up()
+        for entry in window.move_up():
+            self._admit(entry)
         result = self._plan_planned(snapshot, now, derived)
-        told = [beyond_planning_depth(self.jobs[key], self.policy, derived, now)
-                for _, key in sorted((self._order[key], key) for key in self._tell_beyond)]
-        self._tell_beyond.clear()
+        told = [beyond_planning_depth(self.jobs[key], self.policy, derived, now) for _, key in window.owed()]
         review_at = result.review_at
-        if self._beyond and len(self._planned) < self.depth:  # as plan() asks, after Jobs left
+        if window.room_behind():  # as plan() asks, after Jobs left
             soon = now + REQUEUE_MIN_SECONDS
             review_at = soon if review_at is None else min(review_at, soon)
         return Plan(result.decisions + tuple(told), result.solver, review_at)

@@ -6,6 +6,7 @@ import pytest
 from policies.constants import Placement, Reason
 from policies.decide import REQUEUE_MIN_SECONDS
 from policies.plan import plan
+from policies.planning_window import PlanningWindow
 from policies.errors import InputError
 from policies.policy_loading import load_policy
 from policies.queue_planner import QueuePlanner
@@ -141,3 +142,19 @@ def test_a_planning_depth_below_one_is_refused_by_name():
     with pytest.raises(InputError) as err:
         load_policy("apiVersion: spillway.io/v1alpha1\nkind: BurstPolicy\nspec:\n  local:\n    planningDepth: 0\n")
     assert "planningDepth" in str(err.value)
+
+
+def test_the_window_keeps_the_first_entries_planned_and_tells_each_job_behind_once():
+    window = PlanningWindow(2)
+    e = [((float(i),), f"ns/j{i}") for i in range(5)]
+    assert window.place(e[1]) == (True, None) and window.place(e[3]) == (True, None)
+    assert window.place(e[4]) == (False, None)  # behind the first two
+    assert window.place(e[0]) == (True, e[3])  # among them: the last planned one falls behind
+    assert window.owed() == [e[3], e[4]] and window.owed() == []
+    assert window.place(e[2]) == (False, None)  # after the last planned one: behind, though first there
+    assert window.planned == [e[0], e[1]] and window.behind == [e[2], e[3], e[4]]
+    assert not window.room_behind()
+    assert window.leave(e[0]) is True and window.leave(e[4]) is False
+    assert window.room_behind()
+    assert window.move_up() == [e[2]] and window.planned == [e[1], e[2]] and window.owed() == []
+    assert window.move_up() == []
