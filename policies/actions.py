@@ -5,7 +5,8 @@ and the simulator's engine share, so they act alike on every decision.
 - Local, starting later (a Job handed to the local queue with a future slot): keep it queued and
   look again when its slot comes.
 - SageMakerSpot / SageMakerOnDemand: launch the training job.
-- Wait: look again after requeue_after_seconds.
+- Wait: tell the Job why it waits; look again after requeue_after_seconds, if it asks (a Job left
+  unplanned behind local.planningDepth does not: Plan.review_at says when Jobs move up).
 And always: cycle again by Plan.review_at, even if nothing happens.
 """
 
@@ -25,6 +26,7 @@ class CycleActions:
     launch: tuple[Decision, ...]
     requeue: tuple[tuple[Decision, float], ...]  # (decision, when to look at the Job again)
     keep_queued: tuple[Decision, ...]  # placed but not startable now: back into the queue
+    wait: tuple[Decision, ...]  # every Wait, to be told on its Job
     review_at: float | None  # the next cycle, at the latest
 
     @property
@@ -37,7 +39,7 @@ class CycleActions:
 
 
 def cycle_actions(plan: Plan, now: float) -> CycleActions:
-    start, launch, requeue, keep = [], [], [], []
+    start, launch, requeue, keep, wait = [], [], [], [], []
     for d in plan.decisions:
         if d.placement == Placement.LOCAL:
             if d.evidence.local_wait_seconds <= 0:
@@ -48,6 +50,8 @@ def cycle_actions(plan: Plan, now: float) -> CycleActions:
                     requeue.append((d, now + d.evidence.local_wait_seconds))
         elif d.placement.is_cloud:
             launch.append(d)
-        elif d.requeue_after_seconds is not None:
-            requeue.append((d, now + d.requeue_after_seconds))
-    return CycleActions(tuple(start), tuple(launch), tuple(requeue), tuple(keep), plan.review_at)
+        else:
+            wait.append(d)
+            if d.requeue_after_seconds is not None:
+                requeue.append((d, now + d.requeue_after_seconds))
+    return CycleActions(tuple(start), tuple(launch), tuple(requeue), tuple(keep), tuple(wait), plan.review_at)

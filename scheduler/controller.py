@@ -151,7 +151,7 @@ class Controller:
         actions = cycle_actions(plan, now)
         by_key = {key_of(j): j for j in world.jobs}
         work = [(self._start_local, d) for d in actions.start_local] + [(self._launch, d) for d in actions.launch] + \
-            [(self._record, d) for d, _ in actions.requeue if d.placement == Placement.WAIT]
+            [(self._record, d) for d in actions.wait]
         retry = self._each(lambda item, now: item[0](by_key[item[1].job], pending[item[1].job], item[1], now),
                            work, now)
         for (_, d), again in zip(work, retry):

@@ -132,6 +132,21 @@ def test_a_job_that_fits_runs_locally_and_holds_its_gpus_until_its_pods_bind(clu
     assert sample("spillway_queue_jobs") == 1 and sample("spillway_cycle_seconds_count") == 2
 
 
+def test_jobs_behind_the_planning_depth_are_told_once_and_planned_when_they_move_up(cluster):
+    for name in ("first", "second", "third"):  # queued in this order (same second: by name)
+        create(cluster, manifest(name, **({} if name == "first" else {C.MODE: "local"})))
+    ctl = controller(cluster, local={"planningDepth": 2})
+    placed = {d.job: d.reason for d in ctl.cycle().decisions}
+    assert placed == {"ml/first": Reason.LOCAL_CAPACITY_AVAILABLE, "ml/second": Reason.WAITING_FOR_LOCAL_CAPACITY,
+                      "ml/third": Reason.QUEUED_BEYOND_PLANNING_DEPTH}
+    [(reason, message)] = events_of(cluster, "third")
+    assert reason == "QueuedBeyondPlanningDepth" and "planningDepth" in message
+    assert job_annotations(cluster, "third")[C.DECISION_REASON] == "QueuedBeyondPlanningDepth"
+    # "first" left the queue, so "third" moves up into the first two and is planned.
+    assert {d.job: d.reason for d in ctl.cycle().decisions}["ml/third"] == Reason.WAITING_FOR_LOCAL_CAPACITY
+    assert job_annotations(cluster, "third")[C.DECISION_REASON] == "WaitingForLocalCapacity"
+
+
 def test_metrics_health_and_readiness_are_served(cluster):
     import urllib.error
     import urllib.request
