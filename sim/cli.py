@@ -46,6 +46,10 @@ virtual cluster and cloud, and report what the policy costs and how long Jobs wa
 With no options: the first 1,500 Jobs of week 6 of the bundled Microsoft Philly trace (about
 1.3 days of arrivals) on 64 nodes x 8 GPUs, with the embedded default policy.
 
+When a budget holds thousands of Jobs back on an overloaded cluster, a run slows down: every
+waiting Job's local start is kept exact. The policy's local.planningDepth bounds that work, at a
+cost in waiting (the report counts the Jobs it left unplanned).
+
 traces (--trace):
   philly              bundled Philly weeks 0-11 (choose with --weeks; default 6-6)
   sb1                 Starburst's Table 4 synthetic burst (500 Jobs, seed 13); use --scenario sb1
