@@ -211,10 +211,14 @@ def local_side(job: JobRequest, cycle: Cycle, slot: LocalSlot | None) -> LocalSi
     usd = spec.local.gpu_hour_usd * job.total_gpus * runtime / 3600
     option = OptionCost(Placement.LOCAL, usd, 0.0, start, start + runtime,
                         usd + wait_rate * max(start - now, 0) / 3600 if start != INF else INF)
-    return LocalSide(slot, runtime, runtime_source, start, start - now,
-                     max(now - job.submit_time, 0.0) if job.submit_time else 0.0,
+    return LocalSide(slot, runtime, runtime_source, start, start - now, _waited(job, now),
                      local_max_wait(job, policy, runtime), wait_rate,
                      utilization is not None and utilization >= spec.local.hot_utilization_percent, option)
+
+
+def _waited(job: JobRequest, now: float) -> float:
+    """Seconds since the Job was submitted (0 if its submission time is unknown)."""
+    return max(now - job.submit_time, 0.0) if job.submit_time else 0.0
 
 
 def _wait_rate(job: JobRequest, policy: BurstPolicy) -> float:
@@ -230,7 +234,7 @@ def beyond_planning_depth(job: JobRequest, policy: BurstPolicy, derived: Derived
     out (inf). Nothing is asked of the cloud side either, so nothing here reads the budget."""
     runtime, source = derived.runtime(job)
     ev = Evidence(now=now, runtime_estimate_seconds=runtime, runtime_source=source, local_start_time=INF,
-                  local_wait_seconds=INF, waited_seconds=max(now - job.submit_time, 0.0) if job.submit_time else 0.0,
+                  local_wait_seconds=INF, waited_seconds=_waited(job, now),
                   local_max_wait_seconds=local_max_wait(job, policy, runtime),
                   wait_usd_per_hour=_wait_rate(job, policy), deadline=job.deadline)
     depth = policy.spec.local.planning_depth

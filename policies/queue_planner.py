@@ -564,9 +564,10 @@ class QueuePlanner:
             if park is not None and not fifo and short_of_money(park):
                 # The search's timeline is its view (the slots behind it are out): if its start
                 # keeps it waiting for money, it stays parked, at that start. Woken only by GPUs
-                # given back ahead, it can start sooner only on one of their nodes (the start it
-                # was parked with is never later than its true start: GPUs taken only delay it).
-                if (parked_as_before and freed_nodes is not None
+                # given back ahead, a gang can start sooner only if one of its pods fits sooner on
+                # one of their nodes (the start it was parked with is never later than its true
+                # start: GPUs taken only delay it). A single pod was looked at that way above.
+                if (parked_as_before and job.pods > 1 and freed_nodes is not None
                         and cycle.timeline.earliest_fit_on(job.gpus_per_pod, park.runtime, job.gpu_product,
                                                            freed_nodes) >= park.earliest_start):
                     continue
