@@ -396,15 +396,22 @@ class QueuePlanner:
         pod's new start is then its earliest fit on those nodes, found without a full search. So a
         cycle costs what changed, not the length of the queue. The caller must run a cycle at
         review_at."""
+        spec = self.policy.spec
         if not (self.skip_waiting and self.optimizer == "greedy"):
             result = plan(list(self.jobs.values()), snapshot, self.policy, now, optimizer=self.optimizer,
                           catalog=self.catalog, derived=derived)
             self.evaluated += len(result.decisions)
+            review_at = result.review_at
             for d in result.decisions:
                 if d.placement != Placement.WAIT:
                     self.remove(d.job)
-            return result
-        spec = self.policy.spec
+                elif spec.local.burst_timing == "atMaxWait":
+                    # Look again when its max wait runs out, as the planner would: a Wait's requeue,
+                    # floored at REQUEUE_MIN_SECONDS, may see it late, and a comparison then differs.
+                    timeout = self.jobs[d.job].submit_time + d.evidence.local_max_wait_seconds
+                    if now - _TIMEOUT_SLACK <= timeout < (review_at if review_at is not None else INF):
+                        review_at = max(timeout, now + _ROUNDING_STEP)
+            return Plan(result.decisions, result.solver, review_at)
         cycle = Cycle.start(snapshot, self.policy, now, self.catalog, derived)
         timeline, rebuilt = self._timeline_for(snapshot, derived, now)
         cycle.timeline, cycle.timeline_shared = timeline, False
