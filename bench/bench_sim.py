@@ -12,7 +12,7 @@ the default policy under 20 s. Machines differ by up to 3x in speed: compare aga
 seconds only after scaling them by how this machine runs a fixed commit (issue 11 measured
 bf67a18's No-Wait 64 at 5.9 s). "default-nobudget" is the default policy with its $500/day budget
 lifted; "default-depthN" (not in the default set) keeps the budget and plans only the first N Jobs
-of the queue (local.planningDepth: N; default-depth100 took 218 s at 64 nodes, 235 s at 128). The
+of the queue (local.planningDepth: N; default-depth100 took 181 s at 64 nodes, 213 s at 128). The
 last line printed is one JSON object with every figure.
 
     python bench/bench_sim.py --curves --timeout 120   # issue 11's two scaling curves

@@ -327,6 +327,30 @@ class CapacityTimeline:
             most = self._most_free[product] = int(self._free_now[idx].max()) if idx.size else 0
         return most
 
+    def longest_run_now(self, gpus: int, product: str | None) -> float:
+        """The longest a pod of `gpus` GPUs could run from now on one node of this product (any: None):
+        until the first step with fewer free on the node where that comes last; inf if one stays
+        free; -inf if none has them free now. A pod of `gpus` fits now iff its run is no longer."""
+        if gpus <= 0:
+            return INF
+        if self.max_free_now(product) < gpus:
+            return -INF
+        origin, longest = self.origin, -INF
+        for i in self._big_enough(product, gpus).tolist():
+            if self._free_now[i] < gpus:
+                continue
+            node = self.nodes[i]
+            times, free = node.times, node.free
+            end = INF
+            for j in range(bisect_right(times, origin), len(times)):
+                if free[j] < gpus:
+                    end = times[j]
+                    break
+            if end == INF:
+                return INF
+            longest = max(longest, end - origin)
+        return longest
+
     def may_fit_now(self, gpus_per_pod: int, pods: int, product: str | None) -> bool:
         """A necessary condition for starting now: enough GPUs are free at this instant (they may
         be reserved later on). Cheap, and it only turns false as the cycle takes GPUs."""

@@ -230,8 +230,9 @@ def _wait_rate(job: JobRequest, policy: BurstPolicy) -> float:
 
 def beyond_planning_depth(job: JobRequest, policy: BurstPolicy, derived: Derived, now: float) -> Decision:
     """The Wait of a Job queued behind the first local.planningDepth Jobs. It is not planned: it
-    holds no GPUs, dollars or quota, neither starts nor bursts, and its local start is not worked
-    out (inf). Nothing is asked of the cloud side either, so nothing here reads the budget."""
+    holds no GPUs, dollars or quota, never bursts, and its local start is not worked out (inf).
+    Nothing is asked of the cloud side either, so nothing here reads the budget. (It may still
+    start now: backfill_beyond_depth.)"""
     runtime, source = derived.runtime(job)
     ev = Evidence(now=now, runtime_estimate_seconds=runtime, runtime_source=source, local_start_time=INF,
                   local_wait_seconds=INF, waited_seconds=_waited(job, now),
@@ -240,7 +241,30 @@ def beyond_planning_depth(job: JobRequest, policy: BurstPolicy, derived: Derived
     depth = policy.spec.local.planning_depth
     return Decision(job.key, Placement.WAIT, Reason.QUEUED_BEYOND_PLANNING_DEPTH,
                     f"queued behind the first {depth} Jobs, the most that are planned (local.planningDepth); "
-                    "it waits unplanned until Jobs ahead leave", ev)
+                    "it waits unplanned until Jobs ahead leave, unless it is a single pod that fits in the "
+                    "GPUs free now for its whole run", ev)
+
+
+def backfill_beyond_depth(job: JobRequest, cycle: Cycle) -> Evaluated | None:
+    """A Job queued behind the first local.planningDepth Jobs, looked at after them: it starts here
+    if it is a single pod (or needs no GPUs) that fits now, for its whole run, in the GPUs the Jobs
+    ahead leave, and evaluate() would start it; it is assumed. None: it waits unplanned. It never
+    bursts: only planned Jobs do. Slurm's backfill tests the jobs behind its main pass the same way."""
+    if job.pods != 1 and job.total_gpus:
+        return None
+    if (job.mode or cycle.policy.spec.managed_jobs.default_mode) == Mode.CLOUD or cycle.not_before > cycle.now:
+        return None
+    timeline = cycle.timeline
+    if timeline.max_free_now(job.gpu_product) < job.gpus_per_pod:
+        return None
+    slot = timeline.earliest_start(job.gpus_per_pod, 1, job.gpu_product, cycle.derived.runtime(job)[0], cycle.now)
+    if slot.start > cycle.now:
+        return None
+    result = evaluate(job, cycle, slot)
+    if result.decision.placement != Placement.LOCAL:
+        return None
+    assume(result, job, cycle)
+    return result
 
 
 def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capacity) -> CloudSide:

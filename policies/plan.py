@@ -7,8 +7,9 @@ locally (see optimizer.py); its choice then tips the same per-Job rules, so ever
 still has its reason and no hard rule (mode, budget, quota, allowlist, deadline) is bypassed.
 
 With local.planningDepth set, only that many Jobs from the head of the queue are decided; the
-rest get "Wait, QueuedBeyondPlanningDepth" and hold nothing, as Slurm's backfill leaves the jobs
-past bf_max_job_test untested.
+rest get "Wait, QueuedBeyondPlanningDepth" and hold nothing, as Slurm's main pass leaves the jobs
+past default_queue_depth. Like Slurm's backfill, a single pod among them still starts if it fits
+now in the GPUs the planned Jobs leave (decide.backfill_beyond_depth); it never bursts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Iterable, Literal
 
 from .catalog import Catalog
 from .constants import Placement
-from .decide import REQUEUE_MIN_SECONDS, Cycle, assume, beyond_planning_depth, evaluate
+from .decide import REQUEUE_MIN_SECONDS, Cycle, assume, backfill_beyond_depth, beyond_planning_depth, evaluate
 from .decision import Decision
 from .derived import Derived
 from .jobs import JobRequest
@@ -90,5 +91,7 @@ def plan(
     review_at = None
     if beyond and any(d.placement != Placement.WAIT for d in decisions):
         review_at = now + REQUEUE_MIN_SECONDS  # Jobs move up into the planned ones: plan them soon
-    decisions += [beyond_planning_depth(job, policy, derived, now) for job in beyond]
+    for job in beyond:
+        started = backfill_beyond_depth(job, cycle)
+        decisions.append(beyond_planning_depth(job, policy, derived, now) if started is None else started.decision)
     return Plan(tuple(decisions), report, review_at)

@@ -5,7 +5,8 @@ the rest "Wait, QueuedBeyondPlanningDepth". The window keeps that split between 
 entry ((order key, job key), sorted): a Job that comes in behind the first `depth` stays behind,
 one that comes in among them pushes the last planned one behind, and Jobs move up only when a
 cycle starts (move_up()), as plan() would see them. A Job behind is told once, when it falls
-behind (owed()); until it moves up its decision cannot change.
+behind (owed()); until it moves up, its decision changes only if it starts now (the QueuePlanner's
+BackfillIndex finds those).
 """
 
 from __future__ import annotations

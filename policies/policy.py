@@ -90,10 +90,11 @@ class LocalSide(_Model):
     )
     planning_depth: PosInt | None = Field(
         None,
-        description="Plan only this many Jobs from the head of the queue, as Slurm's backfill does "
-        "(bf_max_job_test). The Jobs behind them wait unplanned (QueuedBeyondPlanningDepth): they "
-        "neither start nor burst until Jobs ahead leave. This bounds a cycle's cost when thousands "
-        "of Jobs queue, as when a budget holds them back. Unset: every Job is planned.",
+        description="Plan only this many Jobs from the head of the queue, as Slurm's main pass does "
+        "(default_queue_depth). The Jobs behind them wait unplanned (QueuedBeyondPlanningDepth) until "
+        "Jobs ahead leave: they never burst, and only a single pod that fits now, for its whole run, "
+        "in the GPUs the planned Jobs leave starts (backfill). This bounds a cycle's cost when "
+        "thousands of Jobs queue, as when a budget holds them back. Unset: every Job is planned.",
     )
     overrun_remaining_fraction: Annotated[float, Field(gt=0, le=10)] = Field(
         0.5,

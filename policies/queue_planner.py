@@ -36,13 +36,15 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from typing import Iterator
 
+from .backfill_index import BackfillIndex
 from .capacity import INF, CapacityTimeline, LocalSlot, occupation_digest
 from .catalog import Catalog
-from .constants import Placement, Reason
+from .constants import Mode, Placement, Reason
 from .decision import Evidence
-from .decide import (EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, beyond_planning_depth, evaluate,
-                     local_max_wait, price_turns_at, reserves)
+from .decide import (EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, backfill_beyond_depth,
+                     beyond_planning_depth, evaluate, local_max_wait, price_turns_at, reserves)
 from .derived import Derived
+from .estimates import estimate_runtime
 from .jobs import JobRequest
 from .parking import Parked, ParkingLot, Shape
 from .planning_window import PlanningWindow
@@ -123,9 +125,11 @@ class QueuePlanner:
         self._slot_start: dict[str, float] = {}  # a waiting Job's forecast start, when it was last decided
         self._queue: list[tuple] = []  # every (order key, job key), sorted: fifo walks it from the head
         # local.planningDepth (see plan()): the Jobs queued behind the planned ones are in no structure
-        # above. Planned in full every cycle (skip_waiting=False, cpsat), plan() keeps the bound itself.
+        # above but _behind, which finds those that may start now. Planned in full every cycle
+        # (skip_waiting=False, cpsat), plan() keeps the bound itself.
         depth = policy.spec.local.planning_depth
         self._window = PlanningWindow(depth) if depth is not None and skip_waiting and optimizer == "greedy" else None
+        self._behind = BackfillIndex()  # the Jobs behind that may start now (see _backfill_behind)
         self.evaluated = 0  # Jobs decided, summed over cycles (for benchmarks)
 
     # --- the queue ---------------------------------------------------------------------------------
@@ -140,8 +144,21 @@ class QueuePlanner:
         planned, pushed = (True, None) if self._window is None else self._window.place(entry)
         if planned:
             self._admit(entry)
+        else:
+            self._file_behind(entry)
         if pushed is not None:  # the last planned Job, now behind this one: out of the plan, still queued
             self._drop(pushed)
+            self._file_behind(pushed)
+
+    def _file_behind(self, entry: tuple) -> None:
+        """Index a Job queued behind the planned ones if backfill_beyond_depth() may start it: a single
+        pod (or none) whose mode lets it run here, filed under its run time (0 if it moves with history)."""
+        job = self.jobs[entry[1]]
+        if (job.pods != 1 and job.total_gpus) or (job.mode or self.policy.spec.managed_jobs.default_mode) == Mode.CLOUD:
+            return
+        moves = job.runtime_estimate_seconds is None and self.policy.spec.runtime_estimates.use_history
+        runtime = 0.0 if moves else estimate_runtime(job, self.policy, {})[0]
+        self._behind.add(entry, (job.gpus_per_pod if job.total_gpus else 0, job.gpu_product), runtime)
 
     def _admit(self, entry: tuple) -> None:
         """Queue a Job to be planned: decided at the next cycle."""
@@ -158,6 +175,8 @@ class QueuePlanner:
         entry = (self._order.pop(key), key)
         if self._window is None or self._window.leave(entry):
             self._drop(entry)
+        else:
+            self._behind.remove(key)
 
     def _drop(self, entry: tuple) -> None:
         """Forget what planning a Job kept: its slot, its alarms, its place in the queues."""
@@ -209,13 +228,15 @@ class QueuePlanner:
 
         With local.planningDepth, the planner keeps only the first that many Jobs of the queue (as
         it stands at the cycle's start, as plan() takes them); a Job behind them gets its
-        QueuedBeyondPlanningDepth once, when it falls behind, and is planned once it moves up."""
+        QueuedBeyondPlanningDepth once, when it falls behind, and is planned once it moves up. After
+        the planned Jobs, those behind that fit now start, as in plan() (_backfill_behind)."""
         now = snapshot.time if now is None else now
         derived = derived or Derived(snapshot, self.policy)
         window = self._window
         if window is None:
             return self._plan_planned(snapshot, now, derived)
         for entry in window.move_up():
+            self._behind.remove(entry[1])
             self._admit(entry)
         result = self._plan_planned(snapshot, now, derived)
         told = [beyond_planning_depth(self.jobs[key], self.policy, derived, now) for _, key in window.owed()]
@@ -275,6 +296,8 @@ class QueuePlanner:
             if self._decide(key, cycle, decisions) == Placement.LOCAL:
                 fits = {k: v for k, v in fits.items() if not v}  # GPUs were taken: ask again
                 most_free.clear()
+        if self._window is not None and self._window.behind:
+            self._backfill_behind(cycle or Cycle.start(snapshot, self.policy, now, self.catalog, derived), decisions)
         return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=self._review_at(now))
 
     def _plan_fifo(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
@@ -309,6 +332,8 @@ class QueuePlanner:
         for entry in behind:
             if walked is not None and entry > walked and entry[1] in self.jobs:
                 self._decide(entry[1], cycle, decisions)
+        if self._window is not None:
+            self._backfill_behind(cycle, decisions)
         review_at = self._review_at(now)
         if look_again is not None:
             look_again = max(look_again, now + REQUEUE_MIN_SECONDS)
@@ -340,6 +365,37 @@ class QueuePlanner:
         else:
             self.remove(key)
         return result.decision.placement
+
+    def _backfill_behind(self, cycle: Cycle, decisions: list) -> list[tuple[JobRequest, Evaluated]]:
+        """After the planned Jobs: the Jobs queued behind them that start now (backfill_beyond_depth),
+        in queue order; they leave the queue."""
+        started: list[tuple[JobRequest, Evaluated]] = []
+        index = self._behind
+        if cycle.not_before > cycle.now or not index:
+            return started
+        while True:
+            # The first Job, in queue order, that may fit now (BackfillIndex); each start takes GPUs,
+            # so the runs free now are measured again after it.
+            timeline, first = cycle.timeline, None
+            for shape in index.shapes():
+                longest = timeline.longest_run_now(*shape)
+                if longest >= 0:
+                    entry = index.first(shape, longest * (1 + 1e-9) + 1e-6)  # a hair over: rounding
+                    if entry is not None and (first is None or entry < first):
+                        first = entry
+            if first is None:
+                break
+            job = self.jobs[first[1]]
+            result = backfill_beyond_depth(job, cycle)
+            if result is None:
+                index.hide(job.key)
+                continue
+            self.evaluated += 1
+            decisions.append(result.decision)
+            started.append((job, result))
+            self.remove(job.key)
+        index.show_hidden()
+        return started
 
     def _due(self, now: float) -> set[str]:
         """The queued Jobs whose max wait has run out by now."""
@@ -616,6 +672,12 @@ class QueuePlanner:
         for key in out:  # every one was walked to; this only keeps the timeline whole if not
             if key in self.jobs and not self._views[key].holds:
                 self._hold_again(self._views[key], (self._order[key], key))
+        if self._window is not None:
+            if fifo and self._holders:  # no Job starts before a slot held ahead of it, as assume() keeps it
+                cycle.not_before = max(cycle.not_before, max(self._views[k].slot.start for _, k in self._holders))
+            for job, result in self._backfill_behind(cycle, decisions):
+                started += [(timeline.nodes[i].name, job.gpus_per_pod * count, result.slot.start + result.runtime)
+                            for i, count in result.slot.nodes]
         self._mark_timeline(derived, started, kept)
         return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=self._review_in_full(now))
 

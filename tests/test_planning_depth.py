@@ -1,8 +1,11 @@
 """local.planningDepth: only the first N Jobs of the queue are planned (issue #11, the budget-on
 default); the QueuePlanner keeps exactly that bound across cycles."""
 
+import random
+
 import pytest
 
+from policies.backfill_index import BackfillIndex
 from policies.constants import Placement, Reason
 from policies.decide import REQUEUE_MIN_SECONDS
 from policies.plan import plan
@@ -53,6 +56,35 @@ def test_plan_looks_again_soon_when_planned_jobs_leave_and_others_wait_behind():
     assert result.by_job()[jobs[0].key].placement == Placement.LOCAL
     assert result.review_at == snap.time + REQUEUE_MIN_SECONDS
     assert plan(jobs, snap, policy(local={"planningDepth": 3})).review_at is None
+
+
+def test_a_single_pod_behind_the_depth_starts_if_it_fits_now_around_the_planned_slots():
+    # n0 is busy for 3 h; n1 has 4 GPUs free until its own pod ends at 3 h. The two planned 8-GPU
+    # Jobs wait for local GPUs and hold n0 and n1 from 3 h on (backfill queueing).
+    snap = cluster().nodes(2).busy("n0", 8, 3).busy("n1", 4, 3).build()
+    planned = queue_of(2)
+    behind = [job("short").gpus(2).product(None).runs(1).submitted_ago(0.01).build(),  # fits before 3 h
+              job("long").gpus(2).product(None).runs(4).submitted_ago(0.009).build(),  # would cross n1's slot
+              job("gang").gpus(1, pods=2).product(None).runs(1).submitted_ago(0.008).build(),
+              job("cloud").gpus(1).product(None).runs(1).submitted_ago(0.007).mode("cloud").build(),
+              job("short2").gpus(2).product(None).runs(2).submitted_ago(0.006).build()]  # fits in what is left
+    pol = policy(local={"planningDepth": 2, "queueing": "backfill"}, tradeoff={"waitUsdPerHour": 0})
+    by_job = plan(planned + behind, snap, pol).by_job()
+    assert [by_job[j.key].reason for j in planned] == [Reason.WAITING_FOR_LOCAL_CAPACITY] * 2
+    started = {k for k, d in by_job.items() if d.placement == Placement.LOCAL}
+    assert started == {behind[0].key, behind[4].key}
+    assert by_job[behind[0].key].reason == Reason.LOCAL_CAPACITY_AVAILABLE
+    assert by_job[behind[0].key].local_nodes == ("n1",)
+    # The rest wait unplanned: the long one would delay a planned Job, a gang is not looked at,
+    # and a Job behind never bursts, even one whose mode is cloud.
+    assert {k for k, d in by_job.items() if d.reason == BEYOND} == {j.key for j in behind[1:4]}
+    # The planner starts the same Jobs.
+    planner = QueuePlanner(pol)
+    for j in planned + behind:
+        planner.add(j)
+    assert {k: (d.placement, d.reason) for k, d in planner.plan(snap).by_job().items()} == {
+        k: (d.placement, d.reason) for k, d in by_job.items()}
+    assert len(planner) == 5
 
 
 def test_the_planner_keeps_the_first_jobs_planned_as_jobs_come_and_go():
@@ -158,3 +190,38 @@ def test_the_window_keeps_the_first_entries_planned_and_tells_each_job_behind_on
     assert window.room_behind()
     assert window.move_up() == [e[2]] and window.planned == [e[1], e[2]] and window.owed() == []
     assert window.move_up() == []
+
+
+def test_the_backfill_index_finds_the_first_job_in_queue_order_whose_run_fits():
+    """Against a plain walk, through Jobs that join (mostly behind the others), leave, and are hidden."""
+    rng = random.Random(7)
+    index, live, hidden = BackfillIndex(), {}, set()  # live: key -> (entry, shape, run time)
+    shapes = [(1, None), (2, None), (8, "A100")]
+    for step in range(3000):
+        roll = rng.random()
+        if roll < 0.5 or not live:
+            order = step if rng.random() < 0.9 else rng.uniform(0, step)  # now and then among the others
+            key = f"j{step}"
+            entry = ((order,), key)
+            shape, runtime = rng.choice(shapes), rng.choice([0.0, rng.uniform(1, 100), 100.0])
+            index.add(entry, shape, runtime)
+            live[key] = (entry, shape, runtime)
+        elif roll < 0.8:
+            key = rng.choice(sorted(live))
+            index.remove(key)
+            del live[key]
+            hidden.discard(key)
+        elif roll < 0.9:
+            key = rng.choice(sorted(live))
+            if key not in hidden:
+                index.hide(key)
+                hidden.add(key)
+        else:
+            index.show_hidden()
+            hidden.clear()
+        for shape in shapes:
+            for limit in (0.0, 50.0, 100.0, float("inf")):
+                want = min((e for e, s, r in live.values() if s == shape and r <= limit and e[1] not in hidden),
+                           default=None)
+                assert index.first(shape, limit) == want
+    assert bool(index) == bool(live)
