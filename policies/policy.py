@@ -178,14 +178,14 @@ class SpotSide(_Model):
         description="Without a deadline, MaxWaitTimeInSeconds = this x the runtime cap.",
     )
     fallback: Literal["launchWindow", "progress", "planned"] = Field(
-        "launchWindow",
-        description="When a spot burst with a deadline gives way to on-demand. launchWindow: at the "
-        "time fixed at launch, as if spot made no progress; SageMaker's MaxWaitTimeInSeconds enforces "
-        "it, so the deadline holds even if the controller is down, but a Job with little slack gets "
-        "only minutes of spot. progress: that time moves later by every checkpointed second of "
-        "progress, and the controller falls back when it comes; MaxWaitTimeInSeconds runs to the "
-        "deadline, so the controller must be up to keep it. Far cheaper for long Jobs with tight "
-        "deadlines (see the CBL-1 figures in the README). planned: every planTickSeconds the "
+        "progress",
+        description="When a spot burst with a deadline gives way to on-demand. progress (the default): "
+        "at the time fixed at launch, as if spot made no progress, moved later by every checkpointed "
+        "second of progress; MaxWaitTimeInSeconds runs to the deadline, and the controller falls back "
+        "when the time comes. launchWindow: at the time fixed at launch; MaxWaitTimeInSeconds stops "
+        "spot then even if the controller is down (the on-demand relaunch still waits for the "
+        "controller, in either mode), but a Job with little slack gets only minutes of spot and costs "
+        "near on-demand (see the CBL-1 figures in the README). planned: every planTickSeconds the "
         "controller follows a plan of least expected cost under a model of spot availability "
         "(policies/spot_plan.py): it may leave spot for on-demand early in a long outage and go back "
         "to managed spot later; the progress rule stays on as the safety net.",

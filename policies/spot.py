@@ -7,14 +7,16 @@ relaunch from the last checkpoint still ends before the deadline:
     fallback_time = deadline - margin - (on-demand start-up + restart overhead + full runtime)
 
 With `spot.fallback: launchWindow` the launch's MaxWaitTimeInSeconds ends spot at the fallback
-time at the latest, so SageMaker itself enforces the safety net even if the controller is down.
+time at the latest, so SageMaker stops spot then even if the controller is down (the on-demand
+relaunch is the controller's in every mode).
 While spot runs, the Uniform Progress rule of "Can't Be Late" (Wu et al., NSDI'24) falls back
 earlier when the job is idle (waiting for capacity, interrupted) and behind the progress a
 uniform pace would have made.
 
-With `spot.fallback: progress` every checkpointed second of progress moves the fallback time one
-second later (the on-demand relaunch has that much less to do): the safety net of the paper's
-greedy rule. MaxWaitTimeInSeconds then runs to the deadline, and the controller does the fallback.
+With `spot.fallback: progress` (the default) every checkpointed second of progress moves the
+fallback time one second later (the on-demand relaunch has that much less to do): the safety net
+of the paper's greedy rule. MaxWaitTimeInSeconds then runs to the deadline, and the controller
+does the fallback.
 
 With `spot.fallback: planned` that safety net stays, and within it the controller follows a plan
 of least expected cost (policies/spot_plan.py): leave spot early in a long outage, go back to

@@ -230,7 +230,7 @@ def test_spot_gives_way_to_on_demand_once_when_the_fallback_rule_says_so(cluster
     ctl.cycle()
     [burst] = ctl.ledger.bursts.values()
     assert burst.names == [spot_name], "before the fallback time, spot keeps running"
-    now[0] = d.launch.fallback_time + 1  # launchWindow: on-demand must start now to keep the deadline
+    now[0] = d.launch.fallback_time + 1  # no progress checkpointed: on-demand must start now to keep the deadline
     ctl.cycle()
     [burst] = ctl.ledger.bursts.values()
     od_name = burst.names[1]

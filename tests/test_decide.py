@@ -84,8 +84,10 @@ def test_local_decision_names_its_nodes_and_has_zero_wait():
     assert d.local_nodes == ("n0",) and d.evidence.local_wait_seconds == 0
 
 
-def test_spot_launch_respects_the_deadline_safety_net():
-    p = policy()
+@pytest.mark.parametrize("mode", ["progress", "launchWindow"])
+def test_spot_launch_respects_the_deadline_safety_net(mode):
+    assert policy().spec.spot.fallback == "progress"  # the default
+    p = policy(spot={"fallback": mode})
     j = job().gpus(8).checkpointed().runs(2).deadline_in(9).build()
     d = decide(j, busy().build(), p, NOW)
     spot = p.spec.spot
@@ -93,7 +95,10 @@ def test_spot_launch_respects_the_deadline_safety_net():
     assert l.spot and l.sagemaker_max_wait_seconds >= l.max_runtime_seconds
     od_relaunch = p.spec.sage_maker.startup_seconds + spot.restart_overhead_seconds + 2 * HOUR
     assert l.fallback_time + od_relaunch + spot.safety_margin_seconds == pytest.approx(j.deadline)
-    assert NOW + l.sagemaker_max_wait_seconds <= l.fallback_time  # SageMaker stops spot by itself in time
+    if mode == "launchWindow":
+        assert NOW + l.sagemaker_max_wait_seconds <= l.fallback_time  # SageMaker stops spot by itself in time
+    else:  # the controller falls back as progress allows; SageMaker stops spot at the margin at the latest
+        assert l.fallback_time < NOW + l.sagemaker_max_wait_seconds <= j.deadline - spot.safety_margin_seconds
     assert d.evidence.deadline_slack_seconds > 0
 
 
