@@ -48,7 +48,8 @@ With no options: the first 1,500 Jobs of week 6 of the bundled Microsoft Philly 
 
 When a budget holds thousands of Jobs back on an overloaded cluster, a run slows down: every
 waiting Job's local start is kept exact. The policy's local.planningDepth bounds that work, at a
-cost in waiting (the report counts the Jobs it left unplanned).
+cost in waiting (the report counts the Jobs it left unplanned). The progress bar on stderr shows
+the simulated day and how many Jobs are queued, and says so once 10,000 are.
 
 traces (--trace):
   philly              bundled Philly weeks 0-11 (choose with --weeks; default 6-6)

@@ -33,6 +33,8 @@ from policies.spot_plan import SpotBelief, planned_switch, policy_burst_plan
 from .cloud import CloudModel, PoissonInterruptions, availability
 from .traces import TraceJob
 
+# A queue this long, planned whole at every cycle, makes a run crawl; the progress bar says how to bound it.
+LONG_QUEUE = 10_000
 SIM_EPOCH = 1767571200.0  # 2026-01-05T00:00:00Z: a Monday; budgets reset at UTC midnights from here
 INF = math.inf
 # Event kinds, in the order they are handled at equal times: ends free GPUs before anyone decides.
@@ -199,8 +201,9 @@ class Simulation:
         after that moment. The controller runs a cycle at other changes too; there it changes
         nothing."""
         total = len(self.records)
-        report_every = max(total // 100, 1)
+        report_every = max(total // 1000, 1)
         next_report = report_every
+        bar = self._progress_bar(total) if self.cfg.progress else None
         while self.finished < total:
             t_heap = self.heap[0][0] if self.heap else INF
             t_arrival = on_grid(self.records[self.next_arrival].trace.arrival_s) if self.next_arrival < total else INF
@@ -254,14 +257,32 @@ class Simulation:
             if cycle:
                 self.dirty = False
                 self._cycle()
-            if self.cfg.progress and self.finished >= next_report:
+            if bar is not None and self.finished >= next_report:
                 next_report += report_every
-                print(f"\r  simulated {self.finished}/{total} jobs ({100 * self.finished / total:.0f}%), "
-                      f"day {t / 86400:.1f}", end="", file=sys.stderr, flush=True)
-        if self.cfg.progress:
-            print(file=sys.stderr)
+                self._report_progress(bar, t)
+        if bar is not None:
+            self._report_progress(bar, self.now)
+            bar.close()
         self._sample()
         return self.records
+
+    def _progress_bar(self, total: int):
+        from tqdm import tqdm  # the sim extra
+
+        self._long_queue_told = False
+        return tqdm(total=total, desc="simulating", unit="job", file=sys.stderr, mininterval=0.5,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} Jobs "
+                               "[{elapsed}<{remaining}{postfix}]")
+
+    def _report_progress(self, bar, t: float) -> None:
+        bar.update(self.finished - bar.n)
+        queued = len(self.pending)
+        bar.set_postfix_str(f"simulated day {t / 86400:.1f}, {queued:,} queued", refresh=False)
+        if queued >= LONG_QUEUE and not self._long_queue_told and self.policy.spec.local.planning_depth is None:
+            self._long_queue_told = True
+            bar.write(f"{queued:,} Jobs are queued (a budget or a full cluster holds them back), and every cycle "
+                      "plans them all, which slows the run; local.planningDepth bounds that work (see "
+                      "`spillway sim --help`).", file=sys.stderr)
 
     def _changed(self) -> None:
         self.dirty = True

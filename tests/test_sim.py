@@ -447,3 +447,18 @@ def test_a_job_handed_to_the_local_queue_by_an_exhausted_budget_runs_when_its_sl
     s = summarize("p", sim, list(r.values()))
     assert s.budget_blocked_jobs == 3
     assert s.budget_blocked_hours_mean == pytest.approx(((H - 60) + (2 * H - 120) + (3 * H - 180)) / 3 / H)
+
+
+@pytest.mark.parametrize("depth", [None, 5])
+def test_progress_shows_the_queue_and_names_the_bound_once_it_grows_long(depth, capsys, monkeypatch):
+    import sim.engine
+
+    monkeypatch.setattr(sim.engine, "LONG_QUEUE", 20)
+    # Sixty local-only Jobs on one 8-GPU node: the queue grows past 20.
+    jobs = [TraceJob(i, i * 60.0, 8, 3600.0, name=f"q{i}") for i in range(60)]
+    policy = baseline("constant-wait", maxWaitSeconds=10**7, planningDepth=depth)
+    simulate(jobs, SimConfig((Node("n0", 8),), policy, NO_STARTUP, 0.0, progress=True))
+    err = capsys.readouterr().err
+    assert "100%" in err and "60/60 Jobs" in err and " queued" in err
+    hints = err.count("local.planningDepth bounds that work")
+    assert hints == (1 if depth is None else 0)
