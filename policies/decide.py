@@ -245,14 +245,17 @@ def beyond_planning_depth(job: JobRequest, policy: BurstPolicy, derived: Derived
                     "GPUs free now for its whole run", ev)
 
 
+def may_backfill_beyond_depth(job: JobRequest, policy: BurstPolicy) -> bool:
+    """Whether backfill_beyond_depth() may ever start this Job: a single pod (or none) that may run here."""
+    return (job.pods == 1 or not job.total_gpus) and (job.mode or policy.spec.managed_jobs.default_mode) != Mode.CLOUD
+
+
 def backfill_beyond_depth(job: JobRequest, cycle: Cycle) -> Evaluated | None:
     """A Job queued behind the first local.planningDepth Jobs, looked at after them: it starts here
     if it is a single pod (or needs no GPUs) that fits now, for its whole run, in the GPUs the Jobs
     ahead leave, and evaluate() would start it; it is assumed. None: it waits unplanned. It never
     bursts: only planned Jobs do. Slurm's backfill tests the jobs behind its main pass the same way."""
-    if job.pods != 1 and job.total_gpus:
-        return None
-    if (job.mode or cycle.policy.spec.managed_jobs.default_mode) == Mode.CLOUD or cycle.not_before > cycle.now:
+    if not may_backfill_beyond_depth(job, cycle.policy) or cycle.not_before > cycle.now:
         return None
     timeline = cycle.timeline
     if timeline.max_free_now(job.gpu_product) < job.gpus_per_pod:

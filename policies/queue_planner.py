@@ -39,10 +39,11 @@ from typing import Iterator
 from .backfill_index import BackfillIndex
 from .capacity import INF, CapacityTimeline, LocalSlot, occupation_digest
 from .catalog import Catalog
-from .constants import Mode, Placement, Reason
+from .constants import Placement, Reason
 from .decision import Evidence
 from .decide import (EPSILON, REQUEUE_MIN_SECONDS, Cycle, Evaluated, assume, backfill_beyond_depth,
-                     beyond_planning_depth, evaluate, local_max_wait, price_turns_at, reserves)
+                     beyond_planning_depth, evaluate, local_max_wait, may_backfill_beyond_depth, price_turns_at,
+                     reserves)
 from .derived import Derived
 from .estimates import estimate_runtime
 from .jobs import JobRequest
@@ -154,7 +155,7 @@ class QueuePlanner:
         """Index a Job queued behind the planned ones if backfill_beyond_depth() may start it: a single
         pod (or none) whose mode lets it run here, filed under its run time (0 if it moves with history)."""
         job = self.jobs[entry[1]]
-        if (job.pods != 1 and job.total_gpus) or (job.mode or self.policy.spec.managed_jobs.default_mode) == Mode.CLOUD:
+        if not may_backfill_beyond_depth(job, self.policy):
             return
         moves = job.runtime_estimate_seconds is None and self.policy.spec.runtime_estimates.use_history
         runtime = 0.0 if moves else estimate_runtime(job, self.policy, {})[0]
@@ -623,7 +624,7 @@ class QueuePlanner:
                 # each back as the walk reaches it if this Job's decision moved nothing it sees.
                 take_out_behind(entry)
                 if fifo:  # no Job starts before a slot held ahead of it (assume() for the skipped ones)
-                    cycle.not_before = max([cycle.not_before, *(self._views[k].slot.start for _, k in self._holders)])
+                    cycle.not_before = max(cycle.not_before, self._last_held_start())
             if park is not None and not fifo and short_of_money(park):
                 # The search's timeline is its view (the slots behind it are out): if its start
                 # keeps it waiting for money, it stays parked, at that start. Woken only by GPUs
@@ -649,8 +650,7 @@ class QueuePlanner:
             if d.placement == Placement.LOCAL and holds:
                 if result.slot.start > now:  # a start handed back to the queue: the caller re-adds it
                     kept = False
-                for i, count in result.slot.nodes:
-                    started.append((timeline.nodes[i].name, job.gpus_per_pod * count, result.slot.start + result.runtime))
+                started += _occupations(timeline, job, result)
             # What the Jobs behind see changes if its GPUs do (a slot taken, moved or given back;
             # a start that held no slot) or if it takes quota.
             moved = (held or holds) and not (held and holds and _same_slot(view.slot, result.slot)
@@ -673,11 +673,10 @@ class QueuePlanner:
             if key in self.jobs and not self._views[key].holds:
                 self._hold_again(self._views[key], (self._order[key], key))
         if self._window is not None:
-            if fifo and self._holders:  # no Job starts before a slot held ahead of it, as assume() keeps it
-                cycle.not_before = max(cycle.not_before, max(self._views[k].slot.start for _, k in self._holders))
+            if fifo:  # no Job starts before a slot held ahead of it, as assume() keeps it
+                cycle.not_before = max(cycle.not_before, self._last_held_start())
             for job, result in self._backfill_behind(cycle, decisions):
-                started += [(timeline.nodes[i].name, job.gpus_per_pod * count, result.slot.start + result.runtime)
-                            for i, count in result.slot.nodes]
+                started += _occupations(timeline, job, result)
         self._mark_timeline(derived, started, kept)
         return Plan(tuple(decisions), SolverReport("greedy", "greedy"), review_at=self._review_in_full(now))
 
@@ -710,6 +709,10 @@ class QueuePlanner:
         for node, gpus, until in started:
             digest = occupation_digest(digest, node, gpus, until)
         self._timeline_mark = (id(base), base.gains, base.occupied + len(started), digest)
+
+    def _last_held_start(self) -> float:
+        """The latest start of a slot the kept timeline holds (-inf: none)."""
+        return max((self._views[k].slot.start for _, k in self._holders), default=-INF)
 
     def _release(self, view: "_View", entry: tuple) -> None:
         """Take a held slot out of the kept timeline."""
@@ -888,6 +891,12 @@ class QueuePlanner:
 
 
 _FIRST: tuple = ((-INF,), "")  # a queue position before every Job
+
+
+def _occupations(timeline: CapacityTimeline, job: JobRequest, result: Evaluated) -> list[tuple[str, int, float]]:
+    """(node, GPUs, until) of a local start, as the adapter's timeline will show it."""
+    return [(timeline.nodes[i].name, job.gpus_per_pod * count, result.slot.start + result.runtime)
+            for i, count in result.slot.nodes]
 
 
 class _View:
