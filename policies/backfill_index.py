@@ -97,7 +97,6 @@ class BackfillIndex:
         items = [] if tree is None else [(e, self._runtime[e[1]]) for e in tree.entries[:tree.used]
                                          if e is not None and self._where.get(e[1], (None,))[0] == shape]
         insort(items, (entry, runtime))
-        self._where[key] = (shape, -1)
         self._trees[shape] = tree = _MinTree(items)
         for pos, (e, _) in enumerate(items):
             self._where[e[1]] = (shape, pos)

@@ -157,6 +157,7 @@ class Simulation:
         self.spend_day: dict[tuple[str, int], float] = {}
         self.spend_month: dict[tuple[str, int], float] = {}
         self.decision_points = 0
+        self._long_queue_told = False  # the progress bar named local.planningDepth once
         self.events = 0
         self.samples: list[tuple[float, int, int, float]] = []  # (t, queue, busy GPUs, cloud $ so far)
         self._cloud_usd = 0.0
@@ -269,7 +270,6 @@ class Simulation:
     def _progress_bar(self, total: int):
         from tqdm import tqdm  # the sim extra
 
-        self._long_queue_told = False
         return tqdm(total=total, desc="simulating", unit="job", file=sys.stderr, mininterval=0.5,
                     bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} Jobs "
                                "[{elapsed}<{remaining}{postfix}]")
