@@ -47,6 +47,7 @@ from policies.units import format_time, parse_time
 from .kube import Kube, KubeError
 from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger
 from .metrics import ControllerMetrics
+from .placement import pin_to_nodes
 from .sagemaker import SageMaker, SageMakerError
 from .world import World, annotations, completed_of, format_local_nodes, key_of, nodes_of, running_of
 
@@ -272,8 +273,13 @@ class Controller:
 
     def _start_local(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> bool:
         nodes = format_local_nodes(d.local_nodes, d.local_pods)
-        if not self._patch(manifest, {**self._decision_annotations(d, now), C.LOCAL_NODES: nodes},
-                           spec={"suspend": False}):
+        spec: dict = {"suspend": False}
+        # The pods bind where the core placed them, not where kube-scheduler would. Kubernetes takes
+        # a template change only on a Job that never started; one that did keeps its template.
+        if d.local_nodes and not (manifest.get("status") or {}).get("startTime"):
+            template_spec = ((manifest.get("spec") or {}).get("template") or {}).get("spec") or {}
+            spec["template"] = {"spec": pin_to_nodes(template_spec, d.local_nodes)}
+        if not self._patch(manifest, {**self._decision_annotations(d, now), C.LOCAL_NODES: nodes}, spec=spec):
             return True
         self._decided(manifest, d, f"{d.message}; un-suspended on {nodes}", now)
         return False

@@ -21,6 +21,7 @@ from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 
 
 class KubeError(Exception):
@@ -90,14 +91,24 @@ class Kube:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def list_jobs(self) -> list[dict]:
-        return self._call(self.batch.list_job_for_all_namespaces).get("items") or []
+    def _items(self, fn: Callable, api_version: str, kind: str, **kwargs) -> list[dict]:
+        """A list's items, each with its apiVersion and kind: an API server sends them without
+        (they are the list's), and what reads a Job checks that it is one."""
+        items = self._call(fn, **kwargs).get("items") or []
+        for item in items:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
 
-    def list_pods(self) -> list[dict]:
-        return self._call(self.core.list_pod_for_all_namespaces).get("items") or []
+    def list_jobs(self) -> list[dict]:
+        return self._items(self.batch.list_job_for_all_namespaces, "batch/v1", "Job")
+
+    def list_pods(self, field_selector: str | None = None) -> list[dict]:
+        kwargs = {"field_selector": field_selector} if field_selector else {}
+        return self._items(self.core.list_pod_for_all_namespaces, "v1", "Pod", **kwargs)
 
     def list_nodes(self) -> list[dict]:
-        return self._call(self.core.list_node).get("items") or []
+        return self._items(self.core.list_node, "v1", "Node")
 
     def get_job(self, namespace: str, name: str) -> dict:
         return self._call(self.batch.read_namespaced_job, name, namespace)
@@ -118,6 +129,44 @@ class Kube:
                 "source": {"component": "spillway"}, "reportingComponent": "spillway.io/controller",
                 "firstTimestamp": now, "lastTimestamp": now, "count": 1}
         self._call(self.core.create_namespaced_event, meta["namespace"], body)
+
+    # --- nodes and pods, as a kubelet writes them (the virtual node; the test plane's GPU nodes) ------
+
+    def create_node(self, body: dict) -> dict:
+        return self._call(self.core.create_node, body)
+
+    def patch_node_status(self, name: str, patch: dict) -> dict:
+        """A strategic merge patch: conditions merge by type, as a kubelet's heartbeat needs."""
+        return self._call(self.core.patch_node_status, name, patch, _content_type=STRATEGIC_PATCH)
+
+    def patch_pod_status(self, namespace: str, name: str, patch: dict) -> dict:
+        return self._call(self.core.patch_namespaced_pod_status, name, namespace, patch,
+                          _content_type=STRATEGIC_PATCH)
+
+    def delete_pod(self, namespace: str, name: str, *, grace_period_seconds: int | None = None) -> None:
+        kwargs = {} if grace_period_seconds is None else {"grace_period_seconds": grace_period_seconds}
+        try:
+            self._call(self.core.delete_namespaced_pod, name, namespace, **kwargs)
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+
+    def renew_lease(self, namespace: str, name: str, holder: str, seconds: int, now: str,
+                    owner: dict | None = None) -> None:
+        """Create the Lease, or move its renewTime to now (a node's heartbeat)."""
+        coordination = client.CoordinationV1Api(self.api)
+        try:
+            self._call(coordination.patch_namespaced_lease, name, namespace, {"spec": {"renewTime": now}},
+                       _content_type=MERGE_PATCH)
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+            meta: dict = {"name": name, "namespace": namespace}
+            if owner:
+                meta["ownerReferences"] = [owner]
+            self._call(coordination.create_namespaced_lease, namespace, {
+                "metadata": meta, "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
+                                           "renewTime": now}})
 
     # --- custom resources (the SageMaker TrainingJobs) ------------------------------------------
 
@@ -193,13 +242,18 @@ class Kube:
     def watch_changes(self, on_change: Callable[[], None], stop: threading.Event) -> list[threading.Thread]:
         """Call on_change() whenever a Job or Pod changes (the controller then runs a cycle). A
         watch that expires (410 Gone) or drops starts again from a fresh list."""
-        threads = []
-        for fn in (self.batch.list_job_for_all_namespaces, self.core.list_pod_for_all_namespaces):
-            t = threading.Thread(target=self._watch_loop, args=(fn, on_change, stop), daemon=True,
-                                 name=f"watch-{fn.__name__}")
-            t.start()
-            threads.append(t)
-        return threads
+        return [self._watch(fn, on_change, stop)
+                for fn in (self.batch.list_job_for_all_namespaces, self.core.list_pod_for_all_namespaces)]
+
+    def watch_pods(self, on_change: Callable[[], None], stop: threading.Event) -> threading.Thread:
+        """Call on_change() whenever a Pod changes (a kubelet then looks at its pods)."""
+        return self._watch(self.core.list_pod_for_all_namespaces, on_change, stop)
+
+    def _watch(self, fn: Callable, on_change: Callable[[], None], stop: threading.Event) -> threading.Thread:
+        t = threading.Thread(target=self._watch_loop, args=(fn, on_change, stop), daemon=True,
+                             name=f"watch-{fn.__name__}")
+        t.start()
+        return t
 
     def _watch_loop(self, fn: Callable, on_change: Callable[[], None], stop: threading.Event) -> None:
         resource_version = ""

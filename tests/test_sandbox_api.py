@@ -390,3 +390,52 @@ def test_legacy_operator_resources_are_validated_too(api):
     fields = {c["field"] for c in json.loads(exc.value.body)["details"]["causes"]}
     assert exc.value.status == 422
     assert {"spec.algorithmSpecification.trainingInputMode", "spec.resourceConfig.volumeSizeInGB"} <= fields
+
+
+def test_list_items_carry_no_kind_as_a_real_server_sends_them(api, server):
+    """A real API server leaves apiVersion and kind off a built-in list's items (a custom
+    resource list keeps them); the controller read every Job as 'not a Job' on one until its
+    adapter filled them in. Found by the real control plane (tests/real)."""
+    client.BatchV1Api(api).create_namespaced_job("default", job("a"))
+    raw = client.BatchV1Api(api).list_namespaced_job("default", _preload_content=False)
+    [item] = json.loads(raw.data)["items"]
+    assert "kind" not in item and "apiVersion" not in item
+    from scheduler.kube import Kube, api_client
+    [listed] = Kube(api_client(host=server.url)).list_jobs()
+    assert (listed["apiVersion"], listed["kind"]) == ("batch/v1", "Job")
+
+
+def test_a_suspended_job_that_never_started_may_change_its_scheduling_directives_only(api):
+    """KEP-2926 as Kubernetes 1.35 applies it: node selector, affinity, tolerations, scheduling
+    gates, labels and annotations of the template, in the same patch that un-suspends; not its
+    containers; and nothing of the template once the Job has started."""
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job("pinned"))
+    pin = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["gpu-node-001"]}]}]}}}
+    with pytest.raises(ApiException) as exc:
+        batch.patch_namespaced_job("pinned", "default", {"spec": {"template": {"spec": {"containers": [
+            {"name": "t", "image": "other:2"}]}}}})
+    assert exc.value.status == 422 and "scheduling directives" in exc.value.body
+    batch.patch_namespaced_job("pinned", "default", {"spec": {"suspend": False, "template": {
+        "metadata": {"labels": {"team": "nlp"}}, "spec": {"affinity": pin, "tolerations": [
+            {"key": "spillway.io/sagemaker", "operator": "Exists", "effect": "NoSchedule"}]}}}})
+    started = batch.read_namespaced_job("pinned", "default", _preload_content=False)
+    assert json.loads(started.data)["spec"]["template"]["spec"]["affinity"] == pin
+    batch.patch_namespaced_job("pinned", "default", {"spec": {"suspend": True}})
+    batch.patch_namespaced_job_status("pinned", "default", {"status": {"startTime": "2026-12-06T00:00:00Z"}})
+    with pytest.raises(ApiException) as exc:
+        batch.patch_namespaced_job("pinned", "default", {"spec": {"template": {"spec": {"nodeSelector": {"a": "b"}}}}})
+    assert exc.value.status == 422
+
+
+def test_the_scheduler_honours_a_required_node_affinity_on_node_names(api, cluster):
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    pinned = job("pinned", gpus="1", suspend=False)
+    pinned["spec"]["template"]["spec"]["affinity"] = {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["gpu-node-001"]}]}]}}}
+    batch.create_namespaced_job("default", pinned)
+    pod = wait_for(lambda: [p for p in core.list_namespaced_pod("default", label_selector="job-name=pinned").items
+                            if p.spec.node_name])[0]
+    assert pod.spec.node_name == "gpu-node-001", "best fit alone would have picked gpu-node-000"

@@ -331,6 +331,8 @@ class Handler(BaseHTTPRequestHandler):
         if limit and start + limit < len(items):
             meta["continue"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
             meta["remainingItemCount"] = len(items) - start - limit
+        if t.schema is None:  # a built-in list's items carry no apiVersion or kind, as a real server sends them
+            page = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")} for o in page]
         self._send(200, {"kind": f"{t.kind}List", "apiVersion": t.group_version, "metadata": meta, "items": page})
 
     def _watch(self, t: ResourceType, ns, query) -> None:

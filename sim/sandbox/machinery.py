@@ -7,7 +7,7 @@ the API server, so every change they make is seen by list and watch.
   or Failed condition, backoffLimit; a suspended Job loses its active pods; a Job whose
   spec.managedBy names another controller is left alone (Kubernetes 1.35).
 - Scheduler: binds pending pods to a schedulable node with enough free nvidia.com/gpu, honouring
-  nodeSelector; best fit (fewest free GPUs left).
+  nodeSelector and required node affinity; best fit (fewest free GPUs left).
 - Kubelet: runs a bound pod for the duration in its annotation sandbox.spillway.io/run-seconds
   (default 60 virtual seconds), then marks it Succeeded (or Failed with sandbox.spillway.io/fail).
 """
@@ -21,6 +21,7 @@ from policies.jobs import pod_spec_gpus
 
 from ..cluster_spec import node_groups
 from .loop import ReconcileLoop
+from .selectors import node_fits
 from .store import ApiError, Store
 
 RUN_SECONDS = "sandbox.spillway.io/run-seconds"
@@ -209,9 +210,8 @@ class Machinery(ReconcileLoop):
             trial, placed = dict(free), []
             for (ns, name), pod in members:
                 need = pod_gpus(pod)
-                selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-                fits = [(trial[n] - need, n) for n in sorted(trial) if trial[n] >= need and all(
-                    ((nodes[("", n)]["metadata"].get("labels") or {}).get(k) == v) for k, v in selector.items())]
+                spec = pod.get("spec") or {}
+                fits = [(trial[n] - need, n) for n in sorted(trial) if trial[n] >= need and node_fits(spec, nodes[("", n)])]
                 if not fits:
                     placed = None
                     break
@@ -228,30 +228,59 @@ class Machinery(ReconcileLoop):
     def _kubelet(self, now: float) -> None:
         next_end = float("inf")
         for (ns, name), pod in list(self.store.objects[self.pods.key].items()):
-            status = pod.get("status") or {}
-            phase = status.get("phase", "Pending")
-            if not (pod.get("spec") or {}).get("nodeName") or phase not in ("Pending", "Running"):
+            new, end = pod_status_at(pod, now, default_run=self.default_run, scale=self.scale)
+            next_end = min(next_end, end)
+            if new is None:
                 continue
-            annotations = pod["metadata"].get("annotations") or {}
-            if phase == "Pending":
-                new = {**status, "phase": "Running", "startTime": _ts(now), "conditions": [
-                    {"type": "Ready", "status": "True", "lastTransitionTime": _ts(now)}]}
-            else:
-                try:
-                    run = float(annotations.get(RUN_SECONDS, self.default_run))
-                except ValueError:
-                    run = self.default_run
-                end = _parse_ts(status["startTime"]) + run / self.scale
-                if now < end:
-                    next_end = min(next_end, end)
-                    continue
-                failed = annotations.get(FAIL) in ("true", "1")
-                new = {**status, "phase": "Failed" if failed else "Succeeded", "conditions": [
-                    {"type": "Ready", "status": "False", "lastTransitionTime": _ts(now)}]}
             self.store.update(self.pods, ns, name, {**pod, "status": new,
                                                     "metadata": {**pod["metadata"], "resourceVersion": None}},
                               subresource="status")
         self._next_end = next_end
+
+
+def pod_status_at(pod: dict, now: float, *, default_run: float, scale: float) -> tuple[dict | None, float]:
+    """What a kubelet writes for a bound pod now, and when it next has something to write.
+
+    A bound Pending pod starts (Running, startTime now); a Running one ends once its run time
+    (RUN_SECONDS of its annotations, virtual seconds, divided by scale) has passed: Succeeded
+    with exit code 0, or Failed with 1 under FAIL. Returns (the new status or None, the time
+    it ends or inf). The sandbox's kubelet and the real control plane's stand-in both use it.
+    """
+    status = pod.get("status") or {}
+    phase = status.get("phase", "Pending")
+    if not (pod.get("spec") or {}).get("nodeName") or phase not in ("Pending", "Running"):
+        return None, float("inf")
+    containers = [c.get("name", "main") for c in (pod.get("spec") or {}).get("containers") or []]
+    if phase == "Pending":
+        ready = [{"type": t, "status": "True", "lastTransitionTime": _ts(now)}
+                 for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")]
+        return {**status, "phase": "Running", "startTime": _ts(now), "conditions": _merge_conditions(status, ready),
+                "containerStatuses": [{"name": c, "ready": True, "started": True, "restartCount": 0, "image": "",
+                                       "imageID": "", "state": {"running": {"startedAt": _ts(now)}}}
+                                      for c in containers]}, now  # then look again at once: a 0 s run ends now
+    annotations = pod["metadata"].get("annotations") or {}
+    try:
+        run = float(annotations.get(RUN_SECONDS, default_run))
+    except ValueError:
+        run = default_run
+    end = _parse_ts(status["startTime"]) + run / scale
+    if now < end:
+        return None, end
+    failed = annotations.get(FAIL) in ("true", "1")
+    done = [{"type": t, "status": "False", "reason": "PodCompleted", "lastTransitionTime": _ts(now)}
+            for t in ("Ready", "ContainersReady")]
+    started = status["startTime"]
+    return {**status, "phase": "Failed" if failed else "Succeeded", "conditions": _merge_conditions(status, done),
+            "containerStatuses": [{"name": c, "ready": False, "started": False, "restartCount": 0, "image": "",
+                                   "imageID": "", "state": {"terminated": {
+                                       "exitCode": 1 if failed else 0, "reason": "Error" if failed else "Completed",
+                                       "startedAt": started, "finishedAt": _ts(now)}}} for c in containers]}, float("inf")
+
+
+def _merge_conditions(status: dict, new: list[dict]) -> list[dict]:
+    """Conditions by type, as a kubelet keeps them (the scheduler's PodScheduled stays)."""
+    kept = [c for c in status.get("conditions") or [] if c.get("type") not in {n["type"] for n in new}]
+    return kept + new
 
 
 def add_nodes(store: Store, spec: str) -> list[str]:

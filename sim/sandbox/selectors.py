@@ -73,3 +73,38 @@ def _dig(obj: dict, path: str):
             return ""
         node = node.get(part)
     return "" if node is None else node
+
+
+def node_fits(pod_spec: dict, node: dict) -> bool:
+    """kube-scheduler's NodeAffinity filter: the pod's nodeSelector, and one of its required
+    node-affinity terms (matchExpressions on the node's labels, matchFields on its name)."""
+    labels = node["metadata"].get("labels") or {}
+    if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
+        return False
+    required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms")
+    if not terms:
+        return True
+    fields = {"metadata.name": node["metadata"]["name"]}
+    return any(term and all(_requirement(r, labels) for r in term.get("matchExpressions") or [])
+               and all(_requirement(r, fields) for r in term.get("matchFields") or []) for term in terms)
+
+
+def _requirement(r: dict, values: dict) -> bool:
+    key, op, wanted = r.get("key"), r.get("operator"), r.get("values") or []
+    have = values.get(key)
+    if op == "In":
+        return have in wanted
+    if op == "NotIn":
+        return have not in wanted
+    if op == "Exists":
+        return key in values
+    if op == "DoesNotExist":
+        return key not in values
+    if op in ("Gt", "Lt") and have is not None and wanted:
+        try:
+            return int(have) > int(wanted[0]) if op == "Gt" else int(have) < int(wanted[0])
+        except ValueError:
+            return False
+    return False

@@ -111,15 +111,32 @@ def _job(obj: dict) -> list[dict]:
     return causes
 
 
+# What Kubernetes (1.27+, KEP-2926) lets change in a Job's pod template while the Job is suspended
+# and has never started: scheduling directives, labels and annotations.
+MUTABLE_WHILE_SUSPENDED = {"spec": ("nodeSelector", "affinity", "tolerations", "schedulingGates"),
+                           "metadata": ("labels", "annotations")}
+
+
 def job_spec_immutable_changes(old: dict, new: dict) -> list[dict]:
-    """spec.template may not change (except while suspended, as in Kubernetes >= 1.27 for scheduling
-    fields); spec.completions is immutable; spec.managedBy too."""
+    """spec.template may not change, except its scheduling directives, labels and annotations on
+    a Job that is suspended and never started (no status.startTime), as in Kubernetes >= 1.27; the
+    same update may un-suspend it. spec.completions is immutable; spec.managedBy too."""
     causes = []
     o, n = old.get("spec") or {}, new.get("spec") or {}
     for key in ("completions", "completionMode", "managedBy"):
         if o.get(key) != n.get(key) and key in o:
             causes.append(cause(f"spec.{key}", "FieldValueInvalid", "field is immutable"))
-    if o.get("template") != n.get("template") and not (o.get("suspend") and n.get("suspend")):
-        causes.append(cause("spec.template", "FieldValueInvalid",
-                            "field is immutable (scheduling directives may change only while the Job is suspended)"))
+    old_template, new_template = o.get("template") or {}, n.get("template") or {}
+    if old_template != new_template:
+        never_started = o.get("suspend") and not (old.get("status") or {}).get("startTime")
+        if not never_started or _without_directives(old_template) != _without_directives(new_template):
+            causes.append(cause("spec.template", "FieldValueInvalid",
+                                "field is immutable (only the scheduling directives, labels and annotations of a "
+                                "suspended Job that never started may change)"))
     return causes
+
+
+def _without_directives(template: dict) -> dict:
+    out = {part: {k: v for k, v in (template.get(part) or {}).items() if k not in keys}
+           for part, keys in MUTABLE_WHILE_SUSPENDED.items()}
+    return {**template, **out}
