@@ -108,16 +108,23 @@ class Controller:
         """Cycle until stop is set: on every change the watches see, and when a cycle asks."""
         if watch:
             self.kube.watch_changes(self.changed.set, stop)
+        failures = 0
         while not stop.is_set():
             self.changed.clear()
             try:
                 report = self.cycle()
                 wait = (report.next_cycle_at - self.clock()) if report.next_cycle_at else 300.0
+                failures = 0
             except (KubeError, SageMakerError) as exc:
                 kind = f"kube-{exc.status}" if isinstance(exc, KubeError) else f"sagemaker-{exc.code}"
                 self.metrics.errors.labels(kind).inc()
-                log.warning("cycle failed: %s; trying again", exc)
-                wait = self.settings.min_requeue_seconds
+                failures += 1
+                # Back off while it lasts (an API server restarting, SageMaker throttling): 5 s, 10 s,
+                # ... at most a minute; a watch event does not cut a back-off short.
+                wait = min(self.settings.min_requeue_seconds * 2 ** (failures - 1), 60.0) or 1.0
+                log.warning("cycle failed: %s; trying again in %.0f s", exc, wait)
+                stop.wait(wait / self.settings.clock_rate)
+                continue
             self.changed.wait(timeout=min(max(wait / self.settings.clock_rate, 0.05), 300.0))
 
     def cycle(self) -> CycleReport:

@@ -22,6 +22,7 @@ from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+WATCH_SECONDS = 60
 
 
 class KubeError(Exception):
@@ -48,6 +49,17 @@ def _error(exc: ApiException) -> KubeError:
     except (ValueError, TypeError):
         pass
     return KubeError(exc.status or 0, reason, message)
+
+
+def unreachable(host: str, exc: Exception) -> KubeError:
+    """No answer from the API server: status 0, with the cause in one line (not urllib3's chain)."""
+    cause = getattr(exc, "reason", None) or exc
+    text = str(cause)
+    if "Connection refused" in text:
+        text = "connection refused"
+    elif "timed out" in text.lower():
+        text = "timed out"
+    return KubeError(0, "Unreachable", f"no answer from the Kubernetes API at {host} ({text})")
 
 
 def api_client(kubeconfig: str | None = None, context: str | None = None, *, host: str | None = None,
@@ -87,6 +99,8 @@ class Kube:
             response = fn(*args, _preload_content=False, **kwargs)
         except ApiException as exc:
             raise _error(exc) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # refused, reset, timed out, after retries
+            raise unreachable(self.api.configuration.host, exc) from None
         return json.loads(response.data or b"{}")
 
     # --- reads ---------------------------------------------------------------------------------
@@ -256,6 +270,11 @@ class Kube:
         return t
 
     def _watch_loop(self, fn: Callable, on_change: Callable[[], None], stop: threading.Event) -> None:
+        """Follow one resource until stop is set, resuming from the last resourceVersion seen (a
+        bookmark's too, so a quiet watch does not fall behind etcd's compaction). A 410 Gone (the
+        version was compacted, say across an API server restart) lists again, by a cycle. Whatever
+        else goes wrong is logged and retried: a watch thread that died would leave the controller
+        deaf until its next timed cycle."""
         resource_version = ""
         while not stop.is_set():
             w = watch.Watch()
@@ -263,11 +282,10 @@ class Kube:
                 for event in self._stream(w, fn, resource_version):
                     if stop.is_set():
                         break
-                    if event.get("type") == "BOOKMARK":
-                        continue
                     resource_version = ((event.get("raw_object") or {}).get("metadata") or {}).get(
                         "resourceVersion", resource_version)
-                    on_change()
+                    if event.get("type") != "BOOKMARK":
+                        on_change()
             except ApiException as exc:
                 if exc.status == 410:
                     log.info("watch of %s expired; listing again", fn.__name__)
@@ -279,12 +297,18 @@ class Kube:
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 log.warning("watch of %s dropped (%s); retrying", fn.__name__, exc)
                 stop.wait(1.0)
+            except Exception:  # noqa: BLE001 - see the docstring
+                log.exception("watch of %s failed unexpectedly; retrying", fn.__name__)
+                stop.wait(1.0)
             finally:
                 w.stop()
 
     @staticmethod
     def _stream(w: watch.Watch, fn: Callable, resource_version: str) -> Iterator[dict[str, Any]]:
-        kwargs = {"timeout_seconds": 60, "allow_watch_bookmarks": True}
+        # The server ends each watch after WATCH_SECONDS; a read timeout a little longer ends one
+        # whose connection went half-open (no FIN: a dead NAT entry, a frozen load balancer).
+        kwargs = {"timeout_seconds": WATCH_SECONDS, "allow_watch_bookmarks": True,
+                  "_request_timeout": (10, WATCH_SECONDS + 30)}
         if resource_version:
             kwargs["resource_version"] = resource_version
         return w.stream(fn, **kwargs)

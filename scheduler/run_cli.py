@@ -113,7 +113,17 @@ def cmd_run(args) -> int:
                      settings=Settings(namespace=args.namespace, burst_poll_seconds=args.burst_poll_seconds,
                                        workers=max(args.workers, 1)))
     if args.once:
-        report = ctl.cycle()
+        from .kube import KubeError
+
+        logging.getLogger("urllib3").setLevel(logging.ERROR)  # one cycle: its outcome says it all
+        try:
+            report = ctl.cycle()
+        except KubeError as exc:
+            if exc.status not in (0, 401, 403):
+                raise
+            fix = ("check that the API server is up and that the kubeconfig points at it (kubectl cluster-info)"
+                   if exc.status == 0 else "give the controller's identity the RBAC in deploy/base/rbac.yaml")
+            raise InputError([InputIssue("--kubeconfig", "", exc.message, fix)]) from None
         rows = [d.to_dict() for d in report.decisions]
         if args.output == "table":
             print(table(["JOB", "PLACEMENT", "REASON", "MESSAGE"],

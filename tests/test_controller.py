@@ -516,3 +516,35 @@ def test_deleting_a_job_burst_as_an_ack_resource_stops_its_training_job(cluster,
         assert burst.state == DONE and burst.outcome == "Stopped/JobDeleted"
     finally:
         ack.stop()
+
+
+def test_an_api_server_that_does_not_answer_is_one_line_and_a_running_controller_keeps_trying(tmp_path):
+    """Hostile input: `spillway run --once` against a dead address printed urllib3's MaxRetryError
+    traceback, and a running controller's thread died on it (found on the real control plane,
+    across an API server restart)."""
+    config = tmp_path / "dead.kubeconfig"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    done = subprocess.run([str(Path(sys.executable).parent / "spillway"), "run", "--once", "--kubeconfig",
+                           str(config), "--no-sagemaker"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "--kubeconfig: error: no answer from the Kubernetes API at http://127.0.0.1:9 (connection refused) (fix: "
+        "check that the API server is up and that the kubeconfig points at it (kubectl cluster-info))")
+    import threading
+
+    ctl = Controller(Kube(api_client(host="http://127.0.0.1:9", retries=0)), policy(),
+                     settings=Settings(min_requeue_seconds=0.01), clock=time.time)
+    stop = threading.Event()
+    thread = threading.Thread(target=ctl.run, args=(stop,), kwargs={"watch": False}, daemon=True)
+    thread.start()
+    try:
+        failures = lambda: ctl.metrics.registry.get_sample_value("spillway_cycle_errors_total", {"kind": "kube-0"})  # noqa
+        wait_for(lambda: (failures() or 0) >= 3)  # failed, backed off, and tried again, twice
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(timeout=10)

@@ -20,6 +20,7 @@ K8S_VERSION = "1.33"
 
 # Every API call scheduler/kube.py makes (and the leader election's), as RBAC sees it.
 CLUSTER_CALLS = {("batch", "jobs", v) for v in ("get", "list", "watch", "patch")} | {
+    ("batch", "jobs/finalizers", "update"),  # blockOwnerDeletion on a TrainingJob (tests/real/test_bursts.py)
     ("", "pods", "list"), ("", "pods", "watch"), ("", "nodes", "list"), ("", "events", "create"),
     *{("sagemaker.services.k8s.aws", "trainingjobs", v) for v in ("create", "list", "delete")},
     *{("sagemaker.aws.amazon.com", "trainingjobs", v) for v in ("create", "list", "delete")},

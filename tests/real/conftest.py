@@ -8,14 +8,23 @@ binaries missing, the plane's fixture fails and says how to build them.
 from __future__ import annotations
 
 import itertools
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from policies import constants as C
+from scheduler.controller import Controller, Settings
 from scheduler.kube import Kube, api_client
+from sim.control_plane.plane import kubectl, write_kubeconfig
 from sim.control_plane.setup import RunningPlane, start_plane
+from tests.builders import policy
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"
+DEPLOY_RBAC = [ROOT / "deploy/base" / f for f in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml")]
 
 PRODUCT = "NVIDIA-A100-SXM4-80GB"
 NODES = f"2x8:{PRODUCT}"
@@ -44,6 +53,9 @@ def namespace(plane) -> str:
     plane.kube.core.create_namespace({"metadata": {"name": name}})
     yield name
     plane.kube.core.delete_namespace(name)
+    # Gone, with its pods: the next test finds every GPU free.
+    wait_for(lambda: name not in {n.metadata.name for n in plane.kube.core.list_namespace().items},
+             timeout=120, what=f"namespace {name} to be deleted")
 
 
 def wait_for(check, timeout: float = 60.0, step: float = 0.1, what: str = "the condition"):
@@ -62,3 +74,63 @@ def stop_event():
     stop = threading.Event()
     yield stop
     stop.set()
+
+
+@pytest.fixture(scope="session")
+def controller_kubeconfig(plane, tmp_path_factory) -> Path:
+    """The controller's identity as deploy/ makes it: the spillway-controller ServiceAccount under
+    deploy/'s RBAC, with a token from the TokenRequest API; the real authorizer judges every call."""
+    for f in DEPLOY_RBAC:
+        kubectl(plane.plane.kubeconfig, "apply", "-f", str(f))
+    token = kubectl(plane.plane.kubeconfig, "create", "token", "spillway-controller", "-n", "spillway-system",
+                    "--duration=6h").stdout.strip()
+    path = tmp_path_factory.mktemp("controller") / "controller.kubeconfig"
+    assert plane.plane.pki is not None
+    return write_kubeconfig(path, plane.plane.url, plane.plane.pki.ca_cert, token, user="spillway-controller")
+
+
+@pytest.fixture
+def controller_kube(controller_kubeconfig) -> Kube:
+    return Kube(api_client(str(controller_kubeconfig)))
+
+
+def job_manifest(name: str, namespace: str, *, gpus: int = 8, parallelism: int = 1, run_seconds: int = 120,
+                 **ann: str) -> dict:
+    """A suspended, annotated Job; its pods run run_seconds (virtual) on the stand-in kubelet."""
+    spec = {"suspend": True, "backoffLimit": 0, "parallelism": parallelism, "completions": parallelism,
+            "template": {"metadata": {"annotations": {"sandbox.spillway.io/run-seconds": str(run_seconds)}},
+                         "spec": {"restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: PRODUCT},
+                                  "containers": [{"name": "trainer", "image": IMAGE, "resources": {
+                                      "limits": {C.GPU_RESOURCE: str(gpus)}}}]}}}
+    if parallelism > 1:
+        spec["completionMode"] = "Indexed"
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace,
+                         "annotations": {C.MODE: "auto", C.RUNTIME_ESTIMATE: "1h", **ann}},
+            "spec": spec}
+
+
+def start_controller(kube: Kube, stop: threading.Event, *, sagemaker=None, **spec) -> Controller:
+    """The controller, running (watches and all) on a thread until stop is set."""
+    ctl = Controller(kube, policy(**spec), sagemaker=sagemaker, clock=time.time,
+                     settings=Settings(min_requeue_seconds=0.5, burst_poll_seconds=1))
+    threading.Thread(target=ctl.run, args=(stop,), daemon=True, name="controller").start()
+    return ctl
+
+
+def condition(job: dict, kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
+
+
+def job_if(kube: Kube, namespace: str, name: str, kind: str) -> dict | None:
+    job = kube.get_job(namespace, name)
+    return job if condition(job, kind) else None
+
+
+def annotation(kube: Kube, namespace: str, name: str, key: str) -> str | None:
+    return (kube.get_job(namespace, name)["metadata"].get("annotations") or {}).get(key)
+
+
+def run(*args: str, kubeconfig: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return kubectl(kubeconfig, *args, check=check)

@@ -3,59 +3,35 @@ kube-scheduler binds its pods where the decision said, and the real Job controll
 
 from __future__ import annotations
 
-import threading
-
 from policies import constants as C
-from scheduler.controller import Controller, Settings
-from tests.builders import policy
-from tests.real.conftest import PRODUCT, wait_for
-
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"
+from tests.real.conftest import job_if, job_manifest, start_controller, wait_for
 
 
-def job_manifest(name: str, namespace: str, *, gpus: int = 8, parallelism: int = 1, run_seconds: int = 120,
-                 **ann: str) -> dict:
-    spec = {"suspend": True, "backoffLimit": 0, "parallelism": parallelism, "completions": parallelism,
-            "template": {"metadata": {"annotations": {"sandbox.spillway.io/run-seconds": str(run_seconds)}},
-                         "spec": {"restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: PRODUCT},
-                                  "containers": [{"name": "trainer", "image": IMAGE, "resources": {
-                                      "limits": {C.GPU_RESOURCE: str(gpus)}}}]}}}
-    if parallelism > 1:
-        spec["completionMode"] = "Indexed"
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": name, "namespace": namespace,
-                         "annotations": {C.MODE: "auto", C.RUNTIME_ESTIMATE: "1h", **ann}},
-            "spec": spec}
-
-
-def run_controller(plane, stop: threading.Event, **spec) -> Controller:
-    ctl = Controller(plane.kube, policy(**spec), clock=__import__("time").time,
-                     settings=Settings(min_requeue_seconds=0.5, burst_poll_seconds=1))
-    threading.Thread(target=ctl.run, args=(stop,), daemon=True).start()
-    return ctl
-
-
-def job_status(plane, namespace: str, name: str) -> dict:
-    return plane.kube.get_job(namespace, name)
-
-
-def completed(plane, namespace: str, name: str) -> dict | None:
-    job = job_status(plane, namespace, name)
-    return job if condition(job, "Complete") else None
-
-
-def condition(job: dict, kind: str) -> bool:
-    return any(c.get("type") == kind and c.get("status") == "True" for c in (job.get("status") or {}).get("conditions") or [])
-
-
-def test_a_suspended_job_that_fits_is_unsuspended_bound_by_the_real_scheduler_and_completed(plane, namespace,
-                                                                                          stop_event):
+def test_a_suspended_job_that_fits_is_unsuspended_bound_by_the_real_scheduler_and_completed(
+        plane, namespace, controller_kube, stop_event):
     plane.kube.batch.create_namespaced_job(namespace, job_manifest("fits", namespace))
-    run_controller(plane, stop_event)
-    job = wait_for(lambda: completed(plane, namespace, "fits"), timeout=90, what="the Job to complete")
+    start_controller(controller_kube, stop_event)
+    job = wait_for(lambda: job_if(plane.kube, namespace, "fits", "Complete"), timeout=90, what="the Job to complete")
     ann = job["metadata"]["annotations"]
     assert ann[C.DECISION_PLACEMENT] == "Local" and ann[C.DECISION_REASON] == "LocalCapacityAvailable"
     assert job["status"]["succeeded"] == 1
     [pod] = plane.kube.list_pods(f"metadata.namespace={namespace}")
     assert pod["spec"]["nodeName"] == ann[C.LOCAL_NODES].split("=")[0], "the pod runs where the decision said"
     assert pod["status"]["phase"] == "Succeeded"
+
+
+def test_a_gang_and_a_job_placed_together_bind_where_the_core_put_them(plane, namespace, controller_kube,
+                                                                      stop_event):
+    """Without the pin, kube-scheduler's default scoring (least allocated) spreads the gang's two
+    4-GPU pods over both nodes, and the 8-GPU Job the core placed beside it never binds."""
+    plane.kube.batch.create_namespaced_job(namespace, job_manifest("gang", namespace, gpus=4, parallelism=2))
+    plane.kube.batch.create_namespaced_job(namespace, job_manifest("whole", namespace, gpus=8))
+    start_controller(controller_kube, stop_event)
+    done = {name: wait_for(lambda n=name: job_if(plane.kube, namespace, n, "Complete"), timeout=120,
+                           what=f"{name} to complete") for name in ("gang", "whole")}
+    where = {name: dict(part.split("=") for part in job["metadata"]["annotations"][C.LOCAL_NODES].split(","))
+             for name, job in done.items()}
+    assert len(where["gang"]) == 1 and where["gang"] != where["whole"], where
+    for pod in plane.kube.list_pods(f"metadata.namespace={namespace}"):
+        owner = pod["metadata"]["labels"]["job-name"]
+        assert pod["spec"]["nodeName"] in where[owner], (owner, pod["spec"]["nodeName"], where)

@@ -1,0 +1,58 @@
+"""Bursts on the real control plane: the ACK TrainingJob as the real API server validates it
+(fieldValidation=Strict against the published CRD), and what deletion does to it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from policies import constants as C
+from scheduler.kube import KubeError
+from scheduler.ledger import DONE
+from tests.real.conftest import annotation, job_manifest, start_controller, wait_for
+
+CLOUD = {C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10h"}
+ACK = ("sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs")
+
+
+def training_jobs(kube, namespace: str) -> list[dict]:
+    return kube.custom.list_namespaced_custom_object(*ACK[:2], namespace, ACK[2])["items"]
+
+
+def test_a_cloud_job_becomes_an_ack_training_job_the_real_server_accepts_strictly(plane, namespace,
+                                                                                  controller_kube, stop_event):
+    plane.kube.batch.create_namespaced_job(namespace, job_manifest("burst", namespace, **CLOUD))
+    start_controller(controller_kube, stop_event, sageMaker={"emit": "ack"})
+    name = wait_for(lambda: annotation(plane.kube, namespace, "burst", C.SAGEMAKER_JOB_NAME), what="the launch")
+    [cr] = wait_for(lambda: training_jobs(plane.kube, namespace), what="the TrainingJob")
+    assert cr["metadata"]["name"] == name
+    job = plane.kube.get_job(namespace, "burst")
+    assert cr["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    assert cr["spec"]["roleARN"] and cr["spec"]["resourceConfig"]["instanceCount"] == 1
+    # Strict is what makes the schema bite: the legacy operator's spelling is refused, not pruned.
+    wrong = {**cr, "metadata": {"name": "wrong-spelling", "namespace": namespace},
+             "spec": {**cr["spec"], "roleArn": cr["spec"]["roleARN"]}}
+    wrong.pop("status", None)
+    with pytest.raises(KubeError) as refused:
+        controller_kube.create_custom(wrong, ACK[2])
+    assert refused.value.status == 400 and 'unknown field "spec.roleArn"' in refused.value.message
+    # kubectl deletes in the background: the garbage collector takes the TrainingJob with its Job.
+    from tests.real.conftest import run
+    run("delete", "job", "burst", "-n", namespace, kubeconfig=plane.plane.kubeconfig)
+    wait_for(lambda: not training_jobs(plane.kube, namespace), what="the TrainingJob to be collected")
+
+
+def test_a_job_deleted_with_no_propagation_policy_still_loses_its_training_job(plane, namespace,
+                                                                               controller_kube, stop_event):
+    """An API client that sends no propagationPolicy orphans a Job's dependents (batch/v1's
+    default): the TrainingJob would keep running, and costing. The controller sees its Job go
+    and deletes it (ACK's finalizer then stops the training job)."""
+    plane.kube.batch.create_namespaced_job(namespace, job_manifest("orphan", namespace, **CLOUD))
+    ctl = start_controller(controller_kube, stop_event, sageMaker={"emit": "ack"})
+    wait_for(lambda: training_jobs(plane.kube, namespace), what="the TrainingJob")
+    plane.kube.batch.delete_namespaced_job("orphan", namespace)  # no propagationPolicy: orphan
+    wait_for(lambda: not training_jobs(plane.kube, namespace), what="the controller to delete the TrainingJob")
+    [burst] = wait_for(lambda: [b for b in ctl.ledger.bursts.values() if b.job == f"{namespace}/orphan"
+                                and b.state == DONE], what="the burst to be booked")
+    assert burst.outcome == "Stopped/JobDeleted"
