@@ -62,8 +62,9 @@ def job(i: int) -> dict:
     local = i % 5 == 0  # a few that fit on the cluster, to keep the Local path busy too
     return {"metadata": {"name": f"storm-{i:03d}", "namespace": "storm", "annotations": {
         C.MODE: "local" if local else "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10m",
-        C.INSTANCE_TYPE: TYPE, "sandbox.spillway.io/run-seconds": "30"}},
-        "spec": {"suspend": True, "template": {"spec": {
+        C.INSTANCE_TYPE: TYPE}},
+        "spec": {"suspend": True, "template": {"metadata": {"annotations": {"sandbox.spillway.io/run-seconds": "30"}},
+                                               "spec": {
             "restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: PRODUCT},
             "containers": [{"name": "t", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/t:1",
                             "resources": {"limits": {C.GPU_RESOURCE: "1"}}}]}}}}

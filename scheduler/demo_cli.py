@@ -78,9 +78,9 @@ def manifest(job) -> dict:
     """A suspended Job that opts in, checkpoints (so it may use spot), and runs as long as Philly's did."""
     return {"metadata": {"name": f"philly-{job.id}", "namespace": "research", "annotations": {
         C.MODE: "auto", C.RUNTIME_ESTIMATE: str(int(job.duration_s)),
-        C.CHECKPOINT_S3_URI: f"s3://spillway-example/research/philly-{job.id}/ckpt/",
-        "sandbox.spillway.io/run-seconds": str(int(job.duration_s))}},
-        "spec": {"suspend": True, "backoffLimit": 0, "template": {"spec": {
+        C.CHECKPOINT_S3_URI: f"s3://spillway-example/research/philly-{job.id}/ckpt/"}},
+        "spec": {"suspend": True, "backoffLimit": 0, "template": {
+            "metadata": {"annotations": {"sandbox.spillway.io/run-seconds": str(int(job.duration_s))}}, "spec": {
             "restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: "NVIDIA-A100-SXM4-80GB"},
             "containers": [{"name": "trainer", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/philly:1",
                             "resources": {"limits": {C.GPU_RESOURCE: str(job.gpus_per_pod)}}}]}}}}

@@ -59,16 +59,17 @@ def kube_of(server) -> Kube:
     return Kube(api_client(host=server.url))
 
 
-def manifest(name: str, gpus: int = 8, command: list[str] | None = None, **ann: str) -> dict:
+def manifest(name: str, gpus: int = 8, command: list[str] | None = None, run_seconds: int = 600, **ann: str) -> dict:
     container = {"name": "trainer", "image": IMAGE, "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
     if command:
         container["command"] = command
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": name, "namespace": "ml", "annotations": {
-                C.MODE: "auto", C.RUNTIME_ESTIMATE: "1h", "sandbox.spillway.io/run-seconds": "600", **ann}},
-            "spec": {"suspend": True, "backoffLimit": 0, "template": {"spec": {
-                "restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: PRODUCT},
-                "containers": [container]}}}}
+                C.MODE: "auto", C.RUNTIME_ESTIMATE: "1h", **ann}},
+            "spec": {"suspend": True, "backoffLimit": 0, "template": {
+                "metadata": {"annotations": {"sandbox.spillway.io/run-seconds": str(run_seconds)}},
+                "spec": {"restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: PRODUCT},
+                         "containers": [container]}}}}
 
 
 def create(server, m: dict) -> dict:
@@ -257,7 +258,7 @@ def test_planned_spot_leaves_an_outage_for_on_demand_and_comes_back_once_each(cl
     now = [start]
     deadline = format_time(start + 10 * 3600 + 900)  # 10 h to the deadline less the safety margin
     create(cluster, manifest("planner", **{C.MODE: "cloud", C.CAPACITY_TYPE: "spot", C.DEADLINE: deadline,
-                                           C.RUNTIME_ESTIMATE: "8h", "sandbox.spillway.io/run-seconds": "10000000",
+                                           C.RUNTIME_ESTIMATE: "8h",
                                            C.CHECKPOINT_S3_URI: f"{BUCKET}ckpt/planner/"}))
     p = policy(sageMaker={"emit": "api"}, spot={"fallback": "planned", "planTickSeconds": 1800})
     sm = adapter(sagemaker)
@@ -345,8 +346,7 @@ def test_a_crash_around_the_create_never_launches_twice(cluster, sagemaker):
 
 
 def test_deleting_a_bursting_job_stops_its_training_job_and_lets_the_job_go(cluster, sagemaker):
-    create(cluster, manifest("doomed", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand",
-                                          "sandbox.spillway.io/run-seconds": "36000"}))
+    create(cluster, manifest("doomed", **{C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand"}))
     sm = adapter(sagemaker)
     ctl = controller(cluster, emit="api", sm=sm)
     ctl.cycle()

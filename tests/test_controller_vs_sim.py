@@ -43,23 +43,26 @@ class Clock:
         return self.t
 
 
-def trace() -> list[TraceJob]:
-    return [TraceJob(i, float(at), gpus, float(seconds), gpu_product=PRODUCT, namespace=ns, name=f"job-{i}")
+def trace(scale: float = 1.0) -> list[TraceJob]:
+    """The scenario, its times divided by scale (the real control plane runs it 60 times faster)."""
+    return [TraceJob(i, at / scale, gpus, seconds / scale, gpu_product=PRODUCT, namespace=ns, name=f"job-{i}")
             for i, (at, gpus, seconds, ns) in enumerate(SCENARIO)]
 
 
 def manifest(job: TraceJob) -> dict:
+    # The run time is on the pod template, where a real Job controller passes it on to the pods.
     return {"metadata": {"name": job.name, "namespace": job.namespace, "annotations": {
-        C.MODE: "auto", C.RUNTIME_ESTIMATE: str(int(job.duration_s)), RUN_SECONDS: str(int(job.duration_s))}},
-        "spec": {"suspend": True, "template": {"spec": {
+        C.MODE: "auto", C.RUNTIME_ESTIMATE: str(int(job.duration_s))}},
+        "spec": {"suspend": True, "template": {"metadata": {"annotations": {RUN_SECONDS: str(int(job.duration_s))}},
+                                               "spec": {
             "restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: PRODUCT},
             "containers": [{"name": "t", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/t:1",
                             "resources": {"limits": {C.GPU_RESOURCE: str(job.gpus_per_pod)}}}]}}}}
 
 
-def through_the_simulator() -> dict[str, tuple]:
+def through_the_simulator(jobs: list[TraceJob] | None = None, policy: BurstPolicy = POLICY) -> dict[str, tuple]:
     nodes = tuple(Node(f"gpu-node-{i:03d}", 8, PRODUCT) for i in range(2))
-    _, records = simulate(trace(), SimConfig(nodes=nodes, policy=POLICY, tick_seconds=0))
+    _, records = simulate(jobs or trace(), SimConfig(nodes=nodes, policy=policy, tick_seconds=0))
     return {f"{r.request.namespace}/{r.request.name}": (r.placement, r.reason, r.start) for r in records}
 
 

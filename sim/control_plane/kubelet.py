@@ -86,6 +86,7 @@ class StandInKubelet:
         self._uids: dict[str, str] = {}
         self._beat_at = -float("inf")
         self.wake = threading.Event()  # set it (a watch does) to make run() look again now
+        self.paused = threading.Event()  # set: run() only keeps the nodes alive (a test steps the pods)
 
     def register(self) -> None:
         for n in self.nodes:
@@ -129,7 +130,7 @@ class StandInKubelet:
             try:
                 if wall - self._beat_at >= self.HEARTBEAT_SECONDS:
                     self.heartbeat(wall)
-                next_end = self.step()
+                next_end = self.step() if not self.paused.is_set() else float("inf")
             except Exception as exc:  # noqa: BLE001 - a kubelet keeps going through API errors
                 log.warning("stand-in kubelet pass failed: %s", exc)
                 next_end = float("inf")

@@ -169,7 +169,7 @@ class Machinery(ReconcileLoop):
         name = job["metadata"]["name"]
         labels = {**(meta.get("labels") or {}), "job-name": name, "batch.kubernetes.io/job-name": name,
                   "controller-uid": job["metadata"]["uid"]}
-        annotations = {**(job["metadata"].get("annotations") or {}), **(meta.get("annotations") or {})}
+        annotations = dict(meta.get("annotations") or {})  # the template's, not the Job's: as Kubernetes does
         if index is not None:
             annotations["batch.kubernetes.io/job-completion-index"] = index
         pod = {"metadata": {"name": f"{name}-{index + '-' if index is not None else ''}{uuid.uuid4().hex[:5]}",
