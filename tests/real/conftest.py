@@ -41,8 +41,9 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def plane(tmp_path_factory) -> RunningPlane:
     folder = tmp_path_factory.mktemp("control-plane")
+    # With Kueue, as clusters that queue batch work run it: its Job webhook sees every Job created.
     with start_plane(folder, nodes=NODES, kube_for=lambda path: Kube(api_client(str(path))),
-                     time_scale=60.0) as running:
+                     time_scale=60.0, kueue=True) as running:
         yield running
 
 
