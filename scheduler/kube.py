@@ -295,6 +295,8 @@ class Kube:
                     log.warning("watch of %s failed (%s); retrying", fn.__name__, exc.status)
                     stop.wait(1.0)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if stop.is_set():
+                    return  # dropped because everything is stopping: nothing to say
                 log.warning("watch of %s dropped (%s); retrying", fn.__name__, exc)
                 stop.wait(1.0)
             except Exception:  # noqa: BLE001 - see the docstring
