@@ -141,7 +141,8 @@ class Controller:
 
     def _cycle(self) -> CycleReport:
         now = self.clock()
-        world = World(now, self.kube.list_jobs(), self.kube.list_pods(), self.kube.list_nodes())
+        world = World(now, self.kube.list_jobs_for_controller(), self.kube.list_pods_holding_resources(),
+                      self.kube.list_nodes_for_controller())
         self.ledger.load()  # what is durable, whoever wrote it: the budget is charged from here
         report = CycleReport()
         active = [b for b in self.ledger.bursts.values() if b.state != DONE]

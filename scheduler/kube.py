@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 WATCH_SECONDS = 60
+LIST_PAGE = 500  # items per page of a controller's list
 
 
 class KubeError(Exception):
@@ -49,6 +50,28 @@ def _error(exc: ApiException) -> KubeError:
     except (ValueError, TypeError):
         pass
     return KubeError(exc.status or 0, reason, message)
+
+
+def _without_managed_fields(obj: dict) -> dict:
+    (obj.get("metadata") or {}).pop("managedFields", None)
+    return obj
+
+
+def _pod_essentials(pod: dict) -> dict:
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "ownerReferences", "creationTimestamp")
+                         if k in meta},
+            "spec": {"nodeName": spec.get("nodeName"),
+                     "containers": [{"name": c.get("name"), "resources": c.get("resources") or {}}
+                                    for c in spec.get("containers") or []]},
+            "status": {k: status[k] for k in ("phase", "startTime") if k in status}}
+
+
+def _node_essentials(node: dict) -> dict:
+    _without_managed_fields(node)
+    (node.get("status") or {}).pop("images", None)
+    return node
 
 
 def unreachable(host: str, exc: Exception) -> KubeError:
@@ -114,8 +137,39 @@ class Kube:
             item.setdefault("kind", kind)
         return items
 
+    def _paged(self, fn: Callable, api_version: str, kind: str, keep: Callable[[dict], dict],
+               **kwargs) -> list[dict]:
+        """A list read LIST_PAGE items at a time, each item cut down by keep() before the next page
+        is read: the whole answer is never in memory as JSON text and as dicts at once."""
+        out: list[dict] = []
+        token = None
+        while True:
+            page = self._call(fn, limit=LIST_PAGE, **({"_continue": token} if token else {}), **kwargs)
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                out.append(keep(item))
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return out
+
     def list_jobs(self) -> list[dict]:
         return self._items(self.batch.list_job_for_all_namespaces, "batch/v1", "Job")
+
+    def list_jobs_for_controller(self) -> list[dict]:
+        """Every Job, paged, without managedFields (on a real server, often half of an object)."""
+        return self._paged(self.batch.list_job_for_all_namespaces, "batch/v1", "Job", _without_managed_fields)
+
+    def list_pods_holding_resources(self) -> list[dict]:
+        """Pods not yet finished, paged, each cut to what says where it runs, since when, for
+        whom and with how many GPUs: on a cluster of 10,000 pods the full objects would be
+        most of the controller's memory."""
+        return self._paged(self.core.list_pod_for_all_namespaces, "v1", "Pod", _pod_essentials,
+                           field_selector="status.phase!=Succeeded,status.phase!=Failed")
+
+    def list_nodes_for_controller(self) -> list[dict]:
+        """Every Node, paged, without managedFields and the image list its kubelet reports."""
+        return self._paged(self.core.list_node, "v1", "Node", _node_essentials)
 
     def list_pods(self, field_selector: str | None = None) -> list[dict]:
         kwargs = {"field_selector": field_selector} if field_selector else {}

@@ -110,6 +110,9 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
 
 
+PHILLY_LAST_WEEK = 11  # the bundled trace holds weeks 0-11 (sim/data/philly_jobs_weeks00-11.csv.gz)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="replay a trace through the policy and report cost vs. waiting",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -243,6 +246,10 @@ def _world(args):
         except ValueError:
             raise InputError([InputIssue("--weeks", "", f"expected FIRST-LAST like 6-6, got {args.weeks!r}",
                                          "weeks are 0..11")]) from None
+        if not 0 <= weeks[0] <= weeks[1] <= PHILLY_LAST_WEEK:
+            raise InputError([InputIssue("--weeks", "", f"{args.weeks!r} is outside the bundled Philly weeks "
+                                         f"0-{PHILLY_LAST_WEEK}, or ends before it starts",
+                                         f"choose FIRST-LAST within 0-{PHILLY_LAST_WEEK}, like 6-6 or 0-11")])
         jobs = load_philly(weeks=weeks)
     elif trace == "sb1":
         jobs = starburst_sb1()

@@ -22,7 +22,8 @@ def text_lines(path: Path, what: str):
         raise problem("is a directory, not a file")
     try:
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+        # utf-8-sig: a leading byte-order mark (Excel saves CSV with one) is not part of the header.
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
             yield from fh
     except UnicodeDecodeError as exc:
         raise problem(f"not UTF-8 text (byte {exc.start} cannot be decoded; a binary file?)") from None

@@ -219,6 +219,7 @@ def load_user_csv(path: Path) -> list[TraceJob]:
                                      f"did you mean '{close[0]}'?" if close else "remove it", 1, "warning"))
     if any(i.severity == "error" for i in issues):
         raise InputError(issues)
+    named: dict[tuple[str, str], int] = {}  # (namespace, name) -> the line that named it first
     for lineno, row in rows:
         try:
             ragged = _ragged(row, header)
@@ -230,6 +231,12 @@ def load_user_csv(path: Path) -> list[TraceJob]:
                                      "see the column list in `spillway sim --help`", lineno))
             if sum(i.severity == "error" for i in issues) >= 20:
                 break
+            continue
+        first = named.setdefault((job.namespace, job.name), lineno)
+        if first != lineno:
+            issues.append(InputIssue(str(path), f"line {lineno}", f"name {job.name!r} (namespace {job.namespace!r}) "
+                                     f"is already the Job of line {first}, and a name identifies one Job",
+                                     "rename one, or leave name empty (it becomes job-<row>)", lineno))
             continue
         jobs.append(job)
     errors = [i for i in issues if i.severity == "error"]

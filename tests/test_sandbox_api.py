@@ -439,3 +439,31 @@ def test_the_scheduler_honours_a_required_node_affinity_on_node_names(api, clust
     pod = wait_for(lambda: [p for p in core.list_namespaced_pod("default", label_selector="job-name=pinned").items
                             if p.spec.node_name])[0]
     assert pod.spec.node_name == "gpu-node-001", "best fit alone would have picked gpu-node-000"
+
+
+def test_the_controller_reads_unfinished_pods_page_by_page_cut_to_what_it_uses(server, monkeypatch):
+    """On a real cluster of 10,000 pods the full objects were most of the controller's memory
+    (bench/bench_real_controller.py): it lists pods that still hold resources, a page at a time,
+    and keeps only where each runs, since when, for whom and with how many GPUs."""
+    import scheduler.kube as kube_module
+    from scheduler.kube import Kube, api_client
+
+    pods = server.store.type_for("", "v1", "pods")
+    for i in range(12):
+        phase = ("Running", "Pending", "Succeeded", "Failed")[i % 4]
+        server.store.create(pods, "default", {"metadata": {"name": f"p{i:02d}", "managedFields": [{"big": "x" * 100}],
+                                                           "ownerReferences": [{"uid": "u", "controller": True}]},
+                                              "spec": {"nodeName": "n1", "volumes": [{"name": "v"}], "containers": [
+                                                  {"name": "c", "image": "i", "env": [{"name": "A", "value": "1"}],
+                                                   "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
+                                              "status": {"phase": phase, "startTime": "2026-12-06T00:00:00Z",
+                                                         "conditions": [{"type": "Ready"}]}})
+    monkeypatch.setattr(kube_module, "LIST_PAGE", 2)
+    listed = Kube(api_client(host=server.url)).list_pods_holding_resources()
+    assert [p["metadata"]["name"] for p in listed] == [f"p{i:02d}" for i in range(12) if i % 4 in (0, 1)]
+    assert listed[0] == {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "p00", "namespace": "default", "uid": listed[0]["metadata"]["uid"],
+        "ownerReferences": [{"uid": "u", "controller": True}],
+        "creationTimestamp": listed[0]["metadata"]["creationTimestamp"]},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
+        "status": {"phase": "Running", "startTime": "2026-12-06T00:00:00Z"}}

@@ -462,3 +462,25 @@ def test_progress_shows_the_queue_and_names_the_bound_once_it_grows_long(depth, 
     assert "100%" in err and "60/60 Jobs" in err and " queued" in err
     hints = err.count("local.planningDepth bounds that work")
     assert hints == (1 if depth is None else 0)
+
+
+def test_a_name_used_twice_is_reported_with_both_lines_not_a_traceback(tmp_path):
+    """Hostile input: two rows of one name crashed `sim` with a traceback (issue #25)."""
+    lines = csv_problems(tmp_path, "arrival_s,gpus,duration_s,name\n0,1,60,a\n10,2,60,b\n20,1,60,a\n")
+    assert set(lines) == {4}
+    assert "name 'a' (namespace 'default') is already the Job of line 2" in lines[4]
+
+
+def test_a_csv_saved_with_a_byte_order_mark_reads_as_without(tmp_path):
+    """Excel saves CSV with a UTF-8 BOM; its header's first column was not found (issue #25)."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes("arrival_s,gpus,duration_s\n0,1,60\n".encode("utf-8-sig"))
+    [job] = load_user_csv(path)
+    assert (job.arrival_s, job.gpus_per_pod, job.duration_s) == (0.0, 1, 60.0)
+
+
+@pytest.mark.parametrize("weeks", ["0-99", "12-12", "5-3"])
+def test_weeks_outside_the_bundled_trace_are_refused(weeks, capsys):
+    """`sim --weeks 0-99` was accepted silently (issue #25)."""
+    assert main(["sim", "--weeks", weeks]) == 1
+    assert "--weeks" in capsys.readouterr().err
