@@ -56,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--identity", help="this replica's name in the Lease; default: $POD_NAME or the host name")
     p.add_argument("--metrics-port", type=METRICS_PORT, default=8080,
                    help="serve /metrics, /healthz and /readyz here (default 8080; -1: off)")
+    p.add_argument("--webhook-port", type=METRICS_PORT, default=-1,
+                   help="serve the admission webhook (Jobs that opt in are created suspended; wrong "
+                        "spillway.io/ annotations are refused at kubectl apply) over TLS here; every replica "
+                        "serves it (default -1: off)")
+    p.add_argument("--webhook-cert-dir", default="/etc/spillway/webhook-certs", metavar="DIR",
+                   help="the webhook's tls.crt and tls.key (default /etc/spillway/webhook-certs)")
     p.add_argument("--workers", type=AT_LEAST_ONE, default=8,
                    help="threads that write one cycle's actions to the API server and SageMaker (default 8)")
     p.add_argument("--once", action="store_true", help="run one cycle, print its decisions, and exit")
@@ -138,6 +144,8 @@ def cmd_run(args) -> int:
         except OSError as exc:
             raise InputError([InputIssue("--metrics-port", "", f"cannot listen on port {args.metrics_port}: "
                                          f"{exc.strerror}", "choose another port, or -1 for none")]) from None
+    if args.webhook_port >= 0:
+        serve_webhook(policy, args.webhook_port, args.webhook_cert_dir)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -178,3 +186,19 @@ def cmd_run(args) -> int:
         if not leading.is_set():
             metrics.beat()  # standing by is healthy; the leader's cycles beat for themselves
     return 1 if lost.is_set() else 0
+
+
+def serve_webhook(policy, port: int, cert_dir: str):
+    from pathlib import Path
+
+    from .webhook import WebhookServer
+
+    cert, key = Path(cert_dir) / "tls.crt", Path(cert_dir) / "tls.key"
+    try:
+        return WebhookServer(policy, str(cert), str(key), port=port).start()
+    except FileNotFoundError:
+        raise InputError([InputIssue("--webhook-cert-dir", "", f"no tls.crt and tls.key in {cert_dir}",
+                                     "mount the webhook's certificate there (a Secret), or pass its folder")]) from None
+    except OSError as exc:
+        raise InputError([InputIssue("--webhook-port", "", f"cannot serve the webhook on port {port}: "
+                                     f"{exc.strerror or exc}", "choose another port, or -1 for none")]) from None

@@ -1,0 +1,129 @@
+"""The admission webhook for batch/v1 Jobs: what a user gets wrong is stopped at `kubectl apply`.
+
+- Mutating (`/mutate-batch-v1-job`, CREATE): a Job that opts in (a spillway.io/ annotation, or
+  a namespace of spec.managedJobs.namespaces) is created suspended, so users never write
+  `suspend: true`, and the Job never starts on the cluster before Spillway decided it. A Job
+  queued by Kueue (`kueue.x-k8s.io/queue-name`) is Kueue's to suspend and is left alone.
+- Validating (`/validate-batch-v1-job`, CREATE, and UPDATE when a spillway.io/ input changed): a
+  Job whose spillway.io/ annotations do not parse is refused with the message `spillway explain`
+  gives, field by field with its fix.
+
+The answers are AdmissionReview v1 responses, made by pure functions (`mutate`, `validate`); the
+server around them is the standard library's, over TLS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from policies import BurstPolicy, InputError, job_from_manifest
+from policies import constants as C
+
+log = logging.getLogger(__name__)
+MUTATE_PATH = "/mutate-batch-v1-job"
+VALIDATE_PATH = "/validate-batch-v1-job"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+def _inputs(obj: dict) -> dict[str, str]:
+    ann = (obj.get("metadata") or {}).get("annotations") or {}
+    # Spillway's own outputs (C.WRITTEN_ANNOTATIONS) are not a user's input: changing them is not validated.
+    return {k: v for k, v in ann.items() if k.startswith(C.ANNOTATION_PREFIX) and k not in C.WRITTEN_ANNOTATIONS}
+
+
+def _opted_in(obj: dict, namespace: str, policy: BurstPolicy) -> bool:
+    return bool(_inputs(obj)) or namespace in policy.spec.managed_jobs.namespaces
+
+
+def _allowed(uid: str, **extra) -> dict:
+    return {"uid": uid, "allowed": True, **extra}
+
+
+def mutate(request: dict, policy: BurstPolicy) -> dict:
+    """The AdmissionReview response to a Job's CREATE: suspended if it opts in."""
+    uid, obj = request.get("uid", ""), request.get("object") or {}
+    namespace = request.get("namespace") or (obj.get("metadata") or {}).get("namespace") or ""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if request.get("operation") != "CREATE" or KUEUE_QUEUE_LABEL in labels or not _opted_in(obj, namespace, policy):
+        return _allowed(uid)
+    if (obj.get("spec") or {}).get("suspend") is True:
+        return _allowed(uid)
+    patch = [{"op": "add", "path": "/spec/suspend", "value": True}]
+    return _allowed(uid, patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode(),
+                    warnings=["spillway: created suspended; Spillway decides where it runs (spillway.io/placement "
+                              "says, once decided)"])
+
+
+def validate(request: dict, policy: BurstPolicy) -> dict:
+    """The AdmissionReview response to a Job's CREATE or UPDATE: refused if its spillway.io/
+    annotations do not parse, with every problem and its fix."""
+    uid, obj = request.get("uid", ""), request.get("object") or {}
+    operation = request.get("operation")
+    if operation not in ("CREATE", "UPDATE") or not _inputs(obj):
+        return _allowed(uid)
+    if operation == "UPDATE" and _inputs(request.get("oldObject") or {}) == _inputs(obj):
+        return _allowed(uid)  # nothing of the user's changed: Spillway's own writes go through
+    meta = obj.get("metadata") or {}
+    namespace = request.get("namespace") or meta.get("namespace") or ""
+    manifest = {**obj, "metadata": {**meta, "namespace": namespace}}
+    try:
+        job_from_manifest(manifest, source=f"{namespace}/{meta.get('name') or meta.get('generateName') or 'job'}")
+    except InputError as exc:
+        message = "; ".join(issue.render() for issue in exc.issues)
+        return {"uid": uid, "allowed": False, "status": {"code": 422, "reason": "Invalid", "message": message}}
+    return _allowed(uid)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "WebhookServer"
+
+    def log_message(self, fmt, *args) -> None:
+        log.debug("webhook: " + fmt, *args)
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+        answer = {MUTATE_PATH: mutate, VALIDATE_PATH: validate}.get(self.path.split("?")[0])
+        try:
+            review = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            request = review["request"]
+        except (ValueError, KeyError, TypeError):
+            self._send(400, {"error": "expected an AdmissionReview with a request"})
+            return
+        if answer is None:
+            self._send(404, {"error": f"no webhook at {self.path}; {MUTATE_PATH} or {VALIDATE_PATH}"})
+            return
+        response = answer(request, self.server.policy)
+        self._send(200, {"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"), "kind": "AdmissionReview",
+                         "response": response})
+
+    def _send(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class WebhookServer(ThreadingHTTPServer):
+    """The webhook over TLS on (host, port); port 0 picks a free one (see .port)."""
+
+    daemon_threads = True
+
+    def __init__(self, policy: BurstPolicy, cert_file: str, key_file: str, host: str = "0.0.0.0", port: int = 9443):
+        super().__init__((host, port), _Handler)
+        self.policy = policy
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_file, key_file)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def start(self) -> "WebhookServer":
+        threading.Thread(target=self.serve_forever, name="admission-webhook", daemon=True).start()
+        return self

@@ -1,0 +1,80 @@
+"""Spillway's admission webhook, called by the real API server: an opted-in Job applied without
+`suspend` is created suspended, and a wrong spillway.io/ annotation is refused at `kubectl apply`
+(and at `kubectl annotate`) with the message `spillway explain` gives."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import yaml
+
+from policies import constants as C
+from scheduler.webhook import MUTATE_PATH, VALIDATE_PATH, WebhookServer
+from sim.control_plane.pki import serving_pair
+from sim.control_plane.plane import kubectl
+from tests.builders import policy
+from tests.real.conftest import job_manifest
+
+
+@pytest.fixture
+def webhook(plane, namespace):
+    """The webhook on loopback, registered for this test's namespace only (as a namespaceSelector
+    keeps it off kube-system and Spillway's own namespace in deploy/)."""
+    cert, key = serving_pair(plane.plane.pki, "spillway-webhook", ("127.0.0.1",))
+    server = WebhookServer(policy(), str(cert), str(key), host="127.0.0.1", port=0).start()
+    ca = base64.b64encode(plane.plane.pki.ca_cert.read_bytes()).decode()
+    kubectl(plane.plane.kubeconfig, "label", "namespace", namespace, f"webhook-test={namespace}")
+
+    def hook(name: str, path: str, operations: list[str]) -> dict:
+        return {"name": f"{name}.spillway.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                "failurePolicy": "Fail", "timeoutSeconds": 10,
+                "clientConfig": {"url": f"https://127.0.0.1:{server.port}{path}", "caBundle": ca},
+                "namespaceSelector": {"matchLabels": {"webhook-test": namespace}},
+                "rules": [{"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"],
+                           "operations": operations}]}
+
+    configs = [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+         "metadata": {"name": f"spillway-{namespace}"}, "webhooks": [hook("suspend", MUTATE_PATH, ["CREATE"])]},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+         "metadata": {"name": f"spillway-{namespace}"},
+         "webhooks": [hook("annotations", VALIDATE_PATH, ["CREATE", "UPDATE"])]}]
+    kubectl(plane.plane.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(configs))
+    yield server
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        kubectl(plane.plane.kubeconfig, "delete", kind, f"spillway-{namespace}", check=False)
+    server.shutdown()
+
+
+def apply(plane, manifest: dict):
+    return kubectl(plane.plane.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(manifest), check=False)
+
+
+def test_an_opted_in_job_applied_without_suspend_is_created_suspended(plane, namespace, webhook):
+    job = job_manifest("unsuspended", namespace, **{C.MODE: "cloud"})
+    del job["spec"]["suspend"]
+    done = apply(plane, job)
+    assert done.returncode == 0, done.stderr
+    assert "created suspended" in done.stderr  # the webhook's warning, which kubectl shows
+    assert plane.kube.get_job(namespace, "unsuspended")["spec"]["suspend"] is True
+    other = job_manifest("not-ours", namespace)
+    other["metadata"]["annotations"] = {}
+    del other["spec"]["suspend"]
+    assert apply(plane, other).returncode == 0
+    assert plane.kube.get_job(namespace, "not-ours")["spec"].get("suspend") is not True, "left alone"
+
+
+def test_a_wrong_annotation_is_refused_at_apply_and_at_annotate(plane, namespace, webhook):
+    done = apply(plane, job_manifest("soon", namespace, **{C.RUNTIME_ESTIMATE: "soon"}))
+    assert done.returncode != 0
+    assert "admission webhook" in done.stderr and "spillway.io/runtime-estimate" in done.stderr, done.stderr
+    assert "fix:" in done.stderr
+    assert apply(plane, job_manifest("fine", namespace)).returncode == 0
+    refused = kubectl(plane.plane.kubeconfig, "annotate", "job", "fine", "-n", namespace,
+                      f"{C.CAPACITY_TYPE}=cheap", check=False)
+    assert refused.returncode != 0 and "spillway.io/capacity-type" in refused.stderr, refused.stderr
+    # Spillway's own writes (its outputs) are not a user's input: they go through.
+    ok = kubectl(plane.plane.kubeconfig, "annotate", "job", "fine", "-n", namespace, f"{C.DECISION_REASON}=x",
+                 check=False)
+    assert ok.returncode == 0, ok.stderr
