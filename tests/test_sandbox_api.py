@@ -280,6 +280,18 @@ def wait_for(predicate, timeout=10.0):
     raise AssertionError("condition not reached in time")
 
 
+def after_a_scheduling_pass(api, name="probe"):
+    """Returns once the sandbox's machinery has made, and bound, the pod of a Job created now: every
+    pod that existed before has been through a Job-controller and scheduler pass since. (Waiting
+    for an event, instead of sleeping and hoping that a pass ran.) The probe runs on the A10G."""
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    probe = job(name, gpus="1", suspend=False)
+    probe["spec"]["template"]["spec"]["nodeSelector"] = {"nvidia.com/gpu.product": "NVIDIA-A10G"}
+    batch.create_namespaced_job("default", probe)
+    wait_for(lambda: [p for p in core.list_namespaced_pod("default", label_selector=f"job-name={name}").items
+                      if p.spec.node_name])
+
+
 def conditions(j):
     return {c.type for c in ((j.status and j.status.conditions) or []) if c.status == "True"}
 
@@ -289,8 +301,8 @@ def test_a_suspended_job_waits_and_an_unsuspended_one_runs_to_complete(api, clus
     spec = job("train", gpus="8")
     spec["spec"]["template"]["spec"]["nodeSelector"] = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
     batch.create_namespaced_job("default", spec)
-    time.sleep(0.3)
-    assert core.list_namespaced_pod("default").items == []
+    after_a_scheduling_pass(api)
+    assert core.list_namespaced_pod("default", label_selector="job-name=train").items == []
     assert "Suspended" in conditions(batch.read_namespaced_job("train", "default"))
     batch.patch_namespaced_job("train", "default", {"spec": {"suspend": False}})
     done = wait_for(lambda: (j := batch.read_namespaced_job("train", "default")) and "Complete" in conditions(j) and j)
@@ -316,7 +328,7 @@ def test_indexed_gang_backoff_and_managed_by(api, cluster):
     elsewhere = job("external", suspend=False)
     elsewhere["spec"]["managedBy"] = "spillway.io/controller"
     batch.create_namespaced_job("default", elsewhere)
-    time.sleep(0.3)
+    after_a_scheduling_pass(api)
     assert client.CoreV1Api(api).list_namespaced_pod("default", label_selector="job-name=external").items == []
 
 
@@ -324,7 +336,7 @@ def test_a_job_that_fits_no_node_stays_pending(api, cluster):
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     batch.create_namespaced_job("default", job("huge", gpus="16", suspend=False))
     pod = wait_for(lambda: core.list_namespaced_pod("default", label_selector="job-name=huge").items)[0]
-    time.sleep(0.3)
+    after_a_scheduling_pass(api)
     pod = core.read_namespaced_pod(pod.metadata.name, "default")
     assert pod.spec.node_name is None and pod.status.phase == "Pending"
     batch.patch_namespaced_job("huge", "default", {"spec": {"suspend": True}})
@@ -372,7 +384,7 @@ def test_an_indexed_gang_binds_all_or_nothing(api, cluster):
     batch.create_namespaced_job("default", gang)
     pods = wait_for(lambda: len(items := core.list_namespaced_pod("default", label_selector="job-name=gang8").items)
                     == 2 and items)
-    time.sleep(0.3)
+    after_a_scheduling_pass(api)
     # one A100 node is free, but the gang needs two: neither pod binds
     assert [core.read_namespaced_pod(p.metadata.name, "default").spec.node_name for p in pods] == [None, None]
 
