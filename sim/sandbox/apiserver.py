@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-from . import patches
+from . import admission, patches
 from .resources import ResourceType
 from .selectors import SelectorError, field_matcher, label_matcher
 from .store import ApiError, Store
@@ -55,6 +55,8 @@ class Handler(BaseHTTPRequestHandler):
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        for warning in getattr(self, "warnings", []):  # what admission webhooks said; kubectl prints them
+            self.send_header("Warning", f'299 - "{warning}"')
         if code == 429:
             self.send_header("Retry-After", "0")
         self.send_header("Content-Length", str(len(data)))
@@ -76,6 +78,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from None
 
     def _route(self, method: str) -> None:
+        self.warnings: list[str] = []
         try:
             url = urlparse(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -214,7 +217,9 @@ class Handler(BaseHTTPRequestHandler):
             if name is not None:
                 raise ApiError(405, "MethodNotAllowed", "POST to a named resource")
             obj = self._object(t, self._body(), ns)
+            obj = self._admit(t, "CREATE", obj, None, ns or "")
             self._check(t, obj, query)
+            self._validate_admission(t, "CREATE", obj, None, ns or "")
             if query.get("dryRun") == "All":
                 return self._send(201, obj)
             return self._send(201, store.create(t, ns or "", obj))
@@ -294,10 +299,22 @@ class Handler(BaseHTTPRequestHandler):
                            ", ".join(f"{c['field']}: {c['message']}" for c in causes),
                            {"name": name, "group": t.group, "kind": t.kind, "causes": causes})
 
+    def _admit(self, t: ResourceType, operation: str, obj: dict, old: dict | None, ns: str) -> dict:
+        if t.group == "admissionregistration.k8s.io":
+            return obj  # webhook configurations are not sent to webhooks, as in Kubernetes
+        return admission.admit(self.server.store, t, operation, obj, old, ns, self.warnings)
+
+    def _validate_admission(self, t: ResourceType, operation: str, obj: dict, old: dict | None, ns: str) -> None:
+        if t.group != "admissionregistration.k8s.io":
+            admission.check(self.server.store, t, operation, obj, old, ns, self.warnings)
+
     def _write(self, t, ns, name, obj, sub, query) -> dict:
         store = self.server.store
         if sub is None:
+            old = store.get(t, ns, name)
+            obj = self._admit(t, "UPDATE", obj, old, ns)
             self._check(t, obj, query)
+            self._validate_admission(t, "UPDATE", obj, old, ns)
 
         def immutable(old, new):
             if t.group == "batch" and t.kind == "Job" and sub is None:

@@ -87,11 +87,12 @@ def node_fits(pod_spec: dict, node: dict) -> bool:
     if not terms:
         return True
     fields = {"metadata.name": node["metadata"]["name"]}
-    return any(term and all(_requirement(r, labels) for r in term.get("matchExpressions") or [])
-               and all(_requirement(r, fields) for r in term.get("matchFields") or []) for term in terms)
+    return any(term and all(requirement_holds(r, labels) for r in term.get("matchExpressions") or [])
+               and all(requirement_holds(r, fields) for r in term.get("matchFields") or []) for term in terms)
 
 
-def _requirement(r: dict, values: dict) -> bool:
+def requirement_holds(r: dict, values: dict) -> bool:
+    """One matchExpressions (or matchFields) entry against labels (or fields)."""
     key, op, wanted = r.get("key"), r.get("operator"), r.get("values") or []
     have = values.get(key)
     if op == "In":
