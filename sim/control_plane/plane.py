@@ -112,7 +112,10 @@ class ControlPlane:
         missing = [b for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
                    + (("kueue",) if self.kueue else ()) if b not in self.bins]
         if missing:
-            raise PlaneError(f"not built: {', '.join(missing)}; run `scripts/control-plane build` first")
+            from .versions import cache_root
+
+            raise PlaneError(f"not built: {', '.join(missing)} (looked in {cache_root()}/control-plane); run "
+                             "`scripts/control-plane build` first")
         self.pki = make_pki(self.folder / "pki")
         for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler"):
             self.ports[name] = free_port()

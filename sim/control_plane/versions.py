@@ -1,7 +1,7 @@
 """The pinned versions of the control plane, and where its binaries are cached.
 
 Each component is built by its own Go module under tools/control-plane/ (their go.mod files
-pin the same versions; `tests/real/test_versions.py` keeps the two in step). Kubernetes 1.35
+pin the same versions; `tests/test_control_plane.py` keeps the two in step). Kubernetes 1.35
 is the first release where a Job's spec.managedBy is GA; Kueue v0.17.0 is built against
 Kubernetes 0.35 libraries, so the two agree.
 """
