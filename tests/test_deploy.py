@@ -100,3 +100,41 @@ print(args.run.__name__)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "cmd_run", out.stderr[-2000:]
+
+
+def test_the_webhook_overlay_wires_service_certificate_and_controller_together():
+    from scheduler.webhook import MUTATE_PATH, VALIDATE_PATH
+
+    docs = build("deploy/overlays/webhook")
+    for doc in docs:
+        if not doc["apiVersion"].startswith("cert-manager.io/"):  # CRs: kubernetes-validate knows no schema
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    service = by[("Service", "spillway-webhook")]
+    deployment = by[("Deployment", "spillway-controller")]
+    pod = deployment["spec"]["template"]
+    assert all(pod["metadata"]["labels"].get(k) == v for k, v in service["spec"]["selector"].items())
+    [ctr] = pod["spec"]["containers"]
+    port = {p["name"]: p["containerPort"] for p in ctr["ports"]}[service["spec"]["ports"][0]["targetPort"]]
+    parsed = build_parser().parse_args([a.replace("$(POD_NAMESPACE)", "spillway-system").replace(
+        "$(POD_NAME)", "pod-0") for a in ctr["args"]])
+    assert parsed.webhook_port == port == 9443
+    mounts = {m["name"]: m["mountPath"] for m in ctr["volumeMounts"]}
+    secret = {v["name"]: v.get("secret", {}).get("secretName") for v in pod["spec"]["volumes"]}
+    certificate = by[("Certificate", "spillway-webhook")]
+    assert mounts["webhook-certs"] == parsed.webhook_cert_dir and secret["webhook-certs"] == certificate["spec"][
+        "secretName"]
+    assert "spillway-webhook.spillway-system.svc" in certificate["spec"]["dnsNames"]
+    paths = {}
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        config = by[(kind, "spillway")]
+        assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "spillway-system/spillway-webhook"
+        [hook] = config["webhooks"]
+        client = hook["clientConfig"]["service"]
+        assert (client["name"], client["namespace"], client["port"]) == ("spillway-webhook", "spillway-system", 443)
+        assert hook["sideEffects"] == "None" and hook["failurePolicy"] == "Fail"
+        [expr] = hook["namespaceSelector"]["matchExpressions"]
+        assert expr["operator"] == "NotIn" and set(expr["values"]) == {"kube-system", "spillway-system"}
+        paths[kind] = (client["path"], hook["rules"][0]["operations"])
+    assert paths == {"MutatingWebhookConfiguration": (MUTATE_PATH, ["CREATE"]),
+                     "ValidatingWebhookConfiguration": (VALIDATE_PATH, ["CREATE", "UPDATE"])}

@@ -78,3 +78,17 @@ def test_a_wrong_annotation_is_refused_at_apply_and_at_annotate(plane, namespace
     ok = kubectl(plane.plane.kubeconfig, "annotate", "job", "fine", "-n", namespace, f"{C.DECISION_REASON}=x",
                  check=False)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_the_webhook_overlays_configurations_are_accepted_by_the_real_api_server(plane):
+    """deploy/overlays/webhook's two webhook configurations, as the real API server validates them
+    (a server-side dry run: nothing is registered)."""
+    from tests.real.conftest import ROOT
+
+    rendered = kubectl(plane.plane.kubeconfig, "kustomize", str(ROOT / "deploy/overlays/webhook")).stdout
+    configs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"].endswith("WebhookConfiguration")]
+    assert len(configs) == 2
+    done = kubectl(plane.plane.kubeconfig, "apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump_all(configs),
+                   check=False)
+    assert done.returncode == 0, done.stderr
+    assert "mutatingwebhookconfiguration.admissionregistration.k8s.io/spillway created (server dry run)" in done.stdout
