@@ -5,9 +5,10 @@
 
 The sandbox (its API server, and its Job controller, scheduler and kubelet unless
 --no-machinery) runs in this process; `spillway run` runs as its own process (as in a cluster),
-so its peak RSS is its own. The Jobs (1, 2, 4 or 8 GPUs, mode auto, a mix of runtime
-estimates) are created suspended before the controller starts; every one of them needs a
-decision: the cluster has room for some, the rest burst (as ACK TrainingJob resources) or wait.
+so its peak RSS is its own. The Jobs (1, 2, 4 or 8 GPUs, a mix of runtime
+estimates; every third one mode cloud, the rest mode auto) are created suspended before the
+controller starts; every one of them needs a decision: a third burst (as ACK TrainingJob
+resources, each with its ledger record), the cluster has room for some, the rest wait.
 
 Reports:
 - reconcile throughput: Jobs whose decision landed on the Job (un-suspended, launched, or a Wait
@@ -53,10 +54,13 @@ POLICY = {"apiVersion": "spillway.io/v1alpha1", "kind": "BurstPolicy", "spec": {
 
 
 def job(i: int) -> dict:
+    """Every third Job must burst (mode cloud: the write path of a burst, its ledger record and its
+    TrainingJob, is measured too); the rest are the core's to place, locally or waiting."""
     gpus = (1, 2, 4, 8)[i % 4]
     hours = (1, 2, 4, 8, 12)[i % 5]
+    mode = "cloud" if i % 3 == 0 else "auto"
     return {"metadata": {"name": f"train-{i:05d}", "namespace": f"team-{i % 10}", "annotations": {
-        C.MODE: "auto", C.RUNTIME_ESTIMATE: f"{hours}h"}},
+        C.MODE: mode, C.RUNTIME_ESTIMATE: f"{hours}h"}},
         "spec": {"suspend": True, "template": {"spec": {
             "restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: PRODUCT},
             "containers": [{"name": "t", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1",
@@ -154,6 +158,8 @@ def main() -> None:
         proc.kill()
         stderr = proc.communicate(timeout=10)[1]
         pods = len(store.objects[("", "pods")])
+        training_jobs = len(store.objects.get(("sagemaker.services.k8s.aws", "trainingjobs"), {}))
+        ledger = sum(ns == "spillway-system" for ns, _ in store.objects[("", "configmaps")])
         if machinery is not None:
             machinery.stop()
         server.stop()
@@ -166,6 +172,7 @@ def main() -> None:
         "nodes": nodes, "jobs": jobs, "decided": len(landed), "finished": finished,
         "machinery": machinery is not None, "pods": pods,
         "placements": dict(sorted(placements.items())),
+        "training_jobs": training_jobs, "ledger_records": ledger,
         "seconds_to_last_decision": round(elapsed, 2),
         "throughput_jobs_per_s": round(len(landed) / elapsed, 1) if elapsed > 0 else None,
         "seconds_to_first_decision": round(min(landed.values()) - start, 2) if landed else None,
