@@ -217,6 +217,10 @@ class Handler(BaseHTTPRequestHandler):
             if name is not None:
                 raise ApiError(405, "MethodNotAllowed", "POST to a named resource")
             obj = self._object(t, self._body(), ns)
+            if t.status_subresource and t.kind != "Node":
+                # Status is the controllers' to write, through its subresource: a create's is dropped
+                # (a Pod starts Pending). Nodes keep theirs: a kubelet registers one with its status.
+                obj = {**obj, "status": {"phase": "Pending"} if t.kind == "Pod" and not t.group else {}}
             obj = self._admit(t, "CREATE", obj, None, ns or "")
             self._check(t, obj, query)
             self._validate_admission(t, "CREATE", obj, None, ns or "")

@@ -9,7 +9,10 @@ import jsonpatch
 # Lists that strategic merge patch merges by a key instead of replacing (the ones controllers touch).
 MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "ports": "containerPort",
               "volumes": "name", "volumeMounts": "mountPath", "conditions": "type", "ownerReferences": "uid",
-              "tolerations": "key", "imagePullSecrets": "name"}
+              "imagePullSecrets": "name"}
+# Lists of plain values that strategic merge patch unions (the patch's first), as Kubernetes does
+# for metadata.finalizers. Others (tolerations among them) are replaced whole.
+UNION_LISTS = {"finalizers"}
 
 
 def merge_patch(target, patch):
@@ -26,6 +29,8 @@ def merge_patch(target, patch):
 
 
 def strategic_merge_patch(target, patch, field: str = ""):
+    if isinstance(patch, list) and field in UNION_LISTS and isinstance(target, list):
+        return list(patch) + [v for v in target if v not in patch]
     if isinstance(patch, list) and field in MERGE_KEYS and isinstance(target, list):
         key = MERGE_KEYS[field]
         out = copy.deepcopy(target)

@@ -27,6 +27,9 @@ def validate(rtype: ResourceType, obj: dict, *, strict: bool = False) -> list[di
                             "alphanumeric characters, '-' or '.'"))
     if rtype.group == "batch" and rtype.kind == "Job":
         causes += _job(obj)
+        if len(name) > 63:  # its pods carry it in the job-name label, whose values stop at 63
+            causes.append(cause("spec.template.labels", "FieldValueInvalid",
+                                f'Invalid value: "{name}": must be no more than 63 bytes'))
     if rtype.schema is not None:
         for err in sorted(_validator(id(rtype.schema), rtype.schema, strict).iter_errors(_without_meta(obj)),
                           key=lambda e: list(e.absolute_path)):
