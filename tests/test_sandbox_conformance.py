@@ -11,9 +11,9 @@ from tests.real import test_conformance as checks
 
 
 @pytest.fixture
-def server():
+def server(tmp_path):
     sandbox = SandboxServer().start()
-    yield Kube(api_client(host=sandbox.url)), "default"
+    yield Kube(api_client(host=sandbox.url)), "default", sandbox.kubeconfig(tmp_path / "kubeconfig")
     sandbox.stop()
 
 
@@ -24,3 +24,5 @@ test_strategic_merge_unions_finalizers_and_replaces_tolerations = \
     checks.test_strategic_merge_unions_finalizers_and_replaces_tolerations
 test_a_suspended_job_that_never_started_takes_scheduling_directives_and_nothing_else = \
     checks.test_a_suspended_job_that_never_started_takes_scheduling_directives_and_nothing_else
+test_kubectl_wait_sees_the_initial_state_through_a_watch_list = \
+    checks.test_kubectl_wait_sees_the_initial_state_through_a_watch_list

@@ -377,11 +377,15 @@ class Handler(BaseHTTPRequestHandler):
                 labels(obj["metadata"].get("labels") or {}) and fields(obj)
 
         rv_text = query.get("resourceVersion") or ""
-        if rv_text in ("", "0"):
+        initial_events = query.get("sendInitialEvents") in ("1", "true")
+        if rv_text in ("", "0") or initial_events:
             items, rv = store.list(t, ns)
             for obj in items:
                 if visible(obj):
                     emit("ADDED", obj)
+            if initial_events:  # WatchList (kubectl 1.35+ informers): say where the initial state ends
+                emit("BOOKMARK", {"kind": t.kind, "apiVersion": t.group_version, "metadata": {
+                    "resourceVersion": str(rv), "annotations": {"k8s.io/initial-events-end": "true"}}})
         else:
             try:
                 rv = int(rv_text)

@@ -15,14 +15,14 @@ SMP, MERGE = "application/strategic-merge-patch+json", "application/merge-patch+
 
 
 @pytest.fixture(params=["sandbox", "real"])
-def server(request, plane, namespace):
-    """(a client, the namespace to use) on the sandbox and on the real plane."""
+def server(request, plane, namespace, tmp_path):
+    """(a client, the namespace to use, a kubeconfig) on the sandbox and on the real plane."""
     if request.param == "real":
-        yield plane.kube, namespace
+        yield plane.kube, namespace, plane.plane.kubeconfig
         return
     sandbox = SandboxServer().start()
     sandbox.store.create(sandbox.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": namespace}})
-    yield Kube(api_client(host=sandbox.url)), namespace
+    yield Kube(api_client(host=sandbox.url)), namespace, sandbox.kubeconfig(tmp_path / "kubeconfig")
     sandbox.stop()
 
 
@@ -42,7 +42,7 @@ def patch(kube: Kube, ns: str, name: str, body: dict, content_type: str) -> dict
 
 
 def test_list_items_carry_no_kind(server):
-    kube, ns = server
+    kube, ns, _ = server
     create(kube, ns, job("listed"))
     raw = kube.batch.list_namespaced_job(ns, _preload_content=False)
     [item] = json.loads(raw.data)["items"]
@@ -50,7 +50,7 @@ def test_list_items_carry_no_kind(server):
 
 
 def test_a_job_name_over_63_characters_is_invalid(server):
-    kube, ns = server
+    kube, ns, _ = server
     with pytest.raises(KubeError) as refused:
         create(kube, ns, job("x" * 64))
     assert refused.value.status == 422 and "must be no more than 63 bytes" in refused.value.message
@@ -58,13 +58,13 @@ def test_a_job_name_over_63_characters_is_invalid(server):
 
 
 def test_a_status_sent_with_a_create_is_dropped(server):
-    kube, ns = server
+    kube, ns, _ = server
     created = create(kube, ns, job("fresh", status={"succeeded": 3, "startTime": "2026-01-01T00:00:00Z"}))
     assert not created.get("status")
 
 
 def test_strategic_merge_unions_finalizers_and_replaces_tolerations(server):
-    kube, ns = server
+    kube, ns, _ = server
     create(kube, ns, {**job("merged"), "metadata": {"name": "merged", "finalizers": ["a.io/x"]}})
     merged = patch(kube, ns, "merged", {"metadata": {"finalizers": ["b.io/y"]}, "spec": {"template": {"spec": {
         "tolerations": [{"key": "b", "operator": "Exists"}]}}}}, SMP)
@@ -76,7 +76,7 @@ def test_strategic_merge_unions_finalizers_and_replaces_tolerations(server):
 
 
 def test_a_suspended_job_that_never_started_takes_scheduling_directives_and_nothing_else(server):
-    kube, ns = server
+    kube, ns, _ = server
     create(kube, ns, job("pinned"))
     with pytest.raises(KubeError) as refused:
         patch(kube, ns, "pinned", {"spec": {"template": {"spec": {"containers": [{"name": "t", "image": "t:2"}]}}}},
@@ -87,3 +87,22 @@ def test_a_suspended_job_that_never_started_takes_scheduling_directives_and_noth
     done = patch(kube, ns, "pinned", {"spec": {"suspend": False, "template": {
         "metadata": {"labels": {"team": "a"}}, "spec": {"affinity": pin, "nodeSelector": {"x": "y"}}}}}, MERGE)
     assert done["spec"]["template"]["spec"]["affinity"] == pin and done["spec"]["suspend"] is False
+
+
+def test_kubectl_wait_sees_the_initial_state_through_a_watch_list(server):
+    """kubectl 1.35+ waits through a WatchList: the initial state as ADDED events, then a bookmark
+    marking their end (k8s.io/initial-events-end). The sandbox sent no such bookmark, and
+    `kubectl wait` on it timed out even for a condition already met."""
+    import subprocess
+    import time
+
+    from sim.control_plane.plane import kubectl_binary
+
+    kube, ns, config = server
+    create(kube, ns, job("waited"))
+    start = time.monotonic()
+    done = subprocess.run([kubectl_binary(), "--kubeconfig", str(config), "wait", "-n", ns,
+                           "--for=jsonpath={.spec.suspend}=true", "job/waited", "--timeout=20s"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "bookmark expired" not in done.stderr and time.monotonic() - start < 10
