@@ -25,6 +25,7 @@ from sim.sandbox.ack import AckStandIn
 from sim.sandbox.apiserver import SandboxServer
 from sim.sandbox.machinery import add_nodes
 from tests.builders import BUCKET, ROLE, policy
+from tests.waiting import wait_for
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"
@@ -97,16 +98,6 @@ def training_status(sagemaker, name: str) -> str | None:
         return sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
     except sagemaker.client().exceptions.ClientError:
         return None
-
-
-def wait_for(check, timeout=15.0, step=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("timed out waiting for the condition")
 
 
 def test_a_job_that_fits_runs_locally_and_holds_its_gpus_until_its_pods_bind(cluster):

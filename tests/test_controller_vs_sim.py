@@ -112,7 +112,12 @@ def through_the_controller() -> dict[str, tuple]:
 
 
 def test_the_controller_on_the_sandbox_decides_as_the_simulator_does():
-    simulated, controlled = through_the_simulator(), through_the_controller()
+    assert_same_decisions(through_the_simulator(), through_the_controller())
+
+
+def assert_same_decisions(simulated: dict[str, tuple], controlled: dict[str, tuple]) -> None:
+    """Every Job: the same placement and reason, and the same start to the millisecond; and the
+    scenario put Jobs on both sides."""
     assert set(simulated) == set(controlled)
     for key in sorted(simulated):
         placement, reason, start = simulated[key]

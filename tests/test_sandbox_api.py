@@ -15,6 +15,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from sim.sandbox.apiserver import SandboxServer
+from tests.waiting import wait_for
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
@@ -268,16 +269,6 @@ def cluster(server):
     m = Machinery(server.store, time_scale=600, default_run_seconds=60).start()  # a pod runs 0.1 s
     yield server
     m.stop()
-
-
-def wait_for(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def after_a_scheduling_pass(api, name="probe"):

@@ -12,7 +12,8 @@ from kubernetes import client
 from sim.sagemaker_lifecycle import SageMakerSandbox
 from sim.sandbox.ack import AckStandIn, to_api
 from sim.sandbox.apiserver import SandboxServer
-from tests.test_sandbox_api import ACK_JOB, wait_for
+from tests.test_sandbox_api import ACK_JOB
+from tests.waiting import wait_for
 
 REQUEST = dict(AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},
                RoleArn="arn:aws:iam::123456789012:role/r", OutputDataConfig={"S3OutputPath": "s3://b/out/"},

@@ -20,6 +20,7 @@ from scheduler.controller import Controller, Settings
 from scheduler.kube import Kube, api_client
 from sim.control_plane.plane import kubectl, write_kubeconfig
 from sim.control_plane.setup import RunningPlane, start_plane
+from tests import waiting
 from tests.builders import policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,14 +61,8 @@ def namespace(plane) -> str:
 
 
 def wait_for(check, timeout: float = 60.0, step: float = 0.1, what: str = "the condition"):
-    """Poll check() until it returns something truthy, and return that."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    """tests.waiting.wait_for, with the real plane's longer default timeout."""
+    return waiting.wait_for(check, timeout, step, what)
 
 
 @pytest.fixture

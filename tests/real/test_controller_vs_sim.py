@@ -24,7 +24,7 @@ from policies.units import parse_time
 from scheduler.controller import Controller, Settings
 from sim.control_plane.kubelet import StandInKubelet
 from tests.real.conftest import condition, wait_for
-from tests.test_controller_vs_sim import POLICY, manifest, through_the_simulator, trace
+from tests.test_controller_vs_sim import POLICY, assert_same_decisions, manifest, through_the_simulator, trace
 
 SCALE = 60.0
 FAST_POLICY = BurstPolicy.model_validate({"spec": {**POLICY.model_dump(by_alias=True, exclude_unset=True)["spec"],
@@ -121,12 +121,4 @@ def test_the_controller_on_the_real_control_plane_decides_as_the_simulator_does(
         controlled = through_the_real_control_plane(plane, scenario_namespaces)
     finally:
         plane.kubelet.paused.clear()
-    print("simulated", simulated, "controlled", controlled, sep="\n")
-    assert set(simulated) == set(controlled)
-    for key in sorted(simulated):
-        placement, reason, start = simulated[key]
-        assert controlled[key][:2] == (placement, reason), key
-        assert controlled[key][2] == pytest.approx(start, abs=1e-3), key
-    kinds = {p for p, _, _ in simulated.values()}
-    assert {"Local", "SageMakerOnDemand"} <= kinds or {"Local", "SageMakerSpot"} <= kinds, \
-        "the scenario must exercise both sides"
+    assert_same_decisions(simulated, controlled)
