@@ -90,11 +90,20 @@ def build_all(names: tuple[str, ...] = (), *, force: bool = False) -> list[Built
 
 
 def binaries(go: str | None = None) -> dict[str, Path]:
-    """Binary name -> path, for every component already built; a BuildError names what is missing."""
-    go = go or go_version()
+    """Binary name -> path, for every component already built. Starting needs no Go: without it,
+    the newest build of each pinned version in the cache is used."""
+    try:
+        go = go or go_version()
+    except BuildError:
+        go = None
     out: dict[str, Path] = {}
     for c in COMPONENTS:
-        folder = binary_dir(c, go)
+        if go is not None:
+            folder = binary_dir(c, go)
+        else:
+            built = sorted(binary_dir(c, "").parent.glob(f"{c.name}-{c.version}-go*"),
+                           key=lambda f: f.stat().st_mtime)
+            folder = built[-1] if built else binary_dir(c, "go")
         if is_built(c, folder):
             out.update({b: folder / b for b in c.binaries})
             if c is KUEUE:
