@@ -100,6 +100,11 @@ class EventReason(str, Enum):
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by NVIDIA GPU feature discovery
 
+# --- The virtual node: where burst pods are bound (their work runs on SageMaker) ------------
+VIRTUAL_NODE_NAME = "spillway-sagemaker"
+VIRTUAL_NODE_LABEL = f"{API_GROUP}/virtual-node"  # "true" on it: never local capacity
+VIRTUAL_NODE_TAINT = f"{API_GROUP}/sagemaker"  # NoSchedule: only pods that tolerate it land there
+
 
 class Mode(str, Enum):
     """What the Job's owner allows."""

@@ -203,6 +203,13 @@ class Kube:
     def create_node(self, body: dict) -> dict:
         return self._call(self.core.create_node, body)
 
+    def get_node(self, name: str) -> dict:
+        return self._call(self.core.read_node, name)
+
+    def patch_node(self, name: str, patch: dict) -> dict:
+        """A JSON merge patch of the Node (labels, taints)."""
+        return self._call(self.core.patch_node, name, patch, _content_type=MERGE_PATCH)
+
     def patch_node_status(self, name: str, patch: dict) -> dict:
         """A strategic merge patch: conditions merge by type, as a kubelet's heartbeat needs."""
         return self._call(self.core.patch_node_status, name, patch, _content_type=STRATEGIC_PATCH)

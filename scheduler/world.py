@@ -50,9 +50,16 @@ def _time(text: str | None) -> float | None:
         return None
 
 
+def is_virtual(node: dict) -> bool:
+    return (node["metadata"].get("labels") or {}).get(C.VIRTUAL_NODE_LABEL) == "true"
+
+
 def nodes_of(items: list[dict]) -> tuple[Node, ...]:
+    """The cluster's own GPU nodes: a virtual node (its pods run on SageMaker) is never local capacity."""
     out = []
     for n in items:
+        if is_virtual(n):
+            continue
         status = n.get("status") or {}
         try:
             gpus = parse_gpu_quantity((status.get("allocatable") or {}).get(C.GPU_RESOURCE, 0))
@@ -86,8 +93,11 @@ def running_of(world: World) -> tuple[RunningPod, ...]:
     """Bound pods holding GPUs, and the GPUs Local decisions hold for pods not bound yet."""
     out: list[RunningPod] = []
     bound_jobs: set[str] = set()
+    virtual = {n["metadata"]["name"] for n in world.nodes if is_virtual(n)}
     for pod in world.pods:
         node = (pod.get("spec") or {}).get("nodeName")
+        if node in virtual:
+            continue  # a burst's pod: its work runs on SageMaker, and the ledger has it in flight
         phase = (pod.get("status") or {}).get("phase", "Pending")
         gpus = pod_spec_gpus(pod.get("spec") or {})
         if not node or phase not in GPU_PHASES or not gpus:

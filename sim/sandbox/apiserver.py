@@ -439,7 +439,9 @@ class SandboxServer(ThreadingHTTPServer):
         self.faults = Faults()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
-        self.store.create(self.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": "default"}})
+        # The namespaces a real API server makes for itself (node Leases live in kube-node-lease).
+        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self.store.create(self.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
         for crd in bundled_crds():
             self.store.create(self.store.type_for("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", crd)
 
