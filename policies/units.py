@@ -50,6 +50,12 @@ def parse_time(text: str | datetime) -> float:
     return dt.timestamp()
 
 
+def format_micro_time(seconds: float) -> str:
+    """RFC 3339 UTC to the microsecond: what Kubernetes' MicroTime fields (a Lease's renewTime) take."""
+    micros = round(seconds * 1_000_000)
+    return f"{format_time(micros // 1_000_000)[:-1]}.{micros % 1_000_000:06d}Z"
+
+
 def format_time(seconds: float) -> str:
     """RFC 3339 UTC to the second, as datetime.strftime writes it (fraction dropped).
 

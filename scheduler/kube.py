@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 WATCH_SECONDS = 60
-LIST_PAGE = 500  # items per page of a controller's list
+LIST_PAGE = 500  # items per page of a list
 
 
 class KubeError(Exception):
@@ -128,19 +128,12 @@ class Kube:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def _items(self, fn: Callable, api_version: str, kind: str, **kwargs) -> list[dict]:
-        """A list's items, each with its apiVersion and kind: an API server sends them without
-        (they are the list's), and what reads a Job checks that it is one."""
-        items = self._call(fn, **kwargs).get("items") or []
-        for item in items:
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", kind)
-        return items
-
-    def _paged(self, fn: Callable, api_version: str, kind: str, keep: Callable[[dict], dict],
+    def _items(self, fn: Callable, api_version: str, kind: str, keep: Callable[[dict], dict] = lambda o: o,
                **kwargs) -> list[dict]:
-        """A list read LIST_PAGE items at a time, each item cut down by keep() before the next page
-        is read: the whole answer is never in memory as JSON text and as dicts at once."""
+        """A list's items, read LIST_PAGE at a time, each with its apiVersion and kind (an API server
+        sends them without: they are the list's, and what reads a Job checks that it is one), and
+        each cut down by keep() before the next page is read: the whole answer is never in memory
+        as JSON text and as dicts at once."""
         out: list[dict] = []
         token = None
         while True:
@@ -158,18 +151,18 @@ class Kube:
 
     def list_jobs_for_controller(self) -> list[dict]:
         """Every Job, paged, without managedFields (on a real server, often half of an object)."""
-        return self._paged(self.batch.list_job_for_all_namespaces, "batch/v1", "Job", _without_managed_fields)
+        return self._items(self.batch.list_job_for_all_namespaces, "batch/v1", "Job", _without_managed_fields)
 
     def list_pods_holding_resources(self) -> list[dict]:
         """Pods not yet finished, paged, each cut to what says where it runs, since when, for
         whom and with how many GPUs: on a cluster of 10,000 pods the full objects would be
         most of the controller's memory."""
-        return self._paged(self.core.list_pod_for_all_namespaces, "v1", "Pod", _pod_essentials,
+        return self._items(self.core.list_pod_for_all_namespaces, "v1", "Pod", _pod_essentials,
                            field_selector="status.phase!=Succeeded,status.phase!=Failed")
 
     def list_nodes_for_controller(self) -> list[dict]:
         """Every Node, paged, without managedFields and the image list its kubelet reports."""
-        return self._paged(self.core.list_node, "v1", "Node", _node_essentials)
+        return self._items(self.core.list_node, "v1", "Node", _node_essentials)
 
     def list_pods(self, field_selector: str | None = None) -> list[dict]:
         kwargs = {"field_selector": field_selector} if field_selector else {}

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Callable
 
 from policies import constants as C
+from policies.units import format_micro_time, format_time
 
 from .kube import Kube, KubeError
 
@@ -29,11 +29,6 @@ LEASE_SECONDS = 40
 # the scheduler never refuses a burst pod for room; the money and the quotas are the core's.
 ALLOCATABLE = {C.GPU_RESOURCE: "1000", "cpu": "10000", "memory": "100Ti", "pods": "10000",
                "ephemeral-storage": "100Ti"}
-
-
-def _time(t: float, micro: bool = False) -> str:
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ"
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime(fmt)
 
 
 def node_manifest(name: str = C.VIRTUAL_NODE_NAME) -> dict:
@@ -82,10 +77,10 @@ class VirtualNode:
     def heartbeat(self) -> None:
         now = self.clock()
         owner = {"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": self.uid} if self.uid else None
-        self.kube.renew_lease(LEASE_NAMESPACE, self.name, self.name, LEASE_SECONDS, _time(now, micro=True), owner)
+        self.kube.renew_lease(LEASE_NAMESPACE, self.name, self.name, LEASE_SECONDS, format_micro_time(now), owner)
         ready = {"type": "Ready", "status": "True", "reason": "SageMakerReachable",
                  "message": "Spillway runs this node's pods as SageMaker jobs",
-                 "lastHeartbeatTime": _time(now), "lastTransitionTime": _time(now)}
+                 "lastHeartbeatTime": format_time(now), "lastTransitionTime": format_time(now)}
         self.kube.patch_node_status(self.name, {"status": {"conditions": [ready]}})
 
     def run(self, stop: threading.Event) -> None:

@@ -17,8 +17,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable, Protocol
+
+from policies.units import format_micro_time, format_time
 
 from ..cluster_spec import node_groups
 from ..sandbox.machinery import pod_status_at
@@ -36,14 +37,6 @@ class ApiClient(Protocol):
     def list_pods(self, field_selector: str | None = None) -> list[dict]: ...
     def patch_pod_status(self, namespace: str, name: str, patch: dict) -> dict: ...
     def delete_pod(self, namespace: str, name: str, *, grace_period_seconds: int | None = None) -> None: ...
-
-
-def micro_time(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def seconds_time(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def node_manifest(name: str, gpus: int, product: str | None) -> dict:
@@ -99,10 +92,10 @@ class StandInKubelet:
         judges them by its own clock, whatever clock the pods run on."""
         for n in self.nodes:
             owner = {"apiVersion": "v1", "kind": "Node", "name": n.name, "uid": self._uids.get(n.name, "")}
-            self.api.renew_lease(LEASE_NAMESPACE, n.name, n.name, self.LEASE_SECONDS, micro_time(wall),
+            self.api.renew_lease(LEASE_NAMESPACE, n.name, n.name, self.LEASE_SECONDS, format_micro_time(wall),
                                  owner if owner["uid"] else None)
             ready = {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "stand-in kubelet is ready",
-                     "lastHeartbeatTime": seconds_time(wall), "lastTransitionTime": seconds_time(wall)}
+                     "lastHeartbeatTime": format_time(wall), "lastTransitionTime": format_time(wall)}
             self.api.patch_node_status(n.name, {"status": {"conditions": [ready]}})
         self._beat_at = wall
 

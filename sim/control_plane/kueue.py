@@ -11,6 +11,7 @@ here).
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import time
@@ -37,7 +38,7 @@ def render(plane: ControlPlane, webhook_port: int) -> list[dict]:
         "resources": [os.path.relpath(config / "components" / c, folder) for c in ("crd", "rbac", "webhook")]}))
     out = kubectl(plane.kubeconfig, "kustomize", "--load-restrictor=LoadRestrictionsNone", str(folder)).stdout
     assert plane.pki is not None
-    ca = _b64(plane.pki.ca_cert.read_bytes())
+    ca = base64.b64encode(plane.pki.ca_cert.read_bytes()).decode()
     docs = [d for d in yaml.safe_load_all(out) if d]
     for doc in docs:
         if doc["kind"] in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
@@ -57,12 +58,6 @@ def _loopback(client_config: dict, port: int, ca: str) -> dict:
     if service.get("name") != WEBHOOK_SERVICE:
         raise PlaneError(f"a Kueue webhook calls an unexpected service: {service}")
     return {"url": f"https://127.0.0.1:{port}{service.get('path') or '/convert'}", "caBundle": ca}
-
-
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode()
 
 
 def start_kueue(plane: ControlPlane, timeout: float = 120.0) -> None:
@@ -97,11 +92,11 @@ def start_kueue(plane: ControlPlane, timeout: float = 120.0) -> None:
         "internalCertManagement": {"enable": False},
         "integrations": {"frameworks": ["batch/job"]},
     }, sort_keys=False))
-    plane._start("kueue", [str(plane.bins["kueue"]), f"--config={config}", f"--kubeconfig={kubeconfig}",
+    plane.start_process("kueue", [str(plane.bins["kueue"]), f"--config={config}", f"--kubeconfig={kubeconfig}",
                            f"--visibility-server-port={free_port()}", "--zap-log-level=info",
                            # the on-demand visibility API server reads a certificate from /visibility only
                            "--feature-gates=VisibilityOnDemand=false"])
-    plane._wait_http("kueue", f"http://127.0.0.1:{health_port}/readyz", timeout)
+    plane.wait_http("kueue", f"http://127.0.0.1:{health_port}/readyz", timeout)
     # Ready once the webhook answers: a dry-run ResourceFlavor goes through Kueue's own webhook.
     probe = yaml.safe_dump({"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
                             "metadata": {"name": "spillway-probe"}})

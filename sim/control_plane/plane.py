@@ -121,14 +121,14 @@ class ControlPlane:
             self.ports[name] = free_port()
         self._write_kubeconfigs()
         try:
-            self._start("etcd", self._etcd_args())
-            self._wait_http("etcd", f"http://127.0.0.1:{self.ports['etcd']}/health", timeout)
+            self.start_process("etcd", self._etcd_args())
+            self.wait_http("etcd", f"http://127.0.0.1:{self.ports['etcd']}/health", timeout)
             self.start_apiserver(timeout)
-            self._start("kube-controller-manager", self._controller_manager_args())
-            self._start("kube-scheduler", self._scheduler_args())
-            self._wait_http("kube-controller-manager", f"https://127.0.0.1:{self.ports['controller-manager']}/healthz",
+            self.start_process("kube-controller-manager", self._controller_manager_args())
+            self.start_process("kube-scheduler", self._scheduler_args())
+            self.wait_http("kube-controller-manager", f"https://127.0.0.1:{self.ports['controller-manager']}/healthz",
                             timeout, insecure=True)
-            self._wait_http("kube-scheduler", f"https://127.0.0.1:{self.ports['scheduler']}/healthz", timeout,
+            self.wait_http("kube-scheduler", f"https://127.0.0.1:{self.ports['scheduler']}/healthz", timeout,
                             insecure=True)
         except BaseException:
             self.stop()
@@ -136,8 +136,8 @@ class ControlPlane:
         return self
 
     def start_apiserver(self, timeout: float = 120.0) -> None:
-        self._start("kube-apiserver", self._apiserver_args())
-        self._wait_http("kube-apiserver", f"{self.url}/readyz", timeout)
+        self.start_process("kube-apiserver", self._apiserver_args())
+        self.wait_http("kube-apiserver", f"{self.url}/readyz", timeout)
 
     def restart_apiserver(self, timeout: float = 120.0) -> None:
         """Stop the API server and start it again on the same port and etcd: every watch drops."""
@@ -217,12 +217,12 @@ class ControlPlane:
             path = self.kubeconfig if who == "admin" else self.folder / f"{who}.kubeconfig"
             write_kubeconfig(path, self.url, self.pki.ca_cert, self.pki.tokens[who], user=who)
 
-    def _start(self, name: str, args: list[str]) -> None:
+    def start_process(self, name: str, args: list[str]) -> None:
         process = Process(name, args, self.folder / "logs" / f"{name}.log")
         process.start()
         self.processes[name] = process
 
-    def _wait_http(self, name: str, url: str, timeout: float, *, insecure: bool = False) -> None:
+    def wait_http(self, name: str, url: str, timeout: float, *, insecure: bool = False) -> None:
         assert self.pki is not None
         context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         if insecure:  # a component's own self-signed serving certificate

@@ -8,7 +8,6 @@ binaries missing, the plane's fixture fails and says how to build them.
 from __future__ import annotations
 
 import itertools
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -126,7 +125,3 @@ def job_if(kube: Kube, namespace: str, name: str, kind: str) -> dict | None:
 
 def annotation(kube: Kube, namespace: str, name: str, key: str) -> str | None:
     return (kube.get_job(namespace, name)["metadata"].get("annotations") or {}).get(key)
-
-
-def run(*args: str, kubeconfig: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return kubectl(kubeconfig, *args, check=check)

@@ -10,6 +10,7 @@ import pytest
 from policies import constants as C
 from scheduler.kube import KubeError
 from scheduler.ledger import DONE
+from sim.control_plane.plane import kubectl
 from tests.real.conftest import annotation, job_manifest, start_controller, wait_for
 
 CLOUD = {C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10h"}
@@ -38,8 +39,7 @@ def test_a_cloud_job_becomes_an_ack_training_job_the_real_server_accepts_strictl
         controller_kube.create_custom(wrong, ACK[2])
     assert refused.value.status == 400 and 'unknown field "spec.roleArn"' in refused.value.message
     # kubectl deletes in the background: the garbage collector takes the TrainingJob with its Job.
-    from tests.real.conftest import run
-    run("delete", "job", "burst", "-n", namespace, kubeconfig=plane.plane.kubeconfig)
+    kubectl(plane.plane.kubeconfig, "delete", "job", "burst", "-n", namespace)
     wait_for(lambda: not training_jobs(plane.kube, namespace), what="the TrainingJob to be collected")
 
 
