@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-from . import admission, patches
+from . import admission, patches, tables
 from .resources import ResourceType
 from .selectors import SelectorError, field_matcher, label_matcher
 from .store import ApiError, Store
@@ -212,7 +212,10 @@ class Handler(BaseHTTPRequestHandler):
                 if query.get("watch") in ("1", "true"):
                     return self._watch(t, ns if t.namespaced else None, query)
                 return self._list(t, ns if t.namespaced else None, query)
-            return self._send(200, store.get(t, ns or "", name))
+            obj = store.get(t, ns or "", name)
+            if tables.wants_table(self.headers.get("Accept")):
+                return self._send(200, tables.table(t, [obj], obj["metadata"].get("resourceVersion", "")))
+            return self._send(200, obj)
         if method == "POST":
             if name is not None:
                 raise ApiError(405, "MethodNotAllowed", "POST to a named resource")
@@ -249,7 +252,9 @@ class Handler(BaseHTTPRequestHandler):
         if method == "DELETE":
             body = self._body() or {}
             orphan = (body.get("propagationPolicy") or query.get("propagationPolicy")) == "Orphan"
-            obj = store.delete(t, ns or "", name, orphan=orphan)
+            grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+            obj = store.delete(t, ns or "", name, orphan=orphan,
+                               grace_period_seconds=None if grace is None else int(grace))
             return self._send(200, obj)
         raise ApiError(405, "MethodNotAllowed", method)
 
@@ -352,6 +357,8 @@ class Handler(BaseHTTPRequestHandler):
         if limit and start + limit < len(items):
             meta["continue"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
             meta["remainingItemCount"] = len(items) - start - limit
+        if tables.wants_table(self.headers.get("Accept")):
+            return self._send(200, {**tables.table(t, page, str(rv)), "metadata": meta})
         if t.schema is None:  # a built-in list's items carry no apiVersion or kind, as a real server sends them
             page = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")} for o in page]
         self._send(200, {"kind": f"{t.kind}List", "apiVersion": t.group_version, "metadata": meta, "items": page})

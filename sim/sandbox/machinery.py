@@ -10,6 +10,7 @@ the API server, so every change they make is seen by list and watch.
   nodeSelector and required node affinity; best fit (fewest free GPUs left).
 - Kubelet: runs a bound pod for the duration in its annotation sandbox.spillway.io/run-seconds
   (default 60 virtual seconds), then marks it Succeeded (or Failed with sandbox.spillway.io/fail).
+  It leaves alone the pods of a virtual node (label type=virtual-kubelet): its agent runs them.
 """
 
 from __future__ import annotations
@@ -226,8 +227,13 @@ class Machinery(ReconcileLoop):
                                                         "metadata": {**pod["metadata"], "resourceVersion": None}})
 
     def _kubelet(self, now: float) -> None:
+        """Runs the pods of the cluster's own nodes; a virtual node's pods are its agent's (a
+        virtual-kubelet provider's: Spillway's runs them on SageMaker)."""
         next_end = float("inf")
+        virtual = virtual_nodes(self.store)
         for (ns, name), pod in list(self.store.objects[self.pods.key].items()):
+            if (pod.get("spec") or {}).get("nodeName") in virtual:
+                continue
             new, end = pod_status_at(pod, now, default_run=self.default_run, scale=self.scale)
             next_end = min(next_end, end)
             if new is None:
@@ -236,6 +242,12 @@ class Machinery(ReconcileLoop):
                                                     "metadata": {**pod["metadata"], "resourceVersion": None}},
                               subresource="status")
         self._next_end = next_end
+
+
+def virtual_nodes(store: Store) -> set[str]:
+    """Nodes labelled type=virtual-kubelet, as every virtual-kubelet provider labels its own."""
+    return {name for (_, name), node in store.objects[store.type_for("", "v1", "nodes").key].items()
+            if (node["metadata"].get("labels") or {}).get("type") == "virtual-kubelet"}
 
 
 def pod_status_at(pod: dict, now: float, *, default_run: float, scale: float) -> tuple[dict | None, float]:

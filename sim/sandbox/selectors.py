@@ -76,8 +76,13 @@ def _dig(obj: dict, path: str):
 
 
 def node_fits(pod_spec: dict, node: dict) -> bool:
-    """kube-scheduler's NodeAffinity filter: the pod's nodeSelector, and one of its required
-    node-affinity terms (matchExpressions on the node's labels, matchFields on its name)."""
+    """kube-scheduler's TaintToleration and NodeAffinity filters: every NoSchedule and NoExecute
+    taint of the node tolerated; the pod's nodeSelector, and one of its required node-affinity
+    terms (matchExpressions on the node's labels, matchFields on its name)."""
+    tolerations = pod_spec.get("tolerations") or []
+    if any(t.get("effect") in ("NoSchedule", "NoExecute") and not any(tolerates(o, t) for o in tolerations)
+           for t in (node.get("spec") or {}).get("taints") or []):
+        return False
     labels = node["metadata"].get("labels") or {}
     if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
         return False
@@ -109,3 +114,15 @@ def requirement_holds(r: dict, values: dict) -> bool:
         except ValueError:
             return False
     return False
+
+
+def tolerates(toleration: dict, taint: dict) -> bool:
+    """A toleration matches a taint: its key (none: every key, with operator Exists), its value
+    (operator Equal, the default) and its effect (none: every effect)."""
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    if not toleration.get("key"):
+        return toleration.get("operator") == "Exists"
+    if toleration["key"] != taint.get("key"):
+        return False
+    return toleration.get("operator") == "Exists" or toleration.get("value", "") == taint.get("value", "")

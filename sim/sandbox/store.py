@@ -159,7 +159,7 @@ class Store:
                     if k not in obj and k not in ("metadata", "status"):
                         del new[k]
                 keep = {"uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
-                        "namespace", "name"}
+                        "deletionGracePeriodSeconds", "namespace", "name"}
                 new_meta = {k: v for k, v in meta.items() if k not in keep}
                 new["metadata"] = {**{k: v for k, v in current["metadata"].items() if k in keep}, **new_meta}
                 if t.plural == "customresourcedefinitions":
@@ -170,7 +170,8 @@ class Store:
                 new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
             if new == current:
                 return self._view(t, current)  # no-op writes do not bump resourceVersion
-            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") \
+                    and "deletionGracePeriodSeconds" not in new["metadata"]:
                 del self.objects[t.key][key]
                 self._bump(t, "DELETED", new)
                 self._collect_garbage(new["metadata"]["uid"])
@@ -179,15 +180,20 @@ class Store:
             self._bump(t, "MODIFIED", new)
             return self._view(t, new)
 
-    def delete(self, t: ResourceType, ns: str, name: str, *, orphan: bool = False) -> dict:
+    def delete(self, t: ResourceType, ns: str, name: str, *, orphan: bool = False,
+               grace_period_seconds: int | None = None) -> dict:
         with self.lock:
             key = (ns if t.namespaced else "", name)
             current = self.objects[t.key].get(key)
             if current is None:
                 raise ApiError(404, "NotFound", f'{t.plural} "{name}" not found', {"name": name, "kind": t.plural})
-            if current["metadata"].get("finalizers"):
+            graceful = self._graceful(t, current, grace_period_seconds)
+            if current["metadata"].get("finalizers") or graceful:
                 if not current["metadata"].get("deletionTimestamp"):
                     current["metadata"]["deletionTimestamp"] = now_rfc3339(self.clock)
+                    if graceful:
+                        current["metadata"]["deletionGracePeriodSeconds"] = \
+                            30 if grace_period_seconds is None else grace_period_seconds
                     self._bump(t, "MODIFIED", current)
                 return self._view(t, current)
             del self.objects[t.key][key]
@@ -197,6 +203,19 @@ class Store:
             if t.plural == "namespaces":
                 self._delete_namespace_contents(name)
             return self._view(t, current)
+
+    def _graceful(self, t: ResourceType, obj: dict, grace_period_seconds: int | None) -> bool:
+        """A bound pod that has not ended goes away once its kubelet confirms (a delete with grace
+        0), as on a real API server. Only a virtual node's pods wait so here: the sandbox's own
+        kubelet would confirm at once, and its agent is the one to do it (a pod it forgets hangs
+        in Terminating, as it would on a real cluster)."""
+        if t.plural != "pods" or grace_period_seconds == 0:
+            return False
+        node = (obj.get("spec") or {}).get("nodeName")
+        if not node or (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return False
+        found = self.objects[self.type_for("", "v1", "nodes").key].get(("", node))
+        return found is not None and (found["metadata"].get("labels") or {}).get("type") == "virtual-kubelet"
 
     def _collect_garbage(self, owner_uid: str) -> None:
         """Background cascading deletion: dependents whose ownerReferences name the deleted owner."""
