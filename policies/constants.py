@@ -95,6 +95,17 @@ class EventReason(str, Enum):
     FELL_BACK = "SpotFellBackToOnDemand"
     BACK_TO_SPOT = "SpotResumed"  # spot.fallback planned: relaunched on managed spot from on-demand
     INVALID_ANNOTATIONS = "InvalidAnnotations"
+    RETRY_REFUSED = "SageMakerRetryRefused"  # backoffLimit asked for another training job the budget cannot pay
+
+
+class PodReason(str, Enum):
+    """Why the virtual node's agent ended a pod (its status.reason, as a kubelet's Evicted is)."""
+
+    NOT_A_BURST = "NotPlacedBySpillway"  # only the pods of Spillway's bursts run on the virtual node
+    STARTING = "SageMakerStarting"  # a container's waiting reason while its training job starts
+    TRAINING_FAILED = "SageMakerFailed"
+    TRAINING_STOPPED = "SageMakerStopped"
+    OVER_BUDGET = "BudgetExhausted"  # a retry the budget cannot pay
 
 # --- Kubernetes well-known keys ---------------------------------------------------------
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -104,6 +115,14 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by NVIDIA GPU feature discov
 VIRTUAL_NODE_NAME = "spillway-sagemaker"
 VIRTUAL_NODE_LABEL = f"{API_GROUP}/virtual-node"  # "true" on it: never local capacity
 VIRTUAL_NODE_TAINT = f"{API_GROUP}/sagemaker"  # NoSchedule: only pods that tolerate it land there
+VIRTUAL_NODE_TYPE_LABEL = ("type", "virtual-kubelet")  # as every virtual-kubelet provider labels its node
+
+
+class BurstAs(str, Enum):
+    """What Kubernetes sees of a burst (spec.sageMaker.burstAs)."""
+
+    VIRTUAL_NODE = "virtualNode"  # the Job runs: its pods on the virtual node mirror the training job
+    SUSPENDED_JOB = "suspendedJob"  # the Job stays suspended; status and cost are its annotations
 
 
 class Mode(str, Enum):

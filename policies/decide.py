@@ -102,13 +102,7 @@ class Cycle:
                                                      self.snapshot.spend_of(namespace),
                                                      self.snapshot.committed_of(namespace))
         limit, spend, committed = known
-        used = committed + self.assumed_usd.get(namespace, 0.0)
-        left, which = INF, ""
-        if limit.daily_usd is not None:
-            left, which = limit.daily_usd - spend.today_usd - used, "daily"
-        if limit.monthly_usd is not None and limit.monthly_usd - spend.month_usd - used < left:
-            left, which = limit.monthly_usd - spend.month_usd - used, "monthly"
-        return left, which
+        return limit.left(spend.today_usd, spend.month_usd, committed + self.assumed_usd.get(namespace, 0.0))
 
     def quota_left(self, instance_type: str) -> float:
         quota = self.policy.spec.sage_maker.quotas.get(instance_type)

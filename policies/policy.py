@@ -16,6 +16,7 @@ from .constants import (
     API_VERSION,
     POLICY_KIND,
     BudgetExhaustedAction,
+    BurstAs,
     CapacityType,
     EmitTarget,
     Mode,
@@ -129,6 +130,14 @@ class SageMakerSide(_Model):
         description="ack: sagemaker.services.k8s.aws/v1alpha1 TrainingJob; legacy: "
         "sagemaker.aws.amazon.com/v1 TrainingJob; api: boto3 CreateTrainingJob.",
     )
+    burst_as: BurstAs = Field(
+        BurstAs.VIRTUAL_NODE,
+        description="virtualNode: a burst Job runs, as Kubernetes sees it: its pods are bound to the "
+        "virtual node spillway-sagemaker and mirror the training job, so the Job completes or fails "
+        "(kubectl wait, backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished all work). "
+        "suspendedJob: the Job stays suspended and only its spillway.io/ annotations tell how the "
+        "training job goes (no Node object, no node RBAC).",
+    )
     instance_types: list[InstanceTypeRule] = Field(
         default_factory=list,
         description="Mapping rules. Without a matching rule, the cheapest allowed NVIDIA type of the "
@@ -200,6 +209,16 @@ class SpotSide(_Model):
 class BudgetLimit(_Model):
     daily_usd: NonNegFloat | None = Field(None, description="Per UTC day; absent means no daily limit.")
     monthly_usd: NonNegFloat | None = Field(None, description="Per UTC calendar month.")
+
+    def left(self, today_usd: float, month_usd: float, committed_usd: float) -> tuple[float, str]:
+        """Dollars still free after what was billed today and this month and what is committed,
+        and which window binds ("daily", "monthly"; "" without a limit)."""
+        left, which = float("inf"), ""
+        if self.daily_usd is not None:
+            left, which = self.daily_usd - today_usd - committed_usd, "daily"
+        if self.monthly_usd is not None and self.monthly_usd - month_usd - committed_usd < left:
+            left, which = self.monthly_usd - month_usd - committed_usd, "monthly"
+        return left, which
 
 
 class Budgets(_Model):

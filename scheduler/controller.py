@@ -32,7 +32,7 @@ from typing import Callable
 from policies import BurstPolicy, InputError, Placement, is_managed, job_from_manifest
 from policies import constants as C
 from policies.actions import cycle_actions
-from policies.constants import EmitTarget, EventReason
+from policies.constants import BurstAs, EmitTarget, EventReason, PodReason
 from policies.decide import policy_catalog
 from policies.decision import Decision
 from policies.emit import create_training_job_request, training_job_name, training_job_resource
@@ -47,8 +47,10 @@ from policies.units import format_time, parse_time
 from .kube import Kube, KubeError
 from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger
 from .metrics import ControllerMetrics
+from .node_agent import gang_bound, live, owner_uid, pod_status, refused, shown, template_patch
 from .placement import pin_to_nodes
 from .sagemaker import SageMaker, SageMakerError
+from .virtual_node import VirtualNode
 from .world import World, annotations, completed_of, format_local_nodes, key_of, nodes_of, running_of
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,11 @@ class Controller:
         self._count = threading.Lock()
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="spillway-act")
         self._plans: OrderedDict[str, BlindSpotPlan | None] = OrderedDict()  # uid -> its spot plan, the latest few
+        self.burst_as = policy.spec.sage_maker.burst_as
+        self.virtual_node = VirtualNode(kube)
+        self._node_kept = False  # the virtual node was made (or checked) by this process
+        self._vpods: dict[str, list[dict]] = {}  # this cycle's pods on the virtual node, by their Job's UID
+        self._last_described: dict[str, tuple[str, dict]] = {}  # uid -> (training job, what SageMaker said)
 
     @property
     def writes(self) -> int:
@@ -108,6 +115,9 @@ class Controller:
         """Cycle until stop is set: on every change the watches see, and when a cycle asks."""
         if watch:
             self.kube.watch_changes(self.changed.set, stop)
+        if self.burst_as == BurstAs.VIRTUAL_NODE:
+            self._node_kept = True  # the keeper makes the node, and renews its Lease and Ready condition
+            self.virtual_node.start(stop)
         failures = 0
         while not stop.is_set():
             self.changed.clear()
@@ -147,7 +157,9 @@ class Controller:
         report = CycleReport()
         active = [b for b in self.ledger.bursts.values() if b.state != DONE]
         self._resources = self._list_resources({b.emit for b in active})
+        self._vpods = self._virtual_node_pods()
         self._each(self._follow, list(self.ledger.bursts.values()), world, now)
+        self._each(self._tend, list(self._vpods.items()), world, now)
         pending = self._pending(world, now)
         snapshot = self._snapshot(world, now, report)
         for key in [k for k in self.planner.jobs if k not in pending]:
@@ -299,7 +311,8 @@ class Controller:
             uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=asdict(launch),
             names=[training_job_name(job)], committed_usd=round(committed, 6), launched_at=now,
             placement=d.placement.value, reason=d.reason.value, message=d.message[:4000], decided_at=_stamp(now),
-            runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline))
+            runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline, via=self.burst_as.value,
+            attempt_usd=round(committed, 6)))
         self._create(burst, manifest, job, now, decision=d)
         return False
 
@@ -311,8 +324,22 @@ class Controller:
         ann = {C.DECISION_PLACEMENT: burst.placement, C.DECISION_REASON: burst.reason,
                C.DECISION_MESSAGE: burst.message, C.DECIDED_AT: burst.decided_at,
                C.SAGEMAKER_JOB_NAME: name, C.COMMITTED_USD: f"{burst.committed_usd:.2f}"}
-        if not self._patch(manifest, ann, finalizers=[C.FINALIZER] if burst.emit == EmitTarget.API.value else None):
+        virtual = burst.via == BurstAs.VIRTUAL_NODE.value
+        if not self._patch(manifest, ann, finalizers=[C.FINALIZER] if burst.emit == EmitTarget.API.value else None,
+                           spec=_to_virtual_node(manifest) if virtual else None):
             return  # the Job changed (or went): the burst stays "launching" for the next cycle
+        if virtual:
+            if decision is not None:
+                self._decided(manifest, decision, f"{decision.message}; its pods go to the virtual node "
+                              f"{C.VIRTUAL_NODE_NAME}, and SageMaker training job {name} starts once they are "
+                              "bound", now)
+                decision = None
+            pods = [p for p in self._vpods.get(burst.uid, []) if live(p)]
+            if not gang_bound(manifest, pods):
+                return  # the next cycle looks again, once the scheduler has bound them
+            ran = [p["metadata"]["uid"] for p in pods]
+            if any(uid not in burst.pods for uid in ran):
+                burst = self.ledger.change(burst.uid, lambda b: _ran_for(b, ran)) or burst
         try:
             arn = self._send(burst, job, name, on_demand)
         except (SageMakerError, KubeError) as exc:
@@ -349,7 +376,13 @@ class Controller:
 
     def _launch_failed(self, burst: Burst, manifest: dict, why: str, now: float) -> None:
         """SageMaker (or the API server) refused the job: release its commitment, say why, and
-        decide the Job again after a back-off."""
+        decide the Job again after a back-off. A Job whose pods are on the virtual node has run:
+        its pods fail with SageMaker's answer, and backoffLimit says whether it tries again."""
+        if burst.via == BurstAs.VIRTUAL_NODE.value and not (manifest.get("spec") or {}).get("suspend"):
+            self.metrics.launch_failures.inc()
+            self.ledger.change(burst.uid, lambda b: _ended(b, f"LaunchFailed/{why}", now))
+            self._event(manifest, EventReason.LAUNCH_FAILED.value, why, now, warning=True)
+            return
         self.ledger.remove(burst.uid)
         self.metrics.launch_failures.inc()
         _, backoff = self.retry_at.get(burst.uid, (0.0, self.settings.launch_retry_seconds / 2))
@@ -386,6 +419,8 @@ class Controller:
             job = None
         described = self._describe(burst, burst.current_name)
         self._described[burst.uid] = now
+        if described is not None:
+            self._last_described[burst.uid] = (burst.current_name, described)
         if described is None:
             if burst.state == LAUNCHING and job is not None:
                 self._create(burst, manifest, job, now)  # a crash came between the ledger and the create
@@ -623,14 +658,103 @@ class Controller:
 
     def _stop_deleted(self, burst: Burst, manifest: dict | None, now: float) -> None:
         """The Job was deleted: stop its SageMaker work, book what it cost, let the Job go."""
+        self._stop_burst(burst, None, now, "Stopped/JobDeleted")
+        if manifest is not None and C.FINALIZER in (manifest["metadata"].get("finalizers") or []):
+            self._patch(manifest, {}, finalizers=[])
+        log.info("%s was deleted: stopped %s", burst.job, ", ".join(burst.names))
+
+    def _stop_burst(self, burst: Burst, manifest: dict | None, now: float, status: str) -> None:
+        """Stop the burst's SageMaker work and book what it cost; manifest, if given, is told."""
         for name in burst.names:
             self._stop(burst, name)
         described = self.sagemaker.describe(burst.current_name) if self.sagemaker is not None else None
         cost = self._cost(burst, burst.current_name, described, now) if described else burst.committed_usd
-        self._finish(burst, None, burst.current_name, cost, "Stopped/JobDeleted", {}, now)
-        if manifest is not None and C.FINALIZER in (manifest["metadata"].get("finalizers") or []):
-            self._patch(manifest, {}, finalizers=[])
-        log.info("%s was deleted: stopped %s", burst.job, ", ".join(burst.names))
+        self._finish(burst, manifest, burst.current_name, cost, status, {"TrainingJobStatus": "Stopped"}, now)
+
+    # --- the virtual node's pods (spec.sageMaker.burstAs: virtualNode; see scheduler.node_agent) -------
+
+    def _virtual_node_pods(self) -> dict[str, list[dict]]:
+        """The pods bound to the virtual node, by the UID of the Job that owns them. The node is made
+        first (a controller that acts once, or before its keeper's first beat, needs it too)."""
+        if self.burst_as != BurstAs.VIRTUAL_NODE and \
+                not any(b.via == BurstAs.VIRTUAL_NODE.value for b in self.ledger.bursts.values()):
+            return {}
+        if not self._node_kept and self.burst_as == BurstAs.VIRTUAL_NODE:
+            self.virtual_node.ensure()
+            self.virtual_node.heartbeat()
+            self._node_kept = True
+        out: dict[str, list[dict]] = {}
+        for pod in self.kube.list_pods(field_selector=f"spec.nodeName={self.virtual_node.name}"):
+            out.setdefault(owner_uid(pod), []).append(pod)
+        return out
+
+    def _tend(self, item: tuple[str, list[dict]], world: World, now: float) -> None:
+        """What a kubelet does for its pods, for the pods of one Job: each shows its training job;
+        one being deleted stops it and is removed; one that is no burst's is failed, never run."""
+        uid, pods = item
+        burst = self.ledger.bursts.get(uid)
+        manifest = world.jobs_by_uid.get(uid)
+        for pod in pods:
+            meta = pod["metadata"]
+            if meta.get("deletionTimestamp"):
+                if burst is not None and burst.state != DONE and manifest is not None \
+                        and not manifest["metadata"].get("deletionTimestamp"):
+                    self._stop_burst(burst, manifest, now, "Stopped/PodDeleted")
+                self.kube.delete_pod(meta["namespace"], meta["name"], grace_period_seconds=0)
+                continue
+            if burst is None or burst.via != BurstAs.VIRTUAL_NODE.value or manifest is None:
+                self._pod_status(pod, refused(pod, now, PodReason.NOT_A_BURST, (
+                    f"only the pods of Jobs that Spillway bursts run on {C.VIRTUAL_NODE_NAME}; "
+                    "this pod was not placed there by Spillway")))
+                continue
+            if live(pod) and meta["uid"] not in burst.pods and burst.state == DONE \
+                    and not burst.outcome.startswith("Completed"):
+                burst = self._retry(burst, manifest, pod, now)
+                continue
+            name, described = self._last_described.get(uid, ("", None))
+            show = shown(done=burst.state == DONE, described=described if name == burst.current_name else None,
+                         outcome=burst.outcome, name=burst.current_name)
+            self._pod_status(pod, pod_status(pod, show, now))
+
+    def _retry(self, burst: Burst, manifest: dict, pod: dict, now: float) -> Burst:
+        """A new pod of a Job whose training job failed: backoffLimit asks for another try. It is
+        a new training job, committed against the budget like the first, and never past it."""
+        each = burst.attempt_usd or burst.committed_usd
+        spend = next((s for s in self.ledger.spend(now) if s.namespace == burst.namespace), None)
+        committed = sum(c.committed_usd for c in self.ledger.in_flight() if c.namespace == burst.namespace)
+        left, which = self.policy.budget_for(burst.namespace).left(
+            spend.today_usd if spend else 0.0, spend.month_usd if spend else 0.0, committed)
+        try:
+            job = job_from_manifest(manifest, source=key_of(manifest))
+        except InputError as exc:
+            job, left, why = None, -1.0, str(exc)
+        else:
+            why = (f"backoffLimit asks for another SageMaker training job (${each:.2f} committed), but the "
+                   f"{which} budget of namespace {burst.namespace} has ${max(left, 0.0):.2f} left")
+        if job is None or left < each:
+            self._pod_status(pod, refused(pod, now, PodReason.OVER_BUDGET, why))
+            self._event(manifest, EventReason.RETRY_REFUSED.value, why, now, warning=True)
+            return burst
+        attempt = len(burst.names)
+        updated = self.ledger.change(burst.uid, lambda b: _again(b, training_job_name(job, attempt), each, now))
+        if updated is None:
+            return burst
+        self._event(manifest, EventReason.LAUNCHED.value, f"training job {burst.current_name} ended "
+                    f"{burst.outcome}; backoffLimit retries it as {updated.current_name}", now)
+        self._create(updated, manifest, job, now)
+        return self.ledger.bursts.get(burst.uid, updated)
+
+    def _pod_status(self, pod: dict, status: dict | None) -> None:
+        if status is None:
+            return
+        meta = pod["metadata"]
+        try:
+            self.kube.patch_pod_status(meta["namespace"], meta["name"], {"status": status})
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+            return
+        self._wrote()
 
     # --- writes ----------------------------------------------------------------------------------------
 
@@ -721,6 +845,43 @@ def _mark_running(b: Burst, name: str, arn: str, cost: float | None = None, stat
     if status is not None:
         b.outcome = status
     return (b.state, b.arns.get(name), b.costs.get(name), b.outcome) != before
+
+
+def _to_virtual_node(manifest: dict) -> dict | None:
+    """The spec patch that runs a burst's Job on the virtual node: its template's scheduling
+    directives (allowed on a suspended Job that never started), and suspend: false."""
+    spec = manifest.get("spec") or {}
+    out: dict = {}
+    patch = template_patch((spec.get("template") or {}).get("spec") or {})
+    if patch is not None:
+        out["template"] = {"spec": patch}
+    if spec.get("suspend") or out:
+        out["suspend"] = False
+    return out or None
+
+
+def _ran_for(b: Burst, uids: list[str]) -> bool:
+    new = [u for u in uids if u not in b.pods]
+    b.pods.extend(new)
+    return bool(new)
+
+
+def _ended(b: Burst, outcome: str, now: float) -> bool:
+    if b.state == DONE:
+        return False
+    b.outcome, b.state, b.ended_at = outcome, DONE, now
+    return True
+
+
+def _again(b: Burst, name: str, each: float, now: float) -> bool:
+    """A backoffLimit retry: the next training job, committed again on top of what the burst cost."""
+    if b.state != DONE or name in b.names:
+        return False
+    b.names.append(name)
+    b.started[name] = now
+    b.committed_usd = round(b.cost_usd + each, 6)
+    b.state, b.outcome, b.ended_at = LAUNCHING, "", None
+    return True
 
 
 def _stamp(t: float) -> str:

@@ -204,7 +204,9 @@ def _view(store) -> dict:
             out["finished"] += complete
         elif placement.startswith("SageMaker"):
             out["cloud"] += 1
-            done = (ann.get(C.SAGEMAKER_STATUS) or "").split("/")[0] in ("Completed", "Failed", "Stopped")
+            # A burst on the virtual node finishes as a Job; one kept suspended, as its training job.
+            done = complete if not job["spec"].get("suspend") else \
+                (ann.get(C.SAGEMAKER_STATUS) or "").split("/")[0] in ("Completed", "Failed", "Stopped")
             out["cloud_done"] += done
             out["finished"] += done
             out["cost"] += float(ann.get(C.COST_USD) or 0)

@@ -232,9 +232,14 @@ class Kube:
             meta: dict = {"name": name, "namespace": namespace}
             if owner:
                 meta["ownerReferences"] = [owner]
-            self._call(coordination.create_namespaced_lease, namespace, {
-                "metadata": meta, "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
-                                           "renewTime": now}})
+            try:
+                self._call(coordination.create_namespaced_lease, namespace, {
+                    "metadata": meta, "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
+                                               "renewTime": now}})
+            except KubeError as again:
+                if not again.conflict:
+                    raise
+                self.renew_lease(namespace, name, holder, seconds, now, owner)  # made meanwhile: renew it
 
     # --- custom resources (the SageMaker TrainingJobs) ------------------------------------------
 

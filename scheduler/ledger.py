@@ -63,6 +63,9 @@ class Burst:
     trained: dict[str, float] = field(default_factory=dict)  # per ended training job: its checkpointed progress
     plan_tick: int = -1  # spot.fallback planned: the last plan tick acted on
     belief: list | None = None  # ... and what it knew of spot then (policies.spot_plan.SpotBelief)
+    via: str = "suspendedJob"  # spec.sageMaker.burstAs when it launched (entries older than it: suspendedJob)
+    pods: list[str] = field(default_factory=list)  # virtualNode: UIDs of the pods its training jobs ran for
+    attempt_usd: float = 0.0  # what one training job commits (a backoffLimit retry commits it again)
 
     @property
     def cost_usd(self) -> float:
@@ -87,6 +90,7 @@ class Burst:
     def copy(self) -> "Burst":
         return replace(self, launch=dict(self.launch), names=list(self.names), arns=dict(self.arns),
                        costs=dict(self.costs), started=dict(self.started), trained=dict(self.trained),
+                       pods=list(self.pods),
                        belief=None if self.belief is None else list(self.belief))
 
 

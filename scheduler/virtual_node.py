@@ -6,8 +6,8 @@ allocatable GPUs, CPU, memory and pods, and a Ready condition; its Lease in kube
 renewed, so the node lifecycle controller never marks it NotReady nor taints it unreachable.
 
 The core never counts it as local capacity (scheduler.world.nodes_of leaves it out), and pods
-bound to it are not local work. Running those pods as SageMaker jobs is the node agent's work,
-still to come (issue #25).
+bound to it are not local work. Running those pods as SageMaker jobs is the node agent's work
+(scheduler.node_agent, driven by the controller's cycle).
 """
 
 from __future__ import annotations
@@ -57,8 +57,13 @@ class VirtualNode:
         except KubeError as exc:
             if not exc.not_found:
                 raise
-            node = self.kube.create_node(want)
-            log.info("created virtual node %s", self.name)
+            try:
+                node = self.kube.create_node(want)
+                log.info("created virtual node %s", self.name)
+            except KubeError as again:
+                if not again.conflict:
+                    raise
+                node = self.kube.get_node(self.name)  # another replica (or a cycle) made it first
         labels = node["metadata"].get("labels") or {}
         taints = (node.get("spec") or {}).get("taints") or []
         mine = want["spec"]["taints"][0]

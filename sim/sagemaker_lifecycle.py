@@ -117,6 +117,15 @@ class SageMakerSandbox:
                 life = self._adopt(name, self._backend().training_jobs[name], self._virtual_now())
             life.fail_reason = reason
 
+    def trained_seconds(self, name: str) -> float:
+        """Virtual seconds the training job has spent in Training so far (0 before SageMaker starts it)."""
+        with self.lock:
+            life = self.lives.get(name)
+            if life is None:
+                return 0.0
+            running = self._virtual_now() - life.phase_start if life.phase == "Training" else 0.0
+            return life.trained + running
+
     def set_spot_capacity(self, available: bool) -> None:
         """Take spot capacity away (training spot jobs are interrupted, new ones wait in Starting)
         or give it back, as an outage of the instance type would."""

@@ -1,5 +1,9 @@
 """The controller against the sandbox cluster, with the real kubernetes client, kubectl and
-moto's SageMaker (with the sandbox's life cycle, and its refusal of a duplicate name)."""
+moto's SageMaker (with the sandbox's life cycle, and its refusal of a duplicate name).
+
+No Job controller runs here, so bursts are kept as suspended Jobs (spec.sageMaker.burstAs:
+suspendedJob): what is tested is the burst itself (its ledger, its training job, its fallback,
+its cost). tests/test_bursts_as_jobs.py runs bursts as Jobs on the virtual node."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"
 PRODUCT = "NVIDIA-A100-SXM4-80GB"
 ACK = ("sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs")
+SUSPENDED = {"burstAs": "suspendedJob"}
 
 
 @pytest.fixture
@@ -88,7 +93,7 @@ def events_of(server, name: str) -> list[tuple[str, str]]:
 
 
 def controller(server, *, emit="ack", sm=None, **spec) -> Controller:
-    p = policy(sageMaker={"emit": emit}, **spec)
+    p = policy(sageMaker={"emit": emit, **SUSPENDED}, **spec)
     return Controller(kube_of(server), p, sagemaker=sm, settings=Settings(burst_poll_seconds=0), clock=time.time)
 
 
@@ -215,7 +220,8 @@ def test_spot_gives_way_to_on_demand_once_when_the_fallback_rule_says_so(cluster
     create(cluster, manifest("spotty", **{C.MODE: "cloud", C.CAPACITY_TYPE: "spot", C.DEADLINE: deadline,
                                          C.CHECKPOINT_S3_URI: f"{BUCKET}ckpt/spotty/"}))
     sm = adapter(sagemaker)
-    ctl = Controller(kube_of(cluster), policy(sageMaker={"emit": "api"}), sagemaker=sm, clock=lambda: now[0])
+    ctl = Controller(kube_of(cluster), policy(sageMaker={"emit": "api", **SUSPENDED}), sagemaker=sm,
+                     clock=lambda: now[0])
     [d] = ctl.cycle().decisions
     assert d.placement == Placement.SAGEMAKER_SPOT and d.launch.fallback_time > now[0]
     spot_name = job_annotations(cluster, "spotty")[C.SAGEMAKER_JOB_NAME]
@@ -251,7 +257,7 @@ def test_planned_spot_leaves_an_outage_for_on_demand_and_comes_back_once_each(cl
     create(cluster, manifest("planner", **{C.MODE: "cloud", C.CAPACITY_TYPE: "spot", C.DEADLINE: deadline,
                                            C.RUNTIME_ESTIMATE: "8h",
                                            C.CHECKPOINT_S3_URI: f"{BUCKET}ckpt/planner/"}))
-    p = policy(sageMaker={"emit": "api"}, spot={"fallback": "planned", "planTickSeconds": 1800})
+    p = policy(sageMaker={"emit": "api", **SUSPENDED}, spot={"fallback": "planned", "planTickSeconds": 1800})
     sm = adapter(sagemaker)
 
     def ctl() -> Controller:
@@ -388,7 +394,7 @@ def test_of_two_replicas_only_the_leader_acts_and_a_killed_leader_is_replaced(cl
     spillway = str(Path(sys.executable).parent / "spillway")
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(yaml.safe_dump({"apiVersion": "spillway.io/v1alpha1", "kind": "BurstPolicy", "spec": {
-        "allowlists": {"*": {"roleArns": [ROLE], "s3Prefixes": [BUCKET]}}}}))
+        "allowlists": {"*": {"roleArns": [ROLE], "s3Prefixes": [BUCKET]}}, "sageMaker": SUSPENDED}}))
     crs = cluster.store.type_for(*ACK)
     created: list[str] = []
     cluster.store.listeners.append(lambda e: created.append(e.obj["metadata"]["name"])

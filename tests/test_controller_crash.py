@@ -72,7 +72,7 @@ def storm(server, tag: str) -> None:
 def new_controller(server, sm_client, counter, at=None, after=False) -> Controller:
     kube = Dies(Kube(api_client(host=server.url)), counter, at, after)
     sm = Dies(SageMaker("us-east-1", client=sm_client), counter, at, after)  # the sandbox's client: fast, no retry
-    p = policy(sageMaker={"emit": "api"}, budgets={"default": {"dailyUsd": BUDGET, "monthlyUsd": 10 * BUDGET}})
+    p = policy(sageMaker={"emit": "api", "burstAs": "suspendedJob"}, budgets={"default": {"dailyUsd": BUDGET, "monthlyUsd": 10 * BUDGET}})
     # One worker: the writes go out in one order, so "the k-th write" is the same point every run.
     return Controller(kube, p, sagemaker=sm, clock=time.time, settings=Settings(workers=1))
 

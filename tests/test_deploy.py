@@ -22,11 +22,15 @@ K8S_VERSION = "1.33"
 CLUSTER_CALLS = {("batch", "jobs", v) for v in ("get", "list", "watch", "patch")} | {
     ("batch", "jobs/finalizers", "update"),  # blockOwnerDeletion on a TrainingJob (tests/real/test_bursts.py)
     ("", "pods", "list"), ("", "pods", "watch"), ("", "nodes", "list"), ("", "events", "create"),
+    # the virtual node (scheduler/virtual_node.py) and its pods' agent (scheduler/controller.py)
+    ("", "nodes", "get"), ("", "nodes", "create"), ("", "nodes", "patch"), ("", "nodes/status", "patch"),
+    ("", "pods/status", "patch"), ("", "pods", "delete"),
     *{("sagemaker.services.k8s.aws", "trainingjobs", v) for v in ("create", "list", "delete")},
     *{("sagemaker.aws.amazon.com", "trainingjobs", v) for v in ("create", "list", "delete")},
 }
 NAMESPACE_CALLS = {("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")} | {
     ("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+NODE_LEASE_CALLS = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "patch")}  # its heartbeat
 
 
 def build(path: str) -> list[dict]:
@@ -49,13 +53,18 @@ def test_every_manifest_validates_strictly(path):
 
 
 def test_rbac_grants_what_the_controller_calls_and_nothing_more():
-    docs = {d["kind"]: d for d in build("deploy/base")}
+    built = build("deploy/base")
+    docs = {d["kind"]: d for d in built if d["metadata"].get("namespace") != "kube-node-lease"}
     # Beyond the calls made: get and watch to read what is listed, and patch for Event counts.
-    spare = {("", "pods", "get"), ("", "nodes", "get"), ("", "nodes", "watch"), ("", "events", "patch"),
+    spare = {("", "pods", "get"), ("", "nodes", "watch"), ("", "events", "patch"),
              ("sagemaker.services.k8s.aws", "trainingjobs", "watch"), ("sagemaker.aws.amazon.com", "trainingjobs", "watch")}
     assert granted(docs["ClusterRole"]["rules"]) - spare == CLUSTER_CALLS
     assert granted(docs["Role"]["rules"]) == NAMESPACE_CALLS
     assert docs["Role"]["metadata"]["namespace"] == "spillway-system"
+    [lease_role] = [d for d in built if d["kind"] == "Role" and d["metadata"]["namespace"] == "kube-node-lease"]
+    assert granted(lease_role["rules"]) == NODE_LEASE_CALLS
+    [named] = [r for r in lease_role["rules"] if "get" in r["verbs"]]
+    assert named["resourceNames"] == ["spillway-sagemaker"], "it renews its own Lease, no other node's"
     binding = docs["ClusterRoleBinding"]["subjects"][0]
     assert (binding["name"], binding["namespace"]) == (docs["ServiceAccount"]["metadata"]["name"], "spillway-system")
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from policies import constants as C
-from scheduler.webhook import MUTATE_PATH, VALIDATE_PATH, WebhookServer
+from scheduler.webhook import WebhookServer
 from sim.control_plane.pki import make_pki, serving_pair
 from sim.sandbox.apiserver import SandboxServer
-from tests.builders import policy
+from tests.builders import policy, webhook_configs
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
@@ -27,20 +27,6 @@ def sandbox(tmp_path):
     server.store.create(server.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": "ml"}})
     yield server
     server.stop()
-
-
-def configs(url: str, ca: str, failure_policy: str = "Fail") -> list[dict]:
-    def hook(name, path, operations):
-        return {"name": f"{name}.spillway.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
-                "failurePolicy": failure_policy, "clientConfig": {"url": url + path, "caBundle": ca},
-                "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                                                            "values": ["kube-system", "spillway-system"]}]},
-                "rules": [{"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"],
-                           "operations": operations}]}
-    return [{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-             "metadata": {"name": "spillway"}, "webhooks": [hook("suspend", MUTATE_PATH, ["CREATE"])]},
-            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-             "metadata": {"name": "spillway"}, "webhooks": [hook("annotations", VALIDATE_PATH, ["CREATE", "UPDATE"])]}]
 
 
 def job(name: str, **ann: str) -> dict:
@@ -62,7 +48,7 @@ def test_kubectl_apply_goes_through_spillways_webhook_on_the_sandbox(sandbox, tm
         config = sandbox.kubeconfig(tmp_path / "kubeconfig")
         ca = base64.b64encode(pki.ca_cert.read_bytes()).decode()
         done = kubectl(config, "apply", "-f", "-",
-                       stdin=yaml.safe_dump_all(configs(f"https://127.0.0.1:{webhook.port}", ca)))
+                       stdin=yaml.safe_dump_all(webhook_configs(f"https://127.0.0.1:{webhook.port}", ca)))
         assert done.returncode == 0, done.stderr
         done = kubectl(config, "apply", "-f", "-", stdin=yaml.safe_dump(job("burst", **{C.MODE: "cloud"})))
         assert done.returncode == 0 and "Warning: spillway: created suspended" in done.stderr, done.stderr
@@ -82,7 +68,7 @@ def test_kubectl_apply_goes_through_spillways_webhook_on_the_sandbox(sandbox, tm
 def test_a_webhook_that_does_not_answer_fails_the_write_or_is_skipped_by_its_policy(sandbox, tmp_path,
                                                                                      failure_policy, created):
     config = sandbox.kubeconfig(tmp_path / "kubeconfig")
-    dead = configs("https://127.0.0.1:9", "", failure_policy)
+    dead = webhook_configs("https://127.0.0.1:9", "", failure_policy)
     assert kubectl(config, "apply", "-f", "-", stdin=yaml.safe_dump_all(dead)).returncode == 0
     done = kubectl(config, "apply", "-f", "-", stdin=yaml.safe_dump(job("train", **{C.MODE: "auto"})))
     assert (done.returncode == 0) == created, done.stderr

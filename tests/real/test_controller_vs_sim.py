@@ -27,8 +27,11 @@ from tests.real.conftest import condition, wait_for
 from tests.test_controller_vs_sim import POLICY, assert_same_decisions, manifest, through_the_simulator, trace
 
 SCALE = 60.0
-FAST_POLICY = BurstPolicy.model_validate({"spec": {**POLICY.model_dump(by_alias=True, exclude_unset=True)["spec"],
-                                                   "local": {"maxWaitSeconds": 900 / SCALE}}})
+# Decisions are what is compared: bursts stay suspended Jobs, as the harness steps no virtual node.
+_SPEC = POLICY.model_dump(by_alias=True, exclude_unset=True)["spec"]
+FAST_POLICY = BurstPolicy.model_validate({"spec": {
+    **_SPEC, "local": {"maxWaitSeconds": 900 / SCALE},
+    "sageMaker": {**_SPEC.get("sageMaker", {}), "burstAs": "suspendedJob"}}})
 
 
 class Clock:
