@@ -20,12 +20,14 @@ from scheduler.kube import Kube, api_client
 from scheduler.ledger import DONE
 from scheduler.sagemaker import SageMaker
 from sim.sandbox.apiserver import SandboxServer
-from sim.sandbox.machinery import add_nodes
+from sim.sandbox.machinery import Machinery, add_nodes
 from tests.builders import policy
 from tests.test_controller import PRODUCT, create, manifest, sagemaker  # noqa: F401 (fixture)
 
 WRITES = {"patch_job", "event", "create_custom", "delete_custom", "create_config_map", "replace_config_map",
-          "create_training_job", "stop"}
+          "create_training_job", "stop",
+          # the virtual node's keeping and its pods' agent (burstAs: virtualNode)
+          "create_node", "patch_node", "patch_node_status", "renew_lease", "patch_pod_status", "delete_pod"}
 BUDGET = 70.0  # dollars a day: room for two of the five bursts below, at their committed figure
 
 
@@ -69,37 +71,49 @@ def storm(server, tag: str) -> None:
             C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10h", C.INSTANCE_TYPE: "ml.g5.xlarge"}))
 
 
-def new_controller(server, sm_client, counter, at=None, after=False) -> Controller:
+def new_controller(server, sm_client, counter, at=None, after=False, burst_as="suspendedJob") -> Controller:
     kube = Dies(Kube(api_client(host=server.url)), counter, at, after)
     sm = Dies(SageMaker("us-east-1", client=sm_client), counter, at, after)  # the sandbox's client: fast, no retry
-    p = policy(sageMaker={"emit": "api", "burstAs": "suspendedJob"}, budgets={"default": {"dailyUsd": BUDGET, "monthlyUsd": 10 * BUDGET}})
+    p = policy(sageMaker={"emit": "api", "burstAs": burst_as},
+               budgets={"default": {"dailyUsd": BUDGET, "monthlyUsd": 10 * BUDGET}})
     # One worker: the writes go out in one order, so "the k-th write" is the same point every run.
     return Controller(kube, p, sagemaker=sm, clock=time.time, settings=Settings(workers=1))
 
 
-def run_world(sagemaker, at: int | None, after: bool, tag: str) -> tuple[int, dict]:
+def run_world(sagemaker, at: int | None, after: bool, tag: str, burst_as: str = "suspendedJob") -> tuple[int, dict]:
+    """The storm under a controller that dies at its at-th write (None: never), then a fresh one.
+    With the virtual node, the sandbox's Job controller and scheduler take one pass between
+    cycles (stepped here, not on a thread: the k-th write is then the same point every run)."""
     server = SandboxServer().start()
     try:
         add_nodes(server.store, f"1x8:{PRODUCT}")
         for ns in ("ml", "spillway-system"):
             server.store.create(server.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
         storm(server, tag)
+        machinery = Machinery(server.store, time_scale=1.0)
+        cycles = 3 if burst_as == "suspendedJob" else 4
+
+        def cycle(ctl: Controller):
+            report = ctl.cycle()
+            machinery.reconcile()  # pods for the Jobs un-suspended, bound where they go
+            return report
+
         counter = [0, False]
         if at is None:
-            survivor = new_controller(server, sagemaker.client(), counter)
+            survivor = new_controller(server, sagemaker.client(), counter, burst_as=burst_as)
         else:
             with pytest.raises(Crash):
-                for _ in range(3):
-                    new_controller(server, sagemaker.client(), counter, at, after).cycle()
-            survivor = new_controller(server, sagemaker.client(), [0, False])
-        survivor.cycle()
-        final = survivor.cycle()
-        return counter[0], check(server, sagemaker, survivor, final, tag)
+                for _ in range(cycles):
+                    cycle(new_controller(server, sagemaker.client(), counter, at, after, burst_as))
+            survivor = new_controller(server, sagemaker.client(), [0, False], burst_as=burst_as)
+        for _ in range(cycles - 1):
+            final = cycle(survivor)
+        return counter[0], check(server, sagemaker, survivor, final, tag, burst_as)
     finally:
         server.stop()
 
 
-def check(server, sagemaker, ctl, final, tag: str) -> dict:
+def check(server, sagemaker, ctl, final, tag: str, burst_as: str) -> dict:
     jobs = {j["metadata"]["name"]: j for j in server.store.list(server.store.type_for("batch", "v1", "jobs"), "ml")[0]}
     assert jobs[f"local-{tag}"]["spec"]["suspend"] is False, "the Local Job was un-suspended"
     state = ctl.ledger
@@ -123,13 +137,20 @@ def check(server, sagemaker, ctl, final, tag: str) -> dict:
     assert len(launched) == len(state.bursts)
     waiting = [d for d in final.decisions if d.reason.value == "BudgetExhausted"]
     assert len(launched) + len(waiting) == 5, "every burst Job either runs or waits for the budget"
+    if burst_as == "virtualNode":
+        pods = server.store.list(server.store.type_for("", "v1", "pods"), "ml")[0]
+        on_node = {p["metadata"]["labels"]["job-name"] for p in pods if p["spec"].get("nodeName") == C.VIRTUAL_NODE_NAME}
+        assert on_node == set(launched), "each launched burst's pod is on the virtual node, and no other"
+        assert not [p for p in pods if p["status"].get("phase") == "Failed"], "no pod of ours was refused"
     return launched
 
 
 @pytest.mark.slow
-def test_a_controller_killed_at_any_write_recovers_exactly(sagemaker):  # noqa: F811
-    writes, clean = run_world(sagemaker, None, False, "clean")
+@pytest.mark.parametrize("burst_as", ["suspendedJob", "virtualNode"])
+def test_a_controller_killed_at_any_write_recovers_exactly(sagemaker, burst_as):  # noqa: F811
+    short = burst_as[0]
+    writes, clean = run_world(sagemaker, None, False, f"clean{short}", burst_as)
     assert len(clean) == 2 and writes >= 20
     for at in range(writes):
         for after in (False, True):
-            run_world(sagemaker, at, after, f"{at}{'a' if after else 'b'}")
+            run_world(sagemaker, at, after, f"{at}{'a' if after else 'b'}{short}", burst_as)
