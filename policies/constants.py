@@ -117,6 +117,10 @@ VIRTUAL_NODE_LABEL = f"{API_GROUP}/virtual-node"  # "true" on it: never local ca
 VIRTUAL_NODE_TAINT = f"{API_GROUP}/sagemaker"  # NoSchedule: only pods that tolerate it land there
 VIRTUAL_NODE_TYPE_LABEL = ("type", "virtual-kubelet")  # as every virtual-kubelet provider labels its node
 
+# --- Kueue -------------------------------------------------------------------------------
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # a Job Kueue queues: Kueue owns its suspend
+KUEUE_CHECK_CONTROLLER = f"{API_GROUP}/sagemaker-burst"  # AdmissionCheck spec.controllerName Spillway answers
+
 
 class BurstAs(str, Enum):
     """What Kubernetes sees of a burst (spec.sageMaker.burstAs)."""

@@ -45,6 +45,7 @@ from policies.spot_plan import (BlindSpotPlan, SpotBelief, planned_switch, polic
 from policies.units import format_time, parse_time
 
 from .kube import Kube, KubeError
+from .kueue import KueueChecks, PendingCheck, queued_by_kueue
 from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger
 from .metrics import ControllerMetrics
 from .node_agent import gang_bound, live, owner_uid, pod_status, refused, shown, template_patch
@@ -104,6 +105,8 @@ class Controller:
         self._node_kept = False  # the virtual node was made (or checked) by this process
         self._vpods: dict[str, list[dict]] = {}  # this cycle's pods on the virtual node, by their Job's UID
         self._last_described: dict[str, tuple[str, dict]] = {}  # uid -> (training job, what SageMaker said)
+        self.kueue = KueueChecks(kube)
+        self._checks: dict[str, PendingCheck] = {}  # this cycle's Kueue checks waiting on Spillway, by Job UID
 
     @property
     def writes(self) -> int:
@@ -160,6 +163,7 @@ class Controller:
         self._vpods = self._virtual_node_pods()
         self._each(self._follow, list(self.ledger.bursts.values()), world, now)
         self._each(self._tend, list(self._vpods.items()), world, now)
+        self._checks = self.kueue.pending(now)
         pending = self._pending(world, now)
         snapshot = self._snapshot(world, now, report)
         for key in [k for k in self.planner.jobs if k not in pending]:
@@ -171,15 +175,19 @@ class Controller:
         self._observe(len(pending), now)
         actions = cycle_actions(plan, now)
         by_key = {key_of(j): j for j in world.jobs}
-        work = [(self._start_local, d) for d in actions.start_local] + [(self._launch, d) for d in actions.launch] + \
-            [(self._record, d) for d in actions.wait]
+        queued = {key_of(world.jobs_by_uid[uid]) for uid in self._checks if uid in world.jobs_by_uid}
+        work = [(self._start_local, d) for d in actions.start_local if d.job not in queued] + \
+            [(self._launch, d) for d in actions.launch] + [(self._record, d) for d in actions.wait] + \
+            [(self._answer_kueue, d) for d in actions.start_local + actions.keep_queued + actions.wait
+             if d.job in queued]
         retry = self._each(lambda item, now: item[0](by_key[item[1].job], pending[item[1].job], item[1], now),
                            work, now)
         for (_, d), again in zip(work, retry):
             if again:
                 self.planner.add(pending[d.job])  # the Job changed under us: decide it again next cycle
         for d in actions.keep_queued:
-            self.planner.add(pending[d.job])
+            if d.job not in queued:
+                self.planner.add(pending[d.job])
         report.decisions = list(plan.decisions)
         times = [t for t in (actions.next_cycle_at,) if t is not None]
         times += [t for t, _ in self.retry_at.values() if t > now]  # a failed launch's back-off ends
@@ -218,9 +226,14 @@ class Controller:
             if not (manifest.get("spec") or {}).get("suspend") or meta.get("deletionTimestamp"):
                 continue
             if meta.get("uid") in bursts:
+                if meta.get("uid") in self._checks:  # a crash came between the ledger and Kueue's check
+                    self.kueue.ready(self._checks[meta["uid"]], bursts[meta["uid"]].message, now)
                 continue
+            checked = meta.get("uid") in self._checks  # Kueue reserved quota on a flavor Spillway guards
+            if queued_by_kueue(manifest) and not checked:
+                continue  # Kueue owns its suspend; Spillway decides it only when its check asks
             ann = annotations(manifest)
-            if not any(k.startswith(C.ANNOTATION_PREFIX) for k in ann) and \
+            if not checked and not any(k.startswith(C.ANNOTATION_PREFIX) for k in ann) and \
                     meta.get("namespace") not in self.policy.spec.managed_jobs.namespaces:
                 continue
             try:
@@ -228,7 +241,7 @@ class Controller:
             except InputError as exc:
                 self._bad_annotations(manifest, exc, now)
                 continue
-            if not is_managed(job, self.policy):
+            if not checked and not is_managed(job, self.policy):
                 continue
             if now < self.retry_at.get(job.uid, (0.0, 0.0))[0]:
                 continue
@@ -306,14 +319,27 @@ class Controller:
 
     def _launch(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> bool:
         launch = d.launch
+        check = self._checks.get(job.uid)
+        if check is not None and self.burst_as != BurstAs.VIRTUAL_NODE:
+            self.kueue.reject(check, "spec.sageMaker.burstAs is suspendedJob: a Job Kueue admits runs, so a "
+                              "burst through Kueue needs burstAs: virtualNode", now)
+            return False
         committed = next(o.committed_usd for o in d.evidence.options if o.placement == d.placement)
         burst = self.ledger.add(Burst(  # durable before SageMaker hears of it
             uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=asdict(launch),
             names=[training_job_name(job)], committed_usd=round(committed, 6), launched_at=now,
             placement=d.placement.value, reason=d.reason.value, message=d.message[:4000], decided_at=_stamp(now),
             runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline, via=self.burst_as.value,
-            attempt_usd=round(committed, 6)))
+            attempt_usd=round(committed, 6), kueue=f"{check.namespace}/{check.workload}" if check else ""))
         self._create(burst, manifest, job, now, decision=d)
+        if check is not None:
+            self.kueue.ready(check, d.message, now)  # Kueue admits it onto the sagemaker flavor
+        return False
+
+    def _answer_kueue(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> bool:
+        """A Kueue Workload's check, for a decision that is not a burst: Retry (or Rejected)."""
+        self._record(manifest, job, d, now)
+        self.kueue.answer(self._checks[job.uid], d, now)
         return False
 
     def _create(self, burst: Burst, manifest: dict, job: JobRequest, now: float,
@@ -325,8 +351,9 @@ class Controller:
                C.DECISION_MESSAGE: burst.message, C.DECIDED_AT: burst.decided_at,
                C.SAGEMAKER_JOB_NAME: name, C.COMMITTED_USD: f"{burst.committed_usd:.2f}"}
         virtual = burst.via == BurstAs.VIRTUAL_NODE.value
+        mine = virtual and not burst.kueue  # Kueue's Jobs are un-suspended, onto the virtual node, by Kueue
         if not self._patch(manifest, ann, finalizers=[C.FINALIZER] if burst.emit == EmitTarget.API.value else None,
-                           spec=_to_virtual_node(manifest) if virtual else None):
+                           spec=_to_virtual_node(manifest) if mine else None):
             return  # the Job changed (or went): the burst stays "launching" for the next cycle
         if virtual:
             if decision is not None:

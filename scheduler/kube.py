@@ -252,6 +252,20 @@ class Kube:
         group, version = api_version.split("/")
         return self._call(self.custom.list_cluster_custom_object, group, version, plural).get("items") or []
 
+    def get_custom(self, api_version: str, plural: str, namespace: str, name: str) -> dict:
+        group, version = api_version.split("/")
+        return self._call(self.custom.get_namespaced_custom_object, group, version, namespace, plural, name)
+
+    def patch_custom_status(self, api_version: str, plural: str, namespace: str, name: str, patch: dict) -> dict:
+        """A JSON merge patch of a custom resource's status (namespace "": cluster-scoped); with
+        metadata.resourceVersion in it, a 409 if the object changed since."""
+        group, version = api_version.split("/")
+        if namespace:
+            return self._call(self.custom.patch_namespaced_custom_object_status, group, version, namespace, plural,
+                              name, patch, _content_type=MERGE_PATCH)
+        return self._call(self.custom.patch_cluster_custom_object_status, group, version, plural, name, patch,
+                          _content_type=MERGE_PATCH)
+
     def delete_custom(self, api_version: str, plural: str, namespace: str, name: str) -> None:
         group, version = api_version.split("/")
         try:

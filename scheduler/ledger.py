@@ -66,6 +66,7 @@ class Burst:
     via: str = "suspendedJob"  # spec.sageMaker.burstAs when it launched (entries older than it: suspendedJob)
     pods: list[str] = field(default_factory=list)  # virtualNode: UIDs of the pods its training jobs ran for
     attempt_usd: float = 0.0  # what one training job commits (a backoffLimit retry commits it again)
+    kueue: str = ""  # the Kueue Workload whose admission check let it burst (Kueue then owns suspend)
 
     @property
     def cost_usd(self) -> float:

@@ -27,7 +27,8 @@ from policies import constants as C
 log = logging.getLogger(__name__)
 MUTATE_PATH = "/mutate-batch-v1-job"
 VALIDATE_PATH = "/validate-batch-v1-job"
-KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
 def _inputs(obj: dict) -> dict[str, str]:
     ann = (obj.get("metadata") or {}).get("annotations") or {}
     # Spillway's own outputs (C.WRITTEN_ANNOTATIONS) are not a user's input: changing them is not validated.
@@ -47,7 +48,8 @@ def mutate(request: dict, policy: BurstPolicy) -> dict:
     uid, obj = request.get("uid", ""), request.get("object") or {}
     namespace = request.get("namespace") or (obj.get("metadata") or {}).get("namespace") or ""
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    if request.get("operation") != "CREATE" or KUEUE_QUEUE_LABEL in labels or not _opted_in(obj, namespace, policy):
+    if request.get("operation") != "CREATE" or C.KUEUE_QUEUE_LABEL in labels or \
+            not _opted_in(obj, namespace, policy):
         return _allowed(uid)
     if (obj.get("spec") or {}).get("suspend") is True:
         return _allowed(uid)

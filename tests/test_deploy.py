@@ -147,3 +147,29 @@ def test_the_webhook_overlay_wires_service_certificate_and_controller_together()
         paths[kind] = (client["path"], hook["rules"][0]["operations"])
     assert paths == {"MutatingWebhookConfiguration": (MUTATE_PATH, ["CREATE"]),
                      "ValidatingWebhookConfiguration": (VALIDATE_PATH, ["CREATE", "UPDATE"])}
+
+
+KUEUE_CALLS = {("kueue.x-k8s.io", "admissionchecks", "list"), ("kueue.x-k8s.io", "admissionchecks/status", "patch"),
+               ("kueue.x-k8s.io", "workloads", "get"), ("kueue.x-k8s.io", "workloads", "list"),
+               ("kueue.x-k8s.io", "workloads/status", "patch")}  # scheduler/kueue.py
+
+
+def test_deploy_kueue_makes_spillway_the_check_of_the_sagemaker_flavor_with_just_the_rbac_it_needs():
+    docs = build("deploy/kueue")
+    by_kind: dict[str, list[dict]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    [role] = by_kind["ClusterRole"]
+    assert granted(role["rules"]) == KUEUE_CALLS
+    [binding] = by_kind["ClusterRoleBinding"]
+    assert (binding["subjects"][0]["name"], binding["subjects"][0]["namespace"]) == ("spillway-controller",
+                                                                                     "spillway-system")
+    [check] = by_kind["AdmissionCheck"]
+    assert check["spec"]["controllerName"] == "spillway.io/sagemaker-burst"
+    flavor = next(f for f in by_kind["ResourceFlavor"] if f["metadata"]["name"] == "sagemaker")
+    assert flavor["spec"]["nodeLabels"] == {"spillway.io/virtual-node": "true"}
+    assert flavor["spec"]["tolerations"] == [{"key": "spillway.io/sagemaker", "operator": "Exists",
+                                              "effect": "NoSchedule"}]
+    [queue] = by_kind["ClusterQueue"]
+    assert queue["spec"]["admissionChecksStrategy"]["admissionChecks"] == [
+        {"name": check["metadata"]["name"], "onFlavors": ["sagemaker"]}]
