@@ -44,6 +44,7 @@ Start here:
   spillway sandbox up                   a local Kubernetes API with GPU nodes, for kubectl
   spillway run --kubeconfig spillway-sandbox.kubeconfig
                                         the controller: annotated Jobs run locally or on SageMaker
+  spillway logs JOB -n NAMESPACE        a burst Job's SageMaker training log, from CloudWatch
   spillway explain                      decide the bundled example Job on the bundled cluster
   spillway explain job.yaml --policy p.yaml --cluster snapshot.yaml -o json
   spillway policy validate p.yaml       every error at once, with line numbers and fixes
@@ -135,9 +136,11 @@ examples:
     register_sim(sub)
     register_sandbox(sub)
     from .demo_cli import register as register_demo
+    from .logs_cli import register as register_logs
     from .run_cli import register as register_run
 
     register_run(sub)
+    register_logs(sub)
     register_demo(sub)
 
     p = sub.add_parser("catalog", help="list SageMaker GPU training types with prices and spot bands")

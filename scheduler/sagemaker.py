@@ -35,12 +35,41 @@ def _not_found(exc: ClientError) -> bool:
         "could not find" in message or "not found" in message)
 
 
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # where SageMaker writes a training job's container output
+
+
 class SageMaker:
     def __init__(self, region: str, *, endpoint_url: str | None = None, client: Any = None,
                  max_attempts: int = 8, **credentials: str):
         self.client = client or boto3.client(
             "sagemaker", region_name=region, endpoint_url=endpoint_url,
             config=Config(retries={"max_attempts": max_attempts, "mode": "adaptive"}), **credentials)
+        self._logs_client = lambda: boto3.client("logs", region_name=region, endpoint_url=endpoint_url,
+                                                 **credentials)
+
+    def training_log(self, name: str) -> list[str]:
+        """The training job's CloudWatch log (/aws/sagemaker/TrainingJobs, its streams <name>/...),
+        oldest first; [] while it has none."""
+        logs = self._logs_client()
+        lines: list[str] = []
+        try:
+            streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")
+            for stream in streams.get("logStreams") or []:
+                token = None
+                while True:
+                    page = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream["logStreamName"],
+                                               startFromHead=True, **({"nextToken": token} if token else {}))
+                    lines += [e["message"] for e in page.get("events") or []]
+                    if not page.get("events") or page.get("nextForwardToken") == token:
+                        break
+                    token = page.get("nextForwardToken")
+        except ClientError as exc:
+            if (exc.response.get("Error") or {}).get("Code") == "ResourceNotFoundException":
+                return lines
+            raise _wrapped(exc) from None
+        except BotoCoreError as exc:
+            raise SageMakerError(type(exc).__name__, str(exc)) from None
+        return lines
 
     def create_training_job(self, request: dict) -> str:
         """The ARN of the training job named in the request, created now or before."""

@@ -31,6 +31,7 @@ import boto3
 from policies import default_catalog
 
 ACCOUNT = "123456789012"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 @dataclass
@@ -156,6 +157,21 @@ class SageMakerSandbox:
         job.secondary_status = status
         job.last_modified_time = wall
         life.phase, life.phase_start = status, now
+        self._log(job.training_job_name, wall, f"{status}: {message}" if message else status)
+
+    def _log(self, name: str, wall: datetime, line: str) -> None:
+        """One line of the job's CloudWatch stream, where SageMaker writes its containers' output:
+        /aws/sagemaker/TrainingJobs, stream <job>/algo-1-<created>. Here, its status changes."""
+        from moto.logs.models import logs_backends
+
+        logs = logs_backends[ACCOUNT][self.region]
+        if LOG_GROUP not in logs.groups:
+            logs.create_log_group(LOG_GROUP, {})
+        stream = f"{name}/algo-1-{int(self._origin)}"
+        if stream not in logs.groups[LOG_GROUP].streams:
+            logs.create_log_stream(LOG_GROUP, stream)
+        logs.put_log_events(LOG_GROUP, stream, [{"timestamp": int(wall.timestamp() * 1000),
+                                                 "message": f"[sandbox] {line}"}])
 
     def _advance(self, job, life: _Life, now: float) -> None:
         if job.training_job_status in ("Completed", "Failed", "Stopped") and life.phase in (

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from policies import constants as C
+from scheduler.cli import main
 from scheduler.controller import Controller, Settings
 from scheduler.kube import Kube, api_client
 from scheduler.sagemaker import SageMaker
@@ -132,6 +133,28 @@ def test_a_burst_runs_on_the_virtual_node_and_kubectl_wait_sees_it_complete(clus
     assert template["nodeSelector"] == {C.VIRTUAL_NODE_LABEL: "true"}, "the local GPU product label went"
     node = json.loads(cluster.kubectl_ok("get", "node", C.VIRTUAL_NODE_NAME, "-o", "json"))
     assert {"key": C.VIRTUAL_NODE_TAINT, "value": "true", "effect": "NoSchedule"} in node["spec"]["taints"]
+
+
+def test_spillway_logs_prints_a_bursts_training_log_and_says_when_a_job_did_not_burst(cluster, capsys,
+                                                                                      monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
+    cluster.apply(burst_job("logged"))
+    waited = cluster.kubectl("wait", "--for=condition=complete", "job/logged", "-n", "ml", "--timeout=60s")
+    assert waited.returncode == 0, waited.stderr
+    name = cluster.job("logged")["metadata"]["annotations"][C.SAGEMAKER_JOB_NAME]
+    common = ["-n", "ml", "--kubeconfig", str(cluster.config), "--sagemaker-endpoint-url",
+              cluster.sagemaker.endpoint_url]
+    assert main(["logs", "logged", *common]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"==> SageMaker training job {name} (training job 1 of 1) <==")
+    assert "Training: " in out and "Completed: Training job completed" in out
+    local = burst_job("stays")
+    local["metadata"]["annotations"][C.MODE] = "local"
+    cluster.apply(local)
+    assert main(["logs", "stays", *common]) == 1
+    err = capsys.readouterr().err
+    assert "ml/stays" in err and "has not burst to SageMaker" in err and "kubectl logs job/stays" in err
 
 
 def test_a_failed_training_job_fails_the_job_with_sagemakers_reason(cluster):
