@@ -715,6 +715,21 @@ class Controller:
             out.setdefault(owner_uid(pod), []).append(pod)
         return out
 
+    def training_jobs_of(self, namespace: str, pod: str) -> list[str] | None:
+        """The training jobs a pod on the virtual node stands for, in order (its kubelet API serves
+        their logs); None if it is no burst's pod."""
+        found = next((p for pods in list(self._vpods.values()) for p in pods
+                      if (p["metadata"]["namespace"], p["metadata"]["name"]) == (namespace, pod)), None)
+        if found is None:
+            try:
+                found = self.kube.get_pod(namespace, pod)
+            except KubeError:
+                return None
+        burst = self.ledger.bursts.get(owner_uid(found))
+        if burst is None or (found.get("spec") or {}).get("nodeName") != self.virtual_node.name:
+            return None
+        return list(burst.names)
+
     def _tend(self, item: tuple[str, list[dict]], world: World, now: float) -> None:
         """What a kubelet does for its pods, for the pods of one Job: each shows its training job;
         one being deleted stops it and is removed; one that is no burst's is failed, never run."""

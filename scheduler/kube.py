@@ -207,6 +207,9 @@ class Kube:
         """A strategic merge patch: conditions merge by type, as a kubelet's heartbeat needs."""
         return self._call(self.core.patch_node_status, name, patch, _content_type=STRATEGIC_PATCH)
 
+    def get_pod(self, namespace: str, name: str) -> dict:
+        return self._call(self.core.read_namespaced_pod, name, namespace)
+
     def patch_pod_status(self, namespace: str, name: str, patch: dict) -> dict:
         return self._call(self.core.patch_namespaced_pod_status, name, namespace, patch,
                           _content_type=STRATEGIC_PATCH)

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 API_VERSION = "kueue.x-k8s.io/v1beta2"
 CONTROLLER_NAME = C.KUEUE_CHECK_CONTROLLER
 NEVER = {Reason.BURST_NOT_ALLOWED, Reason.NOT_TRANSLATABLE, Reason.NO_INSTANCE_TYPE}
+ASK_AGAIN_SECONDS = 600  # Kueue (or its RBAC) may be installed later: look again this often
 RETRY_SECONDS_MIN = 10  # never ask Kueue to come back sooner: a Retry releases and re-reserves quota
 
 
@@ -57,22 +58,24 @@ class KueueChecks:
 
     def __init__(self, kube: Kube):
         self.kube = kube
-        self.available = True  # False once the API server has no Kueue CRDs: asked no more
+        self.available = True  # False while Kueue is absent (or not ours to read): asked again later
+        self._ask_again_at = 0.0
 
     def pending(self, now: float) -> dict[str, PendingCheck]:
         """By the UID of each Workload's Job. Spillway's AdmissionChecks are marked Active first."""
-        if not self.available:
+        if not self.available and now < self._ask_again_at:
             return {}
+        self.available = True
         try:
             checks = self._our_checks(now)
             workloads = self.kube.list_custom(API_VERSION, "workloads") if checks else []
         except KubeError as exc:
+            if exc.status in (403, 404):
+                self.available, self._ask_again_at = False, now + ASK_AGAIN_SECONDS
             if exc.status == 404:
-                self.available = False
                 log.info("no Kueue here (%s); not acting as an admission check", exc.reason)
                 return {}
             if exc.status == 403:
-                self.available = False
                 log.warning("Kueue is installed, but this controller may not read its AdmissionChecks and "
                             "Workloads (%s); apply deploy/kueue/ to let Spillway be its admission check", exc.message)
                 return {}

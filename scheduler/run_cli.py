@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 import time
@@ -62,6 +63,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "serves it (default -1: off)")
     p.add_argument("--webhook-cert-dir", default="/etc/spillway/webhook-certs", metavar="DIR",
                    help="the webhook's tls.crt and tls.key (default /etc/spillway/webhook-certs)")
+    p.add_argument("--kubelet-port", type=METRICS_PORT, default=10250,
+                   help="serve the virtual node's kubelet API here, over TLS, so that kubectl logs of a burst's pod "
+                        "shows its training job's CloudWatch log (default 10250; -1: off)")
+    p.add_argument("--kubelet-cert-dir", default="/etc/spillway/kubelet-certs", metavar="DIR",
+                   help="its tls.crt and tls.key (default /etc/spillway/kubelet-certs; without them it is off, "
+                        "with a warning)")
+    p.add_argument("--node-address", default=os.environ.get("POD_IP", "127.0.0.1"),
+                   help="the address the API server calls for it: this replica's (default $POD_IP, or 127.0.0.1)")
     p.add_argument("--workers", type=AT_LEAST_ONE, default=8,
                    help="threads that write one cycle's actions to the API server and SageMaker (default 8)")
     p.add_argument("--once", action="store_true", help="run one cycle, print its decisions, and exit")
@@ -146,6 +155,8 @@ def cmd_run(args) -> int:
                                          f"{exc.strerror}", "choose another port, or -1 for none")]) from None
     if args.webhook_port >= 0:
         serve_webhook(policy, args.webhook_port, args.webhook_cert_dir)
+    if args.kubelet_port >= 0 and policy.spec.sage_maker.burst_as.value == "virtualNode":
+        serve_kubelet_api(ctl, sagemaker, args.kubelet_port, args.kubelet_cert_dir, args.node_address)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -155,7 +166,6 @@ def cmd_run(args) -> int:
         log.info("controller running; Ctrl-C stops it")
         ctl.run(stop)
         return 0
-    import os
     import socket
 
     from policies.constants import LEASE_NAME
@@ -202,3 +212,30 @@ def serve_webhook(policy, port: int, cert_dir: str):
     except OSError as exc:
         raise InputError([InputIssue("--webhook-port", "", f"cannot serve the webhook on port {port}: "
                                      f"{exc.strerror or exc}", "choose another port, or -1 for none")]) from None
+
+
+def serve_kubelet_api(ctl, sagemaker, port: int, cert_dir: str, address: str):
+    """kubectl logs of a burst's pod: the virtual node's kubelet API, if its certificate is there."""
+    from pathlib import Path
+
+    from .kubelet_api import KubeletApi
+
+    cert, key = Path(cert_dir) / "tls.crt", Path(cert_dir) / "tls.key"
+    if not (cert.exists() and key.exists()):
+        logging.getLogger("spillway").warning(
+            "no tls.crt and tls.key in %s: kubectl logs of a burst's pod is off (spillway logs JOB still "
+            "works); mount a serving certificate there, or pass --kubelet-cert-dir", cert_dir)
+        return None
+
+    def log_of(name: str) -> list[str]:
+        if sagemaker is None:
+            return ["(--no-sagemaker: this controller reads no CloudWatch log; use spillway logs JOB)"]
+        return sagemaker.training_log(name)
+
+    try:
+        server = KubeletApi(ctl.training_jobs_of, log_of, str(cert), str(key), port=port).start()
+    except OSError as exc:
+        raise InputError([InputIssue("--kubelet-port", "", f"cannot serve the kubelet API on port {port}: "
+                                     f"{exc.strerror or exc}", "choose another port, or -1 for none")]) from None
+    ctl.virtual_node.endpoint = (address, server.port)
+    return server

@@ -49,6 +49,17 @@ class VirtualNode:
     def __init__(self, kube: Kube, name: str = C.VIRTUAL_NODE_NAME, clock: Callable[[], float] = time.time):
         self.kube, self.name, self.clock = kube, name, clock
         self.uid = ""
+        self.endpoint: tuple[str, int] | None = None  # where its kubelet API (kubectl logs) answers
+
+    def _reported(self) -> dict:
+        """What the node's status says of its kubelet: its capacity and, when served, the address
+        and port the API server calls for kubectl logs."""
+        status: dict = {"capacity": ALLOCATABLE, "allocatable": ALLOCATABLE}
+        if self.endpoint is not None:
+            host, port = self.endpoint
+            status["addresses"] = [{"type": "InternalIP", "address": host}]
+            status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": port}}
+        return status
 
     def ensure(self) -> None:
         want = node_manifest(self.name)
@@ -75,9 +86,10 @@ class VirtualNode:
         if patch:
             node = self.kube.patch_node(self.name, patch)
         self.uid = node["metadata"]["uid"]
-        allocatable = (node.get("status") or {}).get("allocatable") or {}
-        if any(allocatable.get(k) != v for k, v in ALLOCATABLE.items()):
-            self.kube.patch_node_status(self.name, {"status": {"capacity": ALLOCATABLE, "allocatable": ALLOCATABLE}})
+        status = node.get("status") or {}
+        want = self._reported()
+        if any(status.get(k) != v for k, v in want.items() if k != "capacity"):
+            self.kube.patch_node_status(self.name, {"status": want})
 
     def heartbeat(self) -> None:
         now = self.clock()

@@ -20,6 +20,7 @@ from policies import constants as C
 from scheduler.cli import main
 from scheduler.controller import Controller, Settings
 from scheduler.kube import Kube, api_client
+from scheduler.kubelet_api import KubeletApi
 from scheduler.sagemaker import SageMaker
 from scheduler.webhook import WebhookServer
 from sim.control_plane.pki import make_pki, serving_pair
@@ -57,6 +58,10 @@ class Cluster:
                             aws_secret_access_key="sandbox")
         self.controller = Controller(Kube(api_client(host=self.server.url)), self.policy, sagemaker=adapter,
                                      settings=Settings(burst_poll_seconds=0, min_requeue_seconds=0.2))
+        cert, key = serving_pair(pki, "kubelet", ("127.0.0.1",))  # the virtual node's, for kubectl logs
+        self.kubelet_api = KubeletApi(self.controller.training_jobs_of, adapter.training_log, str(cert), str(key),
+                                      host="127.0.0.1", port=0).start()
+        self.controller.virtual_node.endpoint = ("127.0.0.1", self.kubelet_api.port)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.controller.run, args=(self.stop,), daemon=True)
         self.thread.start()
@@ -65,6 +70,7 @@ class Cluster:
         self.stop.set()
         self.thread.join(timeout=10)
         self.webhook.shutdown()
+        self.kubelet_api.shutdown()
         self.machinery.stop()
         self.server.stop()
 
@@ -135,7 +141,7 @@ def test_a_burst_runs_on_the_virtual_node_and_kubectl_wait_sees_it_complete(clus
     assert {"key": C.VIRTUAL_NODE_TAINT, "value": "true", "effect": "NoSchedule"} in node["spec"]["taints"]
 
 
-def test_spillway_logs_prints_a_bursts_training_log_and_says_when_a_job_did_not_burst(cluster, capsys,
+def test_spillway_logs_and_kubectl_logs_print_a_bursts_training_log(cluster, capsys,
                                                                                       monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
@@ -149,6 +155,9 @@ def test_spillway_logs_prints_a_bursts_training_log_and_says_when_a_job_did_not_
     out = capsys.readouterr().out
     assert out.startswith(f"==> SageMaker training job {name} (training job 1 of 1) <==")
     assert "Training: " in out and "Completed: Training job completed" in out
+    logs = cluster.kubectl_ok("logs", "job/logged", "-n", "ml")  # through the API server, to the node's agent
+    assert logs == out, "kubectl logs of the burst's pod shows what spillway logs does"
+    assert cluster.kubectl_ok("logs", "job/logged", "-n", "ml", "--tail=1") == "[sandbox] Completed: Training job completed\n"
     local = burst_job("stays")
     local["metadata"]["annotations"][C.MODE] = "local"
     cluster.apply(local)

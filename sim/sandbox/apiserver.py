@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Callable
+from urllib import error as urllib_error
+from urllib import request as urllib_request
 from urllib.parse import parse_qs, urlparse
 
 import yaml
@@ -201,6 +204,8 @@ class Handler(BaseHTTPRequestHandler):
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         self._fault(method, name, query, t.plural)
+        if t.plural == "pods" and sub == "log" and method == "GET" and name is not None:
+            return self._pod_log(ns or "", name, query)
         if sub not in (None, "status"):
             raise ApiError(404, "NotFound", f"subresource {sub!r} is not served")
         if t.namespaced and ns is None and method not in ("GET",) and name is None and method != "POST":
@@ -257,6 +262,42 @@ class Handler(BaseHTTPRequestHandler):
                                grace_period_seconds=None if grace is None else int(grace))
             return self._send(200, obj)
         raise ApiError(405, "MethodNotAllowed", method)
+
+    def _pod_log(self, ns: str, name: str, query: dict) -> None:
+        """pods/log, as kube-apiserver serves it: from the kubelet of the pod's node, at the node's
+        InternalIP and status.daemonEndpoints.kubeletEndpoint.Port, over TLS (not verified, as
+        kube-apiserver without --kubelet-certificate-authority). The sandbox's own kubelet keeps
+        no container logs; a virtual node's agent may serve them."""
+        store = self.server.store
+        pod = store.get(store.type_for("", "v1", "pods"), ns, name)
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise ApiError(400, "BadRequest", f'pod "{name}" is not bound to a node yet: no logs')
+        node = store.get(store.type_for("", "v1", "nodes"), "", node_name)
+        status = node.get("status") or {}
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+        address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
+        if not port or not address:
+            raise ApiError(400, "BadRequest", f"node {node_name} serves no container logs (the sandbox's kubelet "
+                           "keeps none)")
+        containers = (pod.get("spec") or {}).get("containers") or [{}]
+        container = query.get("container") or containers[0].get("name", "")
+        url = f"https://{address}:{port}/containerLogs/{ns}/{name}/{container}"
+        if query.get("tailLines"):
+            url += f"?tailLines={query['tailLines']}"
+        try:
+            with urllib_request.urlopen(url, context=ssl._create_unverified_context(), timeout=30) as answer:
+                text = answer.read()
+        except urllib_error.HTTPError as exc:
+            raise ApiError(exc.code if exc.code < 500 else 500, "InternalError" if exc.code >= 500 else "NotFound",
+                           exc.read().decode(errors="replace").strip()) from None
+        except OSError as exc:
+            raise ApiError(500, "InternalError", f'Get "{url}": {exc}') from None
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
 
     def _fault(self, method: str, name: str | None, query: dict, plural: str) -> None:
         """Answer with an injected fault (sandbox.faults), if one matches this request."""

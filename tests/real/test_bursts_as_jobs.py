@@ -129,3 +129,33 @@ def _exists(plane, node: str) -> bool:
 
 def _if_failed(job: dict) -> dict | None:
     return job if condition(job, "Failed") else None
+
+
+def test_kubectl_logs_of_a_burst_pod_reach_the_virtual_nodes_kubelet_api(plane, namespace, controller_kube,
+                                                                          stop_event, sagemaker, tmp_path):
+    """kube-apiserver proxies pods/log to the node's kubelet endpoint, as for any node: the
+    controller's kubelet API answers with the training job's CloudWatch log."""
+    from scheduler.kubelet_api import KubeletApi
+    from sim.control_plane.pki import serving_pair
+
+    adapter = SageMaker("us-east-1", endpoint_url=sagemaker.endpoint_url, aws_access_key_id="sandbox",
+                        aws_secret_access_key="sandbox")
+    ctl = start_controller(controller_kube, stop_event, sagemaker=adapter, sageMaker={"emit": "api"})
+    cert, key = serving_pair(plane.plane.pki, "spillway-kubelet", ("127.0.0.1",))
+    api = KubeletApi(ctl.training_jobs_of, adapter.training_log, str(cert), str(key), host="127.0.0.1",
+                     port=0).start()
+    try:
+        ctl.virtual_node.endpoint = ("127.0.0.1", api.port)
+        ctl.virtual_node.ensure()  # its status says where (the keeper would, within 10 s)
+        plane.kube.batch.create_namespaced_job(namespace, job_manifest("logged", namespace, **CLOUD,
+                                                                       **{C.RUNTIME_ESTIMATE: "10m"}))
+        waited = kubectl(plane.plane.kubeconfig, "wait", "--for=condition=complete", "job/logged", "-n", namespace,
+                         "--timeout=90s", check=False)
+        assert waited.returncode == 0, waited.stderr
+        logs = kubectl(plane.plane.kubeconfig, "logs", "job/logged", "-n", namespace, check=False)
+        assert logs.returncode == 0, logs.stderr
+        name = annotation(plane.kube, namespace, "logged", C.SAGEMAKER_JOB_NAME)
+        assert logs.stdout.startswith(f"==> SageMaker training job {name} (training job 1 of 1) <==\n")
+        assert "Completed: Training job completed" in logs.stdout
+    finally:
+        api.shutdown()

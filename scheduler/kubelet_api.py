@@ -1,0 +1,90 @@
+"""The virtual node's kubelet API, as far as `kubectl logs` needs it.
+
+`kubectl logs POD` asks the API server for pods/log; the API server calls the kubelet of the
+pod's node, at the node's address and status.daemonEndpoints.kubeletEndpoint.Port, on
+GET /containerLogs/{namespace}/{pod}/{container}, over TLS. For a pod on spillway-sagemaker
+that is this server: it answers with the CloudWatch log of the burst's training jobs, each
+under a header, as `spillway logs` prints them.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import parse_qs, urlparse
+
+log = logging.getLogger(__name__)
+
+# (namespace, pod) -> the training jobs the pod's burst ran, in order; None: not a burst's pod
+TrainingJobsOf = Callable[[str, str], "list[str] | None"]
+LogOf = Callable[[str], "list[str]"]  # a training job's log lines
+
+
+def log_text(names: list[str], log_of: LogOf, tail: int | None = None) -> str:
+    """What `kubectl logs` prints for a burst's pod (tail: the last lines only, as --tail)."""
+    lines: list[str] = []
+    for i, name in enumerate(names):
+        lines.append(f"==> SageMaker training job {name} (training job {i + 1} of {len(names)}) <==")
+        lines += log_of(name) or ["(no log yet)"]
+    if tail is not None and tail >= 0:
+        lines = lines[-tail:] if tail else []
+    return "".join(f"{line}\n" for line in lines)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "KubeletApi"
+
+    def log_message(self, fmt, *args) -> None:
+        log.debug("kubelet api: " + fmt, *args)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        url = urlparse(self.path)
+        parts = url.path.strip("/").split("/")
+        if url.path == "/healthz":
+            return self._send(200, "ok\n")
+        if len(parts) != 4 or parts[0] != "containerLogs":
+            return self._send(404, f"{url.path}: only /containerLogs/NAMESPACE/POD/CONTAINER is served here\n")
+        _, namespace, pod, _container = parts
+        names = self.server.training_jobs_of(namespace, pod)
+        if names is None:
+            return self._send(404, f"pod {namespace}/{pod} is not a burst's: nothing of it runs on SageMaker\n")
+        tail = (parse_qs(url.query).get("tailLines") or [None])[0]
+        try:
+            text = log_text(names, self.server.log_of, int(tail) if tail is not None else None)
+        except Exception as exc:  # noqa: BLE001 - CloudWatch unreachable, say, or throttled: say so to kubectl
+            return self._send(502, f"cannot read the CloudWatch log of {', '.join(names)}: {exc}\n")
+        self._send(200, text)
+
+    def _send(self, code: int, text: str) -> None:
+        data = text.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class KubeletApi(ThreadingHTTPServer):
+    """The log endpoint over TLS on (host, port); port 0 picks a free one (see .port)."""
+
+    daemon_threads = True
+
+    def __init__(self, training_jobs_of: TrainingJobsOf, log_of: LogOf, cert_file: str, key_file: str,
+                 host: str = "0.0.0.0", port: int = 10250):
+        super().__init__((host, port), _Handler)
+        self.training_jobs_of, self.log_of = training_jobs_of, log_of
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_file, key_file)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def start(self) -> "KubeletApi":
+        threading.Thread(target=self.serve_forever, name="kubelet-api", daemon=True).start()
+        return self
