@@ -135,7 +135,7 @@ def main() -> None:
     spillway = str(Path(sys.executable).parent / "spillway")
     start = time.time()
     proc = subprocess.Popen([spillway, "run", "--kubeconfig", str(kubeconfig), "--policy", str(tmp / "policy.yaml"),
-                             "--no-leader-elect", "--no-sagemaker", "--metrics-port", str(port),
+                             "--no-leader-elect", "--no-sagemaker", "--metrics-port", str(port), "--kubelet-port", "-1",
                              "--log-level", "WARNING", "--workers", str(args.workers)],
                             stderr=subprocess.PIPE, text=True)
     try:
