@@ -10,11 +10,11 @@ under a header, as `spillway logs` prints them.
 from __future__ import annotations
 
 import logging
-import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
+
+from .tls_server import TlsServer
 
 log = logging.getLogger(__name__)
 
@@ -67,24 +67,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class KubeletApi(ThreadingHTTPServer):
+class KubeletApi(TlsServer):
     """The log endpoint over TLS on (host, port); port 0 picks a free one (see .port)."""
-
-    daemon_threads = True
 
     def __init__(self, training_jobs_of: TrainingJobsOf, log_of: LogOf, cert_file: str, key_file: str,
                  host: str = "0.0.0.0", port: int = 10250):
-        super().__init__((host, port), _Handler)
+        super().__init__(_Handler, cert_file, key_file, host, port)
         self.training_jobs_of, self.log_of = training_jobs_of, log_of
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(cert_file, key_file)
-        self.socket = context.wrap_socket(self.socket, server_side=True)
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-    def start(self) -> "KubeletApi":
-        threading.Thread(target=self.serve_forever, name="kubelet-api", daemon=True).start()
-        return self

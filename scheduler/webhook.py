@@ -17,12 +17,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from policies import BurstPolicy, InputError, job_from_manifest
 from policies import constants as C
+
+from .tls_server import TlsServer
 
 log = logging.getLogger(__name__)
 MUTATE_PATH = "/mutate-batch-v1-job"
@@ -109,23 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class WebhookServer(ThreadingHTTPServer):
+class WebhookServer(TlsServer):
     """The webhook over TLS on (host, port); port 0 picks a free one (see .port)."""
 
-    daemon_threads = True
-
     def __init__(self, policy: BurstPolicy, cert_file: str, key_file: str, host: str = "0.0.0.0", port: int = 9443):
-        super().__init__((host, port), _Handler)
+        super().__init__(_Handler, cert_file, key_file, host, port)
         self.policy = policy
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(cert_file, key_file)
-        self.socket = context.wrap_socket(self.socket, server_side=True)
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-    def start(self) -> "WebhookServer":
-        threading.Thread(target=self.serve_forever, name="admission-webhook", daemon=True).start()
-        return self

@@ -16,7 +16,7 @@ import pytest
 
 from policies import constants as C
 from scheduler.controller import Controller, Settings
-from scheduler.kube import Kube, api_client
+from scheduler.kube import Kube, KubeError, api_client
 from sim.control_plane.plane import kubectl, write_kubeconfig
 from sim.control_plane.setup import RunningPlane, start_plane
 from tests import waiting
@@ -133,3 +133,36 @@ def job_if(kube: Kube, namespace: str, name: str, kind: str) -> dict | None:
 
 def annotation(kube: Kube, namespace: str, name: str, key: str) -> str | None:
     return (kube.get_job(namespace, name)["metadata"].get("annotations") or {}).get(key)
+
+
+@pytest.fixture(scope="module")
+def sagemaker():
+    """moto's SageMaker with the sandbox's life cycle, 600 times faster than real time."""
+    from sim.sagemaker_lifecycle import SageMakerSandbox
+
+    sm = SageMakerSandbox(time_scale=600, startup_seconds=30, restart_seconds=30).start()
+    yield sm
+    sm.stop()
+
+
+def sagemaker_adapter(sagemaker):
+    """The controller's SageMaker adapter on that SageMaker."""
+    from scheduler.sagemaker import SageMaker
+
+    return SageMaker("us-east-1", endpoint_url=sagemaker.endpoint_url, aws_access_key_id="sandbox",
+                     aws_secret_access_key="sandbox")
+
+
+def training_status(sagemaker, name: str) -> str | None:
+    try:
+        return sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+    except sagemaker.client().exceptions.ClientError:
+        return None
+
+
+def job_gone(kube: Kube, namespace: str, name: str) -> bool:
+    try:
+        kube.get_job(namespace, name)
+    except KubeError as exc:
+        return exc.not_found
+    return False

@@ -11,7 +11,8 @@ from policies import constants as C
 from scheduler.kube import KubeError
 from scheduler.ledger import DONE
 from sim.control_plane.plane import kubectl
-from tests.real.conftest import annotation, job_manifest, start_controller, wait_for
+from tests.real.conftest import (annotation, job_gone, job_manifest, sagemaker_adapter, start_controller,
+                                 training_status, wait_for)
 
 CLOUD = {C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand", C.RUNTIME_ESTIMATE: "10h"}
 ACK = ("sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs")
@@ -58,31 +59,12 @@ def test_a_job_deleted_with_no_propagation_policy_still_loses_its_training_job(p
     assert burst.outcome == "Stopped/JobDeleted"
 
 
-@pytest.fixture(scope="module")
-def sagemaker():
-    from sim.sagemaker_lifecycle import SageMakerSandbox
-
-    sm = SageMakerSandbox(time_scale=600, startup_seconds=30, restart_seconds=30).start()
-    yield sm
-    sm.stop()
-
-
-def training_status(sagemaker, name: str) -> str | None:
-    try:
-        return sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
-    except sagemaker.client().exceptions.ClientError:
-        return None
-
-
 def test_a_job_burst_through_the_api_keeps_a_finalizer_and_its_deletion_stops_the_training_job(
         plane, namespace, controller_kube, stop_event, sagemaker):
     """emit: api has no custom resource for the garbage collector to take: the controller's
     finalizer holds the Job until it stopped the training job. On the real server, whatever the
     propagation policy; the finalizer comes off and the Job goes."""
-    from scheduler.sagemaker import SageMaker
-
-    sm = SageMaker("us-east-1", endpoint_url=sagemaker.endpoint_url, aws_access_key_id="sandbox",
-                   aws_secret_access_key="sandbox")
+    sm = sagemaker_adapter(sagemaker)
     plane.kube.batch.create_namespaced_job(namespace, job_manifest("apijob", namespace, **CLOUD))
     start_controller(controller_kube, stop_event, sagemaker=sm, sageMaker={"emit": "api"})
     name = wait_for(lambda: annotation(plane.kube, namespace, "apijob", C.SAGEMAKER_JOB_NAME), what="the launch")
@@ -90,12 +72,5 @@ def test_a_job_burst_through_the_api_keeps_a_finalizer_and_its_deletion_stops_th
     wait_for(lambda: training_status(sagemaker, name) == "InProgress", what="the training job to run")
     plane.kube.batch.delete_namespaced_job("apijob", namespace)  # no propagationPolicy
 
-    def gone() -> bool:
-        try:
-            plane.kube.get_job(namespace, "apijob")
-        except KubeError as exc:
-            return exc.not_found
-        return False
-
-    wait_for(gone, what="the Job to go once its training job was stopped")
+    wait_for(lambda: job_gone(plane.kube, namespace, "apijob"), what="the Job to go once its training job was stopped")
     assert training_status(sagemaker, name) in ("Stopping", "Stopped")

@@ -12,35 +12,18 @@ import pytest
 
 from policies import constants as C
 from scheduler.kube import KubeError
-from scheduler.sagemaker import SageMaker
 from sim.control_plane.plane import kubectl
-from tests.real.conftest import annotation, condition, job_manifest, start_controller, wait_for
+from tests.real.conftest import (annotation, condition, job_gone, job_manifest, sagemaker_adapter,
+                                 start_controller, training_status, wait_for)
 
 pytestmark = pytest.mark.real
 CLOUD = {C.MODE: "cloud", C.CAPACITY_TYPE: "on-demand"}
 
 
-@pytest.fixture(scope="module")
-def sagemaker():
-    from sim.sagemaker_lifecycle import SageMakerSandbox
-
-    sm = SageMakerSandbox(time_scale=600, startup_seconds=30, restart_seconds=30).start()
-    yield sm
-    sm.stop()
-
-
 @pytest.fixture
 def running(controller_kube, stop_event, sagemaker):
-    adapter = SageMaker("us-east-1", endpoint_url=sagemaker.endpoint_url, aws_access_key_id="sandbox",
-                        aws_secret_access_key="sandbox")
-    return start_controller(controller_kube, stop_event, sagemaker=adapter, sageMaker={"emit": "api"})
-
-
-def training_status(sagemaker, name: str) -> str | None:
-    try:
-        return sagemaker.client().describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
-    except sagemaker.client().exceptions.ClientError:
-        return None
+    return start_controller(controller_kube, stop_event, sagemaker=sagemaker_adapter(sagemaker),
+                            sageMaker={"emit": "api"})
 
 
 def pods_of(plane, namespace: str, job: str) -> list[dict]:
@@ -60,14 +43,7 @@ def test_kubectl_wait_returns_for_a_burst_and_ttl_after_finished_removes_it(plan
     ann = plane.kube.get_job(namespace, "burst")["metadata"]["annotations"]
     assert ann[C.SAGEMAKER_STATUS].startswith("Completed") and float(ann[C.COST_USD]) > 0
 
-    def removed() -> bool:
-        try:
-            plane.kube.get_job(namespace, "burst")
-        except KubeError as exc:
-            return exc.not_found
-        return False
-
-    wait_for(removed, what="the TTL-after-finished controller to delete the finished burst")
+    wait_for(lambda: job_gone(plane.kube, namespace, "burst"), what="the TTL-after-finished controller to delete the finished burst")
     [burst] = [b for b in running.ledger.bursts.values() if b.job == f"{namespace}/burst"]
     assert burst.outcome.startswith("Completed"), "its deletion after the end stopped nothing"
 
@@ -138,8 +114,7 @@ def test_kubectl_logs_of_a_burst_pod_reach_the_virtual_nodes_kubelet_api(plane, 
     from scheduler.kubelet_api import KubeletApi
     from sim.control_plane.pki import serving_pair
 
-    adapter = SageMaker("us-east-1", endpoint_url=sagemaker.endpoint_url, aws_access_key_id="sandbox",
-                        aws_secret_access_key="sandbox")
+    adapter = sagemaker_adapter(sagemaker)
     ctl = start_controller(controller_kube, stop_event, sagemaker=adapter, sageMaker={"emit": "api"})
     cert, key = serving_pair(plane.plane.pki, "spillway-kubelet", ("127.0.0.1",))
     api = KubeletApi(ctl.training_jobs_of, adapter.training_log, str(cert), str(key), host="127.0.0.1",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from policies import constants as C
 from scheduler.kueue import CONTROLLER_NAME
-from scheduler.sagemaker import SageMaker
 from sim.control_plane.plane import kubectl
-from tests.real.conftest import PRODUCT, annotation, job_if, job_manifest, start_controller, wait_for
+from tests.real.conftest import (PRODUCT, annotation, job_if, job_manifest, sagemaker_adapter,
+                                 start_controller, wait_for)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,16 +128,12 @@ def queued_job(name: str, namespace: str, parallelism: int = 1, run_seconds: int
 
 
 def test_spillway_is_kueues_admission_check_for_the_sagemaker_flavor(plane, namespace, controller_kube,
-                                                                     stop_event):
-    from sim.sagemaker_lifecycle import SageMakerSandbox
-
+                                                                     stop_event, sagemaker):
     kubectl(plane.plane.kubeconfig, "apply", "-f", str(ROOT / "deploy" / "kueue" / "rbac.yaml"))
     kubectl(plane.plane.kubeconfig, "apply", "-f", "-", stdin=burst_queue_manifests(namespace))
-    sm = SageMakerSandbox(time_scale=600, startup_seconds=30, restart_seconds=30).start()
     try:
-        adapter = SageMaker("us-east-1", endpoint_url=sm.endpoint_url, aws_access_key_id="sandbox",
-                            aws_secret_access_key="sandbox")
-        start_controller(controller_kube, stop_event, sagemaker=adapter, sageMaker={"emit": "api"})
+        start_controller(controller_kube, stop_event, sagemaker=sagemaker_adapter(sagemaker),
+                         sageMaker={"emit": "api"})
         pinned = {C.INSTANCE_TYPE: "ml.p4d.24xlarge", C.RUNTIME_ESTIMATE: "30m"}
         # The cluster's 8 GPUs are taken (for long) by the first Job, admitted there without the check.
         plane.kube._call(plane.kube.batch.create_namespaced_job, namespace,
@@ -174,7 +170,6 @@ def test_spillway_is_kueues_admission_check_for_the_sagemaker_flavor(plane, name
         assert "BurstNotAllowed" in said or "spillway" in said, said
         assert annotation(plane.kube, namespace, "never", C.DECISION_REASON) == "BurstNotAllowed"
     finally:
-        sm.stop()
         for kind, name in (("clusterqueue", f"cq-{namespace}"), ("admissioncheck", f"spillway-{namespace}"),
                            ("resourceflavor", f"local-{namespace}"), ("resourceflavor", f"sagemaker-{namespace}")):
             kubectl(plane.plane.kubeconfig, "delete", "--wait=false", kind, name, check=False)
