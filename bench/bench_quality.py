@@ -2,6 +2,7 @@
 
     python bench/bench_quality.py                          # Philly weeks 0-11, loads 0.7 ... 3
     python bench/bench_quality.py --weeks 6-6 --loads 1 1.5 --workers 2
+    python bench/bench_quality.py --goals 1 --budget-weeks none --slices 2   # and each pair of weeks
 
 Goal 1 (burst side). The bundled Philly weeks are replayed in one world for every policy (the same
 prices, SageMaker start-up of 420 s, a 60-s controller tick, no spot: Philly Jobs keep no
@@ -31,6 +32,10 @@ Goal 1 on the full trace at five loads took 530 s on 2 cores with --budget-weeks
 runs on week 6 took 1.7 / 18.4 / 39.2 / 63.3 / 114.2 s at loads 0.7 / 1 / 1.5 / 2 / 3, one at a
 time: the Jobs waiting for money grow to thousands at high load. The last line printed is one JSON
 object with every figure and the pass/fail of each goal.
+
+Issue #27's bar, reported beside goal 1: the default's cloud $ within 2 % of Forecast-Wait's
+(`forecast_gap_pct`, `forecast_pass` per load), on the whole span and, with --slices N, on each
+slice of N weeks (`slices`, with the worst slice's gap).
 """
 
 from __future__ import annotations
@@ -103,14 +108,23 @@ def dominates(a: dict, b: dict) -> bool:
             and (a["cloud_usd"] < b["cloud_usd"] or a["jct_mean_hours"] < b["jct_mean_hours"]))
 
 
+FORECAST_GAP_MAX_PCT = 2.0  # issue #27: the default's cloud $ within 2 % of Forecast-Wait's
+
+
 def judge(row: dict) -> dict:
-    d, cw = row["default"], row["compute-wait"]
+    """Goal 1 (beats Compute-Wait, dominated by nothing) and issue #27's bar (as cheap as our own
+    Forecast-Wait, within FORECAST_GAP_MAX_PCT)."""
+    d, cw, fw = row["default"], row["compute-wait"], row["forecast-wait"]
     beats = d["cloud_usd"] < cw["cloud_usd"] and d["jct_mean_hours"] <= cw["jct_mean_hours"]
     dominated_by = [name for name in BASELINES if dominates(row[name], d)]
+    gap = round(100 * (d["cloud_usd"] / fw["cloud_usd"] - 1), 2) if fw["cloud_usd"] else None
     return {"beats_compute_wait": beats, "dominated_by": dominated_by,
             "saving_vs_compute_wait_pct": round(100 * (1 - d["cloud_usd"] / cw["cloud_usd"]), 2)
             if cw["cloud_usd"] else None,
             "jct_vs_compute_wait_pct": round(100 * (d["jct_mean_hours"] / cw["jct_mean_hours"] - 1), 2),
+            "forecast_gap_pct": gap,
+            "jct_vs_forecast_pct": round(100 * (d["jct_mean_hours"] / fw["jct_mean_hours"] - 1), 2),
+            "forecast_pass": gap is not None and gap <= FORECAST_GAP_MAX_PCT,
             "pass": beats and not dominated_by}
 
 
@@ -220,6 +234,10 @@ def main() -> None:
     ap.add_argument("--goals", nargs="+", type=int, choices=[1, 2], default=[1, 2])
     ap.add_argument("--offsets", type=int, default=100, help="goal 2: random start offsets per real trace")
     ap.add_argument("--seeds", type=int, default=1000, help="goal 2: Poisson traces per rate (CBL-1 uses 1,000)")
+    ap.add_argument("--slices", type=int, default=0, metavar="N",
+                    help="goal 1 also on each slice of N consecutive weeks of --weeks (2: each pair), each with "
+                         "its own cluster sizes; the worst slice is reported, so that a rule that only fits the "
+                         "whole span shows it (default 0: the whole span only)")
     ap.add_argument("--baselines-from", metavar="JSON",
                     help="take the baselines' figures from an earlier run's last line (same weeks and loads) "
                          "and run only the default: the baselines do not change when the default does")
@@ -228,6 +246,10 @@ def main() -> None:
     figures: dict = {}
     if 1 in args.goals:
         figures.update(goal1(args))
+        if args.slices:
+            figures["slices"] = slices(args)
+            figures["slices_pass"] = all(s["goal1_pass"] for s in figures["slices"].values())
+            figures["slices_forecast_pass"] = all(s["forecast_pass"] for s in figures["slices"].values())
     if 2 in args.goals:
         figures["goal2"] = goal2(args.offsets, args.workers, args.seeds)
         figures["goal2_pass"] = figures["goal2"]["pass"]
@@ -258,18 +280,46 @@ def goal1(args) -> dict:
                           f"${row[name]['cloud_usd']:,.0f}", f"{row[name]['jct_mean_hours']:.3f}",
                           f"{row[name]['wait_mean_hours']:.3f}",
                           ("PASS" if row["verdict"]["pass"] else "FAIL") if name == "default" else
-                          ("dominates default" if name in row["verdict"]["dominated_by"] else "")])
-    print(table(["LOAD", "NODES", "POLICY", "CLOUD $", "MEAN JCT H", "MEAN WAIT H", "GOAL 1"], rows))
+                          ("dominates default" if name in row["verdict"]["dominated_by"] else ""),
+                          _gap_cell(row["verdict"]) if name == "default" else ""])
+    print(table(["LOAD", "NODES", "POLICY", "CLOUD $", "MEAN JCT H", "MEAN WAIT H", "GOAL 1",
+                 "$ VS FORECAST-WAIT (#27)"], rows))
     budget = {}
     for load in args.loads if budget_weeks else []:
         run = next(results)
         budget[str(load)] = {"nodes": budget_sizes[load], **run}
-    print(f"\nThe default with its budget on (weeks {args.budget_weeks}):")
-    print(table(["LOAD", "NODES", "CLOUD $", "MEAN JCT H", "JOBS BLOCKED BY BUDGET", "BLOCKED, MEAN H"],
-                [[load, b["nodes"], f"${b['cloud_usd']:,.0f}", f"{b['jct_mean_hours']:.3f}", b["budget_blocked_jobs"],
-                  f"{b['budget_blocked_hours_mean']:.2f}"] for load, b in budget.items()]))
+    if budget:
+        print(f"\nThe default with its budget on (weeks {args.budget_weeks}):")
+        print(table(["LOAD", "NODES", "CLOUD $", "MEAN JCT H", "JOBS BLOCKED BY BUDGET", "BLOCKED, MEAN H"],
+                    [[load, b["nodes"], f"${b['cloud_usd']:,.0f}", f"{b['jct_mean_hours']:.3f}",
+                      b["budget_blocked_jobs"], f"{b['budget_blocked_hours_mean']:.2f}"] for load, b in budget.items()]))
     return {"weeks": args.weeks, "goal1": by_load, "budget_on": budget,
-            "goal1_pass": all(by_load[str(load)]["verdict"]["pass"] for load in args.loads)}
+            "goal1_pass": all(by_load[str(load)]["verdict"]["pass"] for load in args.loads),
+            "forecast_pass": all(by_load[str(load)]["verdict"]["forecast_pass"] for load in args.loads)}
+
+
+def _gap_cell(verdict: dict) -> str:
+    gap = verdict["forecast_gap_pct"]
+    if gap is None:
+        return "-"
+    return f"{gap:+.1f} % {'PASS' if verdict['forecast_pass'] else 'FAIL'}"
+
+
+def slices(args) -> dict:
+    """Goal 1 on each slice of --slices weeks (no budget run, the baselines run too); per slice its
+    figures, and the worst Forecast-Wait gap over its loads."""
+    first, last = (int(x) for x in args.weeks.split("-"))
+    out = {}
+    for start in range(first, last + 1, args.slices):
+        part = f"{start}-{min(start + args.slices - 1, last)}"
+        print(f"\nWeeks {part}:")
+        result = goal1(argparse.Namespace(**{**vars(args), "weeks": part, "budget_weeks": "none",
+                                             "baselines_from": None}))
+        gaps = [row["verdict"]["forecast_gap_pct"] for row in result["goal1"].values()]
+        out[part] = {**result, "worst_forecast_gap_pct": max((g for g in gaps if g is not None), default=None)}
+    worst = max(out, key=lambda k: out[k]["worst_forecast_gap_pct"] or -math.inf)
+    print(f"\nWorst slice for the Forecast-Wait gap: weeks {worst}, {out[worst]['worst_forecast_gap_pct']} %")
+    return out
 
 
 if __name__ == "__main__":
