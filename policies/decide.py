@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 
 from .capacity import INF, CapacityTimeline, LocalSlot
 from .catalog import Catalog, default_catalog
-from .cloud import Blocked, burst_target, cloud_options
+from .cloud import Blocked, BudgetPeriod, burst_target, cloud_options
 from .constants import BudgetExhaustedAction, Mode, Placement, Reason, WaitCostBasis
 from .decision import CloudLaunch, Decision, Evidence, OptionCost, Text
 from .derived import Derived
@@ -94,8 +94,8 @@ class Cycle:
             raise ValueError("derived was made for another snapshot or policy")
         return cls(snapshot, policy, now, policy_catalog(policy, catalog), derived.timeline(now), derived)
 
-    def budget_left(self, namespace: str) -> tuple[float, str]:
-        """Dollars this namespace may still commit, and which window binds."""
+    def budget_left(self, namespace: str) -> tuple[float, BudgetPeriod | None]:
+        """Dollars this namespace may still commit, and which window binds (None: no limit)."""
         known = self.budget_inputs.get(namespace)
         if known is None:  # the snapshot's part is the same for every Job of the namespace this cycle
             known = self.budget_inputs[namespace] = (self.policy.budget_for(namespace),
@@ -103,7 +103,8 @@ class Cycle:
                                                      self.snapshot.committed_of(namespace))
         limit, spend, committed = known
         used = committed + self.assumed_usd.get(namespace, 0.0)
-        left, which = INF, ""
+        left: float = INF
+        which: BudgetPeriod | None = None
         if limit.daily_usd is not None:
             left, which = limit.daily_usd - spend.today_usd - used, "daily"
         if limit.monthly_usd is not None and limit.monthly_usd - spend.month_usd - used < left:
@@ -185,6 +186,7 @@ class CloudSide(NamedTuple):
     # The least budget left at which this side would be the same (every option of the chosen type
     # affordable); inf when the budget left out an option. 0: money plays no part.
     usd_cap: float = 0.0
+    spot_unsafe_for_deadline: bool = False  # a type's spot window cannot keep the deadline (CloudOffer)
 
     @property
     def costs(self) -> tuple[OptionCost, ...]:
@@ -279,19 +281,22 @@ def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capa
     if isinstance(target, Blocked):
         return CloudSide((), (), target, budget_left)
     notes: list[str] = []
+    unsafe = False
     quota_short, budget_short = [], []
     for itype in target.types:
         if cycle.quota_left(itype.name) < job.pods:
             quota_short.append(itype.name)
             continue
-        opts, type_notes = cloud_options(job, itype, cycle.policy, now=cycle.now, runtime=local.runtime,
-                                         wait_usd_per_hour=local.wait_usd_per_hour, capacity=capacity,
-                                         role_arn=target.role_arn, output_s3_uri=target.output_s3_uri)
+        opts, type_notes, type_unsafe = cloud_options(
+            job, itype, cycle.policy, now=cycle.now, runtime=local.runtime, wait_usd_per_hour=local.wait_usd_per_hour,
+            capacity=capacity, role_arn=target.role_arn, output_s3_uri=target.output_s3_uri)
         notes.extend(n for n in type_notes if n not in notes)
+        unsafe = unsafe or type_unsafe
         affordable = [o for o in opts if o[0].committed_usd <= budget_left + EPSILON]
         if affordable:
             cap = max(o[0].committed_usd for o in opts) if len(affordable) == len(opts) else INF
-            return CloudSide(tuple(affordable), tuple(notes), None, budget_left, usd_cap=cap)
+            return CloudSide(tuple(affordable), tuple(notes), None, budget_left, usd_cap=cap,
+                             spot_unsafe_for_deadline=unsafe)
         if opts:
             # The preferred type is the cheapest that fits; a budget that cannot pay for it is not
             # stretched onto a bigger one.
@@ -301,14 +306,15 @@ def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capa
         name, need, unpaid = budget_short[0]
         blocked = Blocked(Reason.BUDGET_EXHAUSTED,
                           f"the {budget_window} budget of {job.namespace} has ${max(budget_left, 0):.2f} "
-                          f"left; a burst on {name} may cost up to ${need:.2f}")
-        return CloudSide((), tuple(notes), blocked, budget_left, None if quota_short else need, name, unpaid, INF)
+                          f"left; a burst on {name} may cost up to ${need:.2f}", budget_window)
+        return CloudSide((), tuple(notes), blocked, budget_left, None if quota_short else need, name, unpaid, INF,
+                         spot_unsafe_for_deadline=unsafe)
     if quota_short:
         blocked = Blocked(Reason.QUOTA_EXHAUSTED, f"no SageMaker quota left for {job.pods} x {', '.join(quota_short[:3])}")
     else:
         blocked = Blocked(Reason.BURST_NOT_ALLOWED,
                           f"capacity-type {capacity.value}: {'; '.join(notes) or 'no capacity type is possible'}")
-    return CloudSide((), tuple(notes), blocked, budget_left)
+    return CloudSide((), tuple(notes), blocked, budget_left, spot_unsafe_for_deadline=unsafe)
 
 
 KEEP_LOCAL = "keep-local"  # a burst rule's verdict that ends the list without a burst
@@ -411,7 +417,7 @@ class _Case:
             trigger = trigger or reason.value
             if opt.placement == Placement.SAGEMAKER_SPOT:
                 reason = Reason.SPOT_SAFE_WITHIN_DEADLINE
-            elif any("unsafe for the deadline" in n for n in self.cloud.notes):
+            elif self.cloud.spot_unsafe_for_deadline:
                 reason = Reason.DEADLINE_REQUIRES_ON_DEMAND
         said = trigger or reason.value
 
@@ -584,7 +590,7 @@ def _best_cloud(options, deadline):
 def _reset_time(blocked: Blocked | None, now: float) -> float | None:
     if blocked is None or blocked.reason != Reason.BUDGET_EXHAUSTED:
         return None
-    return next_utc_month_start(now) if "monthly" in blocked.message else next_utc_midnight(now)
+    return next_utc_month_start(now) if blocked.budget_period == "monthly" else next_utc_midnight(now)
 
 
 def _local_words(job: JobRequest, slot: LocalSlot, cycle: Cycle, wait: float) -> str:
