@@ -31,6 +31,8 @@ class AlarmHeap:
     def pop_due(self, until: float, is_live: IsLive) -> list[str]:
         """The keys whose live alarms come by `until`, in the order they come, each once."""
         heap = self._heap
+        if not heap or heap[0][0] > until:
+            return []  # most cycles: nothing due
         due: dict[str, None] = {}  # a dict keeps the order they come in
         while heap and heap[0][0] <= until:
             at, key = heapq.heappop(heap)

@@ -64,8 +64,10 @@ class HeldSlotMode:
         if given_back is not None:
             self.removed_holder = min(self.removed_holder or entry, entry)
             self.freed_regions += given_back
-        parked = self.parked.unpark(key) is not None
-        return not parked and remove(self.active, entry)
+        if key in self.parked:
+            self.parked.unpark(key)
+            return False
+        return bool(self.active) and remove(self.active, entry)
 
     def plan(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
         from .held_slot_walk import HeldSlotWalk

@@ -61,13 +61,17 @@ from .parking import Parked, Shape
 from .plan_result import Plan
 from .queue_streams import BEFORE_EVERY_JOB, Entry, MergedStreams, cursor_after
 from .snapshot import Snapshot
-from .walk_steps import decide_in_turn, greedy_report
+from .walk_steps import GREEDY, decide_in_turn
 
 if TYPE_CHECKING:
     from .held_slot_mode import HeldSlotMode
 
 
 class HeldSlotWalk:
+    __slots__ = ("mode", "queue", "held", "parked", "snapshot", "now", "derived", "quotas", "queueing", "patient",
+                 "fifo", "cycle", "timeline", "change_at", "freed_nodes", "given_back", "freed_at", "sped_up",
+                 "no_room", "lefts", "streams", "woken", "out", "decisions", "started", "kept")
+
     def __init__(self, mode: HeldSlotMode, snapshot: Snapshot, now: float, derived: Derived):
         queue = mode.queue
         self.mode, self.queue, self.held, self.parked = mode, queue, mode.held, mode.parked
@@ -105,7 +109,7 @@ class HeldSlotWalk:
         self.walk()
         self.rehold_and_backfill()
         self.held.mark(self.derived, self.started, self.kept)
-        return Plan(tuple(self.decisions), greedy_report(), review_at=self.mode.review_at(self.now))
+        return Plan(tuple(self.decisions), GREEDY, review_at=self.mode.review_at(self.now))
 
     # --- 1. the wake set --------------------------------------------------------------------------
 
@@ -152,12 +156,12 @@ class HeldSlotWalk:
     def walk(self) -> None:
         jobs, seen = self.queue.jobs, set()
         while (popped := self.streams.pop()) is not None:
-            entry, s = popped
+            order, key, s = popped
             self.streams.advance(s)
-            if entry[1] in seen or entry[1] not in jobs:
+            if key in seen or key not in jobs:
                 continue
-            seen.add(entry[1])
-            self.visit(entry, jobs[entry[1]])
+            seen.add(key)
+            self.visit((order, key), jobs[key])
 
     def visit(self, entry: Entry, job: JobRequest) -> None:
         unchanged = self.change_at is None or entry < self.change_at

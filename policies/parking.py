@@ -1,7 +1,7 @@
 """ParkingLot: the Jobs a QueuePlanner left waiting for money, indexed by what could wake them.
 
 A parked Job stays blocked while its namespace has less left than it needs, the instance type it
-would burst on has quota for it, and it cannot start locally (see QueuePlanner._plan_in_full). A
+would burst on has quota for it, and it cannot start locally (see held_slot_walk.py). A
 cycle asks which parked Jobs one of those may no longer hold for: the answer comes from per-group
 indexes (namespace by need, type by pods, shape by whether the earliest start has come), so it
 costs the number of groups and of Jobs woken, not the number parked.
@@ -116,7 +116,7 @@ class ParkingLot:
         woken: set[Entry] = set()
         # A Job the wait price sends out, from REQUEUE_MIN_SECONDS before its look on: plan() would
         # decide it at every such cycle, and each decision moves its requeue (QueuePlanner's
-        # still_blocked() lets it through by the same test on turns_at).
+        # HeldSlotWalk.still_blocked() lets it through by the same test on turns_at).
         looks = self._looks
         while looks and looks[0][0] < now + REQUEUE_MIN_SECONDS:
             look, key = heapq.heappop(looks)

@@ -187,9 +187,9 @@ class QueuePlanner:
     def _mode_for(self, snapshot: Snapshot) -> PlanningMode:
         """The planner's mode; a stable one walks the held-slot mode in a cycle whose snapshot carries
         utilization (a signal that moves every cycle)."""
-        if self._stable is not None and (snapshot.utilization_samples or snapshot.gpu_utilization_percent is not None):
-            return self._held
-        return self._mode
+        if self._stable is None or not (snapshot.utilization_samples or snapshot.gpu_utilization_percent is not None):
+            return self._mode
+        return self._held
 
     def start_cycle(self, snapshot: Snapshot, now: float, derived: Derived) -> Cycle:
         return Cycle.start(snapshot, self.policy, now, self.catalog, derived)

@@ -70,7 +70,9 @@ class MergedStreams:
 
     def add(self, stream: Iterator[Entry]) -> None:
         self._streams.append(stream)
-        self.advance(len(self._streams) - 1)
+        item = next(stream, None)
+        if item is not None:
+            heapq.heappush(self._heap, (item[0], item[1], len(self._streams) - 1))
 
     def advance(self, s: int) -> None:
         """Queue stream s's next entry."""
@@ -78,10 +80,7 @@ class MergedStreams:
         if item is not None:
             heapq.heappush(self._heap, (item[0], item[1], s))
 
-    def pop(self) -> tuple[Entry, int] | None:
-        """The first entry in queue order and the stream it came from (advance it to read on);
-        None when every stream is read."""
-        if not self._heap:
-            return None
-        order, key, s = heapq.heappop(self._heap)
-        return (order, key), s
+    def pop(self) -> tuple[OrderKey, str, int] | None:
+        """The first entry in queue order, as (order key, job key, the stream it came from: advance
+        it to read on); None when every stream is read."""
+        return heapq.heappop(self._heap) if self._heap else None

@@ -29,7 +29,7 @@ from .plan_result import Plan
 from .queue_streams import Entry, MergedStreams, cursor, find, remove
 from .snapshot import Snapshot
 from .stability import volatile
-from .walk_steps import decide_in_turn, greedy_report
+from .walk_steps import GREEDY, decide_in_turn
 
 if TYPE_CHECKING:
     from .queue_planner import QueuePlanner
@@ -59,9 +59,9 @@ class StableMode:
     def plan(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
         raise NotImplementedError
 
-    def due(self, now: float) -> set[str]:
+    def due(self, now: float) -> list[str]:
         """The queued Jobs whose max wait has run out by now."""
-        due = set(self.timeouts.pop_due(now + TIMEOUT_SLACK, self._timeout_is_live))
+        due = self.timeouts.pop_due(now + TIMEOUT_SLACK, self._timeout_is_live)
         for key in due:
             del self.timeout_of[key]
         return due
@@ -113,6 +113,8 @@ class ShapeRoom:
     """Whether a shape may start now: enough GPUs free at this instant. Necessary, so skipping on
     False is exact; True means "decide them". Asked once per shape until GPUs are taken."""
 
+    __slots__ = ("base", "cycle", "_fits", "_most_free")
+
     def __init__(self, base: CapacityTimeline):
         self.base = base  # the snapshot's timeline, read until a Job is decided
         self.cycle: Cycle | None = None  # made when the first Job is decided
@@ -143,8 +145,11 @@ class OutOfOrderMode(StableMode):
 
     def forget(self, entry: Entry, found: bool) -> None:
         super().forget(entry, found)
-        if not found:
-            any(remove(entries, entry) for entries in self.waiting.values())
+        if found:
+            return
+        for entries in self.waiting.values():  # a Job waits under one shape only
+            if remove(entries, entry):
+                break
 
     def file_waiting(self, job: JobRequest, entry: Entry) -> None:
         entries = self.waiting.setdefault((job.gpus_per_pod, job.pods, job.gpu_product), [])
@@ -171,14 +176,14 @@ class OutOfOrderMode(StableMode):
         # 3. Backfill from behind the planning depth.
         if queue.window is not None and queue.window.behind:
             queue.backfill_behind(room.cycle or queue.start_cycle(snapshot, now, derived), decisions)
-        return Plan(tuple(decisions), greedy_report(), review_at=self.review_at(now))
+        return Plan(tuple(decisions), GREEDY, review_at=self.review_at(now))
 
     def _walk(self, merged: MergedStreams, shapes: list[Shape | None], room: ShapeRoom, snapshot: Snapshot,
               now: float, derived: Derived, decisions: list[Decision]) -> None:
         seen: set[str] = set()
         jobs = self.queue.jobs
         while (popped := merged.pop()) is not None:
-            (_, key), s = popped
+            _, key, s = popped
             shape = shapes[s]
             if shape is not None and not room.fits_now(shape):
                 continue  # no Job of this shape fits any more this cycle: drop the whole stream
@@ -234,7 +239,7 @@ class FifoMode(StableMode):
         if look_again is not None:
             look_again = max(look_again, now + REQUEUE_MIN_SECONDS)
             review_at = look_again if review_at is None else min(review_at, look_again)
-        return Plan(tuple(decisions), greedy_report(), review_at=review_at)
+        return Plan(tuple(decisions), GREEDY, review_at=review_at)
 
     def _walk_head(self, cycle: Cycle, behind: list[Entry], decisions: list[Decision]
                    ) -> tuple[Entry | None, float | None]:

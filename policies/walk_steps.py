@@ -24,6 +24,4 @@ def decide_in_turn(job: JobRequest, cycle: Cycle, decisions: list[Decision], slo
     return result
 
 
-def greedy_report() -> SolverReport:
-    """What the solver did in a cycle with no optimizer: nothing."""
-    return SolverReport("greedy", "greedy")
+GREEDY = SolverReport("greedy", "greedy")  # what the solver did in a cycle with no optimizer: nothing
