@@ -22,6 +22,7 @@ from .capacity import INF
 from .constants import Reason
 from .decide import Evaluated, local_max_wait
 from .derived import Derived
+from .held_slot_walk import HeldSlotWalk
 from .held_slots import HeldSlots, Region, View
 from .jobs import JobRequest
 from .parking import Parked, ParkingLot
@@ -70,8 +71,6 @@ class HeldSlotMode:
         return bool(self.active) and remove(self.active, entry)
 
     def plan(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
-        from .held_slot_walk import HeldSlotWalk
-
         return HeldSlotWalk(self, snapshot, now, derived).run()
 
     # --- what a Wait leaves for the next cycles ---------------------------------------------------
@@ -136,15 +135,15 @@ class HeldSlotMode:
         return None
 
     def park(self, job: JobRequest, result: Evaluated, start: float) -> None:
-        queue = self.queue
-        entry = (queue.order[job.key], job.key)
-        self.every_cycle.discard(job.key)
-        if job.key not in self.parked:
+        key = job.key
+        entry = (self.queue.order[key], key)
+        self.every_cycle.discard(key)
+        if key not in self.parked:
             remove(self.active, entry)
         ev = result.decision.evidence
         assert ev.budget_needed_usd is not None
         shape = (job.gpus_per_pod, job.pods, job.gpu_product)
-        self.parked.park(job.key, Parked(entry, job.namespace, shape, ev.budget_needed_usd, start,
+        self.parked.park(key, Parked(entry, job.namespace, shape, ev.budget_needed_usd, start,
                                          ev.budget_needed_type, result.runtime, result.price_lead), ev.now)
 
     def unpark(self, key: str) -> None:

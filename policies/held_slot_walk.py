@@ -155,29 +155,31 @@ class HeldSlotWalk:
 
     def walk(self) -> None:
         jobs, seen = self.queue.jobs, set()
-        while (popped := self.streams.pop()) is not None:
+        pop, advance, visit = self.streams.pop, self.streams.advance, self.visit  # read once: a hot loop
+        while (popped := pop()) is not None:
             order, key, s = popped
-            self.streams.advance(s)
+            advance(s)
             if key in seen or key not in jobs:
                 continue
             seen.add(key)
-            self.visit((order, key), jobs[key])
+            visit((order, key), jobs[key])
 
     def visit(self, entry: Entry, job: JobRequest) -> None:
+        key, out = entry[1], self.out  # the entry's key: JobRequest.key builds the string each time
         unchanged = self.change_at is None or entry < self.change_at
-        park = self.parked.jobs.get(job.key)
+        park = self.parked.jobs.get(key)
         parked_as_before = park is not None and self.still_blocked(park)
         if park is not None and parked_as_before and self.stays_parked(entry, job, park):  # (a)
             return
-        view = self.held.views.get(job.key)
-        if job.key in self.out and unchanged and entry not in self.woken:  # (b)
+        view = self.held.views.get(key)
+        if key in out and unchanged and entry not in self.woken:  # (b)
             # Asleep, its slot taken out only for a search ahead of it that moved nothing.
             assert view is not None
             self.held.hold_again(view, entry)
-            self.out.discard(job.key)
+            out.discard(key)
             return
-        held = view if view is not None and (view.holds or job.key in self.out) else None
-        self.out.discard(job.key)
+        held = view if view is not None and (view.holds or key in out) else None
+        out.discard(key)
         if view is not None and view.holds:
             self.held.release(view, entry)
         slot = self.reuse_or_search(entry, job, held, unchanged)  # (c)
@@ -197,7 +199,7 @@ class HeldSlotWalk:
         taken, and the start it was parked with is never later than its true start), so its start
         is its earliest fit there if that comes sooner. Only slots behind it on those nodes are
         taken out."""
-        if (self.freed_at is None or entry < self.freed_at) and job.key not in self.sped_up:
+        if (self.freed_at is None or entry < self.freed_at) and entry[1] not in self.sped_up:
             return True
         if job.pods != 1 or self.freed_nodes is None or self.fifo:
             return False
@@ -206,7 +208,7 @@ class HeldSlotWalk:
         if start >= park.earliest_start:
             return True
         if stays_parked(park, start, self.now):
-            self.parked.move_start(job.key, start, self.now)
+            self.parked.move_start(entry[1], start, self.now)
             return True
         return False
 
@@ -264,14 +266,14 @@ class HeldSlotWalk:
         """(g) A Job placed leaves the queue; a Wait is remembered, and parked if it waits for money
         on a trigger that holds by itself."""
         if result.decision.placement != Placement.WAIT:
-            self.queue.remove(job.key)
+            self.queue.remove(entry[1])
             return
         self.mode.remember(job, entry, result, holds, self.now, self.patient)
         start = self.mode.parked_start(job, result, self.patient)
         if start is not None:
             self.mode.park(job, result, start)
         else:
-            self.mode.unpark(job.key)
+            self.mode.unpark(entry[1])
 
     # --- what the steps ask -----------------------------------------------------------------------
 
