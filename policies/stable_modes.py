@@ -170,9 +170,10 @@ class OutOfOrderMode(StableMode):
             if entries and room.fits_now(shape):
                 streams.append(cursor(entries))
                 shapes.append(shape)
-        # 2. Walk them merged, in queue order.
+        # 2. Walk them merged, in queue order (many cycles have none: a Job ended and nothing fits).
         decisions: list[Decision] = []
-        self._walk(MergedStreams(streams), shapes, room, snapshot, now, derived, decisions)
+        if woken or len(streams) > 1:
+            self._walk(MergedStreams(streams), shapes, room, snapshot, now, derived, decisions)
         # 3. Backfill from behind the planning depth.
         if queue.window is not None and queue.window.behind:
             queue.backfill_behind(room.cycle or queue.start_cycle(snapshot, now, derived), decisions)
