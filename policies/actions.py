@@ -16,7 +16,7 @@ import math
 
 from .constants import Placement
 from .decision import Decision
-from .plan import Plan
+from .plan_result import Plan
 from .values import value
 
 

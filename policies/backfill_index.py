@@ -18,6 +18,9 @@ from __future__ import annotations
 import sys
 from bisect import insort
 
+from .queue_streams import Entry
+
+PodShape = tuple[int, "str | None"]  # GPUs per pod, GPU product
 INF = float("inf")
 _LARGEST = sys.float_info.max  # a limit of inf must not find the removed and hidden (filed as inf)
 
@@ -27,14 +30,14 @@ class _MinTree:
 
     __slots__ = ("size", "tree", "entries", "used", "last")
 
-    def __init__(self, items: list[tuple[tuple, float]]):
+    def __init__(self, items: list[tuple[Entry, float]]):
         """items: (entry, run time), sorted by entry."""
         size = 16
         while size < 2 * len(items):
             size *= 2
         self.size = size
         self.tree = [INF] * (2 * size)
-        self.entries: list[tuple | None] = [None] * size
+        self.entries: list[Entry | None] = [None] * size
         for pos, (entry, runtime) in enumerate(items):
             self.entries[pos] = entry
             self.tree[size + pos] = runtime
@@ -69,18 +72,18 @@ class _MinTree:
 
 class BackfillIndex:
     def __init__(self) -> None:
-        self._trees: dict[tuple, _MinTree] = {}
-        self._where: dict[str, tuple[tuple, int]] = {}  # job key -> (shape, position)
+        self._trees: dict[PodShape, _MinTree] = {}
+        self._where: dict[str, tuple[PodShape, int]] = {}  # job key -> (shape, position)
         self._runtime: dict[str, float] = {}
         self._hidden: list[str] = []
 
     def __bool__(self) -> bool:
         return bool(self._where)
 
-    def shapes(self) -> list[tuple]:
+    def shapes(self) -> list[PodShape]:
         return [shape for shape, tree in self._trees.items() if tree.tree[1] < INF]
 
-    def add(self, entry: tuple, shape: tuple, runtime: float) -> None:
+    def add(self, entry: Entry, shape: PodShape, runtime: float) -> None:
         key = entry[1]
         self._runtime[key] = runtime
         tree = self._trees.get(shape)
@@ -114,10 +117,12 @@ class BackfillIndex:
         tree.set(pos, INF)
         del self._runtime[key]
 
-    def first(self, shape: tuple, limit: float) -> tuple | None:
+    def first(self, shape: PodShape, limit: float) -> Entry | None:
         """The first entry of this shape, in queue order, filed with a run time of at most `limit`."""
         tree = self._trees.get(shape)
-        pos = None if tree is None else tree.first_at_most(limit)
+        if tree is None:
+            return None
+        pos = tree.first_at_most(limit)
         return None if pos is None else tree.entries[pos]
 
     def hide(self, key: str) -> None:

@@ -167,7 +167,8 @@ class CapacityTimeline:
         self._big: dict[tuple[str | None, int], np.ndarray] = {}  # _big_enough()
 
     @classmethod
-    def from_nodes(cls, origin: float, nodes: tuple[Node, ...], releases: list[tuple[str, int, float]]):
+    def from_nodes(cls, origin: float, nodes: tuple[Node, ...], releases: list[tuple[str, int, float]]
+                   ) -> CapacityTimeline:
         """releases: (node name, gpus, time the running pod frees them)."""
         by_node: dict[str, list[tuple[float, int]]] = {}
         for name, gpus, end in releases:
@@ -402,7 +403,7 @@ class CapacityTimeline:
     # takes the node with the fewest GPUs free instead (best fit, as Starburst's simulator does;
     # first fit sends 3 % more GPU-hours out on its case SB-1).
 
-    def _single(self, idx, bounds, gpus, duration, t0) -> LocalSlot:
+    def _single(self, idx: np.ndarray, bounds: np.ndarray, gpus: int, duration: float, t0: float) -> LocalSlot:
         # Nodes in bound order (idx holds only nodes big enough for the pod); among equal bounds,
         # fewer free GPUs now first (best fit for a start now), then the lower index (idx is in
         # index order and the sort is stable). The walk stops at the first bound past the best
@@ -437,7 +438,7 @@ class CapacityTimeline:
                 break
         return LocalSlot(best, ((best_node, 1),)) if best_node >= 0 else LocalSlot(INF)
 
-    def _gang(self, idx, bounds, gpus, pods, duration) -> LocalSlot:
+    def _gang(self, idx: np.ndarray, bounds: np.ndarray, gpus: int, pods: int, duration: float) -> LocalSlot:
         """The exact earliest start of a gang, and its nodes in index order. A node can hold a pod
         at c only from its own earliest single fit f on, so no start comes before L, the first time
         the nodes that fit by then could hold every pod; and the earliest start is L or a time at
@@ -445,56 +446,23 @@ class CapacityTimeline:
         are read in bound order, only as far as the start being checked."""
         if np.isinf(bounds).all() or int((self._capacity[idx] // gpus).sum()) < pods:
             return LocalSlot(INF)
-        order = np.argsort(bounds, kind="stable")
-        visited = 0
-        fits: list[tuple[float, int]] = []  # (earliest single fit, node), sorted
-        rises: list[float] = []  # heap: times at which a fitting node's free GPUs rise
-
-        def visit(upto: float) -> None:
-            nonlocal visited
-            while visited < len(order) and bounds[order[visited]] <= upto:
-                k = order[visited]
-                visited += 1
-                i = int(idx[k])
-                node = self.nodes[i]
-                f = node.earliest_fit(gpus, duration, float(bounds[k]))
-                if f < INF:
-                    insort(fits, (f, i))
-                    times, free = node.times, node.free
-                    for j in range(bisect_right(times, f), len(times)):
-                        if free[j] > free[j - 1]:
-                            heapq.heappush(rises, times[j])
-                    heapq.heappush(rises, f)
-
-        def lower_bound() -> float:
-            held = 0
-            for f, i in fits:
-                held += int(self._capacity[i]) // gpus
-                if held >= pods:
-                    return f
-            return INF
-
+        search = _GangSearch(self, idx, bounds, gpus, pods, duration)
         # L: visit nodes while one not yet read could still lower it (its fit is after its bound).
-        visit(float(bounds[order[0]]))
-        low = lower_bound()
-        while visited < len(order) and bounds[order[visited]] <= low:
-            visit(float(bounds[order[visited]]))
-            low = lower_bound()
+        search.visit(search.next_bound())
+        low = search.lower_bound()
+        while search.visited < len(search.order) and search.next_bound() <= low:
+            search.visit(search.next_bound())
+            low = search.lower_bound()
         c = low
         while c < INF:
-            visit(c)
-            slot = self._fill(c, sorted(i for f, i in fits if f <= c), gpus, pods, duration)
+            search.visit(c)
+            slot = self._fill(c, sorted(i for f, i in search.fits if f <= c), gpus, pods, duration)
             if slot is not None:
                 return slot
-            while rises and rises[0] <= c:
-                heapq.heappop(rises)
-            nxt = rises[0] if rises else INF
-            if visited < len(order):
-                nxt = min(nxt, float(bounds[order[visited]]))
-            c = nxt
+            c = search.next_start_after(c)
         return LocalSlot(INF)
 
-    def _fill(self, start: float, nodes, gpus: int, pods: int, duration: float) -> LocalSlot | None:
+    def _fill(self, start: float, nodes: list[int], gpus: int, pods: int, duration: float) -> LocalSlot | None:
         """Place `pods` pods of `gpus` GPUs at `start` on these nodes, in order; None if they do not fit."""
         chosen, total = [], 0
         for i in nodes:
@@ -517,3 +485,57 @@ class CapacityTimeline:
 
     def unreserve(self, slot: LocalSlot, gpus_per_pod: int, duration: float) -> None:
         self.reserve(slot, gpus_per_pod, duration, +1)
+
+
+class _GangSearch:
+    """The nodes a gang search has read so far (in bound order), with their earliest single fits
+    and the times their free GPUs rise: see CapacityTimeline._gang."""
+
+    __slots__ = ("timeline", "idx", "bounds", "gpus", "pods", "duration", "order", "visited", "fits", "rises")
+
+    def __init__(self, timeline: CapacityTimeline, idx: np.ndarray, bounds: np.ndarray, gpus: int, pods: int,
+                 duration: float):
+        self.timeline, self.idx, self.bounds = timeline, idx, bounds
+        self.gpus, self.pods, self.duration = gpus, pods, duration
+        self.order = np.argsort(bounds, kind="stable")
+        self.visited = 0
+        self.fits: list[tuple[float, int]] = []  # (earliest single fit, node), sorted
+        self.rises: list[float] = []  # heap: times at which a fitting node's free GPUs rise
+
+    def next_bound(self) -> float:
+        """The bound of the next node to read (inf: every node is read)."""
+        return float(self.bounds[self.order[self.visited]]) if self.visited < len(self.order) else INF
+
+    def visit(self, upto: float) -> None:
+        """Read the nodes whose bound is at most `upto`."""
+        order, bounds, gpus, duration = self.order, self.bounds, self.gpus, self.duration
+        while self.visited < len(order) and bounds[order[self.visited]] <= upto:
+            k = order[self.visited]
+            self.visited += 1
+            i = int(self.idx[k])
+            node = self.timeline.nodes[i]
+            f = node.earliest_fit(gpus, duration, float(bounds[k]))
+            if f < INF:
+                insort(self.fits, (f, i))
+                times, free = node.times, node.free
+                for j in range(bisect_right(times, f), len(times)):
+                    if free[j] > free[j - 1]:
+                        heapq.heappush(self.rises, times[j])
+                heapq.heappush(self.rises, f)
+
+    def lower_bound(self) -> float:
+        """L: the first time the nodes read so far could hold every pod."""
+        held = 0
+        capacity = self.timeline._capacity
+        for f, i in self.fits:
+            held += int(capacity[i]) // self.gpus
+            if held >= self.pods:
+                return f
+        return INF
+
+    def next_start_after(self, c: float) -> float:
+        """The next time a start could fit: a free-GPU rise after c, or the next node's bound."""
+        rises = self.rises
+        while rises and rises[0] <= c:
+            heapq.heappop(rises)
+        return min(rises[0] if rises else INF, self.next_bound())

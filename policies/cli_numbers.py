@@ -14,7 +14,7 @@ from collections.abc import Callable
 def number(minimum: float | None = None, *, above: float | None = None, maximum: float | None = None,
            whole: bool = False) -> Callable[[str], float]:
     """An argparse `type`: a finite number, at least `minimum`, more than `above`, at most `maximum`."""
-    def parse(text: str):
+    def parse(text: str) -> float:
         try:
             value = int(text) if whole else float(text)
         except ValueError:

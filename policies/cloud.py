@@ -5,21 +5,25 @@ from __future__ import annotations
 import fnmatch
 import math
 from functools import partial
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .catalog import Catalog, InstanceType, gpu_family_of_product
 from .constants import SAGEMAKER_IMAGE, CapacityType, EmitTarget, Placement, Reason
 from .decision import CloudLaunch, OptionCost
 from .jobs import JobRequest
-from .policy import BurstPolicy
+from .policy import BudgetPeriod, BurstPolicy
 from .spot import SpotWindow, spot_window
 from .values import value
+
 
 
 @value
 class Blocked:
     reason: Reason
     message: str
+    # BudgetExhausted only: the window that binds, so the Wait knows when money comes back (the
+    # next UTC midnight, or the next month's start).
+    budget_period: BudgetPeriod | None = None
 
 
 @value
@@ -162,6 +166,15 @@ def candidate_types(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> l
     return sorted(fits, key=lambda t: (t.accel_count != job.gpus_per_pod, t.on_demand_usd_per_hour, t.name))
 
 
+class CloudOffer(NamedTuple):
+    """The spot and on-demand options on one type, each with a function that makes its launch."""
+    options: list[tuple[OptionCost, Callable[[], CloudLaunch]]]
+    notes: list[str]  # what was left out, in words
+    # Spot was left out because its window cannot keep the Job's deadline (a fact, not only a note:
+    # it turns the burst's reason into DeadlineRequiresOnDemand).
+    spot_unsafe_for_deadline: bool = False
+
+
 def cloud_options(
     job: JobRequest,
     itype: InstanceType,
@@ -173,7 +186,7 @@ def cloud_options(
     capacity: CapacityType,
     role_arn: str,
     output_s3_uri: str,
-) -> tuple[list[tuple[OptionCost, Callable[[], CloudLaunch]]], list[str]]:
+) -> CloudOffer:
     """The spot and on-demand options on this type, each with a function that makes its launch (only
     the chosen option's launch is ever made); plus notes on what was left out."""
     sm, spot = policy.spec.sage_maker, policy.spec.spot
@@ -183,6 +196,7 @@ def cloud_options(
     start = now + startup
     options: list[tuple[OptionCost, Callable[[], CloudLaunch]]] = []
     notes: list[str] = []
+    unsafe = False
 
     def launch(is_spot: bool, window: SpotWindow | None) -> CloudLaunch:
         return CloudLaunch(
@@ -213,6 +227,7 @@ def cloud_options(
                 deadline=job.deadline, fallback_mode=spot.fallback,
             )
             if not window.safe:
+                unsafe = True
                 notes.append(f"spot is unsafe for the deadline: {window.why}")
             else:
                 rate = itype.interruptions_per_hour * count if spot.interruption_model == "advisor" else 0.0
@@ -229,4 +244,4 @@ def cloud_options(
                     expected + wait_value + wait_usd_per_hour * (spot_time - runtime) / 3600, itype.name,
                     f"{interruptions:.2f} expected interruptions ({itype.interrupt_band} band)",
                 ), partial(launch, True, window)))
-    return options, notes
+    return CloudOffer(options, notes, unsafe)

@@ -8,10 +8,11 @@ travels with a reason carries the specifics.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Final
 
 API_GROUP = "spillway.io"
-API_VERSION = f"{API_GROUP}/v1alpha1"
-POLICY_KIND = "BurstPolicy"
+API_VERSION: Final = "spillway.io/v1alpha1"  # f"{API_GROUP}/v1alpha1", as a literal the schema types can name
+POLICY_KIND: Final = "BurstPolicy"
 SNAPSHOT_KIND = "ClusterSnapshot"
 
 # --- Job annotations (read) -------------------------------------------------------------

@@ -14,12 +14,12 @@ from typing import Callable, NamedTuple
 from .capacity import INF, CapacityTimeline, LocalSlot
 from .catalog import Catalog, default_catalog
 from .cloud import Blocked, burst_target, cloud_options
-from .constants import BudgetExhaustedAction, Mode, Placement, Reason, WaitCostBasis
+from .constants import BudgetExhaustedAction, CapacityType, Mode, Placement, Reason, WaitCostBasis
 from .decision import CloudLaunch, Decision, Evidence, OptionCost, Text
 from .derived import Derived
 from .jobs import JobRequest
-from .policy import BurstPolicy
-from .snapshot import Snapshot
+from .policy import BudgetLimit, BudgetPeriod, BurstPolicy
+from .snapshot import Snapshot, Spend
 from .units import format_time, next_utc_midnight, next_utc_month_start
 from .values import value
 
@@ -60,7 +60,8 @@ class Cycle:
     assumed_usd: dict[str, float] = field(default_factory=dict)
     assumed_instances: dict[str, int] = field(default_factory=dict)
     not_before: float = -INF  # fifo queueing: no Job starts before one queued ahead of it
-    budget_inputs: dict[str, tuple] = field(default_factory=dict)  # namespace -> (limit, spend, committed)
+    # namespace -> (limit, spend, committed)
+    budget_inputs: dict[str, tuple[BudgetLimit, Spend, float]] = field(default_factory=dict)
     instances_in_use: dict[str, int] = field(default_factory=dict)  # instance type -> in the snapshot
     timeline_shared: bool = True  # `timeline` is the snapshot's own: copy it before the first change
     # Reservations assumed on the snapshot's own timeline, written (on a copy) when the timeline is
@@ -94,8 +95,8 @@ class Cycle:
             raise ValueError("derived was made for another snapshot or policy")
         return cls(snapshot, policy, now, policy_catalog(policy, catalog), derived.timeline(now), derived)
 
-    def budget_left(self, namespace: str) -> tuple[float, str]:
-        """Dollars this namespace may still commit, and which window binds."""
+    def budget_left(self, namespace: str) -> tuple[float, BudgetPeriod | None]:
+        """Dollars this namespace may still commit, and which window binds (None: no limit)."""
         known = self.budget_inputs.get(namespace)
         if known is None:  # the snapshot's part is the same for every Job of the namespace this cycle
             known = self.budget_inputs[namespace] = (self.policy.budget_for(namespace),
@@ -167,27 +168,31 @@ class LocalSide(NamedTuple):
         return 3600 * (cloud_score + EPSILON - self.option.expected_usd) / self.wait_usd_per_hour
 
 
+CloudOption = tuple[OptionCost, Callable[[], CloudLaunch]]  # an option, and how to make its launch
+
+
 class CloudSide(NamedTuple):
     """What SageMaker offers this Job (cheapest type first), or what keeps it out."""
-    options: tuple[tuple[OptionCost, Callable[[], CloudLaunch]], ...]
+    options: tuple[CloudOption, ...]
     notes: tuple[str, ...]
     blocked: Blocked | None
     budget_left: float
     budget_needed_usd: float | None = None  # when the budget alone blocks the burst
     budget_needed_type: str = ""
-    unpaid: tuple = ()  # when the budget blocks: the options it cannot pay for (so a rule can say so)
+    unpaid: tuple[CloudOption, ...] = ()  # when the budget blocks: the options it cannot pay for (so a rule can say so)
     # The least budget left at which this side would be the same (every option of the chosen type
     # affordable); inf when the budget left out an option. 0: money plays no part.
     usd_cap: float = 0.0
+    spot_unsafe_for_deadline: bool = False  # a type's spot window cannot keep the deadline (CloudOffer)
 
     @property
     def costs(self) -> tuple[OptionCost, ...]:
         return tuple(o for o, _ in self.options)
 
-    def best(self, deadline: float | None):
+    def best(self, deadline: float | None) -> CloudOption | None:
         return _best_cloud(self.options, deadline)
 
-    def best_if_paid(self, deadline: float | None):
+    def best_if_paid(self, deadline: float | None) -> CloudOption | None:
         """The best option were money no object: what the burst rules weigh, so that a Job that
         would burst but for the budget is told (and counted) as BudgetExhausted."""
         return _best_cloud(self.options or self.unpaid, deadline)
@@ -264,7 +269,7 @@ def backfill_beyond_depth(job: JobRequest, cycle: Cycle) -> Evaluated | None:
     return result
 
 
-def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capacity) -> CloudSide:
+def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capacity: CapacityType) -> CloudSide:
     """The first allowed instance type with quota whose options the budget can pay for."""
     budget_left, budget_window = cycle.budget_left(job.namespace)
     if mode == Mode.LOCAL:
@@ -273,19 +278,22 @@ def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capa
     if isinstance(target, Blocked):
         return CloudSide((), (), target, budget_left)
     notes: list[str] = []
+    unsafe = False
     quota_short, budget_short = [], []
     for itype in target.types:
         if cycle.quota_left(itype.name) < job.pods:
             quota_short.append(itype.name)
             continue
-        opts, type_notes = cloud_options(job, itype, cycle.policy, now=cycle.now, runtime=local.runtime,
-                                         wait_usd_per_hour=local.wait_usd_per_hour, capacity=capacity,
-                                         role_arn=target.role_arn, output_s3_uri=target.output_s3_uri)
+        opts, type_notes, type_unsafe = cloud_options(
+            job, itype, cycle.policy, now=cycle.now, runtime=local.runtime, wait_usd_per_hour=local.wait_usd_per_hour,
+            capacity=capacity, role_arn=target.role_arn, output_s3_uri=target.output_s3_uri)
         notes.extend(n for n in type_notes if n not in notes)
+        unsafe = unsafe or type_unsafe
         affordable = [o for o in opts if o[0].committed_usd <= budget_left + EPSILON]
         if affordable:
             cap = max(o[0].committed_usd for o in opts) if len(affordable) == len(opts) else INF
-            return CloudSide(tuple(affordable), tuple(notes), None, budget_left, usd_cap=cap)
+            return CloudSide(tuple(affordable), tuple(notes), None, budget_left, usd_cap=cap,
+                             spot_unsafe_for_deadline=unsafe)
         if opts:
             # The preferred type is the cheapest that fits; a budget that cannot pay for it is not
             # stretched onto a bigger one.
@@ -295,51 +303,60 @@ def cloud_side(job: JobRequest, cycle: Cycle, local: LocalSide, mode: Mode, capa
         name, need, unpaid = budget_short[0]
         blocked = Blocked(Reason.BUDGET_EXHAUSTED,
                           f"the {budget_window} budget of {job.namespace} has ${max(budget_left, 0):.2f} "
-                          f"left; a burst on {name} may cost up to ${need:.2f}")
-        return CloudSide((), tuple(notes), blocked, budget_left, None if quota_short else need, name, unpaid, INF)
+                          f"left; a burst on {name} may cost up to ${need:.2f}", budget_window)
+        return CloudSide((), tuple(notes), blocked, budget_left, None if quota_short else need, name, unpaid, INF,
+                         spot_unsafe_for_deadline=unsafe)
     if quota_short:
         blocked = Blocked(Reason.QUOTA_EXHAUSTED, f"no SageMaker quota left for {job.pods} x {', '.join(quota_short[:3])}")
     else:
         blocked = Blocked(Reason.BURST_NOT_ALLOWED,
                           f"capacity-type {capacity.value}: {'; '.join(notes) or 'no capacity type is possible'}")
-    return CloudSide((), tuple(notes), blocked, budget_left)
+    return CloudSide((), tuple(notes), blocked, budget_left, spot_unsafe_for_deadline=unsafe)
 
 
 KEEP_LOCAL = "keep-local"  # a burst rule's verdict that ends the list without a burst
 
 
-def _never_fits(job, policy, local, best, prefer):
+def _never_fits(job: JobRequest, policy: BurstPolicy, local: LocalSide, best: CloudOption | None,
+                prefer: Placement | None) -> bool:
     return local.never
 
 
-def _misses_deadline(job, policy, local, best, prefer):
+def _misses_deadline(job: JobRequest, policy: BurstPolicy, local: LocalSide, best: CloudOption | None,
+                     prefer: Placement | None) -> bool:
     return job.deadline is not None and local.end > job.deadline
 
 
-def _waited_too_long(job, policy, local, best, prefer):
+def _waited_too_long(job: JobRequest, policy: BurstPolicy, local: LocalSide, best: CloudOption | None,
+                     prefer: Placement | None) -> bool:
     if policy.spec.local.burst_timing == "atMaxWait":
         return local.waited >= local.max_wait
     return local.waited + local.wait > local.max_wait
 
 
-def _optimizer_says_burst(job, policy, local, best, prefer):
+def _optimizer_says_burst(job: JobRequest, policy: BurstPolicy, local: LocalSide, best: CloudOption | None,
+                          prefer: Placement | None) -> bool:
     return prefer is not None and prefer.is_cloud and best is not None
 
 
-def _optimizer_says_local(job, policy, local, best, prefer):
+def _optimizer_says_local(job: JobRequest, policy: BurstPolicy, local: LocalSide, best: CloudOption | None,
+                          prefer: Placement | None) -> bool:
     return prefer == Placement.LOCAL  # the optimizer weighed dollars against waiting for the whole queue
 
 
-def _cluster_hot(job, policy, local, best, prefer):
+def _cluster_hot(job: JobRequest, policy: BurstPolicy, local: LocalSide, best: CloudOption | None,
+                 prefer: Placement | None) -> bool:
     return local.hot
 
 
-def _burst_cheaper(job, policy, local, best, prefer):
+def _burst_cheaper(job: JobRequest, policy: BurstPolicy, local: LocalSide, best: CloudOption | None,
+                   prefer: Placement | None) -> bool:
     return best is not None and best[0].score < local.option.score - EPSILON
 
 
 # The burst rules for a Job that cannot start locally now, in order: the first that holds decides.
-BURST_RULES: tuple[tuple[Reason | str, Callable[..., bool]], ...] = (
+BurstRule = Callable[[JobRequest, BurstPolicy, LocalSide, 'CloudOption | None', 'Placement | None'], bool]
+BURST_RULES: tuple[tuple[Reason | str, BurstRule], ...] = (
     (Reason.NEVER_FITS_LOCALLY, _never_fits),
     (Reason.DEADLINE_REQUIRES_BURST, _misses_deadline),
     (Reason.MAX_WAIT_EXCEEDED, _waited_too_long),
@@ -350,12 +367,12 @@ BURST_RULES: tuple[tuple[Reason | str, Callable[..., bool]], ...] = (
 )
 
 
-def burst_trigger(job: JobRequest, policy: BurstPolicy, local: LocalSide, best, prefer: Placement | None
-                  ) -> Reason | None:
+def burst_trigger(job: JobRequest, policy: BurstPolicy, local: LocalSide, best: CloudOption | None,
+                  prefer: Placement | None) -> Reason | None:
     """The first burst rule that holds, or None: the Job waits for local GPUs."""
     for verdict, holds in BURST_RULES:
         if holds(job, policy, local, best, prefer):
-            return None if verdict == KEEP_LOCAL else verdict
+            return verdict if isinstance(verdict, Reason) else None  # KEEP_LOCAL
     return None
 
 
@@ -369,7 +386,8 @@ class _Case:
     def where(self) -> str:  # the local half of most messages; only worked out when a message is read
         return _local_words(self.job, self.local.slot, self.cycle, self.local.wait)
 
-    def evidence(self, options=(), deadline_end=None, trigger="") -> Evidence:
+    def evidence(self, options: tuple[OptionCost, ...] = (), deadline_end: float | None = None,
+                 trigger: str = "") -> Evidence:
         job, local, cloud = self.job, self.local, self.cloud
         blocked = cloud.blocked
         return Evidence(
@@ -384,8 +402,9 @@ class _Case:
             budget_needed_usd=cloud.budget_needed_usd, budget_needed_type=cloud.budget_needed_type,
         )
 
-    def done(self, placement, reason, message: Text, ev, requeue=None, launch=None, committed=0.0,
-             holds_slot=True, price_lead=None) -> Evaluated:
+    def done(self, placement: Placement, reason: Reason, message: Text, ev: Evidence, requeue: float | None = None,
+             launch: CloudLaunch | None = None, committed: float = 0.0, holds_slot: bool = True,
+             price_lead: float | None = None) -> Evaluated:
         """message: the text, or a function that writes it when it is first read (most are never read
         in a simulation, and writing them was a fifth of a long queue's cycle)."""
         slot, on_nodes = self.local.slot, placement == Placement.LOCAL
@@ -399,13 +418,15 @@ class _Case:
 
     def go_cloud(self, reason: Reason, trigger: str) -> Evaluated:
         job, local, spec = self.job, self.local, self.cycle.policy.spec
-        opt, make_launch = self.cloud.best(job.deadline)
+        chosen = self.cloud.best(job.deadline)
+        assert chosen is not None  # called only with options to choose from
+        opt, make_launch = chosen
         launch = make_launch()
         if job.deadline is not None and reason not in (Reason.FORCED_CLOUD, Reason.DEADLINE_UNREACHABLE):
             trigger = trigger or reason.value
             if opt.placement == Placement.SAGEMAKER_SPOT:
                 reason = Reason.SPOT_SAFE_WITHIN_DEADLINE
-            elif any("unsafe for the deadline" in n for n in self.cloud.notes):
+            elif self.cloud.spot_unsafe_for_deadline:
                 reason = Reason.DEADLINE_REQUIRES_ON_DEMAND
         said = trigger or reason.value
 
@@ -466,6 +487,7 @@ def _resolve_cloud_mode(case: _Case) -> Evaluated:
     if case.cloud.options:
         return case.go_cloud(Reason.FORCED_CLOUD, "")
     blocked = case.cloud.blocked
+    assert blocked is not None  # no options: something blocks them
     # It never runs locally, so it holds no local slot while it waits for the cloud.
     return case.wait(blocked.reason, lambda: f"mode is cloud, but {blocked.message}", _reset_time(blocked, case.cycle.now),
                      holds_slot=False)
@@ -480,7 +502,7 @@ def _resolve_local_mode(case: _Case) -> Evaluated:
     return case.wait(Reason.WAITING_FOR_LOCAL_CAPACITY, lambda: f"mode is local; {case.where()}")
 
 
-def _resolve_fits_now(case: _Case, best, prefer: Placement | None) -> Evaluated:
+def _resolve_fits_now(case: _Case, best: CloudOption | None, prefer: Placement | None) -> Evaluated:
     if best is not None and prefer is not None and prefer.is_cloud:
         return case.go_cloud(Reason.OPTIMIZER_BURST, Reason.OPTIMIZER_BURST.value)
     if best is not None and best[0].score < case.local.option.score - EPSILON and prefer != Placement.LOCAL:
@@ -488,12 +510,13 @@ def _resolve_fits_now(case: _Case, best, prefer: Placement | None) -> Evaluated:
     return case.start_locally(Reason.LOCAL_CAPACITY_AVAILABLE, case.where)
 
 
-def _resolve(case: _Case, trigger: Reason | None, best, prefer: Placement | None) -> Evaluated:
+def _resolve(case: _Case, trigger: Reason | None, best: CloudOption | None, prefer: Placement | None) -> Evaluated:
     """An auto-mode Job that cannot start locally now: burst, wait for local GPUs, or wait for the
     cloud, as the trigger and the cloud side allow."""
     job, local, cloud, spec, now = case.job, case.local, case.cloud, case.cycle.policy.spec, case.cycle.now
     blocked = cloud.blocked
-    if trigger == Reason.DEADLINE_REQUIRES_BURST and (best is None or best[0].end_time > job.deadline):
+    if (trigger == Reason.DEADLINE_REQUIRES_BURST and job.deadline is not None
+            and (best is None or best[0].end_time > job.deadline)):
         # Nothing meets the deadline: finish as early as possible, and say so.
         late = f"the deadline {format_time(job.deadline)} cannot be met locally or on SageMaker"
         if best is not None and best[0].end_time < local.end:
@@ -512,8 +535,11 @@ def _resolve(case: _Case, trigger: Reason | None, best, prefer: Placement | None
         said = trigger.value
         # Triggered by the wait price, the Wait may end by itself once the price falls below the
         # burst's: it is looked at again then, not at the next requeue.
-        lead = (local.price_lead(cloud.best_if_paid(job.deadline)[0].score)
-                if trigger == Reason.BURST_CHEAPER_THAN_WAITING and cloud.unpaid else None)
+        lead = None
+        if trigger == Reason.BURST_CHEAPER_THAN_WAITING and cloud.unpaid:
+            paid = cloud.best_if_paid(job.deadline)
+            assert paid is not None  # unpaid options are there to weigh
+            lead = local.price_lead(paid[0].score)
         # Waiting for money (budgets.whenExhausted: wait), the Job holds no local slot: it will likely
         # burst at the reset, and a slot held for it blocks the backfill of Jobs that would run. It
         # still starts locally if GPUs are free when it is decided. Holding the slot only when it
@@ -553,8 +579,10 @@ def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
         cycle.not_before = max(cycle.not_before, evaluated.slot.start)
     if d.placement.is_cloud:
         cycle.assumed_usd[job.namespace] = cycle.assumed_usd.get(job.namespace, 0.0) + evaluated.committed_usd
-        name = d.launch.instance_type
-        cycle.assumed_instances[name] = cycle.assumed_instances.get(name, 0) + d.launch.instance_count
+        launch = d.launch
+        assert launch is not None  # a burst carries its launch
+        name = launch.instance_type
+        cycle.assumed_instances[name] = cycle.assumed_instances.get(name, 0) + launch.instance_count
     elif reserves(evaluated, job, queueing):
         # a waiting Job holds no future GPUs under outOfOrder: whatever fits may start before it
         if cycle.timeline_shared:
@@ -563,11 +591,11 @@ def assume(evaluated: Evaluated, job: JobRequest, cycle: Cycle) -> None:
             cycle.written.reserve(evaluated.slot, job.gpus_per_pod, evaluated.runtime)
 
 
-def _best_cloud(options, deadline):
+def _best_cloud(options: tuple[CloudOption, ...], deadline: float | None) -> CloudOption | None:
     if not options:
         return None
     if deadline is not None:
-        meeting = [o for o in options if o[0].end_time <= deadline]
+        meeting = tuple(o for o in options if o[0].end_time <= deadline)
         if meeting:
             options = meeting
         else:
@@ -578,7 +606,7 @@ def _best_cloud(options, deadline):
 def _reset_time(blocked: Blocked | None, now: float) -> float | None:
     if blocked is None or blocked.reason != Reason.BUDGET_EXHAUSTED:
         return None
-    return next_utc_month_start(now) if "monthly" in blocked.message else next_utc_midnight(now)
+    return next_utc_month_start(now) if blocked.budget_period == "monthly" else next_utc_midnight(now)
 
 
 def _local_words(job: JobRequest, slot: LocalSlot, cycle: Cycle, wait: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, field, fields
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 from .constants import Placement, Reason
 from .units import format_time
@@ -88,7 +88,7 @@ class Decision:
             object.__setattr__(self, "text", text)
         return text
 
-    def _fields(self) -> tuple:
+    def _fields(self) -> tuple[Any, ...]:
         return (self.job, self.placement, self.reason, self.message, self.evidence, self.requeue_after_seconds,
                 self.launch, self.local_nodes, self.local_pods)
 
@@ -100,7 +100,7 @@ class Decision:
     def __hash__(self) -> int:
         return hash(self._fields())
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Decision], tuple[Any, ...]]:
         """Pickled and copied with the message written out (a function may not pickle)."""
         return (Decision, self._fields())
 
@@ -108,7 +108,7 @@ class Decision:
         names = ("job", "placement", "reason", "message", *(f.name for f in fields(self)[4:]))
         return f"Decision({', '.join(f'{n}={v!r}' for n, v in zip(names, self._fields()))})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready (infinities become null, times become RFC 3339)."""
         values = asdict(self)
         out = {"job": self.job, "placement": self.placement, "reason": self.reason, "message": self.message,
@@ -127,7 +127,8 @@ class Decision:
             opt["score"] = _finite(opt["score"])
         if out["launch"] and out["launch"]["fallback_time"] is not None:
             out["launch"]["fallback_time"] = _time(out["launch"]["fallback_time"])
-        return _round(out)
+        rounded: dict[str, Any] = _round(out)
+        return rounded
 
 
 def _time(t: float | None) -> str | None:
@@ -138,7 +139,7 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else x
 
 
-def _round(obj):
+def _round(obj: Any) -> Any:
     if isinstance(obj, float):
         return round(obj, 4)
     if isinstance(obj, dict):

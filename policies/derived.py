@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .capacity import CapacityTimeline, LocalSlot
 from .estimates import RuntimeHistory, estimate_runtime, expected_end, runtime_history
+from .jobs import JobRequest
 from .policy import BurstPolicy
 from .snapshot import Snapshot
 
@@ -32,7 +33,7 @@ class Derived:
             self._history = runtime_history(self.snapshot.completed)
         return self._history
 
-    def runtime(self, job) -> tuple[float, str]:
+    def runtime(self, job: JobRequest) -> tuple[float, str]:
         return estimate_runtime(job, self.policy, self.history())
 
     def timeline(self, now: float) -> CapacityTimeline:

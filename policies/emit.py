@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Any, Callable
 
 from . import constants as C
 from .constants import EmitTarget
@@ -111,7 +111,7 @@ def training_job_resource(job: JobRequest, launch: CloudLaunch, name: str, targe
 _USER_KEYS = {"Environment", "HyperParameters"}  # maps of the user's own names: kept verbatim
 
 
-def _converted(value: Any, key: str, spell) -> Any:
+def _converted(value: Any, key: str, spell: Callable[[str], str]) -> Any:
     if isinstance(value, dict):
         if key in _USER_KEYS:
             return dict(value)

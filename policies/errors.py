@@ -21,7 +21,7 @@ class InputIssue:
         text = f"{where}: {self.severity}: {path + ': ' if path else ''}{self.problem}"
         return text + (f" (fix: {self.fix})" if self.fix else "")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "source": self.source,
             "line": self.line,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import field
-from typing import Any
+from typing import Any, Callable
 
 from . import constants as C
 from .constants import CapacityType, Mode
@@ -80,7 +80,7 @@ class JobRequest:
         return None
 
 
-def pod_spec_gpus(pod_spec: dict) -> int:
+def pod_spec_gpus(pod_spec: dict[str, Any]) -> int:
     """nvidia.com/gpu a pod spec's containers request (limits, else requests); what a bound pod
     holds on its node. A malformed quantity counts as none: it is reported where a Job is read."""
     total = 0
@@ -99,6 +99,9 @@ def family_of(name: str) -> str:
     return _FAMILY_SUFFIX.sub("", name) or name
 
 
+Bad = Callable[[str, str, str], None]  # bad(path, problem, fix): note an issue with the input
+
+
 def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
     """Read a batch/v1 Job (a dict as parsed from YAML/JSON); raise InputError on bad fields."""
     issues: list[InputIssue] = []
@@ -115,20 +118,7 @@ def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
             "pass a batch/v1 Job (CronJobs and bare Pods are not managed)")
     meta = _mapping(manifest.get("metadata"), "metadata", bad)
     spec = _mapping(manifest.get("spec"), "spec", bad)
-    name = meta.get("name") or meta.get("generateName") or ""
-    if not isinstance(name, str) or not name:
-        bad("metadata.name", "missing", "give the Job a metadata.name")
-        name = "?"
-    namespace = meta.get("namespace") or "default"
-    labels = _string_map(meta.get("labels"), "metadata.labels", bad)
-    annotations = _string_map(meta.get("annotations"), "metadata.annotations", bad)
-    submit = 0.0
-    if meta.get("creationTimestamp"):
-        try:
-            submit = parse_time(meta["creationTimestamp"])
-        except ValueError as exc:
-            bad("metadata.creationTimestamp", str(exc), "use RFC 3339 with a zone")
-
+    name, namespace, labels, annotations, submit = _read_metadata(meta, bad)
     template = _mapping(spec.get("template"), "spec.template", bad)
     pod_spec = _mapping(template.get("spec"), "spec.template.spec", bad)
     containers = pod_spec.get("containers")
@@ -136,36 +126,7 @@ def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
         bad("spec.template.spec.containers", "expected a non-empty list of containers",
             "give the pod template at least one container")
         containers = []
-    gpus, gpu_containers, image, main = 0, 0, None, None
-    for i, ctr in enumerate(containers):
-        if not isinstance(ctr, dict):
-            bad(f"spec.template.spec.containers[{i}]", "expected a container mapping", "fix the list item")
-            continue
-        resources = ctr.get("resources") or {}
-        if not isinstance(resources, dict):
-            bad(f"spec.template.spec.containers[{i}].resources", "expected a mapping", "write limits: {...}")
-            continue
-        n = 0
-        for part in ("limits", "requests"):
-            values = resources.get(part) or {}
-            if not isinstance(values, dict):
-                bad(f"spec.template.spec.containers[{i}].resources.{part}", "expected a mapping",
-                    f'write {part}: {{"nvidia.com/gpu": "1"}}')
-                continue
-            if C.GPU_RESOURCE in values:
-                try:
-                    n = max(n, parse_gpu_quantity(values[C.GPU_RESOURCE]))
-                except ValueError as exc:
-                    bad(f"spec.template.spec.containers[{i}].resources.{part}.{C.GPU_RESOURCE}", str(exc),
-                        'GPUs are whole devices: write "1", "2", ...')
-        if n:
-            gpus += n
-            gpu_containers += 1
-            image = image or ctr.get("image")
-            main = main if main is not None else i
-    if image is None and containers and isinstance(containers[0], dict):
-        image = containers[0].get("image")
-        main = 0
+    gpus, gpu_containers, image, main = _gpu_containers(containers, bad)
     command, args, environment, env_problem = _container_fields(containers, main, bad)
 
     parallelism = _int_field(spec, "parallelism", 1, bad)
@@ -201,79 +162,154 @@ def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
     )
 
 
-def _read_annotations(ann: dict[str, str], out: dict[str, Any], bad) -> None:
-    def path(key: str) -> str:
-        return f'metadata.annotations["{key}"]'
+def _read_metadata(meta: dict[str, Any], bad: Bad) -> tuple[str, str, dict[str, str], dict[str, str], float]:
+    """name, namespace, labels, annotations and submission time."""
+    name = meta.get("name") or meta.get("generateName") or ""
+    if not isinstance(name, str) or not name:
+        bad("metadata.name", "missing", "give the Job a metadata.name")
+        name = "?"
+    namespace = meta.get("namespace") or "default"
+    labels = _string_map(meta.get("labels"), "metadata.labels", bad)
+    annotations = _string_map(meta.get("annotations"), "metadata.annotations", bad)
+    submit = 0.0
+    if meta.get("creationTimestamp"):
+        try:
+            submit = parse_time(meta["creationTimestamp"])
+        except ValueError as exc:
+            bad("metadata.creationTimestamp", str(exc), "use RFC 3339 with a zone")
+    return name, namespace, labels, annotations, submit
 
-    if C.MODE in ann:
-        try:
-            out["mode"] = Mode(ann[C.MODE].strip().lower())
-        except ValueError:
-            bad(path(C.MODE), f"unknown mode {ann[C.MODE]!r}", "use auto, local or cloud")
-    if C.CAPACITY_TYPE in ann:
-        try:
-            out["capacity_type"] = CapacityType(ann[C.CAPACITY_TYPE].strip().lower())
-        except ValueError:
-            bad(path(C.CAPACITY_TYPE), f"unknown capacity type {ann[C.CAPACITY_TYPE]!r}",
-                "use any, spot or on-demand")
-    for key, attr, parse, fix in (
-        (C.RUNTIME_ESTIMATE, "runtime_estimate_seconds", parse_duration, "write seconds or 90m / 2h30m"),
-        (C.DEADLINE, "deadline", parse_time, "write an RFC 3339 time, e.g. 2026-11-29T08:00:00Z"),
-        (C.MAX_WAIT_SECONDS, "local_max_wait_seconds", _non_negative, "write a number of seconds"),
-        (C.WAIT_USD_PER_HOUR, "wait_usd_per_hour", _non_negative, "write a dollar amount, e.g. 4.5"),
-    ):
+
+def _gpu_containers(containers: list[Any], bad: Bad) -> tuple[int, int, Any, int | None]:
+    """GPUs per pod, how many containers ask for GPUs, the image and index of the main container
+    (the first with GPUs; else the first)."""
+    gpus, gpu_containers, image, main = 0, 0, None, None
+    for i, ctr in enumerate(containers):
+        n = _container_gpus(i, ctr, bad)
+        if n:
+            gpus += n
+            gpu_containers += 1
+            image = image or ctr.get("image")
+            main = main if main is not None else i
+    if image is None and containers and isinstance(containers[0], dict):
+        image = containers[0].get("image")
+        main = 0
+    return gpus, gpu_containers, image, main
+
+
+def _container_gpus(i: int, ctr: Any, bad: Bad) -> int:
+    """The GPUs container i asks for: the larger of its limit and request (0 if it is malformed)."""
+    if not isinstance(ctr, dict):
+        bad(f"spec.template.spec.containers[{i}]", "expected a container mapping", "fix the list item")
+        return 0
+    resources = ctr.get("resources") or {}
+    if not isinstance(resources, dict):
+        bad(f"spec.template.spec.containers[{i}].resources", "expected a mapping", "write limits: {...}")
+        return 0
+    n = 0
+    for part in ("limits", "requests"):
+        values = resources.get(part) or {}
+        if not isinstance(values, dict):
+            bad(f"spec.template.spec.containers[{i}].resources.{part}", "expected a mapping",
+                f'write {part}: {{"nvidia.com/gpu": "1"}}')
+            continue
+        if C.GPU_RESOURCE in values:
+            try:
+                n = max(n, parse_gpu_quantity(values[C.GPU_RESOURCE]))
+            except ValueError as exc:
+                bad(f"spec.template.spec.containers[{i}].resources.{part}.{C.GPU_RESOURCE}", str(exc),
+                    'GPUs are whole devices: write "1", "2", ...')
+    return n
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"expected a non-negative finite number, got {text!r}")
+    return value
+
+
+def _annotation_path(key: str) -> str:
+    return f'metadata.annotations["{key}"]'
+
+
+# Annotations read as an enum: (key, field, enum, what it is, fix)
+_ENUM_ANNOTATIONS: tuple[tuple[str, str, type[Mode] | type[CapacityType], str, str], ...] = (
+    (C.MODE, "mode", Mode, "mode", "use auto, local or cloud"),
+    (C.CAPACITY_TYPE, "capacity_type", CapacityType, "capacity type", "use any, spot or on-demand"),
+)
+# Annotations parsed as numbers or times: (key, field, parse, fix)
+_PARSED_ANNOTATIONS: tuple[tuple[str, str, Callable[[str], float], str], ...] = (
+    (C.RUNTIME_ESTIMATE, "runtime_estimate_seconds", parse_duration, "write seconds or 90m / 2h30m"),
+    (C.DEADLINE, "deadline", parse_time, "write an RFC 3339 time, e.g. 2026-11-29T08:00:00Z"),
+    (C.MAX_WAIT_SECONDS, "local_max_wait_seconds", _non_negative, "write a number of seconds"),
+    (C.WAIT_USD_PER_HOUR, "wait_usd_per_hour", _non_negative, "write a dollar amount, e.g. 4.5"),
+)
+
+
+def _is_s3_uri(value: str) -> bool:
+    return value.startswith("s3://") and len(value) > 5
+
+
+# Annotations kept as text once they pass a check: (key, field, check, what it is not, fix)
+_TEXT_ANNOTATIONS: tuple[tuple[str, str, Callable[[str], bool], str, str], ...] = (
+    (C.CHECKPOINT_S3_URI, "checkpoint_s3_uri", _is_s3_uri, "an S3 URI", "write s3://bucket/prefix/"),
+    (C.OUTPUT_S3_URI, "output_s3_uri", _is_s3_uri, "an S3 URI", "write s3://bucket/prefix/"),
+    (C.INPUT_S3_URI, "input_s3_uri", _is_s3_uri, "an S3 URI", "write s3://bucket/prefix/"),
+    (C.ROLE_ARN, "role_arn", lambda v: v.startswith("arn:aws") and ":role/" in v, "an IAM role ARN",
+     "write arn:aws:iam::<account>:role/<name>"),
+    (C.SAGEMAKER_IMAGE, "sagemaker_image", lambda v: bool(v) and not any(c.isspace() for c in v),
+     "an image reference", "write an ECR image, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"),
+    (C.INSTANCE_TYPE, "instance_type", lambda v: v.startswith("ml."), "a SageMaker instance type",
+     "write a type such as ml.g5.12xlarge"),
+)
+
+
+def _read_annotations(ann: dict[str, str], out: dict[str, Any], bad: Bad) -> None:
+    for key, attr, enum, what, fix in _ENUM_ANNOTATIONS:
+        if key in ann:
+            try:
+                out[attr] = enum(ann[key].strip().lower())
+            except ValueError:
+                bad(_annotation_path(key), f"unknown {what} {ann[key]!r}", fix)
+    for key, attr, parse, fix in _PARSED_ANNOTATIONS:
         if key in ann:
             try:
                 out[attr] = parse(ann[key])
             except ValueError as exc:
-                bad(path(key), str(exc), fix)
-    for key, attr in (
-        (C.CHECKPOINT_S3_URI, "checkpoint_s3_uri"),
-        (C.OUTPUT_S3_URI, "output_s3_uri"),
-        (C.INPUT_S3_URI, "input_s3_uri"),
-    ):
+                bad(_annotation_path(key), str(exc), fix)
+    for key, attr, check, what, fix in _TEXT_ANNOTATIONS:
         if key in ann:
             value = ann[key].strip()
-            if not value.startswith("s3://") or len(value) <= 5:
-                bad(path(key), f"{value!r} is not an S3 URI", "write s3://bucket/prefix/")
-            else:
+            if check(value):
                 out[attr] = value
-    if C.ROLE_ARN in ann:
-        value = ann[C.ROLE_ARN].strip()
-        if not value.startswith("arn:aws") or ":role/" not in value:
-            bad(path(C.ROLE_ARN), f"{value!r} is not an IAM role ARN", "write arn:aws:iam::<account>:role/<name>")
-        else:
-            out["role_arn"] = value
-    if C.SAGEMAKER_IMAGE in ann:
-        value = ann[C.SAGEMAKER_IMAGE].strip()
-        if not value or any(c.isspace() for c in value):
-            bad(path(C.SAGEMAKER_IMAGE), f"{value!r} is not an image reference",
-                "write an ECR image, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1")
-        else:
-            out["sagemaker_image"] = value
-    if C.INSTANCE_TYPE in ann:
-        value = ann[C.INSTANCE_TYPE].strip()
-        if not value.startswith("ml."):
-            bad(path(C.INSTANCE_TYPE), f"{value!r} is not a SageMaker instance type",
-                "write a type such as ml.g5.12xlarge")
-        else:
-            out["instance_type"] = value
+            else:
+                bad(_annotation_path(key), f"{value!r} is not {what}", fix)
+    _unknown_annotations(ann, bad)
+
+
+def _unknown_annotations(ann: dict[str, str], bad: Bad) -> None:
+    """Note every spillway.io/ annotation that Spillway neither reads nor writes (a typo, likely)."""
     for key in ann:
         if key.startswith(C.ANNOTATION_PREFIX) and key not in C.READ_ANNOTATIONS and key not in C.WRITTEN_ANNOTATIONS:
             import difflib
 
             close = difflib.get_close_matches(key, C.READ_ANNOTATIONS, n=1, cutoff=0.7)
-            bad(path(key), "unknown Spillway annotation",
+            bad(_annotation_path(key), "unknown Spillway annotation",
                 f"did you mean '{close[0]}'?" if close else f"known: {', '.join(C.READ_ANNOTATIONS)}")
 
 
-def _container_fields(containers: list, main: int | None, bad):
+def _container_fields(containers: list[Any], main: int | None, bad: Bad
+                      ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None, tuple[tuple[str, str], ...], str | None]:
     """The command, args and literal env of the container SageMaker would run, and why its env
     cannot travel, if it cannot (a value from a Secret or ConfigMap stays in the cluster)."""
     if main is None or not isinstance(containers[main], dict):
         return None, None, (), None
     ctr, where = containers[main], f"spec.template.spec.containers[{main}]"
-    out: list = []
+    out: list[tuple[str, ...] | None] = []
     for key in ("command", "args"):
         value = ctr.get(key)
         if value is None:
@@ -304,7 +340,8 @@ def _container_fields(containers: list, main: int | None, bad):
     return out[0], out[1], tuple(environment), problem
 
 
-def _untranslatable(pod_spec, gpu_containers, pods, indexed, completions, image, fields) -> str | None:
+def _untranslatable(pod_spec: dict[str, Any], gpu_containers: int, pods: int, indexed: bool, completions: int | None,
+                    image: Any, fields: dict[str, Any]) -> str | None:
     """Why SageMaker could not run this Job, or None when it could."""
     if gpu_containers > 1:
         return "more than one container requests GPUs; a SageMaker training job runs one container"
@@ -324,7 +361,7 @@ def _untranslatable(pod_spec, gpu_containers, pods, indexed, completions, image,
     return None
 
 
-def _mapping(value: Any, path: str, bad) -> dict:
+def _mapping(value: Any, path: str, bad: Bad) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -333,7 +370,7 @@ def _mapping(value: Any, path: str, bad) -> dict:
     return value
 
 
-def _string_map(value: Any, path: str, bad) -> dict[str, str]:
+def _string_map(value: Any, path: str, bad: Bad) -> dict[str, str]:
     value = _mapping(value, path, bad)
     out = {}
     for k, v in value.items():
@@ -344,21 +381,11 @@ def _string_map(value: Any, path: str, bad) -> dict[str, str]:
     return out
 
 
-def _int_field(spec: dict, key: str, default: int | None, bad) -> int | None:
+def _int_field(spec: dict[str, Any], key: str, default: int | None, bad: Bad) -> int | None:
     value = spec.get(key, default)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         bad(f"spec.{key}", f"expected a non-negative integer, got {value!r}", f"write {key}: 1")
         return default
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"expected a non-negative finite number, got {text!r}")
     return value

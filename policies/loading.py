@@ -13,11 +13,13 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .errors import InputError, InputIssue
 
 M = TypeVar("M", bound=BaseModel)
 Path = tuple[str | int, ...]
+Lines = dict[Path, int]  # the line of each path in a YAML document
 
 
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path, int]]:
@@ -118,7 +120,7 @@ def validate_pruned(model: type[M], data: Any, rounds: int = 3) -> M | None:
 
 
 def load_model_checked(model: type[M], text: str, source: str, kind: str,
-                       check: Callable[[M, dict], list[InputIssue]]) -> tuple[M, dict, list[InputIssue]]:
+                       check: Callable[[M, Lines], list[InputIssue]]) -> tuple[M, Lines, list[InputIssue]]:
     """load_model(), then `check` (the checks that need a whole model). When the schema fails, the
     check still runs on the rest of the document, and its errors are raised with the schema's:
     every error at once, not the next one after each fix."""
@@ -130,7 +132,7 @@ def load_model_checked(model: type[M], text: str, source: str, kind: str,
 
 
 def _check_beside(model: type[M], text: str, source: str, reported: list[InputIssue],
-                  check: Callable[[M, dict], list[InputIssue]]) -> list[InputIssue]:
+                  check: Callable[[M, Lines], list[InputIssue]]) -> list[InputIssue]:
     try:
         data, lines = parse_yaml(text, source)
     except InputError:
@@ -156,7 +158,7 @@ def _drop(data: Any, loc: Path) -> bool:
     return False
 
 
-def _issue(model: type[BaseModel], err: dict, source: str, lines: dict[Path, int]) -> InputIssue:
+def _issue(model: type[BaseModel], err: ErrorDetails, source: str, lines: dict[Path, int]) -> InputIssue:
     loc: Path = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind = err["type"]
     got = err.get("input")
@@ -178,7 +180,7 @@ def _issue(model: type[BaseModel], err: dict, source: str, lines: dict[Path, int
     return InputIssue(source, dotted(loc), problem, expected, line_of(lines, loc))
 
 
-def _expected(err: dict) -> str:
+def _expected(err: ErrorDetails) -> str:
     ctx = err.get("ctx") or {}
     if "expected" in ctx:
         return f"use one of {ctx['expected']}"
@@ -248,7 +250,7 @@ def _unwrap(tp: Any) -> Any:
             return tp
 
 
-def load_model(model: type[M], text: str, source: str, *, kind: str | None = None) -> tuple[M, dict]:
+def load_model(model: type[M], text: str, source: str, *, kind: str | None = None) -> tuple[M, Lines]:
     """Parse and validate one YAML document into `model`; returns the model and the line map."""
     data, lines = parse_yaml(text, source)
     if data is None:

@@ -1,7 +1,7 @@
 """ParkingLot: the Jobs a QueuePlanner left waiting for money, indexed by what could wake them.
 
 A parked Job stays blocked while its namespace has less left than it needs, the instance type it
-would burst on has quota for it, and it cannot start locally (see QueuePlanner._plan_in_full). A
+would burst on has quota for it, and it cannot start locally (see held_slot_walk.py). A
 cycle asks which parked Jobs one of those may no longer hold for: the answer comes from per-group
 indexes (namespace by need, type by pods, shape by whether the earliest start has come), so it
 costs the number of groups and of Jobs woken, not the number parked.
@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Callable, Iterator
 
 from .decide import EPSILON, REQUEUE_MIN_SECONDS, price_turns_at
+from .queue_streams import Entry
 from .values import value
 
 Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
@@ -22,7 +23,7 @@ Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
 
 @value
 class Parked:
-    entry: tuple  # (order key, job key): its place in the queue
+    entry: Entry  # (order key, job key): its place in the queue
     namespace: str
     shape: Shape
     need: float  # the least a burst would commit (Evidence.budget_needed_usd)
@@ -39,14 +40,14 @@ class Parked:
 class ParkingLot:
     def __init__(self) -> None:
         self.jobs: dict[str, Parked] = {}
-        self.entries: list[tuple] = []  # sorted queue entries of every parked Job
-        self._by_need: dict[str, list[tuple[float, tuple]]] = {}  # namespace -> sorted (need, entry)
-        self._by_type: dict[tuple[str, int], set[tuple]] = {}  # (instance type, pods) -> entries
+        self.entries: list[Entry] = []  # sorted queue entries of every parked Job
+        self._by_need: dict[str, list[tuple[float, Entry]]] = {}  # namespace -> sorted (need, entry)
+        self._by_type: dict[tuple[str, int], set[Entry]] = {}  # (instance type, pods) -> entries
         # (GPUs per pod, GPU product) -> sorted (runtime, entry) and (earliest start, entry): which
         # Jobs a free window could start sooner
-        self._by_pod: dict[tuple[int, str | None], list[tuple[float, tuple]]] = {}
-        self._by_pod_start: dict[tuple[int, str | None], list[tuple[float, tuple]]] = {}
-        self._started: dict[Shape, set[tuple]] = {}  # shape -> entries whose earliest start has come
+        self._by_pod: dict[tuple[int, str | None], list[tuple[float, Entry]]] = {}
+        self._by_pod_start: dict[tuple[int, str | None], list[tuple[float, Entry]]] = {}
+        self._started: dict[Shape, set[Entry]] = {}  # shape -> entries whose earliest start has come
         self._starts: list[tuple[float, str]] = []  # (earliest start, key) still ahead, lazily cleaned
         # (when a cycle must look at it, key) for the Jobs the wait price sends out: see park()
         self._looks: list[tuple[float, str]] = []
@@ -107,15 +108,15 @@ class ParkingLot:
         self._look_of.pop(key, None)
         return parked
 
-    def candidates(self, now: float, quota_left: Callable[[str], float], room: Callable[[Shape], bool]) -> list[tuple]:
+    def candidates(self, now: float, quota_left: Callable[[str], float], room: Callable[[Shape], bool]) -> list[Entry]:
         """Sorted entries of the parked Jobs that quota, free GPUs or the wait price may let go this
         cycle (money: affordable()). quota_left and room are read at the start of the cycle: a
         cycle only takes quota and GPUs, so what they rule out stays ruled out for the whole cycle."""
         self._settle(now)
-        woken: set[tuple] = set()
+        woken: set[Entry] = set()
         # A Job the wait price sends out, from REQUEUE_MIN_SECONDS before its look on: plan() would
         # decide it at every such cycle, and each decision moves its requeue (QueuePlanner's
-        # still_blocked() lets it through by the same test on turns_at).
+        # HeldSlotWalk.still_blocked() lets it through by the same test on turns_at).
         looks = self._looks
         while looks and looks[0][0] < now + REQUEUE_MIN_SECONDS:
             look, key = heapq.heappop(looks)
@@ -129,7 +130,7 @@ class ParkingLot:
                 woken |= entries
         return sorted(woken)
 
-    def affordable(self, budget_left: Callable[[str], float]) -> list[Iterator[tuple]]:
+    def affordable(self, budget_left: Callable[[str], float]) -> list[Iterator[Entry]]:
         """Per namespace, the parked Jobs whose need what is left of its budget covers, in queue
         order. Each stream reads budget_left as it goes: a cycle only spends, so a Job it passes
         over stays unaffordable, and once what is left covers none of the rest, the stream ends
@@ -141,13 +142,13 @@ class ParkingLot:
                 streams.append(_affordable(sorted((entry, need) for need, entry in needs[:k]), namespace, budget_left))
         return streams
 
-    def sped_up(self, after: tuple, windows: Callable[[int, str | None], list[tuple[float, float]]]) -> list[tuple]:
+    def sped_up(self, after: Entry, windows: Callable[[int, str | None], list[tuple[float, float]]]) -> list[Entry]:
         """Sorted entries of the parked Jobs queued after `after` whose earliest start some new free
         window may bring forward: windows(GPUs per pod, product) lists (start, length) of the free
         intervals that GPUs given back touch. A Job needs one that starts before its earliest start
         (a lower bound of its true start) and is at least its run time long; its pods need nothing
         else of them, so this only narrows down whom to ask (CapacityTimeline.earliest_fit_on)."""
-        picked = set()
+        picked: set[Entry] = set()
         jobs = self.jobs
         for pod, by_runtime in self._by_pod.items():
             if not by_runtime:
@@ -190,15 +191,15 @@ class ParkingLot:
                 self._started.setdefault(parked.shape, set()).add(parked.entry)
 
 
-_LAST: tuple = ((float("inf"),), "")  # a queue entry after every Job
+_LAST: Entry = ((float("inf"),), "")  # a queue entry after every Job
 
 
 def _pod(parked: Parked) -> tuple[int, str | None]:
     return parked.shape[0], parked.shape[2]
 
 
-def _affordable(items: list[tuple[tuple, float]], namespace: str, budget_left: Callable[[str], float]
-                ) -> Iterator[tuple]:
+def _affordable(items: list[tuple[Entry, float]], namespace: str, budget_left: Callable[[str], float]
+                ) -> Iterator[Entry]:
     least = [0.0] * len(items)  # least[i]: the smallest need from item i on
     low = float("inf")
     for i in range(len(items) - 1, -1, -1):

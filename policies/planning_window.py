@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
+from .queue_streams import Entry
+
 
 class PlanningWindow:
     def __init__(self, depth: int):
         self.depth = depth
-        self.planned: list[tuple] = []  # sorted entries of the Jobs planned
-        self.behind: list[tuple] = []  # sorted entries of the Jobs queued behind them
-        self._owed: set[tuple] = set()  # entries behind not yet told so
+        self.planned: list[Entry] = []  # sorted entries of the Jobs planned
+        self.behind: list[Entry] = []  # sorted entries of the Jobs queued behind them
+        self._owed: set[Entry] = set()  # entries behind not yet told so
 
-    def place(self, entry: tuple) -> tuple[bool, tuple | None]:
+    def place(self, entry: Entry) -> tuple[bool, Entry | None]:
         """A Job joins the queue: whether it is planned, and the planned entry it pushes behind."""
         if (self.behind and entry > self.behind[0]) or (len(self.planned) >= self.depth and entry > self.planned[-1]):
             self._put_behind(entry)
@@ -33,7 +35,7 @@ class PlanningWindow:
         self._put_behind(pushed)
         return True, pushed
 
-    def leave(self, entry: tuple) -> bool:
+    def leave(self, entry: Entry) -> bool:
         """A Job leaves the queue: whether it was planned."""
         for entries in (self.planned, self.behind):
             i = bisect_left(entries, entry)
@@ -43,7 +45,7 @@ class PlanningWindow:
                 return entries is self.planned
         raise KeyError(entry)
 
-    def move_up(self) -> list[tuple]:
+    def move_up(self) -> list[Entry]:
         """At the start of a cycle: the entries that the Jobs gone from ahead let into the planned."""
         take = min(self.depth - len(self.planned), len(self.behind))
         if take <= 0:
@@ -53,7 +55,7 @@ class PlanningWindow:
         self._owed.difference_update(moving)
         return moving
 
-    def owed(self) -> list[tuple]:
+    def owed(self) -> list[Entry]:
         """The entries behind not told so yet, in queue order; they count as told from now."""
         told, self._owed = sorted(self._owed), set()
         return told
@@ -63,6 +65,6 @@ class PlanningWindow:
         the next cycle, which should come soon."""
         return bool(self.behind) and len(self.planned) < self.depth
 
-    def _put_behind(self, entry: tuple) -> None:
+    def _put_behind(self, entry: Entry) -> None:
         insort(self.behind, entry)
         self._owed.add(entry)

@@ -7,7 +7,7 @@ has a default, so an empty `spec: {}` is a complete, conservative policy.
 from __future__ import annotations
 
 import fnmatch
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_camel
@@ -24,6 +24,7 @@ from .constants import (
 )
 
 NonNegFloat = Annotated[float, Field(ge=0)]
+BudgetPeriod = Literal["daily", "monthly"]  # the window of a budget that binds
 PosInt = Annotated[int, Field(gt=0)]
 
 
@@ -210,10 +211,11 @@ class BudgetLimit(_Model):
     daily_usd: NonNegFloat | None = Field(None, description="Per UTC day; absent means no daily limit.")
     monthly_usd: NonNegFloat | None = Field(None, description="Per UTC calendar month.")
 
-    def left(self, today_usd: float, month_usd: float, committed_usd: float) -> tuple[float, str]:
+    def left(self, today_usd: float, month_usd: float, committed_usd: float) -> tuple[float, BudgetPeriod | None]:
         """Dollars still free after what was billed today and this month and what is committed,
-        and which window binds ("daily", "monthly"; "" without a limit)."""
-        left, which = float("inf"), ""
+        and which window binds (None without a limit)."""
+        left: float = float("inf")
+        which: BudgetPeriod | None = None
         if self.daily_usd is not None:
             left, which = self.daily_usd - today_usd - committed_usd, "daily"
         if self.monthly_usd is not None and self.monthly_usd - month_usd - committed_usd < left:
@@ -319,13 +321,13 @@ class BurstPolicy(_Model):
     metadata: Metadata = Field(default_factory=Metadata)
     spec: PolicySpec = Field(default_factory=PolicySpec)
     # Memo of pure lookups on this (immutable) policy, e.g. which types a namespace may use.
-    _memo: dict = PrivateAttr(default_factory=dict)
+    _memo: dict[Any, Any] = PrivateAttr(default_factory=dict)
 
     @property
-    def memo(self) -> dict:
+    def memo(self) -> dict[Any, Any]:
         """The memo dict, read straight from pydantic's private store: `self._memo` goes through
         BaseModel.__getattr__, about 35 times slower, and the core reads it for every Job."""
-        return self.__pydantic_private__["_memo"]
+        return self.__pydantic_private__["_memo"]  # type: ignore[index,no-any-return]  # set by PrivateAttr
 
     # --- lookups the core uses ---------------------------------------------------------
     def allowlist_for(self, namespace: str) -> Allowlist | None:
@@ -339,7 +341,8 @@ class BurstPolicy(_Model):
         memo = self.memo
         if key not in memo:
             memo[key] = self._type_allowed(instance_type, namespace)
-        return memo[key]
+        allowed: bool = memo[key]
+        return allowed
 
     def _type_allowed(self, instance_type: str, namespace: str) -> bool:
         allow = self.allowlist_for(namespace)
@@ -349,7 +352,7 @@ class BurstPolicy(_Model):
             instance_type, allow.instance_types
         )
 
-    def to_yaml_dict(self) -> dict:
+    def to_yaml_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
 
@@ -357,7 +360,7 @@ def _glob_any(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     schema = BurstPolicy.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Spillway BurstPolicy (spillway.io/v1alpha1)"

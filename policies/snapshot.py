@@ -13,7 +13,7 @@ from pydantic import Field
 from .constants import SNAPSHOT_KIND
 from .errors import InputError, InputIssue
 from .jobs import JobRequest, job_from_manifest
-from .loading import dotted, line_of, load_model_checked
+from .loading import Lines, Path, dotted, line_of, load_model_checked
 from .policy import _Model
 from .units import parse_time
 from .values import value
@@ -159,7 +159,7 @@ class SnapshotFile(_Model):
 def load_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
     built: list[Snapshot] = []
 
-    def check(model: SnapshotFile, lines: dict) -> list[InputIssue]:
+    def check(model: SnapshotFile, lines: Lines) -> list[InputIssue]:
         snapshot, issues = _snapshot_of(model, lines, source)
         built.append(snapshot)
         return issues
@@ -170,11 +170,11 @@ def load_snapshot(text: str, source: str = "<snapshot>") -> Snapshot:
     return built[-1]
 
 
-def _snapshot_of(model: SnapshotFile, lines: dict, source: str) -> tuple[Snapshot, list[InputIssue]]:
+def _snapshot_of(model: SnapshotFile, lines: Lines, source: str) -> tuple[Snapshot, list[InputIssue]]:
     """The Snapshot of a schema-valid file, and what the schema cannot check (times, node names)."""
     issues: list[InputIssue] = []
 
-    def when(value: str, path: tuple) -> float:
+    def when(value: str, path: Path) -> float:
         try:
             return parse_time(value)
         except ValueError as exc:

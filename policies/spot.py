@@ -147,7 +147,9 @@ def uniform_progress_choice(*, current: str, spot_available: bool, remaining_wor
     def expected(t: float) -> float:
         return total_work * min(t / total_time, 1.0) if total_time > 0 else total_work
 
-    ticks = lambda x: math.ceil(x / tick) * tick  # noqa: E731
+    def ticks(x: float) -> float:
+        return math.ceil(x / tick) * tick
+
     if ticks(remaining_work + overhead) >= remaining_time:
         return "spot" if current == "spot" and changeover_done and spot_available else "od"
     if current in ("none", "od") and ticks(remaining_work + 2 * overhead) >= remaining_time:

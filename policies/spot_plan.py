@@ -32,9 +32,12 @@ import math
 from collections.abc import Sequence
 from importlib import resources
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .policy import BurstPolicy
 
 NOTHING, SPOT, ON_DEMAND = 0, 1, 2
 LOST = 3  # blind plans: no plan meets the deadline from here in the plan's coarse model (on-demand now)
@@ -300,12 +303,14 @@ class BlindSpotPlan:
         if done is None:
             return lost
         if current == "od":
+            assert last_seen is not None, "on on-demand, the plan needs what the Job saw last"
             state = self.state_index(*last_seen)
             n = min(max(unseen_ticks, 1), UNSEEN_TICKS) - 1
             action = int(self.unseen[elapsed_ticks, state, n, done])
         else:
             instance = SPOT if current == "spot" and spot_available else NOTHING
             age = min(max(age_ticks, 1), self.ages) - 1
+            assert spot_available is not None, "on spot or waiting, the Job sees whether spot is there"
             action = int(self.seen[elapsed_ticks, instance, int(spot_available), age, done])
         return lost if action == LOST else INSTANCES[action]
 
@@ -386,11 +391,7 @@ def plan_spot_blind(model: AvailabilityModel, *, work_seconds: float, deadline_s
     ages = len(model.up_hazard)
     states = 2 * ages
     step = _transition(model)
-    beliefs = np.empty((states, UNSEEN_TICKS, states))
-    power = np.eye(states)
-    for n in range(UNSEEN_TICKS):
-        power = power @ step
-        beliefs[:, n] = power
+    beliefs = _beliefs(step, states)
     belief_rows = beliefs.reshape(states * UNSEEN_TICKS, states)  # row (last seen, n - 1)
     later = np.minimum(np.arange(UNSEEN_TICKS) + 1, UNSEEN_TICKS - 1)  # n - 1 at the next tick
     seen_actions = np.full((ticks, 2, 2, ages, band), ON_DEMAND, dtype=np.int8)
@@ -455,6 +456,16 @@ def plan_spot_blind(model: AvailabilityModel, *, work_seconds: float, deadline_s
     return BlindSpotPlan(seen_actions, unseen_actions, lowest, beliefs, float(unit), ages)
 
 
+def _beliefs(step: np.ndarray, states: int) -> np.ndarray:
+    """[last seen state, n - 1, state now]: where spot may be n ticks after it was last seen."""
+    beliefs = np.empty((states, UNSEEN_TICKS, states))
+    power = np.eye(states)
+    for n in range(UNSEEN_TICKS):
+        power = power @ step
+        beliefs[:, n] = power
+    return beliefs
+
+
 def _safe_matmul(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     """weights @ values where 0 x inf counts 0 (an impossible branch adds nothing) and any
     possible branch to inf gives inf (a plan never risks the deadline, however unlikely the model
@@ -488,16 +499,18 @@ def burst_plan(*, tick_seconds: float, work_seconds: float, time_left_seconds: f
     if ticks < 1:
         return None
     model = model or prior_availability_model(float(tick_seconds))
-    job = dict(work_seconds=work_seconds, deadline_seconds=ticks * tick_seconds, changeover_seconds=changeover_seconds,
-               spot_usd_per_hour=spot_usd_per_hour, on_demand_usd_per_hour=on_demand_usd_per_hour)
+    deadline_seconds = ticks * tick_seconds
     for units in (BURST_UNITS_PER_TICK, 3, 2, 1):
-        grid = _grid(model, *job.values(), max_units_per_tick=units)
+        grid = _grid(model, work_seconds, deadline_seconds, changeover_seconds, spot_usd_per_hour,
+                     on_demand_usd_per_hour, max_units_per_tick=units)
         if blind_plan_bytes(grid, len(model.up_hazard)) <= PLAN_BYTES_MAX:
-            return plan_spot_blind(model, **job, max_units_per_tick=units)
+            return plan_spot_blind(model, work_seconds=work_seconds, deadline_seconds=deadline_seconds,
+                                   changeover_seconds=changeover_seconds, spot_usd_per_hour=spot_usd_per_hour,
+                                   on_demand_usd_per_hour=on_demand_usd_per_hour, max_units_per_tick=units)
     return None
 
 
-def policy_burst_plan(policy, *, work_seconds: float, deadline: float, launched_at: float,
+def policy_burst_plan(policy: BurstPolicy, *, work_seconds: float, deadline: float, launched_at: float,
                       spot_usd_per_hour: float, on_demand_usd_per_hour: float) -> BlindSpotPlan | None:
     """burst_plan for a burst launched at `launched_at` under `policy` (a BurstPolicy): its plan
     tick, its safety margin, and a changeover of SageMaker start-up plus restart overhead. The

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 from datetime import datetime, timezone
 from functools import lru_cache
 
@@ -98,7 +99,7 @@ def next_utc_month_start(now: float) -> float:
     return datetime(year, month, 1, tzinfo=timezone.utc).timestamp()
 
 
-def finite_or_none(data):
+def finite_or_none(data: Any) -> Any:
     """The same data with every infinite or NaN float replaced by None (null), recursively. JSON has
     no Infinity, and a tool reading `-o json` would choke on it; null means "never" or "unbounded"."""
     if isinstance(data, float):

@@ -9,13 +9,21 @@ callers changes one after it is made; dataclasses.replace() makes a changed copy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, TypeVar, dataclass_transform
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
 
 
-@dataclass_transform(eq_default=True)
+@overload
+@dataclass_transform(eq_default=True, field_specifiers=(field,))
+def value(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def value(*, eq: bool = True) -> Callable[[type[T]], type[T]]: ...
+
+
 def value(cls: type[T] | None = None, /, *, eq: bool = True) -> type[T] | Callable[[type[T]], type[T]]:
     """@value or @value(eq=False) (the class defines __eq__ and __hash__ itself): a slotted
     dataclass, hashable by its fields when it compares by them."""

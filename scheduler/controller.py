@@ -26,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 from policies import BurstPolicy, InputError, Placement, is_managed, job_from_manifest
@@ -46,7 +46,7 @@ from policies.units import format_time, parse_time
 
 from .kube import Kube, KubeError
 from .kueue import KueueChecks, PendingCheck, queued_by_kueue
-from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger
+from .ledger import DONE, LAUNCHING, RUNNING, Burst, LaunchRecord, Ledger
 from .metrics import ControllerMetrics
 from .node_agent import gang_bound, live, owner_uid, pod_status, refused, shown, template_patch
 from .placement import pin_to_nodes
@@ -193,9 +193,9 @@ class Controller:
         times += [t for t, _ in self.retry_at.values() if t > now]  # a failed launch's back-off ends
         if any(b.state != DONE for b in self.ledger.bursts.values()):
             times.append(now + self.settings.burst_poll_seconds)
-        times += [b.launch["fallback_time"] for b in self.ledger.bursts.values()  # the spot safety net
-                  if b.state != DONE and b.launch["spot"] and b.deadline is not None and len(b.names) == 1
-                  and b.launch["fallback_time"] and b.launch["fallback_time"] > now]
+        times += [b.launch.fallback_time for b in self.ledger.bursts.values()  # the spot safety net
+                  if b.state != DONE and b.launch.spot and b.deadline is not None and len(b.names) == 1
+                  and b.launch.fallback_time and b.launch.fallback_time > now]
         report.next_cycle_at = max(min(times), now + self.settings.min_requeue_seconds) if times else None
         return report
 
@@ -326,7 +326,7 @@ class Controller:
             return False
         committed = next(o.committed_usd for o in d.evidence.options if o.placement == d.placement)
         burst = self.ledger.add(Burst(  # durable before SageMaker hears of it
-            uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=asdict(launch),
+            uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=LaunchRecord.of(launch),
             names=[training_job_name(job)], committed_usd=round(committed, 6), launched_at=now,
             placement=d.placement.value, reason=d.reason.value, message=d.message[:4000], decided_at=_stamp(now),
             runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline, via=self.burst_as.value,
@@ -374,10 +374,10 @@ class Controller:
                 raise  # the burst stays "launching": the next cycle creates it again
             self._launch_failed(burst, manifest, str(exc), now)
             return
-        capacity = "on-demand" if on_demand or not burst.launch["spot"] else "managed spot"
+        capacity = "on-demand" if on_demand or not burst.launch.spot else "managed spot"
         self.metrics.bursts.labels("spot" if capacity == "managed spot" else "on-demand", burst.emit).inc()
-        words = (f"SageMaker training job {name} ({capacity}, {burst.launch['instance_count']} x "
-                 f"{burst.launch['instance_type']}, emitted as {burst.emit})")
+        words = (f"SageMaker training job {name} ({capacity}, {burst.launch.instance_count} x "
+                 f"{burst.launch.instance_type}, emitted as {burst.emit})")
         if decision is not None:
             self._decided(manifest, decision, f"{decision.message}; launched {words}", now)
         else:
@@ -435,7 +435,7 @@ class Controller:
         if manifest is None or manifest["metadata"].get("deletionTimestamp"):
             self._stop_deleted(burst, manifest, now)
             return
-        fallback = burst.launch["fallback_time"] if burst.launch["spot"] and len(burst.names) == 1 else None
+        fallback = burst.launch.fallback_time if burst.launch.spot and len(burst.names) == 1 else None
         if burst.state == RUNNING and now - self._described.get(burst.uid, -math.inf) < \
                 self.settings.burst_poll_seconds and not (fallback and now >= fallback) \
                 and not self._plan_tick_due(burst, now):
@@ -492,13 +492,13 @@ class Controller:
         the rate of its capacity; with no figures at all (a custom resource's status), the
         committed figure once it ended, so the budget is never charged less than it may owe."""
         launch = burst.launch
-        itype = self.catalog.get(launch["instance_type"], launch["region"])
+        itype = self.catalog.get(launch.instance_type, launch.region)
         terminal = described.get("TrainingJobStatus") in TERMINAL
         if described.get("_resource"):
             return burst.committed_usd if terminal else burst.costs.get(name, 0.0)
         if itype is None:
             return burst.committed_usd
-        count = launch["instance_count"]
+        count = launch.instance_count
         if described.get("BillableTimeInSeconds") is not None:
             return described["BillableTimeInSeconds"] * count * itype.on_demand_usd_per_hour / 3600
         start = described.get("TrainingStartTime")
@@ -581,7 +581,7 @@ class Controller:
         progress = self._progress(burst, job, described, now)
         return spot_fallback_due(
             now=now, launch_time=burst.launched_at, deadline=burst.deadline,
-            fallback_time=burst.launch["fallback_time"] or math.inf, runtime_seconds=burst.runtime_seconds,
+            fallback_time=burst.launch.fallback_time or math.inf, runtime_seconds=burst.runtime_seconds,
             # Idle, for the rule, is what the engine calls waiting: capacity taken back (Interrupted).
             # Starting and Downloading hold instances; they are the launch's start-up, not idleness.
             progress_seconds=progress, running_on_spot=described.get("SecondaryStatus") != "Interrupted",
@@ -623,15 +623,15 @@ class Controller:
     # --- spot.fallback: planned ------------------------------------------------------------------------
 
     def _planned(self, burst: Burst, job: JobRequest | None) -> bool:
-        return (job is not None and job.checkpointable and burst.launch["spot"] and burst.deadline is not None
+        return (job is not None and job.checkpointable and burst.launch.spot and burst.deadline is not None
                 and self.policy.spec.spot.fallback == "planned")
 
     def _tick_of(self, burst: Burst, now: float) -> int:
         return int((now - burst.launched_at) // self.policy.spec.spot.plan_tick_seconds)
 
     def _plan_tick_due(self, burst: Burst, now: float) -> bool:
-        return (self.policy.spec.spot.fallback == "planned" and burst.launch["spot"] and burst.deadline is not None
-                and bool(burst.launch.get("checkpoint_s3_uri")) and self._tick_of(burst, now) > burst.plan_tick)
+        return (self.policy.spec.spot.fallback == "planned" and burst.launch.spot and burst.deadline is not None
+                and bool(burst.launch.checkpoint_s3_uri) and self._tick_of(burst, now) > burst.plan_tick)
 
     def _plan_of(self, burst: Burst) -> BlindSpotPlan | None:
         """The burst's plan, made from its launch and the prior model, so a restarted controller
@@ -640,11 +640,11 @@ class Controller:
             self._plans.move_to_end(burst.uid)
             return self._plans[burst.uid]
         launch = burst.launch
-        itype = self.catalog.get(launch["instance_type"], launch["region"])
+        itype = self.catalog.get(launch.instance_type, launch.region)
         plan = None if itype is None else policy_burst_plan(
             self.policy, work_seconds=burst.runtime_seconds, deadline=burst.deadline, launched_at=burst.launched_at,
-            spot_usd_per_hour=itype.spot_usd_per_hour * launch["instance_count"],
-            on_demand_usd_per_hour=itype.on_demand_usd_per_hour * launch["instance_count"])
+            spot_usd_per_hour=itype.spot_usd_per_hour * launch.instance_count,
+            on_demand_usd_per_hour=itype.on_demand_usd_per_hour * launch.instance_count)
         self._plans[burst.uid] = plan
         while len(self._plans) > PLANS_KEPT:
             self._plans.popitem(last=False)
@@ -873,7 +873,7 @@ PLANS_KEPT = 8
 def _on_spot(burst: Burst, attempt: int) -> bool:
     """Whether a burst's attempt-th training job runs on managed spot: a spot launch's relaunches
     alternate between on-demand and spot."""
-    return bool(burst.launch["spot"]) and attempt % 2 == 0
+    return burst.launch.spot and attempt % 2 == 0
 
 
 def _mark_running(b: Burst, name: str, arn: str, cost: float | None = None, status: str | None = None) -> bool:

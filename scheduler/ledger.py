@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable
+from typing import Any, Callable
 
 from policies.decision import CloudLaunch
 from policies.snapshot import CloudJob, Spend
@@ -37,13 +37,51 @@ LABEL = "spillway.io/ledger"
 LAUNCHING, RUNNING, DONE = "launching", "running", "done"
 
 
+@dataclass(frozen=True, slots=True)
+class LaunchRecord:
+    """What was launched, as the ledger keeps it: the CloudLaunch's fields, so a restarted
+    controller sends the very same request again. Stored as a JSON object of these fields (the form
+    asdict(CloudLaunch) gave before this type existed, which from_dict reads as it is)."""
+
+    instance_type: str
+    instance_count: int
+    spot: bool
+    role_arn: str
+    output_s3_uri: str
+    checkpoint_s3_uri: str | None
+    max_runtime_seconds: int
+    sagemaker_max_wait_seconds: int | None  # spot only: StoppingCondition.MaxWaitTimeInSeconds
+    fallback_time: float | None  # spot only: when Spillway relaunches on on-demand
+    region: str
+
+    @classmethod
+    def of(cls, launch: CloudLaunch) -> "LaunchRecord":
+        return cls(**{f.name: getattr(launch, f.name) for f in fields(cls)})
+
+    def cloud_launch(self) -> CloudLaunch:
+        return CloudLaunch(**self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LaunchRecord":
+        """The stored form. The spot-only fields and the checkpoint may be absent (None); keys this
+        version does not know are left out, so an older controller reads a newer record."""
+        optional = {"checkpoint_s3_uri", "sagemaker_max_wait_seconds", "fallback_time"}
+        missing = [f.name for f in fields(cls) if f.name not in data and f.name not in optional]
+        if missing:
+            raise ValueError(f"the launch record has no {', '.join(missing)}")
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
 @dataclass
 class Burst:
     uid: str
     job: str  # namespace/name
     namespace: str
     emit: str  # ack | legacy | api
-    launch: dict  # the CloudLaunch, as a dict
+    launch: LaunchRecord
     names: list[str]  # training jobs in order: the launch, then each relaunch (spot and on-demand alternate)
     committed_usd: float
     launched_at: float
@@ -78,18 +116,22 @@ class Burst:
 
     @property
     def cloud_launch(self) -> CloudLaunch:
-        return CloudLaunch(**self.launch)
+        return self.launch.cloud_launch()
 
     def to_json(self) -> str:
-        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)}, sort_keys=True,
-                          separators=(",", ":"))
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["launch"] = self.launch.to_dict()
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "Burst":
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("launch"), dict):
+            raise ValueError("a burst record is a JSON object with a launch object")
+        return cls(**{**data, "launch": LaunchRecord.from_dict(data["launch"])})
 
     def copy(self) -> "Burst":
-        return replace(self, launch=dict(self.launch), names=list(self.names), arns=dict(self.arns),
+        return replace(self, names=list(self.names), arns=dict(self.arns),
                        costs=dict(self.costs), started=dict(self.started), trained=dict(self.trained),
                        pods=list(self.pods),
                        belief=None if self.belief is None else list(self.belief))
@@ -135,7 +177,7 @@ class Ledger:
 
     def in_flight(self) -> tuple[CloudJob, ...]:
         """What bursts still hold: quota (instances) and dollars not yet billed (committed)."""
-        return tuple(CloudJob(b.job, b.namespace, b.launch["instance_type"], b.launch["instance_count"],
+        return tuple(CloudJob(b.job, b.namespace, b.launch.instance_type, b.launch.instance_count,
                               b.committed_usd) for b in list(self.bursts.values()) if b.state != DONE)
 
     def spend(self, now: float) -> tuple[Spend, ...]:

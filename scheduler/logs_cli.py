@@ -55,7 +55,7 @@ def cmd_logs(args) -> int:
         placement = (job["metadata"].get("annotations") or {}).get("spillway.io/placement", "none yet")
         raise InputError([InputIssue(f"{args.namespace}/{args.job}", "", f"this Job has not burst to SageMaker "
                                      f"(placement: {placement})", "kubectl logs job/" + args.job)])
-    sagemaker = SageMaker(burst.launch["region"], endpoint_url=args.sagemaker_endpoint_url)
+    sagemaker = SageMaker(burst.launch.region, endpoint_url=args.sagemaker_endpoint_url)
     for attempt, name in enumerate(burst.names):
         try:
             lines = sagemaker.training_log(name)

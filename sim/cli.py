@@ -19,7 +19,7 @@ from policies.cli_numbers import (
 from policies.snapshot import Node
 from policies.units import finite_or_none
 
-from .cloud import CloudModel, spot_traces
+from .cloud import WORLD_RESTART_OVERHEAD_SECONDS, CloudModel, spot_traces
 from .cluster_spec import node_groups
 from .engine import SimConfig, simulate
 from .files import check_writable_file, make_folder, read_text, write_text
@@ -94,7 +94,11 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spot", choices=["poisson", "trace", "none"], default="poisson",
                    help="spot interruptions: Spot Advisor bands, real AWS traces, or none")
     p.add_argument("--spot-trace", metavar="ID", help=f"one trace of {len(spot_traces())} (default: random per burst)")
-    p.add_argument("--restart-overhead", type=SECONDS, default=600.0, metavar="SECONDS")
+    p.add_argument("--restart-overhead", type=SECONDS, default=None, metavar="SECONDS",
+                   help="wall time lost per spot interruption or fallback, in the simulated world (default "
+                        f"{WORLD_RESTART_OVERHEAD_SECONDS:g}); given, it also overrides spot.restartOverheadSeconds "
+                        "of every policy simulated. The spot fallback rule reads the policy's value, in the "
+                        "simulator as in the controller")
     p.add_argument("--estimate-error", type=NON_NEGATIVE, default=0.0, metavar="SIGMA",
                    help="runtime estimates = truth x lognormal(0, SIGMA)")
     p.add_argument("--optimizer", choices=["greedy", "cpsat"], default="greedy")
@@ -227,7 +231,8 @@ def emit(data, fmt: str) -> None:
 
 def _world(args):
     trace = args.trace
-    tick, cloud = args.tick, CloudModel(args.startup, args.spot, args.spot_trace, args.restart_overhead)
+    overhead = WORLD_RESTART_OVERHEAD_SECONDS if args.restart_overhead is None else args.restart_overhead
+    tick, cloud = args.tick, CloudModel(args.startup, args.spot, args.spot_trace, overhead)
     cluster = args.cluster
     if args.spot_trace is not None:
         if args.spot != "trace":
@@ -325,12 +330,34 @@ def _check_fit(jobs, nodes) -> None:
 
 def _policies(args) -> list[tuple[str, BurstPolicy]]:
     if args.compare:
-        return [_policy(item, args.scenario) for item in args.compare]
-    if args.baseline:
-        return [_policy(args.baseline, args.scenario)]
-    if args.policy:
-        return [_policy(args.policy, args.scenario)]
-    return [("default", default_policy())]
+        named = [_policy(item, args.scenario) for item in args.compare]
+    elif args.baseline:
+        named = [_policy(args.baseline, args.scenario)]
+    elif args.policy:
+        named = [_policy(args.policy, args.scenario)]
+    else:
+        named = [("default", default_policy())]
+    if args.restart_overhead is None:
+        return named
+    return [(name, _with_restart_overhead(policy, args.restart_overhead)) for name, policy in named]
+
+
+def with_restart_overhead(doc: dict, seconds: float | None) -> dict:
+    """A policy document with --restart-overhead as its spot.restartOverheadSeconds (None: as it is)."""
+    if seconds is None:
+        return doc
+    spec = dict(doc.get("spec") or {})
+    spec["spot"] = {**(spec.get("spot") or {}), "restartOverheadSeconds": seconds}
+    return {**doc, "spec": spec}
+
+
+def _with_restart_overhead(policy: BurstPolicy, seconds: float) -> BurstPolicy:
+    try:
+        return BurstPolicy.model_validate(with_restart_overhead(policy.to_yaml_dict(), seconds))
+    except ValueError as exc:
+        why = str(exc).splitlines()[0]
+        raise InputError([InputIssue("--restart-overhead", f"{seconds:g}", why, "give a smaller overhead, or a "
+                                     "policy whose spot.planTickSeconds fits it")]) from None
 
 
 def _policy(item: str, scenario: str | None) -> tuple[str, BurstPolicy]:

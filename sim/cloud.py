@@ -20,6 +20,9 @@ from typing import Literal
 import numpy as np
 
 INF = math.inf
+# What an interruption or fallback costs in the simulated world. The policy's spot.restartOverheadSeconds
+# is its own estimate of it, and the spot fallback rule reads that one (as the controller does).
+WORLD_RESTART_OVERHEAD_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,7 @@ class CloudModel:
     startup_seconds: float = 420.0
     spot: Literal["none", "poisson", "trace"] = "poisson"
     spot_trace_id: str | None = None  # None: a trace chosen per burst
-    restart_overhead_seconds: float = 600.0
+    restart_overhead_seconds: float = WORLD_RESTART_OVERHEAD_SECONDS
 
 
 class AlwaysAvailable:

@@ -638,7 +638,8 @@ class Simulation:
             if spot_fallback_due(now=self.now, launch_time=run.launched, deadline=run.deadline,
                                  fallback_time=run.fallback_time, runtime_seconds=run.record.trace.duration_s,
                                  progress_seconds=run.progress, running_on_spot=False,
-                                 restart_overhead_seconds=self.cfg.cloud.restart_overhead_seconds,
+                                 # the rule's inputs come from the policy, as in the controller
+                                 restart_overhead_seconds=self.policy.spec.spot.restart_overhead_seconds,
                                  fallback_mode=self.policy.spec.spot.fallback):
                 self._fall_back(run)
 

@@ -99,7 +99,7 @@ def _one(task):
 
 
 def run(args) -> int:
-    from .cli import _world
+    from .cli import _world, with_restart_overhead
 
     if args.write:  # checked before the sweep, not after it
         check_writable_file(Path(args.write), "--write")
@@ -108,6 +108,7 @@ def run(args) -> int:
     jobs, nodes, cloud, tick = _world(args)
     base = (load_policy(read_text(Path(args.policy), "a BurstPolicy YAML file"), args.policy) if args.policy
             else default_policy()).to_yaml_dict()
+    base = with_restart_overhead(base, args.restart_overhead)  # the world's flag, in the policy too
     grid = parse_grid(args.param)
     goal = parse_goal(args.goal)
     names = list(grid)

@@ -81,3 +81,11 @@ def test_the_contract_test_catches_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import time\nfrom kubernetes import client\n")
     assert {"time", "kubernetes"} <= {top(n) for n in imports_of(bad)}
+
+
+def test_the_api_version_literal_is_the_groups():
+    """constants.API_VERSION is written out as a literal so that the policy schema's Literal type
+    can name it (mypy --strict on policies/); it must still be the group's v1alpha1."""
+    from policies.constants import API_GROUP, API_VERSION
+
+    assert API_VERSION == f"{API_GROUP}/v1alpha1"

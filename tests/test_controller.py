@@ -491,7 +491,7 @@ def test_a_failed_training_job_is_told_on_the_job_and_what_it_billed_is_charged(
     [burst] = ctl.ledger.bursts.values()
     billed = sagemaker.client().describe_training_job(TrainingJobName=name)["BillableTimeInSeconds"]
     assert burst.state == DONE and burst.cost_usd == pytest.approx(
-        billed * ctl.catalog.get(burst.launch["instance_type"], "us-east-1").on_demand_usd_per_hour / 3600, abs=1e-4)
+        billed * ctl.catalog.get(burst.launch.instance_type, "us-east-1").on_demand_usd_per_hour / 3600, abs=1e-4)
     assert C.FINALIZER not in (cluster.store.get(cluster.store.type_for("batch", "v1", "jobs"), "ml", "breaks")
                                ["metadata"].get("finalizers") or [])
 

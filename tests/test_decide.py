@@ -282,3 +282,38 @@ def test_a_wait_for_money_sent_by_the_wait_price_is_looked_at_when_the_price_sto
     after = decide(j, snap, p, NOW + d.requeue_after_seconds + 0.5)
     assert before.reason == Reason.BUDGET_EXHAUSTED
     assert after.placement == WAIT and after.reason == Reason.WAITING_FOR_LOCAL_CAPACITY
+
+
+# --- Facts as fields, not words in a message ------------------------------------------------------
+
+def _cloud_side(make_cluster, make_job, **overrides):
+    from policies.constants import CapacityType, Mode
+    from policies.decide import Cycle, cloud_side, local_side
+
+    j, p = make_job.build(), policy(**overrides)
+    cycle = Cycle.start(make_cluster().build(), p, NOW)
+    return cloud_side(j, cycle, local_side(j, cycle, None), Mode.AUTO, CapacityType.ANY)
+
+
+def test_budget_period_is_a_field_not_a_word_in_the_message():
+    """The Wait for money looks again when the binding window resets: the next UTC midnight for a
+    daily budget, the next month's start for a monthly one. A namespace named "monthly-..." with a
+    daily budget used to be read as monthly, from the message's words."""
+    from policies.decide import _reset_time
+    from policies.units import next_utc_midnight, next_utc_month_start
+
+    daily = _cloud_side(lambda: busy().spent("monthly-reports", today=9_990), job("t", "monthly-reports").gpus(8))
+    assert daily.blocked.reason == Reason.BUDGET_EXHAUSTED and "monthly" in daily.blocked.message
+    assert daily.blocked.budget_period == "daily"
+    assert _reset_time(daily.blocked, NOW) == next_utc_midnight(NOW)
+    monthly = _cloud_side(lambda: busy().spent("ml", today=0, month=99_990), job().gpus(8))
+    assert monthly.blocked.reason == Reason.BUDGET_EXHAUSTED
+    assert monthly.blocked.budget_period == "monthly"
+    assert _reset_time(monthly.blocked, NOW) == next_utc_month_start(NOW)
+
+
+def test_spot_unsafe_for_the_deadline_is_a_flag_on_the_cloud_side():
+    tight = _cloud_side(busy, job().gpus(8).checkpointed().runs(2).deadline_in(2.5))
+    loose = _cloud_side(busy, job().gpus(8).checkpointed().runs(2).deadline_in(9))
+    assert tight.spot_unsafe_for_deadline and not loose.spot_unsafe_for_deadline
+    assert any("unsafe for the deadline" in n for n in tight.notes)  # still said in words too

@@ -484,3 +484,40 @@ def test_weeks_outside_the_bundled_trace_are_refused(weeks, capsys):
     """`sim --weeks 0-99` was accepted silently (issue #25)."""
     assert main(["sim", "--weeks", weeks]) == 1
     assert "--weeks" in capsys.readouterr().err
+
+
+def test_the_spot_fallback_rule_reads_the_policys_restart_overhead_not_the_worlds(monkeypatch):
+    """One source for every input of the rule: the policy's spot.restartOverheadSeconds, as the
+    controller passes it; the world's overhead is what an interruption costs, not the rule's input."""
+    import sim.engine
+
+    seen, rule = [], sim.engine.spot_fallback_due
+
+    def spy(**kwargs):
+        seen.append(kwargs["restart_overhead_seconds"])
+        return rule(**kwargs)
+
+    monkeypatch.setattr(sim.engine, "spot_fallback_due", spy)
+    trace_id = "availability-1n-20221026-us-west-2a-v100x8"
+    jobs = [TraceJob(i, i * 900.0, 8, 2 * H, deadline_s=i * 900.0 + 3 * H, checkpointable=True, name=f"d{i}")
+            for i in range(40)]
+    policy = BurstPolicy.model_validate({"spec": {
+        "managedJobs": {"defaultCapacityType": "spot"}, "local": {"maxWaitSeconds": 0},
+        "spot": {"fallback": "launchWindow", "restartOverheadSeconds": 300},
+        "allowlists": {"*": {"roleArns": ["arn:aws:iam::1:role/r"], "s3Prefixes": ["s3://sim/"]}},
+        "budgets": {"default": {"dailyUsd": None, "monthlyUsd": None}},
+    }})
+    run(jobs, policy, nodes=(Node("n0", 8),), tick=60, cloud=CloudModel(420, "trace", trace_id, 600))
+    assert seen and set(seen) == {300}
+
+
+def test_restart_overhead_flag_overrides_the_policies_it_builds():
+    import argparse
+
+    from sim.cli import _policies
+
+    args = argparse.Namespace(compare=["default", "no-wait"], baseline=None, policy=None, scenario=None,
+                              restart_overhead=900.0)
+    assert {p.spec.spot.restart_overhead_seconds for _, p in _policies(args)} == {900.0}
+    args.restart_overhead = None
+    assert {p.spec.spot.restart_overhead_seconds for _, p in _policies(args)} == {600.0}

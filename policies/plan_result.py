@@ -1,0 +1,33 @@
+"""What a planning cycle returns, and the queue order every walk follows."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from .decision import Decision
+from .jobs import JobRequest
+from .values import value
+
+
+@value
+class SolverReport:
+    optimizer: str  # greedy | cpsat
+    status: str  # greedy | OPTIMAL | FEASIBLE | fallback: <why>
+    jobs_optimized: int = 0
+    wall_seconds: float = 0.0  # reported by the solver, not read from a clock here
+    objective: float | None = None
+
+
+@value
+class Plan:
+    decisions: tuple[Decision, ...]
+    solver: SolverReport
+    review_at: float | None = None  # QueuePlanner: run a cycle by then, even if nothing happens
+
+    def by_job(self) -> dict[str, Decision]:
+        return {d.job: d for d in self.decisions}
+
+
+def queue_order(pending: Iterable[JobRequest]) -> list[JobRequest]:
+    """FIFO by submission time; ties by namespace and name, so the order is deterministic."""
+    return sorted(pending, key=lambda j: (j.submit_time, j.namespace, j.name))
