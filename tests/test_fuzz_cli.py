@@ -50,8 +50,8 @@ def test_hostile_numbers_are_refused_by_the_parser(words, option, kind):
             assert str(exc), (option, value)  # argparse prints it after the option's name
             continue
         assert parsed == parsed and abs(parsed) != float("inf"), f"{option} {value!r} accepted as {parsed}"
-        # -1 is a legal value only where it means "off" (--metrics-port -1, --webhook-port -1).
-        assert parsed >= 0 or (option in ("--metrics-port", "--webhook-port") and parsed == -1), \
+        # -1 is a legal value only where it means "off" (--metrics-port, --webhook-port, --kubelet-port).
+        assert parsed >= 0 or (option in ("--metrics-port", "--webhook-port", "--kubelet-port") and parsed == -1), \
             f"{option} {value!r} accepted"
 
 
