@@ -20,9 +20,14 @@ Job in a namespace listed in spec.managedJobs.namespaces) and are created with
 spec.suspend: true. Each cycle it reads nodes, pods and GPU requests from the Kubernetes API,
 DCGM utilization from Prometheus (if --prometheus-url is given), and the burst ledger (a
 ConfigMap per burst in --namespace); decides with the same plan() as `spillway sim`; and
-then un-suspends the Job (Local), creates the SageMaker training job (spec.sageMaker.emit: ack,
-legacy or api), or leaves it waiting. Decisions, SageMaker status and cost are written onto the
-Job as spillway.io/* annotations and Events: `kubectl describe job NAME` tells the story.
+then un-suspends the Job (Local), bursts it, or leaves it waiting. A burst's Job runs on the
+virtual node spillway-sagemaker, which this controller keeps (spec.sageMaker.burstAs:
+virtualNode): once its pods are bound there it creates the SageMaker training job
+(spec.sageMaker.emit: ack, legacy or api) and is their kubelet, so the Job completes or fails as
+the training job does. Where Kueue queues Jobs, it answers the AdmissionCheck
+spillway.io/sagemaker-burst instead (deploy/kueue). Decisions, SageMaker status and cost are
+written onto the Job as spillway.io/* annotations and Events: `kubectl describe job NAME` tells
+the story.
 
 examples:
   spillway run --kubeconfig spillway-sandbox.kubeconfig --once          one cycle, then print the decisions
