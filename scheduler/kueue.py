@@ -60,6 +60,7 @@ class KueueChecks:
         self.kube = kube
         self.available = True  # False while Kueue is absent (or not ours to read): asked again later
         self._ask_again_at = 0.0
+        self._told = 0  # the status last logged (404: no Kueue, 403: no RBAC)
 
     def pending(self, now: float) -> dict[str, PendingCheck]:
         """By the UID of each Workload's Job. Spillway's AdmissionChecks are marked Active first."""
@@ -70,16 +71,18 @@ class KueueChecks:
             checks = self._our_checks(now)
             workloads = self.kube.list_custom(API_VERSION, "workloads") if checks else []
         except KubeError as exc:
-            if exc.status in (403, 404):
-                self.available, self._ask_again_at = False, now + ASK_AGAIN_SECONDS
+            if exc.status not in (403, 404):
+                raise
+            self.available, self._ask_again_at = False, now + ASK_AGAIN_SECONDS
+            told, self._told = self._told, exc.status  # said once, not every time it asks again
             if exc.status == 404:
-                log.info("no Kueue here (%s); not acting as an admission check", exc.reason)
+                if told != 404:
+                    log.info("no Kueue here (%s); not acting as an admission check", exc.reason)
                 return {}
-            if exc.status == 403:
+            if told != 403:
                 log.warning("Kueue is installed, but this controller may not read its AdmissionChecks and "
                             "Workloads (%s); apply deploy/kueue/ to let Spillway be its admission check", exc.message)
-                return {}
-            raise
+            return {}
         out = {}
         for wl in workloads:
             status = wl.get("status") or {}
