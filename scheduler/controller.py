@@ -118,6 +118,8 @@ class Controller:
         """Cycle until stop is set: on every change the watches see, and when a cycle asks."""
         if watch:
             self.kube.watch_changes(self.changed.set, stop)
+        # A stop wakes the loop at once, wherever it waits (a quiet cluster waits up to 5 minutes).
+        threading.Thread(target=_wake_on, args=(stop, self.changed), name="stop-wakes-loop", daemon=True).start()
         if self.burst_as == BurstAs.VIRTUAL_NODE:
             self._node_kept = True  # the keeper makes the node, and renews its Lease and Ready condition
             self.virtual_node.start(stop)
@@ -845,7 +847,8 @@ class Controller:
 
     def _event(self, manifest: dict, reason: str, message: str, now: float, *, warning: bool = False) -> None:
         """Queue an Event; the cycle sends its Events after all its state writes (state first,
-        history second: a Job is placed as soon as it can be)."""
+        history second: a Job is placed as soon as it can be). The log says it too, as it happens."""
+        log.log(logging.WARNING if warning else logging.INFO, "%s: %s: %s", key_of(manifest), reason, message)
         with self._count:
             self._events.append((manifest, reason, message, now, warning))
 
@@ -887,6 +890,11 @@ def _mark_running(b: Burst, name: str, arn: str, cost: float | None = None, stat
     if status is not None:
         b.outcome = status
     return (b.state, b.arns.get(name), b.costs.get(name), b.outcome) != before
+
+
+def _wake_on(stop: threading.Event, changed: threading.Event) -> None:
+    stop.wait()
+    changed.set()
 
 
 def _to_virtual_node(manifest: dict) -> dict | None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 
 from policies import InputError, InputIssue
+from policies import constants as C
 
 DESCRIPTION = """\
 Print the CloudWatch log of a burst Job's SageMaker training jobs (log group
 /aws/sagemaker/TrainingJobs), oldest first: each training job it ran, in order (the launch, a
 spot fallback's relaunch, a backoffLimit retry), under a header. The names come from the burst
 ledger (--ledger-namespace), the region from the burst. A Job that ran on the cluster has no
-SageMaker log: use kubectl logs.
+SageMaker log: use kubectl logs. AWS credentials come from the usual places (environment,
+~/.aws, an IAM role); against the sandbox's SageMaker any values will do
+(AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x).
 
 examples:
   spillway logs finetune-5                       the Job finetune-5 in namespace default
@@ -49,20 +52,22 @@ def cmd_logs(args) -> int:
     except KubeError as exc:
         fix = ("check the name and -n NAMESPACE (kubectl get jobs -A)" if exc.not_found else
                "check that the API server is up and the kubeconfig points at it (kubectl cluster-info)")
-        raise InputError([InputIssue(f"{args.namespace}/{args.job}", "", exc.message, fix)]) from None
+        raise InputError([InputIssue(f"{args.namespace}/{args.job}", "metadata.name", exc.message, fix)]) from None
     burst = bursts.get(job["metadata"]["uid"])
     if burst is None:
-        placement = (job["metadata"].get("annotations") or {}).get("spillway.io/placement", "none yet")
-        raise InputError([InputIssue(f"{args.namespace}/{args.job}", "", f"this Job has not burst to SageMaker "
-                                     f"(placement: {placement})", "kubectl logs job/" + args.job)])
+        placement = (job["metadata"].get("annotations") or {}).get(C.DECISION_PLACEMENT, "none yet")
+        raise InputError([InputIssue(f"{args.namespace}/{args.job}", f'metadata.annotations["{C.DECISION_PLACEMENT}"]',
+                                     f"this Job has not burst to SageMaker (placement: {placement})",
+                                     "kubectl logs job/" + args.job)])
     sagemaker = SageMaker(burst.launch.region, endpoint_url=args.sagemaker_endpoint_url)
     for attempt, name in enumerate(burst.names):
         try:
             lines = sagemaker.training_log(name)
         except SageMakerError as exc:
-            raise InputError([InputIssue(name, "", f"cannot read its CloudWatch log: {exc}",
-                                         "use AWS credentials allowed logs:DescribeLogStreams and "
-                                         "logs:GetLogEvents on /aws/sagemaker/TrainingJobs")]) from None
+            raise InputError([InputIssue(name, "CloudWatch Logs", f"cannot read its log: {exc}",
+                                         "use AWS credentials that allow logs:DescribeLogStreams and "
+                                         "logs:GetLogEvents on /aws/sagemaker/TrainingJobs (against the "
+                                         "sandbox's --sagemaker-endpoint-url, any will do)")]) from None
         print(f"==> SageMaker training job {name} (training job {attempt + 1} of {len(burst.names)}) <==")
         print("\n".join(lines) if lines else "(no log yet)")
     return 0

@@ -32,7 +32,8 @@ the story.
 examples:
   spillway run --kubeconfig spillway-sandbox.kubeconfig --once          one cycle, then print the decisions
   spillway run --policy policy.yaml --prometheus-url http://prometheus:9090
-  spillway run --sagemaker-endpoint-url http://127.0.0.1:PORT           the sandbox's SageMaker (emit: api)"""
+  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x spillway run --sagemaker-endpoint-url http://127.0.0.1:PORT
+                                        the sandbox's SageMaker (any AWS credentials do there)"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="threads that write one cycle's actions to the API server and SageMaker (default 8)")
     p.add_argument("--once", action="store_true", help="run one cycle, print its decisions, and exit")
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table", help="with --once")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="INFO (default) logs each decision, launch and outcome as its Event says it")
     p.add_argument("--log-format", default="text", choices=["text", "json"],
                    help="json: one object a line (time, level, logger, message), for a log pipeline")
     p.set_defaults(run=cmd_run)
@@ -243,4 +245,6 @@ def serve_kubelet_api(ctl, sagemaker, port: int, cert_dir: str, address: str):
         raise InputError([InputIssue("--kubelet-port", "", f"cannot serve the kubelet API on port {port}: "
                                      f"{exc.strerror or exc}", "choose another port, or -1 for none")]) from None
     ctl.virtual_node.endpoint = (address, server.port)
+    logging.getLogger("spillway").info("serving the virtual node's kubelet API (kubectl logs) at %s:%d",
+                                       address, server.port)
     return server

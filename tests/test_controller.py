@@ -144,6 +144,19 @@ def test_jobs_behind_the_planning_depth_are_told_once_and_planned_when_they_move
     assert job_annotations(cluster, "third")[C.DECISION_REASON] == "WaitingForLocalCapacity"
 
 
+def test_a_stop_ends_a_controller_that_waits_on_a_quiet_cluster_at_once(cluster):
+    import threading
+
+    ctl = controller(cluster)
+    stop = threading.Event()
+    thread = threading.Thread(target=ctl.run, args=(stop,), daemon=True)
+    thread.start()
+    wait_for(ctl.metrics.ready.is_set, what="the first cycle")  # then it waits for a change, up to 5 min
+    stop.set()  # what SIGTERM and Ctrl-C do in `spillway run --no-leader-elect`
+    thread.join(timeout=5)
+    assert not thread.is_alive(), "the loop woke for the stop instead of sleeping out its wait"
+
+
 def test_metrics_health_and_readiness_are_served(cluster):
     import urllib.error
     import urllib.request

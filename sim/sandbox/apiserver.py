@@ -278,6 +278,9 @@ class Handler(BaseHTTPRequestHandler):
         port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
         address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
         if not port or not address:
+            if (node["metadata"].get("labels") or {}).get("type") == "virtual-kubelet":
+                raise ApiError(400, "BadRequest", f"node {node_name} reports no kubelet endpoint: its agent serves no "
+                               "logs (spillway run serves them given --kubelet-cert-dir with a certificate)")
             raise ApiError(400, "BadRequest", f"node {node_name} serves no container logs (the sandbox's kubelet "
                            "keeps none)")
         containers = (pod.get("spec") or {}).get("containers") or [{}]
@@ -538,3 +541,4 @@ def bundled_crds() -> list[dict]:
                 crd["apiVersion"] = "apiextensions.k8s.io/v1"
                 out.append(crd)
     return out
+

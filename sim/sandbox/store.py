@@ -117,6 +117,8 @@ class Store:
             meta.pop("deletionTimestamp", None)
             obj.pop("apiVersion", None)
             obj.pop("kind", None)
+            if t.key == ("batch", "jobs"):
+                _select_own_pods(obj)
             if t.plural == "customresourcedefinitions":
                 self._register_crd(obj)
             self.objects[t.key][key] = obj
@@ -264,3 +266,18 @@ class Store:
 
 def _spec_of(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _select_own_pods(job: dict) -> None:
+    """What kube-apiserver's Job strategy does on create (unless spec.manualSelector): the selector
+    batch.kubernetes.io/controller-uid=<its UID>, whose labels go on the pod template with the
+    Job's name. kubectl logs job/NAME and kubectl get pods -l find a Job's pods by them."""
+    spec = job.setdefault("spec", {})
+    if spec.get("manualSelector"):
+        return
+    uid, name = job["metadata"]["uid"], job["metadata"].get("name", "")
+    template = spec.setdefault("template", {})
+    template_meta = template.setdefault("metadata", {})
+    template_meta["labels"] = {**(template_meta.get("labels") or {}), "batch.kubernetes.io/controller-uid": uid,
+                               "controller-uid": uid, "batch.kubernetes.io/job-name": name, "job-name": name}
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
