@@ -46,7 +46,7 @@ from policies.units import format_time, parse_time
 
 from .kube import Kube, KubeError
 from .kueue import KueueChecks, PendingCheck, queued_by_kueue
-from .ledger import DONE, LAUNCHING, RUNNING, Burst, LaunchRecord, Ledger
+from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger
 from .metrics import ControllerMetrics
 from .node_agent import gang_bound, live, owner_uid, pod_status, refused, shown, template_patch
 from .placement import pin_to_nodes
@@ -328,7 +328,7 @@ class Controller:
             return False
         committed = next(o.committed_usd for o in d.evidence.options if o.placement == d.placement)
         burst = self.ledger.add(Burst(  # durable before SageMaker hears of it
-            uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=LaunchRecord.of(launch),
+            uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=launch,
             names=[training_job_name(job)], committed_usd=round(committed, 6), launched_at=now,
             placement=d.placement.value, reason=d.reason.value, message=d.message[:4000], decided_at=_stamp(now),
             runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline, via=self.burst_as.value,

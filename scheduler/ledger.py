@@ -37,42 +37,20 @@ LABEL = "spillway.io/ledger"
 LAUNCHING, RUNNING, DONE = "launching", "running", "done"
 
 
-@dataclass(frozen=True, slots=True)
-class LaunchRecord:
-    """What was launched, as the ledger keeps it: the CloudLaunch's fields, so a restarted
-    controller sends the very same request again. Stored as a JSON object of these fields (the form
-    asdict(CloudLaunch) gave before this type existed, which from_dict reads as it is)."""
+def launch_to_dict(launch: CloudLaunch) -> dict[str, Any]:
+    """A launch as the ledger stores it: a JSON object of the CloudLaunch's fields, so a restarted
+    controller sends the very same request again."""
+    return {f.name: getattr(launch, f.name) for f in fields(launch)}
 
-    instance_type: str
-    instance_count: int
-    spot: bool
-    role_arn: str
-    output_s3_uri: str
-    checkpoint_s3_uri: str | None
-    max_runtime_seconds: int
-    sagemaker_max_wait_seconds: int | None  # spot only: StoppingCondition.MaxWaitTimeInSeconds
-    fallback_time: float | None  # spot only: when Spillway relaunches on on-demand
-    region: str
 
-    @classmethod
-    def of(cls, launch: CloudLaunch) -> "LaunchRecord":
-        return cls(**{f.name: getattr(launch, f.name) for f in fields(cls)})
-
-    def cloud_launch(self) -> CloudLaunch:
-        return CloudLaunch(**self.to_dict())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LaunchRecord":
-        """The stored form. The spot-only fields and the checkpoint may be absent (None); keys this
-        version does not know are left out, so an older controller reads a newer record."""
-        optional = {"checkpoint_s3_uri", "sagemaker_max_wait_seconds", "fallback_time"}
-        missing = [f.name for f in fields(cls) if f.name not in data and f.name not in optional]
-        if missing:
-            raise ValueError(f"the launch record has no {', '.join(missing)}")
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+def launch_from_dict(data: dict[str, Any]) -> CloudLaunch:
+    """The stored form read back. The spot-only fields and the checkpoint may be absent (None);
+    keys this version does not know are left out, so an older controller reads a newer record."""
+    optional = {"checkpoint_s3_uri", "sagemaker_max_wait_seconds", "fallback_time"}
+    missing = [f.name for f in fields(CloudLaunch) if f.name not in data and f.name not in optional]
+    if missing:
+        raise ValueError(f"the launch record has no {', '.join(missing)}")
+    return CloudLaunch(**{f.name: data.get(f.name) for f in fields(CloudLaunch)})
 
 
 @dataclass
@@ -81,7 +59,7 @@ class Burst:
     job: str  # namespace/name
     namespace: str
     emit: str  # ack | legacy | api
-    launch: LaunchRecord
+    launch: CloudLaunch  # what was launched (each relaunch sends it again)
     names: list[str]  # training jobs in order: the launch, then each relaunch (spot and on-demand alternate)
     committed_usd: float
     launched_at: float
@@ -116,11 +94,11 @@ class Burst:
 
     @property
     def cloud_launch(self) -> CloudLaunch:
-        return self.launch.cloud_launch()
+        return self.launch
 
     def to_json(self) -> str:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["launch"] = self.launch.to_dict()
+        data["launch"] = launch_to_dict(self.launch)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -128,7 +106,7 @@ class Burst:
         data = json.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("launch"), dict):
             raise ValueError("a burst record is a JSON object with a launch object")
-        return cls(**{**data, "launch": LaunchRecord.from_dict(data["launch"])})
+        return cls(**{**data, "launch": launch_from_dict(data["launch"])})
 
     def copy(self) -> "Burst":
         return replace(self, names=list(self.names), arns=dict(self.arns),
