@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 
 from policies import constants as C  # noqa: E402
-from policies.units import parse_time  # noqa: E402
+from policies.model import parse_time  # noqa: E402
 from sim.sandbox.apiserver import SandboxServer  # noqa: E402
 from sim.sandbox.machinery import Machinery, add_nodes  # noqa: E402
 

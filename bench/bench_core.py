@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from policies import BurstPolicy, JobRequest, decide, plan  # noqa: E402
-from policies.derived import Derived  # noqa: E402
-from policies.snapshot import Node, RunningPod, Snapshot, Spend  # noqa: E402
+from policies.forecast import Derived  # noqa: E402
+from policies.model import Node, RunningPod, Snapshot, Spend  # noqa: E402
 
 NOW = 1_795_000_000.0
 PRODUCTS = ["NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3", "NVIDIA-A10G"]

@@ -171,10 +171,9 @@ def queue_cycle_ms(name: str, queued: int) -> dict:
 
     sys.path.insert(0, str(ROOT))
     from policies import JobRequest
-    from policies.capacity import CapacityTimeline
-    from policies.derived import Derived
-    from policies.queue_planner import QueuePlanner
-    from policies.snapshot import CloudJob, Node, RunningPod, Snapshot
+    from policies.forecast import CapacityTimeline, Derived
+    from policies.queue import QueuePlanner
+    from policies.model import CloudJob, Node, RunningPod, Snapshot
     from sim.presets import baseline
 
     now = 1_795_000_000.0

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scheduler.output import table  # noqa: E402
 
 from policies import BurstPolicy  # noqa: E402
-from policies.snapshot import Node  # noqa: E402
+from policies.model import Node  # noqa: E402
 from sim.cloud import CloudModel  # noqa: E402
 from sim.engine import SimConfig, simulate  # noqa: E402
 from sim.report import summarize  # noqa: E402

@@ -24,8 +24,7 @@ from policies import (
     plan,
     queue_order,
 )
-from policies.cli_numbers import POSITIVE
-from policies.units import format_time, parse_time
+from policies.model import POSITIVE, format_time, parse_time
 
 from .output import duration, emit, money, table
 
@@ -361,7 +360,7 @@ def _read(path: str) -> str:
 
 
 def _yaml(text: str, source: str):
-    from policies.loading import parse_yaml
+    from policies.model import parse_yaml
 
     data, _ = parse_yaml(text, source)
     return data

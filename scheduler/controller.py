@@ -8,7 +8,7 @@ Each cycle:
    deleted Job.
 3. Builds the policies.Snapshot and asks the QueuePlanner for decisions on the managed,
    suspended Jobs: the same plan() the simulator calls.
-4. Acts on them as policies.actions reads them: Local -> un-suspend; SageMaker -> launch; Wait
+4. Acts on them as policies.queue.actions reads them: Local -> un-suspend; SageMaker -> launch; Wait
    -> look again at requeue_after_seconds; and cycle again by Plan.review_at.
 
 It is level-based and idempotent: a second cycle over the same world writes nothing. A burst is
@@ -31,18 +31,12 @@ from typing import Callable
 
 from policies import BurstPolicy, InputError, Placement, is_managed, job_from_manifest
 from policies import constants as C
-from policies.actions import cycle_actions
-from policies.constants import BurstAs, EmitTarget, EventReason, PodReason
-from policies.decide import policy_catalog
-from policies.decision import Decision
-from policies.emit import create_training_job_request, training_job_name, training_job_resource
-from policies.jobs import JobRequest
-from policies.queue_planner import QueuePlanner
-from policies.snapshot import Snapshot
-from policies.spot import spot_fallback_due
-from policies.spot_plan import (BlindSpotPlan, SpotBelief, planned_switch, policy_burst_plan,
-                                spot_seen_in_status)
-from policies.units import format_time, parse_time
+from policies.queue import QueuePlanner, cycle_actions
+from policies.model import (BurstAs, Decision, EmitTarget, EventReason, JobRequest, PodReason, Snapshot, format_time,
+                            parse_time)
+from policies.decide import create_training_job_request, policy_catalog, training_job_name, training_job_resource
+from policies.spot import (BlindSpotPlan, SpotBelief, planned_switch, policy_burst_plan, spot_fallback_due,
+                           spot_seen_in_status)
 
 from .kube import Kube, KubeError
 from .kueue import KueueChecks, PendingCheck, queued_by_kueue

@@ -14,8 +14,7 @@ import threading
 import time
 
 from policies import constants as C
-from policies.cli_numbers import AT_LEAST_ONE, COUNT, POSITIVE
-from policies.units import parse_time
+from policies.model import AT_LEAST_ONE, COUNT, POSITIVE, parse_time
 
 from .output import emit, money, table
 from .world import finished

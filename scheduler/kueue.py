@@ -23,9 +23,7 @@ import logging
 from dataclasses import dataclass
 
 from policies import constants as C
-from policies.constants import Reason
-from policies.decision import Decision
-from policies.units import format_time
+from policies.model import Decision, Reason, format_time
 
 from .kube import Kube, KubeError
 from .node_agent import TOLERATIONS

@@ -25,9 +25,7 @@ import threading
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
-from policies.decision import CloudLaunch
-from policies.snapshot import CloudJob, Spend
-from policies.units import format_time
+from policies.model import CloudJob, CloudLaunch, Spend, format_time
 
 from .kube import Kube, KubeError
 
@@ -78,7 +76,7 @@ class Burst:
     started: dict[str, float] = field(default_factory=dict)  # per training job after the first: when it was named
     trained: dict[str, float] = field(default_factory=dict)  # per ended training job: its checkpointed progress
     plan_tick: int = -1  # spot.fallback planned: the last plan tick acted on
-    belief: list | None = None  # ... and what it knew of spot then (policies.spot_plan.SpotBelief)
+    belief: list | None = None  # ... and what it knew of spot then (policies.spot.SpotBelief)
     via: str = "suspendedJob"  # spec.sageMaker.burstAs when it launched (entries older than it: suspendedJob)
     pods: list[str] = field(default_factory=list)  # virtualNode: UIDs of the pods its training jobs ran for
     attempt_usd: float = 0.0  # what one training job commits (a backoffLimit retry commits it again)

@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policies import constants as C
-from policies.constants import PodReason
-from policies.units import format_time
+from policies.model import PodReason, format_time
 
 NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"

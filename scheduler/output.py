@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from policies.units import finite_or_none
+from policies.model import finite_or_none
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -10,7 +10,7 @@ import threading
 import time
 
 from policies import InputError, InputIssue
-from policies.cli_numbers import AT_LEAST_ONE, METRICS_PORT, POSITIVE
+from policies.model import AT_LEAST_ONE, METRICS_PORT, POSITIVE
 
 from .output import emit, table
 
@@ -175,7 +175,7 @@ def cmd_run(args) -> int:
         return 0
     import socket
 
-    from policies.constants import LEASE_NAME
+    from policies.model import LEASE_NAME
 
     identity = args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     lost, leading = threading.Event(), threading.Event()

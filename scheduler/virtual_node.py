@@ -18,7 +18,7 @@ import time
 from typing import Callable
 
 from policies import constants as C
-from policies.units import format_micro_time, format_time
+from policies.model import format_micro_time, format_time
 
 from .kube import Kube, KubeError
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from policies import constants as C
-from policies.jobs import family_of, pod_spec_gpus
-from policies.snapshot import CompletedJob, Node, RunningPod
-from policies.units import parse_duration, parse_gpu_quantity, parse_time
+from policies.model import (CompletedJob, Node, RunningPod, family_of, parse_duration, parse_gpu_quantity, parse_time,
+                            pod_spec_gpus)
 
 GPU_PHASES = ("Pending", "Running")
 

@@ -8,16 +8,7 @@ import time
 from pathlib import Path
 
 from policies import BurstPolicy, InputError, InputIssue, default_policy, load_policy
-from policies.cli_numbers import (
-    AT_LEAST_ONE,
-    COUNT,
-    FRACTION,
-    NON_NEGATIVE,
-    POSITIVE,
-    SECONDS,
-)
-from policies.snapshot import Node
-from policies.units import finite_or_none
+from policies.model import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, Node, POSITIVE, SECONDS, finite_or_none
 
 from .cloud import WORLD_RESTART_OVERHEAD_SECONDS, CloudModel, spot_traces
 from .cluster_spec import node_groups
@@ -311,7 +302,7 @@ def _openb_nodes(path: Path) -> list[Node]:
 
 
 def _snapshot_nodes(path: Path) -> list[Node]:
-    from policies.snapshot import load_snapshot
+    from policies.model import load_snapshot
 
     if not path.is_file():
         raise InputError([InputIssue(str(path), "", "no such file",

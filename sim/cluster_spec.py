@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.catalog import gpu_family_of_product
+from policies.model import gpu_family_of_product
 
 
 def node_groups(text: str) -> list[tuple[int, int, str | None]]:

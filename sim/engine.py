@@ -20,15 +20,12 @@ from typing import Literal
 import numpy as np
 
 from policies import BurstPolicy, InputError, InputIssue, Placement, Reason
-from policies.actions import cycle_actions
+from policies.queue import QueuePlanner, cycle_actions
 from policies.decide import policy_catalog
-from policies.jobs import JobRequest
-from policies.capacity import CapacityTimeline
-from policies.derived import Derived
-from policies.queue_planner import QueuePlanner
-from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
-from policies.spot import MOVING_FALLBACK, spot_fallback_due, spot_fallback_time
-from policies.spot_plan import SpotBelief, planned_switch, policy_burst_plan
+from policies.model import CloudJob, JobRequest, Node, RunningPod, Snapshot, Spend
+from policies.forecast import CapacityTimeline, Derived
+from policies.spot import (MOVING_FALLBACK, SpotBelief, planned_switch, policy_burst_plan, spot_fallback_due,
+                           spot_fallback_time)
 
 from .cloud import CloudModel, PoissonInterruptions, availability
 from .traces import TraceJob
@@ -353,7 +350,7 @@ class Simulation:
                 # change, so it would wait (and the simulation run) forever.
                 raise InputError([InputIssue("trace", decision.job, f"can never run: {decision.message}",
                                              "give the cluster nodes it fits on, or a policy that lets it burst")])
-        # What to do with them is the controller's reading too (policies.actions); times stay
+        # What to do with them is the controller's reading too (policies.queue.actions); times stay
         # relative to the simulation clock, where they are exact.
         actions = cycle_actions(result, now_abs)
         for decision in actions.start_local:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from policies.errors import InputError, InputIssue
+from policies.model import InputError, InputIssue
 
 T = TypeVar("T")
 R = TypeVar("R")

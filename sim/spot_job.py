@@ -4,7 +4,7 @@ Semantics of the paper's early simulator (shared/benchmarks/published-cases.md, 
 `tick` seconds the rule sees what the Job ran on and whether spot is available, and asks for
 spot, on-demand or nothing; a change to a new instance costs the changeover `overhead` of wall
 time with no progress; a preemption leaves the Job on nothing; every tick on an instance is billed
-whole. The rules themselves live in policies/spot.py.
+whole. The rules themselves live in policies/spot/.
 
 Rules: "greedy" (spot when there, idle otherwise, on-demand to the end at the safety net; idle
 once done), "strawman" (the same rule run as the early simulator's loop runs it: that loop asks
@@ -12,7 +12,7 @@ the strategy once more after the work is done, and the strawman, which has no "i
 rule, gets that tick billed; this is how its stored table was made), "uniform-progress", and
 "spillway" / "spillway-progress" (what the controller does with a managed spot burst under
 spot.fallback launchWindow / progress: policies.spot.spot_window at launch, spot_fallback_due at
-every tick, and on-demand to the end once it has fallen back), "planned" (policies.spot_plan:
+every tick, and on-demand to the end once it has fallen back), "planned" (policies.spot.spot_plan:
 the expected-cost plan under a model of availability fitted to the `history` before the Job), and
 "planned-blind" (the same for a controller that, like SageMaker's, sees nothing of spot while it
 runs on on-demand: going back launches managed spot, which runs if spot is there, else waits).
@@ -25,9 +25,8 @@ import random
 from dataclasses import dataclass
 from collections.abc import Sequence
 
-from policies.spot import greedy_choice, spot_fallback_due, spot_window, uniform_progress_choice
-from policies.spot_plan import (SpotBelief, availability_model, blind_choice, observe, plan_spot,
-                                plan_spot_blind, run_age)
+from policies.spot import (SpotBelief, availability_model, blind_choice, greedy_choice, observe, plan_spot,
+                           plan_spot_blind, run_age, spot_fallback_due, spot_window, uniform_progress_choice)
 
 from .cloud import TraceAvailability, spot_traces
 

@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from policies import InputError, InputIssue
-from policies.values import value
+from policies.model import value
 
 from .files import text_lines
 

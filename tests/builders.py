@@ -7,8 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from policies import BurstPolicy, JobRequest, Snapshot
-from policies.constants import CapacityType, Mode
-from policies.snapshot import CloudJob, CompletedJob, Node, RunningPod, Spend
+from policies.model.constants import CapacityType, Mode
+from policies.model.snapshot import CloudJob, CompletedJob, Node, RunningPod, Spend
 from scheduler.webhook import MUTATE_PATH, VALIDATE_PATH
 
 NOW = 1_795_000_000.0  # 2026-11-18T09:46:40Z, a fixed instant: the core never reads a clock

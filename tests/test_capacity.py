@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from policies.capacity import CapacityTimeline, LocalSlot, NodeTimeline
-from policies.derived import Derived
-from policies.snapshot import Node
+from policies.forecast.capacity import CapacityTimeline, LocalSlot, NodeTimeline
+from policies.forecast.derived import Derived
+from policies.model.snapshot import Node
 from tests.builders import HOUR, NOW, cluster, policy
 
 INF = math.inf

@@ -86,6 +86,6 @@ def test_the_contract_test_catches_a_violation(tmp_path):
 def test_the_api_version_literal_is_the_groups():
     """constants.API_VERSION is written out as a literal so that the policy schema's Literal type
     can name it (mypy --strict on policies/); it must still be the group's v1alpha1."""
-    from policies.constants import API_GROUP, API_VERSION
+    from policies.model.constants import API_GROUP, API_VERSION
 
     assert API_VERSION == f"{API_GROUP}/v1alpha1"

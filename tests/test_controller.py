@@ -226,7 +226,7 @@ def test_a_burst_is_one_ack_training_job_across_restarts_and_its_outcome_reaches
 
 
 def test_spot_gives_way_to_on_demand_once_when_the_fallback_rule_says_so(cluster, sagemaker):
-    from policies.units import format_time
+    from policies.model.units import format_time
 
     now = [time.time()]
     deadline = format_time(now[0] + 4 * 3600)
@@ -262,7 +262,7 @@ def test_planned_spot_leaves_an_outage_for_on_demand_and_comes_back_once_each(cl
     """spot.fallback planned: with spot capacity gone, the plan sends the burst to on-demand, and
     later back to managed spot; each relaunch is created once, and a restarted controller acts
     neither twice in a tick nor forgets what it saw."""
-    from policies.units import format_time
+    from policies.model.units import format_time
 
     start = time.time()
     now = [start]

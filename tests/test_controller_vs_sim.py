@@ -13,8 +13,8 @@ import pytest
 
 from policies import BurstPolicy
 from policies import constants as C
-from policies.snapshot import Node
-from policies.units import parse_time
+from policies.model.snapshot import Node
+from policies.model.units import parse_time
 from scheduler.controller import Controller, Settings
 from scheduler.kube import Kube, api_client
 from sim.engine import SIM_EPOCH, SimConfig, simulate

@@ -224,7 +224,7 @@ def test_a_message_is_written_once_when_first_read_and_compares_as_text():
 
 
 def test_burst_rules_run_in_order_and_the_first_that_holds_decides():
-    from policies.decide import BURST_RULES, burst_trigger, local_side, Cycle
+    from policies.decide.one_job import BURST_RULES, Cycle, burst_trigger, local_side
 
     assert [r for r, _ in BURST_RULES] == [
         Reason.NEVER_FITS_LOCALLY, Reason.DEADLINE_REQUIRES_BURST, Reason.MAX_WAIT_EXCEEDED,
@@ -242,8 +242,8 @@ def test_burst_rules_run_in_order_and_the_first_that_holds_decides():
 
 
 def test_a_cycle_refuses_what_was_derived_from_another_snapshot_or_policy():
-    from policies.decide import Cycle
-    from policies.derived import Derived
+    from policies.decide.one_job import Cycle
+    from policies.forecast.derived import Derived
 
     snap, pol = busy().build(), policy()
     derived = Derived(snap, pol)
@@ -287,8 +287,8 @@ def test_a_wait_for_money_sent_by_the_wait_price_is_looked_at_when_the_price_sto
 # --- Facts as fields, not words in a message ------------------------------------------------------
 
 def _cloud_side(make_cluster, make_job, **overrides):
-    from policies.constants import CapacityType, Mode
-    from policies.decide import Cycle, cloud_side, local_side
+    from policies.model.constants import CapacityType, Mode
+    from policies.decide.one_job import Cycle, cloud_side, local_side
 
     j, p = make_job.build(), policy(**overrides)
     cycle = Cycle.start(make_cluster().build(), p, NOW)
@@ -299,8 +299,8 @@ def test_budget_period_is_a_field_not_a_word_in_the_message():
     """The Wait for money looks again when the binding window resets: the next UTC midnight for a
     daily budget, the next month's start for a monthly one. A namespace named "monthly-..." with a
     daily budget used to be read as monthly, from the message's words."""
-    from policies.decide import _reset_time
-    from policies.units import next_utc_midnight, next_utc_month_start
+    from policies.decide.one_job import _reset_time
+    from policies.model.units import next_utc_midnight, next_utc_month_start
 
     daily = _cloud_side(lambda: busy().spent("monthly-reports", today=9_990), job("t", "monthly-reports").gpus(8))
     assert daily.blocked.reason == Reason.BUDGET_EXHAUSTED and "monthly" in daily.blocked.message

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from policies import Placement, Reason, decide, job_from_manifest
-from policies.constants import EmitTarget
-from policies.emit import create_training_job_request, training_job_name, training_job_resource
-from policies.errors import InputError
+from policies.model.constants import EmitTarget
+from policies.decide.emit import create_training_job_request, training_job_name, training_job_resource
+from policies.model.errors import InputError
 from sim.sandbox.apiserver import bundled_crds
 from sim.sandbox.resources import types_from_crd
 from sim.sandbox.validation import validate

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from policies import InputError, job_from_manifest
-from policies.constants import CapacityType, Mode
+from policies.model.constants import CapacityType, Mode
 
 BASE = {
     "apiVersion": "batch/v1",

@@ -7,7 +7,7 @@ from dataclasses import asdict, fields
 
 import pytest
 
-from policies.decision import CloudLaunch
+from policies.model.decision import CloudLaunch
 from scheduler.ledger import Burst, launch_from_dict, launch_to_dict
 
 LAUNCH = CloudLaunch(instance_type="ml.p4d.24xlarge", instance_count=2, spot=True, role_arn="arn:aws:iam::1:role/r",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from policies import constants as C
-from policies.constants import PodReason
+from policies.model.constants import PodReason
 from scheduler.node_agent import (TOLERATIONS, Shown, gang_bound, gang_size, pod_status, refused, shown,
                                   template_patch)
 

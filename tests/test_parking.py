@@ -2,9 +2,9 @@
 
 import random
 
-from policies.capacity import INF, CapacityTimeline
-from policies.parking import Parked, ParkingLot
-from policies.snapshot import Node
+from policies.forecast.capacity import CapacityTimeline, INF
+from policies.queue.parking import Parked, ParkingLot
+from policies.model.snapshot import Node
 
 
 def crowded_timeline(rng: random.Random) -> tuple[CapacityTimeline, list]:

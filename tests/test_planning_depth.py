@@ -5,14 +5,14 @@ import random
 
 import pytest
 
-from policies.backfill_index import BackfillIndex
-from policies.constants import Placement, Reason
-from policies.decide import REQUEUE_MIN_SECONDS
-from policies.plan import plan
-from policies.planning_window import PlanningWindow
-from policies.errors import InputError
-from policies.policy_loading import load_policy
-from policies.queue_planner import QueuePlanner
+from policies.queue.backfill_index import BackfillIndex
+from policies.model.constants import Placement, Reason
+from policies.decide.one_job import REQUEUE_MIN_SECONDS
+from policies.queue.planning import plan
+from policies.queue.planning_window import PlanningWindow
+from policies.model.errors import InputError
+from policies.model.policy_loading import load_policy
+from policies.queue.queue_planner import QueuePlanner
 from sim.presets import baseline
 from sim.report import summarize
 

@@ -7,9 +7,9 @@ from collections import defaultdict
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from policies import BurstPolicy, Placement, Reason, plan
-from policies.derived import Derived
-from policies.jobs import JobRequest
-from policies.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
+from policies.forecast.derived import Derived
+from policies.model.jobs import JobRequest
+from policies.model.snapshot import CloudJob, Node, RunningPod, Snapshot, Spend
 from tests.builders import BASE_POLICY, HOUR, NOW, PRODUCT
 
 TYPE = "ml.p4de.24xlarge"
@@ -55,7 +55,7 @@ def worlds(draw):
 def _with_mode(job):
     from dataclasses import replace
 
-    from policies.constants import Mode
+    from policies.model.constants import Mode
     return replace(job, mode=Mode(job.mode))
 
 
@@ -139,6 +139,6 @@ def test_decisions_stay_sane_when_estimates_are_off_by_3x(world, factor):
 def test_format_time_writes_what_strftime_writes(seconds):
     from datetime import datetime, timezone
 
-    from policies.units import format_time
+    from policies.model.units import format_time
 
     assert format_time(seconds) == datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

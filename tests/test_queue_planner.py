@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import pytest
 
-from policies.constants import Placement
-from policies.decide import REQUEUE_MIN_SECONDS
-from policies.queue_planner import QueuePlanner, why_not_stable
-from policies.snapshot import Node
+from policies.model.constants import Placement
+from policies.decide.one_job import REQUEUE_MIN_SECONDS
+from policies.queue.queue_planner import QueuePlanner, why_not_stable
+from policies.model.snapshot import Node
 from sim.cloud import CloudModel
 from sim.engine import SimConfig, simulate
 from sim.presets import baseline

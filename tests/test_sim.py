@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from policies import BurstPolicy, InputError
-from policies.snapshot import Node
+from policies.model.snapshot import Node
 from scheduler.cli import main
 from sim.cli import parse_cluster
 from sim.cloud import CloudModel
@@ -431,7 +431,7 @@ def test_cluster_from_the_openb_inventory_and_from_a_snapshot_file(tmp_path):
 
 def test_a_job_handed_to_the_local_queue_by_an_exhausted_budget_runs_when_its_slot_comes():
     """whenExhausted: localOnly decides Local with a future start. The engine acts on it as the
-    controller does (policies.actions: keep it queued, look again when its slot comes); it used
+    controller does (policies.queue.actions: keep it queued, look again when its slot comes); it used
     to drop it and end with 'Jobs can never run'."""
     policy = BurstPolicy.model_validate({"spec": {
         "local": {"maxWaitSeconds": 0},

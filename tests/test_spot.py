@@ -108,7 +108,7 @@ def test_hindsight_switches_to_spot_when_a_long_window_opens():
 
 
 def runs_of(history, ages=8):
-    from policies.spot_plan import availability_model
+    from policies.spot.spot_plan import availability_model
 
     return availability_model(history, 600.0, ages=ages)
 
@@ -183,7 +183,7 @@ def test_planned_rule_never_misses_and_never_beats_the_hindsight_optimum(rate, r
 
 
 def test_blind_plan_goes_back_to_spot_only_when_the_model_says_it_is_likely_there():
-    from policies.spot_plan import availability_model, plan_spot_blind
+    from policies.spot.spot_plan import availability_model, plan_spot_blind
 
     # outages of 1 tick or 40, stretches of spot of 20: an outage that has lasted 3 ticks is a long one
     model = availability_model(([False] + [True] * 20 + [False] * 40 + [True] * 20) * 30, 600.0)
@@ -205,7 +205,7 @@ def test_planned_rule_meets_a_deadline_with_no_slack_for_a_changeover_back_to_sp
 
 
 def test_plan_choice_outside_the_plan_and_bad_changeover():
-    from policies.spot_plan import plan_spot
+    from policies.spot.spot_plan import plan_spot
 
     model = runs_of([True, False] * 20)
     plan = plan_spot(model, work_seconds=3600, deadline_seconds=7200, changeover_seconds=360,
@@ -220,7 +220,7 @@ def test_plan_choice_outside_the_plan_and_bad_changeover():
 
 
 def test_a_lost_state_says_so_only_when_asked_and_a_burst_plan_counts_whole_ticks():
-    from policies.spot_plan import SpotBelief, blind_choice, burst_plan, observe, spot_seen_in_status
+    from policies.spot.spot_plan import SpotBelief, blind_choice, burst_plan, observe, spot_seen_in_status
 
     # 2 h of work, 2 h 45 min to the deadline: 5 whole 30-min ticks, and the first changeover
     # (1,020 s, rounded up to 1,200) leaves no tick to spare in the plan's coarse model.
@@ -241,7 +241,7 @@ def test_a_lost_state_says_so_only_when_asked_and_a_burst_plan_counts_whole_tick
 
 
 def test_a_long_burst_plan_stays_under_its_memory_cap_or_leaves_it_to_the_safety_net():
-    from policies.spot_plan import PLAN_BYTES_MAX, burst_plan
+    from policies.spot.spot_plan import PLAN_BYTES_MAX, burst_plan
 
     week = burst_plan(tick_seconds=1800, work_seconds=120 * 3600, time_left_seconds=168 * 3600,
                       changeover_seconds=1020, spot_usd_per_hour=9.0, on_demand_usd_per_hour=28.0)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from policies.units import format_micro_time, format_time
+from policies.model import format_micro_time, format_time
 
 from ..cluster_spec import node_groups
 from ..sandbox.machinery import pod_status_at

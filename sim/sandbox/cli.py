@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from policies import InputError, InputIssue
-from policies.cli_numbers import PORT, POSITIVE
+from policies.model import PORT, POSITIVE
 
 from ..cluster_spec import node_groups
 from ..files import check_writable_file

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from policies.jobs import pod_spec_gpus
+from policies.model import pod_spec_gpus
 
 from ..cluster_spec import node_groups
 from .loop import ReconcileLoop

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from policies.units import parse_time
+from policies.model import parse_time
 
 from .store import ResourceType
 

@@ -20,7 +20,7 @@ import pytest
 
 from policies import BurstPolicy
 from policies import constants as C
-from policies.units import parse_time
+from policies.model.units import parse_time
 from scheduler.controller import Controller, Settings
 from sim.control_plane.kubelet import StandInKubelet
 from tests.real.conftest import condition, wait_for

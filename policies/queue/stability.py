@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from .jobs import JobRequest
-from .policy import BurstPolicy
+from ..model import BurstPolicy, JobRequest
 
 
 def why_not_stable(policy: BurstPolicy) -> str | None:

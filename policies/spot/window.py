@@ -19,7 +19,7 @@ of the paper's greedy rule. MaxWaitTimeInSeconds then runs to the deadline, and 
 does the fallback.
 
 With `spot.fallback: planned` that safety net stays, and within it the controller follows a plan
-of least expected cost (policies/spot_plan.py): leave spot early in a long outage, go back to
+of least expected cost (policies/spot/spot_plan.py): leave spot early in a long outage, go back to
 managed spot when it is likely there again.
 """
 

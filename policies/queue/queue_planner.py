@@ -26,20 +26,15 @@ from bisect import insort
 from typing import Protocol
 
 from .backfill_index import BackfillIndex
-from .catalog import Catalog
-from .decide import (REQUEUE_MIN_SECONDS, Cycle, Evaluated, backfill_beyond_depth, beyond_planning_depth,
-                     may_backfill_beyond_depth)
-from .decision import Decision
-from .derived import Derived
-from .estimates import estimate_runtime
+from ..model import BurstPolicy, Catalog, Decision, JobRequest, Snapshot
+from ..decide import (Cycle, Evaluated, REQUEUE_MIN_SECONDS, backfill_beyond_depth, beyond_planning_depth,
+                      may_backfill_beyond_depth)
+from ..forecast import Derived, estimate_runtime
 from .held_slot_mode import HeldSlotMode
-from .jobs import JobRequest
 from .plan_result import Plan, queue_order
 from .planning_window import PlanningWindow
-from .policy import BurstPolicy
 from .queue_streams import Entry, OrderKey, remove as remove_entry
 from .replan_mode import ReplanMode
-from .snapshot import Snapshot
 from .stability import has_budget, volatile, why_not_stable
 from .stable_modes import FifoMode, OutOfOrderMode, StableMode
 

@@ -14,12 +14,10 @@ from bisect import bisect_right, insort
 from typing import Any
 
 from .alarm_heap import AlarmHeap
-from .capacity import INF, CapacityTimeline, LocalSlot, occupation_digest
-from .decide import Evaluated
-from .derived import Derived
-from .jobs import JobRequest
+from ..forecast import CapacityTimeline, Derived, INF, LocalSlot, occupation_digest
+from ..decide import Evaluated
+from ..model import JobRequest, Snapshot
 from .queue_streams import Entry, find
-from .snapshot import Snapshot
 
 Region = tuple[int, float, float]  # (node index, from, to): where a slot's GPUs are
 Occupation = tuple[str, int, float]  # (node name, GPUs, until): a local start, as the adapter shows it

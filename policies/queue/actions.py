@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import math
 
-from .constants import Placement
-from .decision import Decision
+from ..model import Decision, Placement, value
 from .plan_result import Plan
-from .values import value
 
 
 @value

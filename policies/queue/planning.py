@@ -21,16 +21,10 @@ from __future__ import annotations
 
 from typing import Iterable, Literal
 
-from .capacity import LocalSlot
-from .catalog import Catalog
-from .constants import Placement
-from .decide import REQUEUE_MIN_SECONDS, Cycle, backfill_beyond_depth, beyond_planning_depth
-from .decision import Decision
-from .derived import Derived
-from .jobs import JobRequest
+from ..forecast import Derived, LocalSlot
+from ..model import BurstPolicy, Catalog, Decision, JobRequest, Placement, Snapshot
+from ..decide import Cycle, REQUEUE_MIN_SECONDS, backfill_beyond_depth, beyond_planning_depth
 from .plan_result import Plan, SolverReport, queue_order
-from .policy import BurstPolicy
-from .snapshot import Snapshot
 from .walk_steps import decide_in_turn
 
 __all__ = ["Plan", "SolverReport", "plan", "queue_order"]

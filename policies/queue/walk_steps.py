@@ -7,11 +7,9 @@ claiming the same GPUs, dollars or quota (Kueue's "assume, then write").
 
 from __future__ import annotations
 
-from .capacity import LocalSlot
-from .constants import Placement
-from .decide import Cycle, Evaluated, assume, evaluate
-from .decision import Decision
-from .jobs import JobRequest
+from ..forecast import LocalSlot
+from ..model import Decision, JobRequest, Placement
+from ..decide import Cycle, Evaluated, assume, evaluate
 from .plan_result import SolverReport
 
 

@@ -76,7 +76,7 @@ class Snapshot:
     gpu_utilization_percent: float | None = None  # cluster average, when the adapter already averaged it
     utilization_samples: tuple[tuple[float, float], ...] = ()  # (time, cluster-average %), e.g. from DCGM
     # What the core derives from a snapshot (capacity timeline, queue forecast, run-time history)
-    # is kept in a policies.derived.Derived that the caller passes along, not here.
+    # is kept in a policies.forecast.Derived that the caller passes along, not here.
 
     def spend_of(self, namespace: str) -> Spend:
         for s in self.spend:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from .capacity import CapacityTimeline, LocalSlot
 from .estimates import RuntimeHistory, estimate_runtime, expected_end, runtime_history
-from .jobs import JobRequest
-from .policy import BurstPolicy
-from .snapshot import Snapshot
+from ..model import BurstPolicy, JobRequest, Snapshot
 
 
 class Derived:

@@ -22,17 +22,10 @@ from typing import Any, NamedTuple
 
 from ortools.sat.python import cp_model
 
-from .capacity import INF
-from .catalog import Catalog
-from .constants import Mode, Placement
-from .decide import Cycle, assume, evaluate, local_max_wait
-from .decision import Decision, OptionCost
-from .derived import Derived
-from .estimates import expected_end
-from .jobs import JobRequest
+from ..forecast import Derived, INF, expected_end
+from ..model import BurstPolicy, Catalog, Decision, JobRequest, Mode, OptionCost, Placement, RunningPod, Snapshot
+from ..decide import Cycle, assume, evaluate, local_max_wait
 from .plan_result import SolverReport
-from .policy import BurstPolicy
-from .snapshot import RunningPod, Snapshot
 
 MAX_HORIZON_SLOTS = 600
 MIN_SLOT_SECONDS = 60

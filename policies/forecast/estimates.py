@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from statistics import median
 
-from .jobs import JobRequest
-from .policy import BurstPolicy
-from .snapshot import CompletedJob, RunningPod
+from ..model import BurstPolicy, CompletedJob, JobRequest, RunningPod
 
 MIN_REMAINING_SECONDS = 60.0
 

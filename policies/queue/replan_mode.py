@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from .capacity import INF
-from .constants import Placement
-from .derived import Derived
-from .plan import plan
+from ..forecast import Derived, INF
+from ..model import Placement, Snapshot
+from .planning import plan
 from .plan_result import Plan
-from .snapshot import Snapshot
 from .stable_modes import ROUNDING_STEP, TIMEOUT_SLACK
 
 if TYPE_CHECKING:

@@ -18,8 +18,7 @@ from bisect import bisect_left, bisect_right, insort
 
 import numpy as np
 
-from .snapshot import Node
-from .values import value
+from ..model import Node, value
 
 INF = math.inf
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .decision import Decision
-from .jobs import JobRequest
-from .values import value
+from ..model import Decision, JobRequest, value
 
 
 @value

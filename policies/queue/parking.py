@@ -14,9 +14,9 @@ from bisect import bisect_right, insort
 from dataclasses import replace
 from typing import Callable, Iterator
 
-from .decide import EPSILON, REQUEUE_MIN_SECONDS, price_turns_at
+from ..decide import EPSILON, REQUEUE_MIN_SECONDS, price_turns_at
 from .queue_streams import Entry
-from .values import value
+from ..model import value
 
 Shape = tuple[int, int, "str | None"]  # GPUs per pod, pods, GPU product
 

@@ -1,6 +1,6 @@
 """Spot or on-demand, tick by tick, for one deadline Job: the plan that is cheapest on average.
 
-Greedy (policies/spot.py) idles through every outage until the slack is gone and then runs the
+Greedy (policies/spot/window.py) idles through every outage until the slack is gone and then runs the
 rest on on-demand. Real spot outages are mostly short, but a few last hours, and the longer one
 has lasted, the longer it tends to go on. The cheapest rule therefore depends on how availability
 behaves, which a history of it tells. This module learns that behaviour and plans by it:
@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:
-    from .policy import BurstPolicy
+    from ..model import BurstPolicy
 
 NOTHING, SPOT, ON_DEMAND = 0, 1, 2
 LOST = 3  # blind plans: no plan meets the deadline from here in the plan's coarse model (on-demand now)
-INSTANCES = ("none", "spot", "od")  # the names sim/spot_job.py and policies/spot.py use
+INSTANCES = ("none", "spot", "od")  # the names sim/spot_job.py and policies/spot/window.py use
 DEFAULT_AGES = 8  # ages tracked: 8 ticks of 10 min; longer runs share the last age's rate
 PRIOR_TICKS = 5.0  # weight, in ticks observed, of the state's overall rate at each age
 

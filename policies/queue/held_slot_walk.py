@@ -50,17 +50,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .capacity import LocalSlot
-from .constants import Placement
-from .decide import EPSILON, REQUEUE_MIN_SECONDS, Evaluated, price_turns_at, reserves
-from .decision import Decision
-from .derived import Derived
+from ..forecast import Derived, LocalSlot
+from ..model import Decision, JobRequest, Placement, Snapshot
+from ..decide import EPSILON, Evaluated, REQUEUE_MIN_SECONDS, price_turns_at, reserves
 from .held_slots import Occupation, Region, View, occupations, regions, same_slot
-from .jobs import JobRequest
 from .parking import Parked, Shape
 from .plan_result import Plan
 from .queue_streams import BEFORE_EVERY_JOB, Entry, MergedStreams, cursor_after
-from .snapshot import Snapshot
 from .walk_steps import GREEDY, decide_in_turn
 
 if TYPE_CHECKING:

@@ -11,17 +11,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
-from .capacity import INF, CapacityTimeline, LocalSlot
-from .catalog import Catalog, default_catalog
+from ..forecast import CapacityTimeline, Derived, INF, LocalSlot
+from ..model import (BudgetExhaustedAction, BudgetLimit, BudgetPeriod, BurstPolicy, CapacityType, Catalog, CloudLaunch,
+                     Decision, Evidence, JobRequest, Mode, OptionCost, Placement, Reason, Snapshot, Spend, Text,
+                     WaitCostBasis, default_catalog, format_time, next_utc_midnight, next_utc_month_start, value)
 from .cloud import Blocked, burst_target, cloud_options
-from .constants import BudgetExhaustedAction, CapacityType, Mode, Placement, Reason, WaitCostBasis
-from .decision import CloudLaunch, Decision, Evidence, OptionCost, Text
-from .derived import Derived
-from .jobs import JobRequest
-from .policy import BudgetLimit, BudgetPeriod, BurstPolicy
-from .snapshot import Snapshot, Spend
-from .units import format_time, next_utc_midnight, next_utc_month_start
-from .values import value
 
 REQUEUE_MIN_SECONDS = 1.0  # the controller may impose a longer floor; the simulator needs exact timeouts
 REQUEUE_MAX_SECONDS = 300.0  # forecasts drift as Jobs end early or late: look again soon

@@ -7,13 +7,9 @@ import math
 from functools import partial
 from typing import Callable, NamedTuple
 
-from .catalog import Catalog, InstanceType, gpu_family_of_product
-from .constants import SAGEMAKER_IMAGE, CapacityType, EmitTarget, Placement, Reason
-from .decision import CloudLaunch, OptionCost
-from .jobs import JobRequest
-from .policy import BudgetPeriod, BurstPolicy
-from .spot import SpotWindow, spot_window
-from .values import value
+from ..model import (BudgetPeriod, BurstPolicy, CapacityType, Catalog, CloudLaunch, EmitTarget, InstanceType,
+                     JobRequest, OptionCost, Placement, Reason, SAGEMAKER_IMAGE, gpu_family_of_product, value)
+from ..spot import SpotWindow, spot_window
 
 
 

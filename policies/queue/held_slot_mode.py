@@ -18,20 +18,16 @@ from bisect import insort
 from typing import TYPE_CHECKING, Any
 
 from .alarm_heap import AlarmHeap
-from .capacity import INF
-from .constants import Reason
-from .decide import Evaluated, local_max_wait
-from .derived import Derived
+from ..forecast import Derived, INF
+from ..model import JobRequest, Reason, Snapshot, next_utc_midnight
+from ..decide import Evaluated, local_max_wait
 from .held_slot_walk import HeldSlotWalk
 from .held_slots import HeldSlots, Region, View
-from .jobs import JobRequest
 from .parking import Parked, ParkingLot
 from .plan_result import Plan
 from .queue_streams import Entry, remove
-from .snapshot import Snapshot
 from .stability import volatile
 from .stable_modes import ROUNDING_STEP, TIMEOUT_SLACK
-from .units import next_utc_midnight
 
 if TYPE_CHECKING:
     from .queue_planner import QueuePlanner

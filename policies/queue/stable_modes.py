@@ -18,16 +18,12 @@ from bisect import insort
 from typing import TYPE_CHECKING, Iterator
 
 from .alarm_heap import AlarmHeap
-from .capacity import INF, CapacityTimeline
-from .constants import Placement
-from .decide import REQUEUE_MIN_SECONDS, Cycle
-from .decision import Decision, Evidence
-from .derived import Derived
-from .jobs import JobRequest
+from ..forecast import CapacityTimeline, Derived, INF
+from ..model import Decision, Evidence, JobRequest, Placement, Snapshot
+from ..decide import Cycle, REQUEUE_MIN_SECONDS
 from .parking import Shape
 from .plan_result import Plan
 from .queue_streams import Entry, MergedStreams, cursor, find, remove
-from .snapshot import Snapshot
 from .stability import volatile
 from .walk_steps import GREEDY, decide_in_turn
 

@@ -19,10 +19,7 @@ import hashlib
 import re
 from typing import Any, Callable
 
-from . import constants as C
-from .constants import EmitTarget
-from .decision import CloudLaunch
-from .jobs import JobRequest
+from ..model import CloudLaunch, EmitTarget, JobRequest, constants as C
 
 ACK_API_VERSION = "sagemaker.services.k8s.aws/v1alpha1"
 LEGACY_API_VERSION = "sagemaker.aws.amazon.com/v1"

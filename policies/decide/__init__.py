@@ -1,0 +1,15 @@
+"""decide(): one Job, one answer; the cloud side of it; and what a burst is written out as.
+
+Imports policies.model, policies.forecast and policies.spot."""
+
+from .emit import create_training_job_request, training_job_name, training_job_resource
+from .one_job import (Cycle, EPSILON, Evaluated, REQUEUE_MIN_SECONDS, assume, backfill_beyond_depth,
+                      beyond_planning_depth, decide, evaluate, is_managed, local_max_wait, may_backfill_beyond_depth,
+                      policy_catalog, price_turns_at, reserves)
+
+__all__ = [
+    "Cycle", "EPSILON", "Evaluated", "REQUEUE_MIN_SECONDS", "assume", "backfill_beyond_depth",
+    "beyond_planning_depth", "create_training_job_request", "decide", "evaluate", "is_managed",
+    "local_max_wait", "may_backfill_beyond_depth", "policy_catalog", "price_turns_at", "reserves",
+    "training_job_name", "training_job_resource",
+]
