@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from policies import BurstPolicy, default_policy  # noqa: E402
 from scheduler.output import table  # noqa: E402
-from sim.cli import parse_cluster  # noqa: E402
+from sim.cli_world import parse_cluster  # noqa: E402
 from sim.cloud import CloudModel  # noqa: E402
 from sim.engine import SimConfig, simulate  # noqa: E402
 from sim.presets import baseline  # noqa: E402

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sim.cli import parse_cluster  # noqa: E402
+from sim.cli_world import parse_cluster  # noqa: E402
 from sim.cloud import CloudModel  # noqa: E402
 from sim.engine import SimConfig, simulate  # noqa: E402
 from sim.presets import baseline  # noqa: E402

@@ -44,7 +44,7 @@ CONFIGS = ["no-wait:64", "no-wait:128", "constant-wait-1h:64", "constant-wait-1h
 
 def child(spec: str) -> None:
     sys.path.insert(0, str(ROOT))
-    from sim.cli import parse_cluster
+    from sim.cli_world import parse_cluster
     from sim.cloud import CloudModel
     from sim.engine import SimConfig, simulate
     from sim.presets import baseline

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from importlib import resources
-from pathlib import Path
 from typing import Sequence
 
 
@@ -16,16 +15,15 @@ from policies import (
     check_policy_text,
     decide,
     default_catalog,
-    default_policy,
     job_from_manifest,
     json_schema,
-    load_policy,
     load_snapshot,
     plan,
     queue_order,
 )
 from policies.model import POSITIVE, format_time, parse_time
 
+from .cli_inputs import policy_from, read_input
 from .output import duration, emit, money, table
 
 EXAMPLES = resources.files("policies").joinpath("examples")
@@ -161,14 +159,14 @@ def _common(p: argparse.ArgumentParser, cluster: bool) -> None:
 
 
 def cmd_explain(args) -> int:
-    policy = _policy(args.policy)
+    policy = policy_from(args.policy)
     snapshot = _snapshot(args.cluster)
     if args.job is None:
         text, source = EXAMPLES.joinpath("job.yaml").read_text(), "bundled example job.yaml"
         if args.output == "table":
             print("(no JOB given: using the bundled example Job and cluster; see --help)\n")
     else:
-        text, source = _read(args.job), args.job
+        text, source = read_input(args.job), args.job
     job = job_from_manifest(_yaml(text, source), source)
     now = _now(args, snapshot)
     decision = decide(job, snapshot, policy, now)
@@ -180,7 +178,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    policy = _policy(args.policy)
+    policy = policy_from(args.policy)
     snapshot = _snapshot(args.cluster)
     files = args.jobs
     if not files and args.cluster is None:
@@ -214,7 +212,7 @@ def _jobs_in(path: str) -> list:
     """The Job manifests of a YAML file; several may be separated by ---."""
     import yaml
 
-    text = _read(path)
+    text = read_input(path)
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
@@ -240,7 +238,7 @@ def cmd_policy_validate(args) -> int:
     results, failed = [], False
     for path in args.files:
         try:
-            _, issues = check_policy_text(_read(path), path)
+            _, issues = check_policy_text(read_input(path), path)
         except InputError as exc:
             issues = exc.issues
         failed |= any(i.severity == "error" for i in issues)
@@ -258,7 +256,7 @@ def cmd_policy_validate(args) -> int:
 
 
 def cmd_policy_show(args) -> int:
-    policy = _policy(args.file)
+    policy = policy_from(args.file)
     emit(policy.to_yaml_dict(), args.output)
     return 0
 
@@ -346,19 +344,6 @@ def _time_or_never(t: float) -> str:
 # --- input ----------------------------------------------------------------------------------------
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except FileNotFoundError:
-        raise InputError([InputIssue(path, "", "file not found", "check the path")]) from None
-    except IsADirectoryError:
-        raise InputError([InputIssue(path, "", "is a directory", "name a YAML file")]) from None
-    except UnicodeDecodeError:
-        raise InputError([InputIssue(path, "", "not a text file", "name a YAML file")]) from None
-    except OSError as exc:
-        raise InputError([InputIssue(path, "", f"cannot read: {exc.strerror}", "check permissions")]) from None
-
-
 def _yaml(text: str, source: str):
     from policies.model import parse_yaml
 
@@ -366,16 +351,10 @@ def _yaml(text: str, source: str):
     return data
 
 
-def _policy(path: str | None):
-    if path is None:
-        return default_policy()
-    return load_policy(_read(path), path)
-
-
 def _snapshot(path: str | None):
     if path is None:
         return load_snapshot(EXAMPLES.joinpath("cluster.yaml").read_text(), "bundled example cluster.yaml")
-    return load_snapshot(_read(path), path)
+    return load_snapshot(read_input(path), path)
 
 
 def _now(args, snapshot) -> float:

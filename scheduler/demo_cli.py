@@ -86,11 +86,11 @@ def manifest(job) -> dict:
 
 
 def cmd_demo(args) -> int:
-    from .cli import _policy
+    from .cli_inputs import policy_from
 
     # Read the policy before anything starts: a bad file must not leave a sandbox, SageMaker and
     # their threads running, nor the process's loggers silenced.
-    policy = _policy(args.policy)
+    policy = policy_from(args.policy)
     logging.basicConfig(level=logging.ERROR)
     for noisy in ("werkzeug", "botocore", "urllib3", "scheduler", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)

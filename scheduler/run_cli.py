@@ -108,11 +108,11 @@ def cmd_run(args) -> int:
     handler.setFormatter(JsonFormatter() if args.log_format == "json" else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=args.log_level, handlers=[handler])
-    from .cli import _policy
+    from .cli_inputs import policy_from
     from .controller import Controller, Settings
     from .kube import Kube, api_client
 
-    policy = _policy(args.policy)
+    policy = policy_from(args.policy)
     try:
         kube = Kube(api_client(args.kubeconfig, args.context))
     except Exception as exc:  # noqa: BLE001 - the kubernetes config loader raises several kinds

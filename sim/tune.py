@@ -13,6 +13,7 @@ import yaml
 
 from policies import BurstPolicy, InputError, InputIssue, default_policy, load_policy
 
+from .cli_world import add_world_options, with_restart_overhead, world
 from .engine import SimConfig, simulate
 from .files import check_writable_file, make_folder, read_text, write_text
 from .report import Summary, pareto_front, summarize
@@ -25,7 +26,7 @@ DEFAULT_GRID = {
 GOAL = re.compile(r"^\s*(\w+)\s*(<=|<|>=|>)\s*([0-9.eE+-]+)\s*$")
 
 
-def register(sub: argparse._SubParsersAction, add_world_options) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="sweep policy parameters, show the Pareto frontier, write the best policy",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
 Run the simulator once per combination of parameter values (in parallel over the machine's
@@ -99,13 +100,11 @@ def _one(task):
 
 
 def run(args) -> int:
-    from .cli import _world, with_restart_overhead
-
     if args.write:  # checked before the sweep, not after it
         check_writable_file(Path(args.write), "--write")
     if args.plot:
         make_folder(Path(args.plot), "--plot")
-    jobs, nodes, cloud, tick = _world(args)
+    jobs, nodes, cloud, tick = world(args)
     base = (load_policy(read_text(Path(args.policy), "a BurstPolicy YAML file"), args.policy) if args.policy
             else default_policy()).to_yaml_dict()
     base = with_restart_overhead(base, args.restart_overhead)  # the world's flag, in the policy too

@@ -11,7 +11,7 @@ import pytest
 from policies import BurstPolicy, InputError
 from policies.model.snapshot import Node
 from scheduler.cli import main
-from sim.cli import parse_cluster
+from sim.cli_world import parse_cluster
 from sim.cloud import CloudModel
 from sim.engine import SimConfig, simulate
 from sim.presets import baseline, scenario_baseline
