@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
+import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +85,68 @@ def test_the_contract_test_catches_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import time\nfrom kubernetes import client\n")
     assert {"time", "kubernetes"} <= {top(n) for n in imports_of(bad)}
+
+
+def test_the_import_contracts_hold():
+    """pyproject.toml's [tool.importlinter] contracts: policies/ in layers, each sub-package read
+    through its face, no cycles between the modules of one package. (In its own process: the
+    linter reconfigures logging, which would silence the loggers other tests read.)"""
+    lint = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--config", str(ROOT / "pyproject.toml"),
+                           "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_every_sub_package_of_policies_is_in_a_layer_and_behind_its_face():
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    packages = {p.parent.name for p in (ROOT / "policies").glob("*/__init__.py")}
+    layered = {name.strip() for c in contracts if c["type"] == "layers" for layer in c["layers"]
+               for name in layer.split("|")}
+    faced = {c["protected_modules"][0].split(".")[1] for c in contracts if c["type"] == "protected"}
+    assert packages == layered == faced == {"model", "forecast", "spot", "decide", "queue"}
+    assert [p.name for p in (ROOT / "policies").glob("*.py")] == ["__init__.py"], "a module outside the layers"
+
+
+def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """The graph's strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = stack[stack.index(module):]
+            del stack[stack.index(module):]
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_import_cycles():
+    """No module imports, through any chain, a module that imports it back (faces included).
+    Imports under TYPE_CHECKING never run and are left out: see pyproject.toml's acyclic contract."""
+    graph = grimp.build_graph("policies", "scheduler", "sim", exclude_type_checking_imports=True, cache_dir=None)
+    assert sys.getrecursionlimit() > len(graph.modules)
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = grimp.ImportGraph()
+    for importer, imported in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e")]:
+        graph.add_import(importer=importer, imported=imported)
+    assert import_cycles(graph) == [["a", "b", "c"]]
 
 
 def test_the_api_version_literal_is_the_groups():
