@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -122,15 +121,21 @@ def test_watch_resumes_across_a_reconnect(api):
 
 
 def test_watch_sees_live_events_and_bookmarks(api, server):
+    """Events come through a watch as they happen: the second Job is created only once the first
+    has come through, and it must come through the same stream. (A server that held events back
+    until the stream ends would have closed it by then; no clock is read.)"""
     batch = client.BatchV1Api(api)
     rv = batch.list_namespaced_job("default").metadata.resource_version
-    threading.Timer(0.3, lambda: batch.create_namespaced_job("default", job("live"))).start()
+    batch.create_namespaced_job("default", job("first"))
     w = watch.Watch()
-    start = time.monotonic()
-    for event in w.stream(batch.list_namespaced_job, "default", resource_version=rv, timeout_seconds=3):
-        assert event["object"].metadata.name == "live"
-        w.stop()
-    assert time.monotonic() - start < 2  # delivered as it happened, not at the end of the stream
+    seen = []
+    for event in w.stream(batch.list_namespaced_job, "default", resource_version=rv, timeout_seconds=30):
+        seen.append((event["type"], event["object"].metadata.name))
+        if len(seen) == 1:
+            batch.create_namespaced_job("default", job("second"))
+        else:
+            w.stop()
+    assert seen == [("ADDED", "first"), ("ADDED", "second")]
     raw = http("GET", f"{server.url}/apis/batch/v1/namespaces/default/jobs?watch=true&resourceVersion={rv}"
                       "&allowWatchBookmarks=true&timeoutSeconds=1")
     kinds = [json.loads(line)["type"] for line in raw.splitlines() if line]
@@ -198,18 +203,6 @@ def test_malformed_json_is_400_and_changes_nothing(api, server):
     assert client.BatchV1Api(api).list_namespaced_job("default").items == []
 
 
-ACK_JOB = {
-    "apiVersion": "sagemaker.services.k8s.aws/v1alpha1", "kind": "TrainingJob",
-    "metadata": {"name": "train-1"},
-    "spec": {"trainingJobName": "train-1", "roleARN": "arn:aws:iam::1:role/r",
-             "algorithmSpecification": {"trainingImage": "img", "trainingInputMode": "File"},
-             "outputDataConfig": {"s3OutputPath": "s3://b/out/"},
-             "resourceConfig": {"instanceType": "ml.g5.xlarge", "instanceCount": 1, "volumeSizeInGB": 50},
-             "stoppingCondition": {"maxRuntimeInSeconds": 3600, "maxWaitTimeInSeconds": 7200},
-             "enableManagedSpotTraining": True},
-}
-
-
 def test_sagemaker_custom_resources_are_validated_against_the_real_crd(api):
     crs = client.CustomObjectsApi(api)
     g, v, p = "sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs"
@@ -261,6 +254,7 @@ def test_kubectl_works_unmodified(server, tmp_path):
 # --- the simulated machinery behind the API ---------------------------------------------------------
 
 from sim.sandbox.machinery import Machinery, add_nodes  # noqa: E402
+from tests.builders import ACK_JOB
 
 
 @pytest.fixture
