@@ -147,3 +147,44 @@ def webhook_configs(url: str, ca: str, failure_policy: str = "Fail") -> list[dic
              "metadata": {"name": "spillway"}, "webhooks": [hook("suspend", MUTATE_PATH, ["CREATE"])]},
             {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
              "metadata": {"name": "spillway"}, "webhooks": [hook("annotations", VALIDATE_PATH, ["CREATE", "UPDATE"])]}]
+
+
+BROKEN = """\
+apiVersion: spillway.io/v1alpha1
+kind: BurstPolicy
+spec:
+  local:
+    maxWaitSecond: 600
+    hotUtilizationPercent: 250
+  sageMaker:
+    emit: helm
+    quotas:
+      ml.p4d.24xlarg: 2
+  budgets:
+    default: {dailyUsd: -5}
+"""
+
+
+BASE_JOB = {
+    "apiVersion": "batch/v1",
+    "kind": "Job",
+    "metadata": {"name": "train-7", "namespace": "ml", "creationTimestamp": "2026-11-28T14:00:00Z",
+                 "labels": {"team": "nlp"}, "annotations": {"spillway.io/mode": "auto"}},
+    "spec": {"suspend": True, "template": {"spec": {
+        "restartPolicy": "Never",
+        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
+        "containers": [{"name": "t", "image": "img:1", "resources": {"limits": {"nvidia.com/gpu": "4"}}}],
+    }}},
+}
+
+
+ACK_JOB = {
+    "apiVersion": "sagemaker.services.k8s.aws/v1alpha1", "kind": "TrainingJob",
+    "metadata": {"name": "train-1"},
+    "spec": {"trainingJobName": "train-1", "roleARN": "arn:aws:iam::1:role/r",
+             "algorithmSpecification": {"trainingImage": "img", "trainingInputMode": "File"},
+             "outputDataConfig": {"s3OutputPath": "s3://b/out/"},
+             "resourceConfig": {"instanceType": "ml.g5.xlarge", "instanceCount": 1, "volumeSizeInGB": 50},
+             "stoppingCondition": {"maxRuntimeInSeconds": 3600, "maxWaitTimeInSeconds": 7200},
+             "enableManagedSpotTraining": True},
+}

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from scheduler.cli import main
-from tests.test_policy_loading import BROKEN
+from tests.builders import BROKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "policies" / "examples"

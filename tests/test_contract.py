@@ -155,3 +155,13 @@ def test_the_api_version_literal_is_the_groups():
     from policies.model.constants import API_GROUP, API_VERSION
 
     assert API_VERSION == f"{API_GROUP}/v1alpha1"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests").glob("test_*.py")), ids=lambda p: p.name)
+def test_a_test_module_imports_no_other_test_module(path):
+    """Shared fixtures live in tests/conftest.py, shared helpers in helper modules (builders,
+    sandboxes, scenario, planner_runs, waiting): a test module is never imported for its helpers."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not [m for m in modules if m.split(".")[-1].startswith("test_")], f"{path.name} imports a test module"

@@ -24,62 +24,19 @@ from scheduler.kube import Kube, api_client
 from scheduler.ledger import DONE, LAUNCHING, RUNNING
 from scheduler.sagemaker import SageMaker
 from sim import sagemaker_lifecycle
-from sim.sagemaker_lifecycle import SageMakerSandbox
 from sim.sandbox.ack import AckStandIn
-from sim.sandbox.apiserver import SandboxServer
-from sim.sandbox.machinery import add_nodes
 from tests.builders import BUCKET, ROLE, policy
 from tests.waiting import wait_for
+from tests.sandboxes import IMAGE, SUSPENDED, controller, create, kube_of, manifest
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"
-PRODUCT = "NVIDIA-A100-SXM4-80GB"
 ACK = ("sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs")
-SUSPENDED = {"burstAs": "suspendedJob"}
-
-
-@pytest.fixture
-def cluster():
-    server = SandboxServer().start()
-    add_nodes(server.store, f"1x8:{PRODUCT}")
-    for ns in ("ml", "spillway-system"):
-        server.store.create(server.store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def sagemaker():
-    sm = SageMakerSandbox(time_scale=600, startup_seconds=30, restart_seconds=30).start()
-    yield sm
-    sm.stop()
 
 
 def adapter(sagemaker) -> SageMaker:
     """The controller's SageMaker adapter (with its own retry policy) on the sandbox's SageMaker."""
     return SageMaker("us-east-1", endpoint_url=sagemaker.endpoint_url, aws_access_key_id="sandbox",
                      aws_secret_access_key="sandbox")
-
-
-def kube_of(server) -> Kube:
-    return Kube(api_client(host=server.url))
-
-
-def manifest(name: str, gpus: int = 8, command: list[str] | None = None, run_seconds: int = 600, **ann: str) -> dict:
-    container = {"name": "trainer", "image": IMAGE, "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
-    if command:
-        container["command"] = command
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": name, "namespace": "ml", "annotations": {
-                C.MODE: "auto", C.RUNTIME_ESTIMATE: "1h", **ann}},
-            "spec": {"suspend": True, "backoffLimit": 0, "template": {
-                "metadata": {"annotations": {"sandbox.spillway.io/run-seconds": str(run_seconds)}},
-                "spec": {"restartPolicy": "Never", "nodeSelector": {C.GPU_PRODUCT_LABEL: PRODUCT},
-                         "containers": [container]}}}}
-
-
-def create(server, m: dict) -> dict:
-    return client.BatchV1Api(api_client(host=server.url)).create_namespaced_job("ml", m).to_dict()
 
 
 def job_annotations(server, name: str) -> dict:
@@ -90,11 +47,6 @@ def job_annotations(server, name: str) -> dict:
 def events_of(server, name: str) -> list[tuple[str, str]]:
     items, _ = server.store.list(server.store.type_for("", "v1", "events"), "ml")
     return [(e["reason"], e["message"]) for e in items if e["involvedObject"]["name"] == name]
-
-
-def controller(server, *, emit="ack", sm=None, **spec) -> Controller:
-    p = policy(sageMaker={"emit": emit, **SUSPENDED}, **spec)
-    return Controller(kube_of(server), p, sagemaker=sm, settings=Settings(burst_poll_seconds=0), clock=time.time)
 
 
 def training_status(sagemaker, name: str) -> str | None:

@@ -22,7 +22,7 @@ from scheduler.sagemaker import SageMaker
 from sim.sandbox.apiserver import SandboxServer
 from sim.sandbox.machinery import Machinery, add_nodes
 from tests.builders import policy
-from tests.test_controller import PRODUCT, create, manifest, sagemaker  # noqa: F401 (fixture)
+from tests.sandboxes import PRODUCT, create, manifest
 
 WRITES = {"patch_job", "event", "create_custom", "delete_custom", "create_config_map", "replace_config_map",
           "create_training_job", "stop",
@@ -147,7 +147,7 @@ def check(server, sagemaker, ctl, final, tag: str, burst_as: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("burst_as", ["suspendedJob", "virtualNode"])
-def test_a_controller_killed_at_any_write_recovers_exactly(sagemaker, burst_as):  # noqa: F811
+def test_a_controller_killed_at_any_write_recovers_exactly(sagemaker, burst_as):
     short = burst_as[0]
     writes, clean = run_world(sagemaker, None, False, f"clean{short}", burst_as)
     assert len(clean) == 2 and writes >= 20

@@ -8,7 +8,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from policies import InputError, job_from_manifest, load_policy, load_snapshot
-from tests.test_jobs import BASE as JOB
+from tests.builders import BASE_JOB as JOB
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
                     st.text(max_size=12), st.sampled_from(["ack", "1h", "s3://x/", "2026-11-28T00:00:00Z", "-1",

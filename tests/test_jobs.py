@@ -8,18 +8,7 @@ import pytest
 
 from policies import InputError, job_from_manifest
 from policies.model.constants import CapacityType, Mode
-
-BASE = {
-    "apiVersion": "batch/v1",
-    "kind": "Job",
-    "metadata": {"name": "train-7", "namespace": "ml", "creationTimestamp": "2026-11-28T14:00:00Z",
-                 "labels": {"team": "nlp"}, "annotations": {"spillway.io/mode": "auto"}},
-    "spec": {"suspend": True, "template": {"spec": {
-        "restartPolicy": "Never",
-        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
-        "containers": [{"name": "t", "image": "img:1", "resources": {"limits": {"nvidia.com/gpu": "4"}}}],
-    }}},
-}
+from tests.builders import BASE_JOB as BASE
 
 
 def manifest(**changes):

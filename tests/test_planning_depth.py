@@ -17,7 +17,7 @@ from sim.presets import baseline
 from sim.report import summarize
 
 from .builders import cluster, job, policy
-from .test_queue_planner import budget_bound_policy, mixed_trace, outcomes, shipped_default
+from .planner_runs import budget_bound_policy, mixed_trace, outcomes, shipped_default
 
 BEYOND = Reason.QUEUED_BEYOND_PLANNING_DEPTH
 

@@ -11,24 +11,10 @@ import pytest
 import yaml
 
 from policies import InputError, check_policy_text, default_policy, json_schema, load_policy
+from tests.builders import BROKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(ROOT.glob("policies/*.yaml"))
-
-BROKEN = """\
-apiVersion: spillway.io/v1alpha1
-kind: BurstPolicy
-spec:
-  local:
-    maxWaitSecond: 600
-    hotUtilizationPercent: 250
-  sageMaker:
-    emit: helm
-    quotas:
-      ml.p4d.24xlarg: 2
-  budgets:
-    default: {dailyUsd: -5}
-"""
 
 
 def issues_of(text: str):

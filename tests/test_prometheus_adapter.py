@@ -9,14 +9,13 @@ import pytest
 
 from scheduler.prometheus import DcgmLabels, Utilization
 from sim.sandbox.metrics import MetricStyle
-from tests.test_controller import cluster, controller, create, manifest  # noqa: F401 (fixture)
-from tests.test_sandbox_metrics import busy_cluster, needs_prometheus, real_prometheus  # noqa: F401 (fixture)
+from tests.sandboxes import controller, create, manifest, needs_prometheus, real_prometheus
 
 NODES = {"gpu-node-000", "gpu-node-001"}
 
 
 @needs_prometheus
-def test_dcgm_utilization_by_node_with_either_label_spelling(busy_cluster, tmp_path):  # noqa: F811
+def test_dcgm_utilization_by_node_with_either_label_spelling(busy_cluster, tmp_path):
     busy_cluster.metric_style = MetricStyle("both", exported=True)  # 4.x's Hostname and main's hostname
     with real_prometheus(busy_cluster.url.removeprefix("http://"), tmp_path) as prom:
         url = prom.url
@@ -29,7 +28,7 @@ def test_dcgm_utilization_by_node_with_either_label_spelling(busy_cluster, tmp_p
         assert wrong.by_node(600) == {} and wrong.cluster_average(600, NODES) is None
 
 
-def test_with_prometheus_down_decisions_go_on_from_the_kubernetes_api(cluster, caplog):  # noqa: F811
+def test_with_prometheus_down_decisions_go_on_from_the_kubernetes_api(cluster, caplog):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens here once the socket closes

@@ -3,68 +3,10 @@ PromQL the controller will use (Debian's prometheus, started here on loopback)."
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import time
-
 import pytest
-import yaml
-from kubernetes import client
-from prometheus_api_client import PrometheusConnect
-from prometheus_client.parser import text_string_to_metric_families
 
-from sim.sandbox.apiserver import SandboxServer
-from sim.sandbox.machinery import Machinery, add_nodes
 from sim.sandbox.metrics import MetricStyle, render
-
-PROMETHEUS = shutil.which("prometheus")
-needs_prometheus = pytest.mark.skipif(
-    PROMETHEUS is None and not os.environ.get("CI"),
-    reason="install Debian's prometheus (CI does: .ci/run) to run the PromQL tests")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def busy_job(name, gpus, ns="default", util="90"):
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-            "spec": {"template": {"metadata": {"annotations": {"sandbox.spillway.io/run-seconds": "3600",
-                                                                "sandbox.spillway.io/gpu-util": util}},
-                                  "spec": {"restartPolicy": "Never", "containers": [
-                                      {"name": "trainer", "image": "i",
-                                       "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]}}}}
-
-
-@pytest.fixture
-def busy_cluster():
-    server = SandboxServer().start()
-    add_nodes(server.store, "2x8:NVIDIA-A100-SXM4-80GB")
-    machinery = Machinery(server.store, time_scale=1.0).start()
-    cfg = client.Configuration()
-    cfg.host = server.url
-    batch = client.BatchV1Api(client.ApiClient(cfg))
-    batch.create_namespaced_job("default", busy_job("a", 8, util="90"))
-    batch.create_namespaced_job("default", busy_job("b", 4, util="60"))
-    deadline = time.monotonic() + 10
-    while sum(s.value == 1 and s.labels["phase"] == "Running"
-              for s in samples(render(server.store), "kube_pod_status_phase")) < 2:
-        assert time.monotonic() < deadline, "pods did not start"
-        time.sleep(0.05)
-    yield server
-    machinery.stop()
-    server.stop()
-
-
-def samples(text: str, name: str) -> list:
-    """The samples of one family, parsed back with prometheus-client's own parser."""
-    return [sample for family in text_string_to_metric_families(text) for sample in family.samples
-            if sample.name == name]
+from tests.sandboxes import needs_prometheus, real_prometheus, samples
 
 
 def test_exposition_uses_the_real_names_and_label_spellings(busy_cluster):
@@ -83,36 +25,6 @@ def test_exposition_uses_the_real_names_and_label_spellings(busy_cluster):
     assert all(s.labels["hostname"] == s.labels["Hostname"] for s in both)
     exported = [s for s in both if "exported_pod" in s.labels]
     assert len(exported) == 12 and not any("pod" in s.labels for s in both)
-
-
-@contextlib.contextmanager
-def real_prometheus(target: str, tmp_path):
-    """Debian's prometheus on a free loopback port, scraping `target` every second; yields a client
-    once the first scrape is queryable (~5 s: Prometheus batches target discovery)."""
-    assert PROMETHEUS, "CI must install Debian's prometheus"
-    port = free_port()
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "sandbox", "honor_labels": True, "static_configs": [{"targets": [target]}]}],
-    }))
-    proc = subprocess.Popen([PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        prom = PrometheusConnect(url=f"http://127.0.0.1:{port}", disable_ssl=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if prom.custom_query("count(DCGM_FI_DEV_GPU_UTIL)"):
-                    break
-            except Exception:  # noqa: BLE001 - not listening yet
-                pass
-            assert time.monotonic() < deadline, "Prometheus never scraped the sandbox"
-            time.sleep(0.2)
-        yield prom
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @needs_prometheus

@@ -12,7 +12,7 @@ from kubernetes import client
 from sim.sagemaker_lifecycle import SageMakerSandbox
 from sim.sandbox.ack import AckStandIn, to_api
 from sim.sandbox.apiserver import SandboxServer
-from tests.test_sandbox_api import ACK_JOB
+from tests.builders import ACK_JOB
 from tests.waiting import wait_for
 
 REQUEST = dict(AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},

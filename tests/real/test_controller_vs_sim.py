@@ -24,7 +24,7 @@ from policies.model.units import parse_time
 from scheduler.controller import Controller, Settings
 from sim.control_plane.kubelet import StandInKubelet
 from tests.real.conftest import condition, wait_for
-from tests.test_controller_vs_sim import POLICY, assert_same_decisions, manifest, through_the_simulator, trace
+from tests.scenario import POLICY, assert_same_decisions, manifest, through_the_simulator, trace
 
 SCALE = 60.0
 # Decisions are what is compared: bursts stay suspended Jobs, as the harness steps no virtual node.
