@@ -125,7 +125,7 @@ examples:
     p.add_argument("file", nargs="?", help="policy file; default: the embedded default policy")
     p.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
     p.set_defaults(run=cmd_policy_show)
-    pol.set_defaults(run=lambda a: (pol.print_help(), 2)[1])
+    pol.set_defaults(run=_usage(pol))
 
     from sim.cli import register as register_sim  # the simulator's public command surfaces
     from sim.sandbox.cli import register as register_sandbox
@@ -349,6 +349,14 @@ def _yaml(text: str, source: str):
 
     data, _ = parse_yaml(text, source)
     return data
+
+
+def _usage(parser: argparse.ArgumentParser):
+    """A command group named without a subcommand: its help, and exit status 2."""
+    def run(_args) -> int:
+        parser.print_help()
+        return 2
+    return run
 
 
 def _snapshot(path: str | None):

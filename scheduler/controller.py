@@ -46,7 +46,7 @@ from .node_agent import gang_bound, live, owner_uid, pod_status, refused, shown,
 from .placement import pin_to_nodes
 from .sagemaker import SageMaker, SageMakerError
 from .virtual_node import VirtualNode
-from .world import World, annotations, completed_of, format_local_nodes, key_of, nodes_of, running_of
+from .world import World, annotations_of, completed_of, format_local_nodes, key_of, nodes_of, running_of
 
 log = logging.getLogger(__name__)
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -228,7 +228,7 @@ class Controller:
             checked = meta.get("uid") in self._checks  # Kueue reserved quota on a flavor Spillway guards
             if queued_by_kueue(manifest) and not checked:
                 continue  # Kueue owns its suspend; Spillway decides it only when its check asks
-            ann = annotations(manifest)
+            ann = annotations_of(manifest)
             if not checked and not any(k.startswith(C.ANNOTATION_PREFIX) for k in ann) and \
                     meta.get("namespace") not in self.policy.spec.managed_jobs.namespaces:
                 continue
@@ -248,7 +248,7 @@ class Controller:
 
     def _bad_annotations(self, manifest: dict, exc: InputError, now: float) -> None:
         text = "; ".join(f"{i.path}: {i.problem} (fix: {i.fix})" for i in exc.issues)
-        if annotations(manifest).get(C.ANNOTATION_ERROR) == text:
+        if annotations_of(manifest).get(C.ANNOTATION_ERROR) == text:
             return  # told already
         if self._patch(manifest, {C.ANNOTATION_ERROR: text}):
             self._event(manifest, EventReason.INVALID_ANNOTATIONS.value, text, now, warning=True)
@@ -282,7 +282,7 @@ class Controller:
     def _record(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> bool:
         """Write a Wait onto the Job if its placement or reason changed (one re-decided with the same
         reason writes nothing: the numbers in its message move every cycle)."""
-        ann = annotations(manifest)
+        ann = annotations_of(manifest)
         if ann.get(C.DECISION_PLACEMENT) == d.placement.value and ann.get(C.DECISION_REASON) == d.reason.value:
             return False
         if self._patch(manifest, self._decision_annotations(d, now)):
@@ -315,6 +315,7 @@ class Controller:
 
     def _launch(self, manifest: dict, job: JobRequest, d: Decision, now: float) -> bool:
         launch = d.launch
+        assert launch is not None  # a burst decision carries its launch
         check = self._checks.get(job.uid)
         if check is not None and self.burst_as != BurstAs.VIRTUAL_NODE:
             self.kueue.reject(check, "spec.sageMaker.burstAs is suspendedJob: a Job Kueue admits runs, so a "
@@ -524,7 +525,7 @@ class Controller:
                              f"fallback: {self.policy.spec.spot.fallback}) says on-demand must start now to keep "
                              "the deadline")
                 return
-        if planned and not terminal and self._plan_says_switch(burst, job, described, now):
+        if planned and job is not None and not terminal and self._plan_says_switch(burst, job, described, now):
             self._switch(burst, manifest, job, described, cost, status, now, "the spot plan (spot.fallback: planned) "
                          + ("expects on-demand to cost less from here, spot being out" if _on_spot(burst, attempt)
                             else "expects managed spot to be back"))
@@ -556,7 +557,8 @@ class Controller:
         if manifest is None:
             return
         outcome = described.get("TrainingJobStatus")
-        reason = {"Completed": EventReason.COMPLETED, "Failed": EventReason.FAILED}.get(outcome, EventReason.STOPPED)
+        reason = (EventReason.COMPLETED if outcome == "Completed" else EventReason.FAILED if outcome == "Failed"
+                  else EventReason.STOPPED)
         why = f": {described['FailureReason']}" if described.get("FailureReason") else ""
         if self._patch(manifest, {C.SAGEMAKER_STATUS: status, C.COST_USD: f"{updated.cost_usd:.2f}"},
                        finalizers=[] if burst.emit == EmitTarget.API.value else None):
@@ -637,7 +639,7 @@ class Controller:
             return self._plans[burst.uid]
         launch = burst.launch
         itype = self.catalog.get(launch.instance_type, launch.region)
-        plan = None if itype is None else policy_burst_plan(
+        plan = None if itype is None or burst.deadline is None else policy_burst_plan(
             self.policy, work_seconds=burst.runtime_seconds, deadline=burst.deadline, launched_at=burst.launched_at,
             spot_usd_per_hour=itype.spot_usd_per_hour * launch.instance_count,
             on_demand_usd_per_hour=itype.on_demand_usd_per_hour * launch.instance_count)
@@ -803,7 +805,7 @@ class Controller:
         again on the new version; if its spec or annotations changed, False (the next cycle
         decides on what the Job says now)."""
         meta = manifest["metadata"]
-        current = annotations(manifest)
+        current = annotations_of(manifest)
         changed = {k: v for k, v in ann.items() if current.get(k) != v}
         body: dict = {"metadata": {"resourceVersion": meta["resourceVersion"]}}
         if changed:
@@ -828,7 +830,7 @@ class Controller:
                         return False
                     raise
                 if fresh["metadata"].get("generation") == meta.get("generation") and \
-                        annotations(fresh) == current and fresh["metadata"].get("finalizers") == meta.get("finalizers"):
+                        annotations_of(fresh) == current and fresh["metadata"].get("finalizers") == meta.get("finalizers"):
                     manifest["metadata"] = fresh["metadata"]
                     return self._patch(manifest, ann, spec=spec, finalizers=finalizers, retry=False)
             if exc.conflict or exc.not_found:

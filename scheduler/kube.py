@@ -165,7 +165,7 @@ class Kube:
         return self._items(self.core.list_node, "v1", "Node", _node_essentials)
 
     def list_pods(self, field_selector: str | None = None) -> list[dict]:
-        kwargs = {"field_selector": field_selector} if field_selector else {}
+        kwargs: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
         return self._items(self.core.list_pod_for_all_namespaces, "v1", "Pod", **kwargs)
 
     def list_nodes(self) -> list[dict]:

@@ -51,7 +51,8 @@ class _Handler(BaseHTTPRequestHandler):
         names = self.server.training_jobs_of(namespace, pod)
         if names is None:
             return self._send(404, f"pod {namespace}/{pod} is not a burst's: nothing of it runs on SageMaker\n")
-        tail = (parse_qs(url.query).get("tailLines") or [None])[0]
+        tail_lines = parse_qs(url.query).get("tailLines")
+        tail = tail_lines[0] if tail_lines else None
         try:
             text = log_text(names, self.server.log_of, int(tail) if tail is not None else None)
         except Exception as exc:  # noqa: BLE001 - CloudWatch unreachable, say, or throttled: say so to kubectl

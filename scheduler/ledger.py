@@ -48,7 +48,8 @@ def launch_from_dict(data: dict[str, Any]) -> CloudLaunch:
     missing = [f.name for f in fields(CloudLaunch) if f.name not in data and f.name not in optional]
     if missing:
         raise ValueError(f"the launch record has no {', '.join(missing)}")
-    return CloudLaunch(**{f.name: data.get(f.name) for f in fields(CloudLaunch)})
+    values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(CloudLaunch)}
+    return CloudLaunch(**values)
 
 
 @dataclass

@@ -19,6 +19,7 @@ A burst with spec.sageMaker.burstAs: virtualNode goes this way (scheduler.contro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from policies import constants as C
 from policies.model import PodReason, format_time
@@ -126,7 +127,8 @@ def pod_status(pod: dict, show: Shown, now: float) -> dict | None:
     stamp = format_time(now)
     started = status.get("startTime") or stamp
     if show.phase == "Pending":
-        states = [{"waiting": {"reason": show.reason, "message": show.message}}] * len(containers)
+        states: list[dict[str, dict[str, Any]]] = [{"waiting": {"reason": show.reason, "message": show.message}}] * len(
+            containers)
         if status.get("containerStatuses") and _waiting_message(status) == show.message:
             return None
         return {"phase": "Pending", "conditions": _conditions(status, False, stamp),
@@ -169,7 +171,7 @@ def _conditions(status: dict, ready: bool, stamp: str) -> list[dict]:
     for kind in ("Ready", "ContainersReady"):
         was = old.get(kind)
         moved = was is None or was.get("status") != value
-        new.append({"type": kind, "status": value, "lastTransitionTime": stamp if moved else was.get(
+        new.append({"type": kind, "status": value, "lastTransitionTime": stamp if moved or was is None else was.get(
             "lastTransitionTime", stamp)})
     return kept + new
 

@@ -42,9 +42,11 @@ class Utilization:
             result = self.prom.custom_query(self.query(window_seconds),
                                             params={"timeout": f"{int(self.timeout * 1000)}ms"})
         except (PrometheusApiClientException, OSError, ValueError) as exc:
-            return self._failed(f"query failed: {exc}")
+            self._failed(f"query failed: {exc}")
+            return None
         except Exception as exc:  # noqa: BLE001 - requests' errors (timeouts, refused) vary by version
-            return self._failed(f"{type(exc).__name__}: {exc}")
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return None
         out: dict[str, float] = {}
         for series in result:
             node = (series.get("metric") or {}).get(self.labels.node)
@@ -76,4 +78,3 @@ class Utilization:
         if self.last_error is None:
             log.warning("Prometheus at %s: %s; deciding from the Kubernetes API alone", self.url, why)
         self.last_error = why
-        return None

@@ -100,7 +100,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # logging's documented UTC override; typeshed's overload misses it
 
 
 def cmd_run(args) -> int:

@@ -38,7 +38,7 @@ def key_of(obj: dict) -> str:
     return f"{obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
 
 
-def annotations(obj: dict) -> dict[str, str]:
+def annotations_of(obj: dict) -> dict[str, str]:
     return obj["metadata"].get("annotations") or {}
 
 
@@ -82,7 +82,7 @@ def _runtime_estimate(job: dict | None) -> float | None:
     if job is None:
         return None
     try:
-        text = annotations(job).get(C.RUNTIME_ESTIMATE)
+        text = annotations_of(job).get(C.RUNTIME_ESTIMATE)
         return parse_duration(text) if text else None
     except ValueError:
         return None
@@ -117,7 +117,7 @@ def running_of(world: World) -> tuple[RunningPod, ...]:
         held = local_hold(job)
         if not held:
             continue
-        start = _time(annotations(job).get(C.DECIDED_AT)) or world.now
+        start = _time(annotations_of(job).get(C.DECIDED_AT)) or world.now
         estimate = _runtime_estimate(job)
         for node, gpus in held:
             out.append(RunningPod(key_of(job), node, gpus, start, start + estimate if estimate else None))
@@ -126,7 +126,7 @@ def running_of(world: World) -> tuple[RunningPod, ...]:
 
 def local_hold(job: dict) -> list[tuple[str, int]]:
     """(node, GPUs) that Spillway's Local decision gave this Job, from its annotations."""
-    ann = annotations(job)
+    ann = annotations_of(job)
     if ann.get(C.DECISION_PLACEMENT) != "Local" or not ann.get(C.LOCAL_NODES):
         return []
     per_pod = pod_spec_gpus(_template_spec(job))

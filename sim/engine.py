@@ -15,7 +15,7 @@ import heapq
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from policies.queue import QueuePlanner, cycle_actions
 from policies.decide import policy_catalog
 from policies.model import CloudJob, JobRequest, Node, RunningPod, Snapshot, Spend
 from policies.forecast import CapacityTimeline, Derived
-from policies.spot import (MOVING_FALLBACK, SpotBelief, planned_switch, policy_burst_plan, spot_fallback_due,
+from policies.spot import (MOVING_FALLBACK, BlindSpotPlan, SpotBelief, planned_switch, policy_burst_plan, spot_fallback_due,
                            spot_fallback_time)
 
 from .cloud import CloudModel, PoissonInterruptions, availability
@@ -80,6 +80,12 @@ class JobRecord:
         return self.spot_usd + self.on_demand_usd
 
 
+def _estimate(req: JobRequest) -> float:
+    """The run-time estimate of a simulated Job's request: the engine gives every one."""
+    assert req.runtime_estimate_seconds is not None
+    return req.runtime_estimate_seconds
+
+
 @dataclass
 class _CloudRun:
     record: JobRecord
@@ -94,14 +100,14 @@ class _CloudRun:
     deadline: float | None = None
     state: str = "starting"  # starting | running | waiting | done
     phase_start: float = 0.0
-    avail: object = None
+    avail: Any = None  # a spot burst's sim.cloud.availability(): Always, Poisson or Trace (duck-typed)
     version: int = 0
     progress: float = 0.0
     instance_type: str = ""
     count: int = 1
     pending_overhead: float = 0.0  # wall time to pay before progress resumes (start-up, restore)
     segment_overhead: float = 0.0
-    plan: object = None  # spot.fallback planned: the burst's BlindSpotPlan, its belief, its last tick
+    plan: BlindSpotPlan | None = None  # spot.fallback planned: the burst's BlindSpotPlan, its belief, its last tick
     belief: SpotBelief = SpotBelief()
 
 
@@ -364,6 +370,7 @@ class Simulation:
                 self._wake(int(record.request.uid), self.now + decision.evidence.local_wait_seconds)
         for decision, _ in actions.requeue:
             if decision.placement == Placement.WAIT and self.planner.decides_on_requeue(decision.job):
+                assert decision.requeue_after_seconds is not None  # a Wait says when to look again
                 self._wake(int(self._by_key[decision.job].request.uid), self.now + decision.requeue_after_seconds)
         self._sample()
 
@@ -390,7 +397,7 @@ class Simulation:
         running = []
         for job_id, (nodes, start, _end) in ([] if self.capacity is not None else self.local.items()):
             req = self.records[job_id].request
-            expected = (SIM_EPOCH + start) + req.runtime_estimate_seconds  # as _start_local reckons it
+            expected = (SIM_EPOCH + start) + _estimate(req)  # as _start_local reckons it
             for node, gpus in nodes:
                 running.append(RunningPod(req.key, node, gpus, SIM_EPOCH + start, expected))
         day, month = self._day_month(now_abs)
@@ -437,7 +444,7 @@ class Simulation:
         if self.capacity is not None:
             self.capacity.advance(now_abs)
             for name, gpus in nodes:
-                self.capacity.occupy(name, gpus, now_abs + req.runtime_estimate_seconds)
+                self.capacity.occupy(name, gpus, now_abs + _estimate(req))
         self.local[job_id] = (nodes, self.now, end)
         self._unqueue(job_id)
         record.placement, record.start = Placement.LOCAL.value, self.now
@@ -445,7 +452,7 @@ class Simulation:
 
     def _end_local(self, job_id: int) -> None:
         nodes, start, end = self.local.pop(job_id)
-        expected = (SIM_EPOCH + start) + self.records[job_id].request.runtime_estimate_seconds
+        expected = (SIM_EPOCH + start) + _estimate(self.records[job_id].request)
         for name, gpus in nodes:
             self.free[name] += gpus
             self.busy_gpus -= gpus
@@ -461,6 +468,7 @@ class Simulation:
     def _launch(self, record: JobRecord, decision) -> None:
         launch = decision.launch
         itype = self.catalog.get(launch.instance_type, launch.region)
+        assert itype is not None  # the core launched it from this catalog
         job_id = int(record.request.uid)
         self._unqueue(job_id)
         committed = next(o.committed_usd for o in decision.evidence.options if o.placement == decision.placement)
@@ -535,7 +543,8 @@ class Simulation:
         if run.state == "waiting":
             if self.now >= self._spot_stop_time(run):
                 return self._fall_back(run)
-            return self._spot_begin(run, overhead=self.cfg.cloud.restart_overhead_seconds) or 0
+            self._spot_begin(run, overhead=self.cfg.cloud.restart_overhead_seconds)
+            return 0
         # running on spot
         overhead = run.segment_overhead
         rec.spot_usd += run.spot_rate * elapsed
@@ -552,7 +561,8 @@ class Simulation:
         if self.now >= self._spot_stop_time(run):
             return self._fall_back(run)
         rec.preemptions += 1
-        return self._spot_begin(run, overhead=self.cfg.cloud.restart_overhead_seconds) or 0
+        self._spot_begin(run, overhead=self.cfg.cloud.restart_overhead_seconds)
+        return 0
 
     def _fall_back(self, run: _CloudRun) -> int:
         """The controller's safety net: stop spot, relaunch on-demand from the last checkpoint."""
@@ -572,8 +582,8 @@ class Simulation:
         """The plan the controller makes for this burst (scheduler/controller.py: _plan_of), and its
         first tick."""
         spot = self.policy.spec.spot
-        if spot.fallback != "planned" or not record.request.checkpointable:
-            return
+        if spot.fallback != "planned" or not record.request.checkpointable or run.deadline is None:
+            return  # (_launch plans only a burst with a deadline)
         run.plan = policy_burst_plan(self.policy, work_seconds=decision.evidence.runtime_estimate_seconds,
                                      deadline=run.deadline, launched_at=self.now, spot_usd_per_hour=run.spot_rate * 3600,
                                      on_demand_usd_per_hour=run.od_rate * 3600)
@@ -587,6 +597,7 @@ class Simulation:
                    (int(run.record.request.uid), tick + 1))
         self._settle(run)
         seen = run.spot and run.state != "waiting" and run.avail.available(self.now)
+        assert run.plan is not None  # a plan tick is pushed only for a burst with a plan
         switch, run.belief = planned_switch(run.plan, run.belief, tick=tick, progress_seconds=run.progress,
                                             on_spot=run.spot, seen=seen)
         if not switch:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,12 @@ def hindsight_optimal(jobs: list[TraceJob], total_gpus: int, max_total_wait_hour
     model = cp_model.CpModel()
     t0 = min(j.arrival_s for j in jobs)
     horizon = math.ceil((max(j.arrival_s for j in jobs) - t0 + sum(j.duration_s for j in jobs)) / slot_seconds)
-    intervals, demands, cost_terms, wait_terms, burst = [], [], [], [], []
-    per_node = [([], []) for _ in node_gpus or []]
+    intervals: list[Any] = []
+    demands: list[int] = []
+    cost_terms: list[Any] = []  # CP-SAT expressions and constants
+    wait_terms: list[Any] = []
+    burst: list[Any] = []
+    per_node: list[tuple[list[Any], list[int]]] = [([], []) for _ in node_gpus or []]
     for j in jobs:
         if j.total_gpus > total_gpus:
             burst.append(None)

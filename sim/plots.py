@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -73,9 +74,9 @@ def _place_labels(fig, ax, labels: list[str], points: list[tuple[float, float]])
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     dots = [ax.transData.transform(p) for p in points]
-    taken = []
+    taken: list[Any] = []  # the boxes of the labels placed
     for label, (x, y) in sorted(zip(labels, points), key=lambda lp: (lp[1][0], lp[1][1])):
-        best = None
+        best: tuple[Any, Any] | None = None  # (the label, its box; None: placed as a last resort)
         for i, (dx, dy) in enumerate(_OFFSETS):
             ha = "left" if dx > 0 else "right" if dx < 0 else "center"
             text = ax.annotate(label, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=9, ha=ha,

@@ -15,7 +15,7 @@ _ANYONE = {"*": {"roleArns": ["arn:aws:iam::000000000000:role/Simulated"], "s3Pr
 _UNLIMITED = {"default": {"dailyUsd": None, "monthlyUsd": None}}
 # Starburst's world: cost is counted in cloud GPU-hours, there is no cloud start-up, no spot,
 # and only waiting decides (the dollar-vs-wait knob is off).
-_STARBURST = {
+_STARBURST: dict[str, Any] = {
     "local": {"hotUtilizationPercent": 100, "burstTiming": "atMaxWait"},
     "sageMaker": {"startupSeconds": 0, "allowedInstanceTypes": ["ml.*"]},
     "spot": {"enabled": False},

@@ -38,7 +38,7 @@ def run_on_ray(fn: Callable[[T], R], tasks: Sequence[T], *, address: str, label:
     modules = [str(Path(policies.__file__).parent), str(Path(sim.__file__).parent)]
     try:
         ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=False,
-                 logging_level="WARNING", ignore_reinit_error=True)
+                 logging_level="WARNING", ignore_reinit_error=True)  # type: ignore[arg-type]  # ray takes a name too
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise _unreachable(address, str(exc).splitlines()[0]) from None
     try:

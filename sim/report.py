@@ -90,14 +90,14 @@ def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Su
         jct_p95_hours=float(np.percentile(jct, 95)),
         slowdown_mean=float(np.mean((finishes - arrivals) / np.maximum(durations, 1.0))),
         deadline_jobs=len(with_deadline),
-        deadline_misses=sum(r.finish > r.trace.deadline_s + 1e-6 for r in with_deadline),
+        deadline_misses=sum(_missed_deadline(r) for r in with_deadline),
         bursts=len(cloud),
         spot_bursts=sum(r.placement.startswith("SageMakerSpot") for r in cloud),
         on_demand_bursts=sum(r.placement == "SageMakerOnDemand" for r in cloud),
         preemptions=sum(r.preemptions for r in done),
         fallbacks=sum(r.fell_back for r in done),
         budget_blocked_jobs=sum(r.budget_blocked for r in done),
-        budget_blocked_hours_mean=float(np.mean([(r.start - r.budget_blocked_at) / HOUR for r in done
+        budget_blocked_hours_mean=float(np.mean([_hours_blocked(r) for r in done
                                                  if r.budget_blocked_at is not None] or [0.0])),
         quota_blocked_jobs=sum(r.quota_blocked for r in done),
         not_allowed_jobs=sum(bool(r.not_allowed) for r in done),
@@ -149,6 +149,18 @@ def render(summaries: list[Summary]) -> str:
     for i, (label, _, _) in enumerate(ROWS, start=1):
         lines.append(label.ljust(width) + "  " + "  ".join(c[i].rjust(w) for c, w in zip(cols, col_w)))
     return "\n".join(lines)
+
+
+def _missed_deadline(r: JobRecord) -> bool:
+    """A finished Job with a deadline, done after it."""
+    assert r.finish is not None and r.trace.deadline_s is not None
+    return r.finish > r.trace.deadline_s + 1e-6
+
+
+def _hours_blocked(r: JobRecord) -> float:
+    """How long a Job that waited for money waited: from its first BudgetExhausted to its start."""
+    assert r.start is not None and r.budget_blocked_at is not None
+    return (r.start - r.budget_blocked_at) / HOUR
 
 
 def not_allowed_note(policy_name: str, records: list[JobRecord]) -> str | None:

@@ -257,7 +257,7 @@ def _install_stop_training_job() -> None:
             jobs[name].training_job_status = jobs[name].secondary_status = "Stopping"
         return "{}"
 
-    SageMakerResponse.stop_training_job = stop_training_job
+    SageMakerResponse.stop_training_job = stop_training_job  # type: ignore[attr-defined]  # patching moto
 
     from moto.sagemaker.models import FakeTrainingJob
 
@@ -269,7 +269,7 @@ def _install_stop_training_job() -> None:
         self.training_start_time = self.training_end_time = None
         self.final_metric_data_list = []
 
-    FakeTrainingJob.__init__ = born_starting
+    FakeTrainingJob.__init__ = born_starting  # type: ignore[method-assign]  # patching moto
 
     from moto.sagemaker.exceptions import ResourceInUseException
     from moto.sagemaker.models import SageMakerModelBackend
@@ -283,7 +283,7 @@ def _install_stop_training_job() -> None:
             raise ResourceInUseException(message=f"Training job {training_job_name} already exists")
         return create(self, training_job_name, *args, **kwargs)
 
-    SageMakerModelBackend.create_training_job = create_once
+    SageMakerModelBackend.create_training_job = create_once  # type: ignore[method-assign]  # patching moto
 
     from moto.core.exceptions import JsonRESTError
 

@@ -8,6 +8,7 @@ import itertools
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -19,7 +20,7 @@ from .files import check_writable_file, make_folder, read_text, write_text
 from .report import Summary, pareto_front, summarize
 from .sweep import run_all
 
-DEFAULT_GRID = {
+DEFAULT_GRID: dict[str, list[Any]] = {
     "local.maxWaitSeconds": [0, 600, 1800, 3600, 7200],
     "tradeoff.waitUsdPerHour": [0.25, 1, 4, 16],
 }

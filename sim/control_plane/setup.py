@@ -70,8 +70,8 @@ def start_plane(folder: Path, *, nodes: str, kube_for: Callable[[Path], Any], ku
         kube = kube_for(plane.kubeconfig)
         install_crds(plane.kubeconfig, ack_crd_files())
         kubectl(plane.kubeconfig, "create", "namespace", "spillway-system")
-        kubelet = StandInKubelet(kube, node_specs(nodes), time_scale=time_scale,
-                                 **({"clock": clock} if clock is not None else {}))
+        clocked: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        kubelet = StandInKubelet(kube, node_specs(nodes), time_scale=time_scale, **clocked)
         kubelet.register()
         if run_kubelet:
             kube.watch_pods(lambda: kubelet.wake.set(), own_stop)

@@ -65,7 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         # Headers and body in one write: one send per response, not two (half the syscalls, and
         # no small segment waiting for the next).
-        self._headers_buffer.append(b"\r\n" + data)
+        self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined]  # private to http.server, unstubbed
         self.flush_headers()
 
     def _body(self):
@@ -389,7 +389,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequest", str(exc)) from None
         items, rv = store.list(t, ns)
         items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
-        meta = {"resourceVersion": str(rv)}
+        meta: dict[str, str | int] = {"resourceVersion": str(rv)}
         start = 0
         if query.get("continue"):
             try:

@@ -27,7 +27,7 @@ class Fault:
 
 
 class Faults:
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pending: list[Fault] = []
         self.served: list[tuple[int, str, str]] = []

@@ -111,8 +111,8 @@ class Machinery(ReconcileLoop):
         active = [p for p in pods if phase(p) in ("Pending", "Running")]
         succeeded = sum(phase(p) == "Succeeded" for p in pods)
         failed = sum(phase(p) == "Failed" for p in pods)
-        parallelism = spec.get("parallelism", 1) if spec.get("parallelism") is not None else 1
-        completions = spec.get("completions") if spec.get("completions") is not None else parallelism
+        parallelism: int = spec["parallelism"] if spec.get("parallelism") is not None else 1
+        completions: int = spec["completions"] if spec.get("completions") is not None else parallelism
         if spec.get("suspend"):
             for p in active:
                 self.store.delete(self.pods, ns, p["metadata"]["name"])
@@ -191,9 +191,9 @@ class Machinery(ReconcileLoop):
             except (TypeError, ValueError):
                 free[name] = 0
         for pod in self.store.objects[self.pods.key].values():
-            node = (pod.get("spec") or {}).get("nodeName")
-            if node in free and (pod.get("status") or {}).get("phase", "Pending") in ("Pending", "Running"):
-                free[node] -= pod_gpus(pod)
+            node_name = (pod.get("spec") or {}).get("nodeName")
+            if node_name in free and (pod.get("status") or {}).get("phase", "Pending") in ("Pending", "Running"):
+                free[node_name] -= pod_gpus(pod)
         return free
 
     def _schedule(self) -> None:
@@ -208,13 +208,14 @@ class Machinery(ReconcileLoop):
             key = (ns, p["metadata"]["labels"].get("controller-uid")) if gang else (ns, n)
             groups.setdefault(key, []).append(((ns, n), p))
         for members in groups.values():
-            trial, placed = dict(free), []
+            trial = dict(free)
+            placed: list[tuple[str, str, dict, str]] = []
             for (ns, name), pod in members:
                 need = pod_gpus(pod)
                 spec = pod.get("spec") or {}
                 fits = [(trial[n] - need, n) for n in sorted(trial) if trial[n] >= need and node_fits(spec, nodes[("", n)])]
-                if not fits:
-                    placed = None
+                if not fits:  # a gang binds all or nothing
+                    placed.clear()
                     break
                 _, node = min(fits)
                 trial[node] -= need
@@ -297,7 +298,7 @@ def _merge_conditions(status: dict, new: list[dict]) -> list[dict]:
 
 def add_nodes(store: Store, spec: str) -> list[str]:
     """'4x8:NVIDIA-A100-SXM4-80GB,2x4:NVIDIA-A10G' -> Node objects with GPUs and the GFD product label."""
-    names = []
+    names: list[str] = []
     nodes = store.type_for("", "v1", "nodes")
     for n, g, product in node_groups(spec):
         for _ in range(n):

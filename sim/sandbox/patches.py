@@ -50,15 +50,15 @@ def strategic_merge_patch(target, patch, field: str = ""):
         return out
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    merged = copy.deepcopy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith("$"):
             continue
         if value is None:
-            out.pop(key, None)
+            merged.pop(key, None)
         else:
-            out[key] = strategic_merge_patch(out.get(key), value, key)
-    return out
+            merged[key] = strategic_merge_patch(merged.get(key), value, key)
+    return merged
 
 
 def json_patch(target, operations):

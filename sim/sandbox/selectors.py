@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Any, Callable
 
 _SET = re.compile(r"^\s*([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
 
@@ -67,7 +67,7 @@ def field_matcher(text: str | None) -> Callable[[dict], bool]:
 
 
 def _dig(obj: dict, path: str):
-    node = obj
+    node: Any = obj
     for part in path.split("."):
         if not isinstance(node, dict):
             return ""

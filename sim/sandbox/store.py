@@ -3,6 +3,7 @@ optimistic concurrency, finalizers and ownerReference garbage collection."""
 
 from __future__ import annotations
 
+import builtins
 import copy
 import threading
 import uuid
@@ -226,6 +227,7 @@ class Store:
             for (ns, name), obj in list(objs.items()):
                 refs = obj["metadata"].get("ownerReferences") or []
                 if any(r.get("uid") == owner_uid for r in refs):
+                    assert t is not None  # every kind stored has its type
                     remaining = [r for r in refs if r.get("uid") != owner_uid]
                     if remaining and any(r.get("uid") in self._uids() for r in remaining):
                         obj["metadata"]["ownerReferences"] = remaining
@@ -246,7 +248,7 @@ class Store:
 
     # --- watch -----------------------------------------------------------------------------------
 
-    def events_since(self, rv: int, group: str, plural: str) -> tuple[list[Event], int] | None:
+    def events_since(self, rv: int, group: str, plural: str) -> tuple[builtins.list[Event], int] | None:
         """Events after rv for one resource, and the resourceVersion read up to (a watch resumes
         from there, past other resources' events); None when rv is older than the history kept (410)."""
         with self.lock:
