@@ -104,56 +104,93 @@ class JsonFormatter(logging.Formatter):
 
 
 def cmd_run(args) -> int:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if args.log_format == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=args.log_level, handlers=[handler])
+    """The controller, in steps: logging; the policy and the adapters; then one cycle (--once), or
+    the servers and the loop, alone or under a lease."""
+    _log_to_stderr(args)
     from .cli_inputs import policy_from
     from .controller import Controller, Settings
-    from .kube import Kube, api_client
 
     policy = policy_from(args.policy)
-    try:
-        kube = Kube(api_client(args.kubeconfig, args.context))
-    except Exception as exc:  # noqa: BLE001 - the kubernetes config loader raises several kinds
-        raise InputError([InputIssue("--kubeconfig", "", f"cannot load a cluster configuration: {exc}",
-                                     "pass --kubeconfig FILE, set KUBECONFIG, or run inside the cluster")]) from None
-    sagemaker = None
-    if not args.no_sagemaker:
-        from .sagemaker import SageMaker
-
-        sagemaker = SageMaker(policy.spec.sage_maker.region, endpoint_url=args.sagemaker_endpoint_url)
-    utilization = None
-    if args.prometheus_url:
-        from .prometheus import DcgmLabels, Utilization
-
-        utilization = Utilization(args.prometheus_url, DcgmLabels(args.dcgm_node_label, args.dcgm_pod_label))
-    from .metrics import ControllerMetrics, serve
+    kube = _kube(args)
+    sagemaker = _sagemaker(args, policy)
+    utilization = _utilization(args)
+    from .metrics import ControllerMetrics
 
     metrics = ControllerMetrics()
     ctl = Controller(kube, policy, sagemaker=sagemaker, utilization=utilization, metrics=metrics,
                      settings=Settings(namespace=args.namespace, burst_poll_seconds=args.burst_poll_seconds,
                                        workers=max(args.workers, 1)))
     if args.once:
-        from .kube import KubeError
-
-        logging.getLogger("urllib3").setLevel(logging.ERROR)  # one cycle: its outcome says it all
-        try:
-            report = ctl.cycle()
-        except KubeError as exc:
-            if exc.status not in (0, 401, 403):
-                raise
-            fix = ("check that the API server is up and that the kubeconfig points at it (kubectl cluster-info)"
-                   if exc.status == 0 else "give the controller's identity the RBAC in deploy/base/rbac.yaml")
-            raise InputError([InputIssue("--kubeconfig", "", exc.message, fix)]) from None
-        rows = [d.to_dict() for d in report.decisions]
-        if args.output == "table":
-            print(table(["JOB", "PLACEMENT", "REASON", "MESSAGE"],
-                        [[d.job, d.placement.value, d.reason.value, d.message] for d in report.decisions])
-                  if rows else "no managed Job is waiting for a decision")
-        else:
-            emit({"decisions": rows, "writes": report.writes}, args.output)
+        return _one_cycle(ctl, args)
+    _serve(args, policy, ctl, sagemaker, metrics)
+    stop = _stop_on_signals()
+    if not args.leader_elect:
+        logging.getLogger("spillway").info("controller running; Ctrl-C stops it")
+        ctl.run(stop)
         return 0
+    return _run_under_lease(args, kube, ctl, metrics, stop)
+
+
+def _log_to_stderr(args) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if args.log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+
+
+def _kube(args):
+    from .kube import Kube, api_client
+
+    try:
+        return Kube(api_client(args.kubeconfig, args.context))
+    except Exception as exc:  # noqa: BLE001 - the kubernetes config loader raises several kinds
+        raise InputError([InputIssue("--kubeconfig", "", f"cannot load a cluster configuration: {exc}",
+                                     "pass --kubeconfig FILE, set KUBECONFIG, or run inside the cluster")]) from None
+
+
+def _sagemaker(args, policy):
+    if args.no_sagemaker:
+        return None
+    from .sagemaker import SageMaker
+
+    return SageMaker(policy.spec.sage_maker.region, endpoint_url=args.sagemaker_endpoint_url)
+
+
+def _utilization(args):
+    if not args.prometheus_url:
+        return None
+    from .prometheus import DcgmLabels, Utilization
+
+    return Utilization(args.prometheus_url, DcgmLabels(args.dcgm_node_label, args.dcgm_pod_label))
+
+
+def _one_cycle(ctl, args) -> int:
+    """--once: one cycle, its decisions printed."""
+    from .kube import KubeError
+
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # one cycle: its outcome says it all
+    try:
+        report = ctl.cycle()
+    except KubeError as exc:
+        if exc.status not in (0, 401, 403):
+            raise
+        fix = ("check that the API server is up and that the kubeconfig points at it (kubectl cluster-info)"
+               if exc.status == 0 else "give the controller's identity the RBAC in deploy/base/rbac.yaml")
+        raise InputError([InputIssue("--kubeconfig", "", exc.message, fix)]) from None
+    rows = [d.to_dict() for d in report.decisions]
+    if args.output == "table":
+        print(table(["JOB", "PLACEMENT", "REASON", "MESSAGE"],
+                    [[d.job, d.placement.value, d.reason.value, d.message] for d in report.decisions])
+              if rows else "no managed Job is waiting for a decision")
+    else:
+        emit({"decisions": rows, "writes": report.writes}, args.output)
+    return 0
+
+
+def _serve(args, policy, ctl, sagemaker, metrics) -> None:
+    """The controller's servers: metrics, the admission webhook, the virtual node's kubelet API."""
+    from .metrics import serve
+
     if args.metrics_port >= 0:
         try:
             serve(metrics, args.metrics_port)
@@ -164,19 +201,24 @@ def cmd_run(args) -> int:
         serve_webhook(policy, args.webhook_port, args.webhook_cert_dir)
     if args.kubelet_port >= 0 and policy.spec.sage_maker.burst_as.value == "virtualNode":
         serve_kubelet_api(ctl, sagemaker, args.kubelet_port, args.kubelet_cert_dir, args.node_address)
+
+
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log = logging.getLogger("spillway")
-    if not args.leader_elect:
-        log.info("controller running; Ctrl-C stops it")
-        ctl.run(stop)
-        return 0
+    return stop
+
+
+def _run_under_lease(args, kube, ctl, metrics, stop: threading.Event) -> int:
+    """--leader-elect: run for the lease; lead while it is held, stand by (ready) while not. A
+    leader that loses the lease exits with 1, so that a fresh process runs for it again."""
     import socket
 
     from policies.model import LEASE_NAME
 
+    log = logging.getLogger("spillway")
     identity = args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     lost, leading = threading.Event(), threading.Event()
 

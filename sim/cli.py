@@ -71,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
+    """`spillway sim`: the world and the policies from the options; one run per policy; the
+    summaries, the oracle and the plots; then the table (or JSON/YAML)."""
     if args.jobs_csv:  # checked before a long run, not after it
         check_writable_file(Path(args.jobs_csv), "--jobs-csv")
     if args.plot:
@@ -84,6 +86,21 @@ def run(args) -> int:
         print(f"simulating {len(jobs)} Jobs with policy '{policies[0][0]}' ...", file=sys.stderr)
     runs = run_all(_simulate, tasks, workers=args.workers, label="policies", progress=progress,
                    ray_address=args.ray)
+    summaries, wall, sims = _summaries(args, policies, runs)
+    oracle = _hindsight(args, jobs, nodes, summaries[0], runs[0][0].records) if args.hindsight else None
+    plots = _plots(Path(args.plot), jobs, nodes, summaries, sims) if args.plot else []
+    if args.output == "table":
+        _print_table(args, jobs, nodes, cloud, tick, summaries, wall, sims, oracle, plots)
+    else:
+        emit({"scenario": {"jobs": len(jobs), "nodes": len(nodes), "tick_seconds": tick, "spot": cloud.spot,
+                           "startup_seconds": cloud.startup_seconds, "seed": args.seed},
+              "results": [s.as_dict() for s in summaries],
+              "hindsight": None if oracle is None else oracle.__dict__}, args.output)
+    return 0
+
+
+def _summaries(args, policies, runs):
+    """Each run's summary, wall time and simulation, by policy name; its Jobs' CSV if asked."""
     summaries, wall, sims = [], {}, {}
     for (name, _), (sim, seconds) in zip(policies, runs):
         wall[name] = seconds
@@ -94,53 +111,51 @@ def run(args) -> int:
             if len(policies) > 1:
                 path = path.with_name(f"{path.stem}-{name}{path.suffix or '.csv'}")
             write_text(path, jobs_csv(sim.records), "--jobs-csv")
-    first_records = runs[0][0].records
-    oracle = None
-    if args.hindsight:
-        from .hindsight import hindsight_optimal
+    return summaries, wall, sims
 
-        if len(jobs) > 500:
-            raise InputError([InputIssue("--hindsight", "", f"{len(jobs)} Jobs is too many for the oracle",
-                                         "use --max-jobs 500 or fewer")])
-        first = summaries[0]
-        hint = {r.trace.id: (r.placement.startswith("SageMaker"), r.start) for r in first_records}
-        oracle = hindsight_optimal(jobs, sum(n.allocatable_gpus for n in nodes),
-                                   first.wait_mean_hours * first.jobs,
-                                   node_gpus=[n.allocatable_gpus for n in nodes if n.schedulable],
-                                   time_limit_seconds=args.hindsight, hint=hint)
-    plots = []
-    if args.plot:
-        from .plots import plot_pareto, plot_timeline
 
-        out_dir = Path(args.plot)
-        gpus = sum(n.allocatable_gpus for n in nodes)
-        plots.append(plot_pareto(summaries, out_dir / "cost-vs-wait.png",
-                                 f"{len(jobs)} Jobs on {len(nodes)} nodes / {gpus} GPUs"))
-        for name, sim in sims.items():
-            plots.append(plot_timeline(sim, out_dir / f"timeline-{name}.png", f"policy {name}"))
-    if args.output == "table":
-        print(render(summaries))
-        notes = [not_allowed_note(name, sim.records) for name, sim in sims.items()]
-        if any(notes):
-            print("\n" + "\n".join(n for n in notes if n))
-        for path in plots:
-            print(f"plot: {path}")
-        total_gpus = sum(n.allocatable_gpus for n in nodes)
-        if oracle is not None:
-            print(f"\nhindsight-optimal at {summaries[0].policy}'s average wait ({summaries[0].wait_mean_hours:.4f} h): "
-                  f"{oracle.cloud_gpu_hours:.2f} cloud GPU-hours (CP-SAT {oracle.status} in {oracle.wall_seconds:.0f} s, "
-                  f"nodes packed exactly; {summaries[0].policy}: {summaries[0].cloud_gpu_hours:.2f})")
-        print(f"\nWait: from arrival to the local start or the SageMaker launch. Time to start adds SageMaker's "
-              f"start-up ({cloud.startup_seconds:g} s) for a burst.")
-        print(f"{len(jobs)} Jobs, {len(nodes)} nodes / {total_gpus} GPUs, tick {tick:g} s, spot model "
-              f"{cloud.spot}, seed {args.seed}. Simulated in " +
-              ", ".join(f"{n} {w:.1f} s" for n, w in wall.items()) + ".")
-    else:
-        emit({"scenario": {"jobs": len(jobs), "nodes": len(nodes), "tick_seconds": tick, "spot": cloud.spot,
-                           "startup_seconds": cloud.startup_seconds, "seed": args.seed},
-              "results": [s.as_dict() for s in summaries],
-              "hindsight": None if oracle is None else oracle.__dict__}, args.output)
-    return 0
+def _hindsight(args, jobs, nodes, first, first_records):
+    """--hindsight: the hindsight-optimal schedule at the first policy's average wait."""
+    from .hindsight import hindsight_optimal
+
+    if len(jobs) > 500:
+        raise InputError([InputIssue("--hindsight", "", f"{len(jobs)} Jobs is too many for the oracle",
+                                     "use --max-jobs 500 or fewer")])
+    hint = {r.trace.id: (r.placement.startswith("SageMaker"), r.start) for r in first_records}
+    return hindsight_optimal(jobs, sum(n.allocatable_gpus for n in nodes),
+                             first.wait_mean_hours * first.jobs,
+                             node_gpus=[n.allocatable_gpus for n in nodes if n.schedulable],
+                             time_limit_seconds=args.hindsight, hint=hint)
+
+
+def _plots(out_dir: Path, jobs, nodes, summaries, sims) -> list:
+    """--plot: cost against p95 wait for every policy, and each policy's timeline."""
+    from .plots import plot_pareto, plot_timeline
+
+    gpus = sum(n.allocatable_gpus for n in nodes)
+    plots = [plot_pareto(summaries, out_dir / "cost-vs-wait.png", f"{len(jobs)} Jobs on {len(nodes)} nodes / {gpus} GPUs")]
+    for name, sim in sims.items():
+        plots.append(plot_timeline(sim, out_dir / f"timeline-{name}.png", f"policy {name}"))
+    return plots
+
+
+def _print_table(args, jobs, nodes, cloud, tick, summaries, wall, sims, oracle, plots) -> None:
+    print(render(summaries))
+    notes = [not_allowed_note(name, sim.records) for name, sim in sims.items()]
+    if any(notes):
+        print("\n" + "\n".join(n for n in notes if n))
+    for path in plots:
+        print(f"plot: {path}")
+    total_gpus = sum(n.allocatable_gpus for n in nodes)
+    if oracle is not None:
+        print(f"\nhindsight-optimal at {summaries[0].policy}'s average wait ({summaries[0].wait_mean_hours:.4f} h): "
+              f"{oracle.cloud_gpu_hours:.2f} cloud GPU-hours (CP-SAT {oracle.status} in {oracle.wall_seconds:.0f} s, "
+              f"nodes packed exactly; {summaries[0].policy}: {summaries[0].cloud_gpu_hours:.2f})")
+    print(f"\nWait: from arrival to the local start or the SageMaker launch. Time to start adds SageMaker's "
+          f"start-up ({cloud.startup_seconds:g} s) for a burst.")
+    print(f"{len(jobs)} Jobs, {len(nodes)} nodes / {total_gpus} GPUs, tick {tick:g} s, spot model "
+          f"{cloud.spot}, seed {args.seed}. Simulated in " +
+          ", ".join(f"{n} {w:.1f} s" for n, w in wall.items()) + ".")
 
 
 def _simulate(task):

@@ -63,43 +63,16 @@ PHILLY_LAST_WEEK = 11  # the bundled trace holds weeks 0-11 (sim/data/philly_job
 
 
 def world(args):
+    """The Jobs, the nodes, the cloud model and the tick the options describe."""
     trace = args.trace
     overhead = WORLD_RESTART_OVERHEAD_SECONDS if args.restart_overhead is None else args.restart_overhead
     tick, cloud = args.tick, CloudModel(args.startup, args.spot, args.spot_trace, overhead)
     cluster = args.cluster
-    if args.spot_trace is not None:
-        if args.spot != "trace":
-            raise InputError([InputIssue("--spot-trace", "", f"only used with --spot trace (the spot model is "
-                                         f"{args.spot})", "add --spot trace, or leave --spot-trace out")])
-        if args.spot_trace not in spot_traces():
-            raise InputError([InputIssue("--spot-trace", "", f"no spot trace {args.spot_trace!r}",
-                                         f"use one of {', '.join(sorted(spot_traces()))}")])
+    _check_spot_trace(args)
     if args.scenario == "sb1":
         trace, cluster, tick = "sb1", "4x8", 0.0
         cloud = CloudModel(0.0, "none", None, 0.0)
-    if trace == "philly":
-        first, _, last = args.weeks.partition("-")
-        try:
-            weeks = (int(first), int(last or first))
-        except ValueError:
-            raise InputError([InputIssue("--weeks", "", f"expected FIRST-LAST like 6-6, got {args.weeks!r}",
-                                         "weeks are 0..11")]) from None
-        if not 0 <= weeks[0] <= weeks[1] <= PHILLY_LAST_WEEK:
-            raise InputError([InputIssue("--weeks", "", f"{args.weeks!r} is outside the bundled Philly weeks "
-                                         f"0-{PHILLY_LAST_WEEK}, or ends before it starts",
-                                         f"choose FIRST-LAST within 0-{PHILLY_LAST_WEEK}, like 6-6 or 0-11")])
-        jobs = load_philly(weeks=weeks)
-    elif trace == "sb1":
-        jobs = starburst_sb1()
-    elif trace == "synthetic":
-        jobs = synthetic(args.jobs, args.rate, args.seed)
-    elif trace.startswith("csv:"):
-        jobs = load_user_csv(Path(trace[4:]))
-    elif trace.startswith("alibaba:"):
-        jobs = load_alibaba(Path(trace[8:]))
-    else:
-        raise InputError([InputIssue("--trace", "", f"unknown trace {trace!r}",
-                                     "use philly, sb1, synthetic, csv:PATH or alibaba:PATH")])
+    jobs = _trace_jobs(trace, args)
     if args.sample is not None:
         jobs = sample(jobs, args.sample, args.seed)
     if args.max_jobs and trace != "sb1":
@@ -112,6 +85,48 @@ def world(args):
     nodes = parse_cluster(cluster)
     _check_fit(jobs, nodes)
     return jobs, nodes, cloud, tick
+
+
+
+def _check_spot_trace(args) -> None:
+    if args.spot_trace is None:
+        return
+    if args.spot != "trace":
+        raise InputError([InputIssue("--spot-trace", "", f"only used with --spot trace (the spot model is "
+                                     f"{args.spot})", "add --spot trace, or leave --spot-trace out")])
+    if args.spot_trace not in spot_traces():
+        raise InputError([InputIssue("--spot-trace", "", f"no spot trace {args.spot_trace!r}",
+                                     f"use one of {', '.join(sorted(spot_traces()))}")])
+
+
+def _trace_jobs(trace: str, args) -> list:
+    """The Jobs of --trace, whole (the slice is cut by the caller)."""
+    if trace == "philly":
+        return load_philly(weeks=_philly_weeks(args.weeks))
+    if trace == "sb1":
+        return starburst_sb1()
+    if trace == "synthetic":
+        return synthetic(args.jobs, args.rate, args.seed)
+    if trace.startswith("csv:"):
+        return load_user_csv(Path(trace[4:]))
+    if trace.startswith("alibaba:"):
+        return load_alibaba(Path(trace[8:]))
+    raise InputError([InputIssue("--trace", "", f"unknown trace {trace!r}",
+                                 "use philly, sb1, synthetic, csv:PATH or alibaba:PATH")])
+
+
+def _philly_weeks(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    try:
+        weeks = (int(first), int(last or first))
+    except ValueError:
+        raise InputError([InputIssue("--weeks", "", f"expected FIRST-LAST like 6-6, got {text!r}",
+                                     "weeks are 0..11")]) from None
+    if not 0 <= weeks[0] <= weeks[1] <= PHILLY_LAST_WEEK:
+        raise InputError([InputIssue("--weeks", "", f"{text!r} is outside the bundled Philly weeks "
+                                     f"0-{PHILLY_LAST_WEEK}, or ends before it starts",
+                                     f"choose FIRST-LAST within 0-{PHILLY_LAST_WEEK}, like 6-6 or 0-11")])
+    return weeks
 
 
 def parse_cluster(text: str) -> tuple[Node, ...]:

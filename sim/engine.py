@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from policies import BurstPolicy, InputError, InputIssue, Placement, Reason
+from policies import BurstPolicy, Decision, InputError, InputIssue, Placement, Plan, Reason
 from policies.queue import QueuePlanner, cycle_actions
 from policies.decide import policy_catalog
 from policies.model import CloudJob, JobRequest, Node, RunningPod, Snapshot, Spend
@@ -209,53 +209,10 @@ class Simulation:
         next_report = report_every
         bar = self._progress_bar(total) if self.cfg.progress else None
         while self.finished < total:
-            t_heap = self.heap[0][0] if self.heap else INF
-            t_arrival = on_grid(self.records[self.next_arrival].trace.arrival_s) if self.next_arrival < total else INF
-            t = min(t_heap, t_arrival)
-            if t == INF:
-                raise RuntimeError(f"{total - self.finished} Jobs can never run: {self._stuck_message()}")
+            t = self._next_time(total)
             self._advance(t)
-            while self.next_arrival < total and on_grid(self.records[self.next_arrival].trace.arrival_s) == t:
-                record = self.pending[self.next_arrival] = self.records[self.next_arrival]
-                self.planner.add(record.request)
-                ns = record.request.namespace
-                self.pending_namespaces[ns] = self.pending_namespaces.get(ns, 0) + 1
-                self.money_version += self.pending_namespaces[ns] == 1
-                self.next_arrival += 1
-                self.events += 1
-                self.busy_at_last_arrival = self.busy_gpu_seconds
-                self._changed()
-            cycle = False
-            while self.heap and self.heap[0][0] == t:
-                _, kind, _, payload = heapq.heappop(self.heap)
-                self.events += 1
-                if kind == LOCAL_END:
-                    self._end_local(payload)
-                    self._changed()
-                elif kind == CLOUD_EVENT:
-                    job_id, version = payload
-                    run = self.cloud.get(job_id)
-                    if run is not None and run.version == version:
-                        if self._cloud_step(run) and self._spend_matters(run.instance_type):
-                            self._changed()
-                elif kind == WAKE:
-                    job_id, wake = payload
-                    if self.wake_at.get(job_id) == wake:
-                        del self.wake_at[job_id]
-                        if job_id in self.pending:
-                            self._request_cycle(t)
-                elif kind == TICK:
-                    self.ticks_pending.discard(t)
-                    cycle = True
-                elif kind == REVIEW:
-                    if self.review_time == t:
-                        self.review_time = INF
-                        self._request_cycle(t)
-                elif kind == PLAN_TICK:
-                    job_id, tick = payload
-                    run = self.cloud.get(job_id)
-                    if run is not None and run.plan is not None:
-                        self._plan_tick(run, tick)
+            self._arrivals_at(t, total)
+            cycle = self._events_at(t)
             if self.cfg.tick_seconds == 0 and self.dirty:
                 cycle = True
             if cycle:
@@ -269,6 +226,78 @@ class Simulation:
             bar.close()
         self._sample()
         return self.records
+
+    def _next_time(self, total: int) -> float:
+        """The next time anything happens: the first event on the heap, or the next arrival."""
+        t_heap = self.heap[0][0] if self.heap else INF
+        t_arrival = on_grid(self.records[self.next_arrival].trace.arrival_s) if self.next_arrival < total else INF
+        t = min(t_heap, t_arrival)
+        if t == INF:
+            raise RuntimeError(f"{total - self.finished} Jobs can never run: {self._stuck_message()}")
+        return t
+
+    def _arrivals_at(self, t: float, total: int) -> None:
+        """The Jobs that arrive at t join the queue."""
+        while self.next_arrival < total and on_grid(self.records[self.next_arrival].trace.arrival_s) == t:
+            record = self.pending[self.next_arrival] = self.records[self.next_arrival]
+            self.planner.add(record.request)
+            ns = record.request.namespace
+            self.pending_namespaces[ns] = self.pending_namespaces.get(ns, 0) + 1
+            self.money_version += self.pending_namespaces[ns] == 1
+            self.next_arrival += 1
+            self.events += 1
+            self.busy_at_last_arrival = self.busy_gpu_seconds
+            self._changed()
+
+    def _events_at(self, t: float) -> bool:
+        """The events due at t, in heap order; True when a controller tick is among them."""
+        handlers = (self._on_local_end, self._on_cloud_event, self._on_wake, self._on_tick, self._on_review,
+                    self._on_plan_tick)  # by kind: LOCAL_END, CLOUD_EVENT, WAKE, TICK, REVIEW, PLAN_TICK
+        cycle = False
+        while self.heap and self.heap[0][0] == t:
+            _, kind, _, payload = heapq.heappop(self.heap)
+            self.events += 1
+            if handlers[kind](payload, t):
+                cycle = True
+        return cycle
+
+    def _on_local_end(self, job_id: int, t: float) -> bool:
+        self._end_local(job_id)
+        self._changed()
+        return False
+
+    def _on_cloud_event(self, payload: tuple[int, int], t: float) -> bool:
+        job_id, version = payload
+        run = self.cloud.get(job_id)
+        if run is not None and run.version == version:
+            if self._cloud_step(run) and self._spend_matters(run.instance_type):
+                self._changed()
+        return False
+
+    def _on_wake(self, payload: tuple[int, float], t: float) -> bool:
+        job_id, wake = payload
+        if self.wake_at.get(job_id) == wake:
+            del self.wake_at[job_id]
+            if job_id in self.pending:
+                self._request_cycle(t)
+        return False
+
+    def _on_tick(self, payload: None, t: float) -> bool:
+        self.ticks_pending.discard(t)
+        return True
+
+    def _on_review(self, payload: None, t: float) -> bool:
+        if self.review_time == t:
+            self.review_time = INF
+            self._request_cycle(t)
+        return False
+
+    def _on_plan_tick(self, payload: tuple[int, int], t: float) -> bool:
+        job_id, tick = payload
+        run = self.cloud.get(job_id)
+        if run is not None and run.plan is not None:
+            self._plan_tick(run, tick)
+        return False
 
     def _progress_bar(self, total: int):
         from tqdm import tqdm  # the sim extra
@@ -338,26 +367,34 @@ class Simulation:
             self.review_time = on_grid(result.review_at - SIM_EPOCH)
             self._push(self.review_time, REVIEW, None)
         for decision in result.decisions:
-            record = self._by_key[decision.job]
-            record.reason = decision.reason.value
-            if decision.reason == Reason.BUDGET_EXHAUSTED:
-                record.budget_blocked = True
-                if record.budget_blocked_at is None:
-                    record.budget_blocked_at = self.now
-            elif decision.reason == Reason.QUOTA_EXHAUSTED:
-                record.quota_blocked = True
-            elif decision.reason == Reason.QUEUED_BEYOND_PLANNING_DEPTH:
-                record.unplanned = True
-            if decision.evidence.blocked_reason in NOT_ALLOWED:  # whatever the placement: a Local
-                record.not_allowed = decision.evidence.blocked  # start hides it from the reason
-            if (decision.placement == Placement.WAIT and decision.evidence.local_start_time == INF
-                    and decision.evidence.blocked_reason in NEVER_UNBLOCKED):
-                # The controller would keep it waiting for a node that fits; here the nodes never
-                # change, so it would wait (and the simulation run) forever.
-                raise InputError([InputIssue("trace", decision.job, f"can never run: {decision.message}",
-                                             "give the cluster nodes it fits on, or a policy that lets it burst")])
-        # What to do with them is the controller's reading too (policies.queue.actions); times stay
-        # relative to the simulation clock, where they are exact.
+            self._record(decision)
+        self._act(result, now_abs)
+        self._sample()
+
+    def _record(self, decision: Decision) -> None:
+        """What a decision says of its Job's record: its reason, and what held it back."""
+        record = self._by_key[decision.job]
+        record.reason = decision.reason.value
+        if decision.reason == Reason.BUDGET_EXHAUSTED:
+            record.budget_blocked = True
+            if record.budget_blocked_at is None:
+                record.budget_blocked_at = self.now
+        elif decision.reason == Reason.QUOTA_EXHAUSTED:
+            record.quota_blocked = True
+        elif decision.reason == Reason.QUEUED_BEYOND_PLANNING_DEPTH:
+            record.unplanned = True
+        if decision.evidence.blocked_reason in NOT_ALLOWED:  # whatever the placement: a Local
+            record.not_allowed = decision.evidence.blocked  # start hides it from the reason
+        if (decision.placement == Placement.WAIT and decision.evidence.local_start_time == INF
+                and decision.evidence.blocked_reason in NEVER_UNBLOCKED):
+            # The controller would keep it waiting for a node that fits; here the nodes never
+            # change, so it would wait (and the simulation run) forever.
+            raise InputError([InputIssue("trace", decision.job, f"can never run: {decision.message}",
+                                         "give the cluster nodes it fits on, or a policy that lets it burst")])
+
+    def _act(self, result: Plan, now_abs: float) -> None:
+        """What to do with the decisions is the controller's reading too (policies.queue.actions);
+        times stay relative to the simulation clock, where they are exact."""
         actions = cycle_actions(result, now_abs)
         for decision in actions.start_local:
             self._start_local(self._by_key[decision.job], decision)
@@ -372,7 +409,6 @@ class Simulation:
             if decision.placement == Placement.WAIT and self.planner.decides_on_requeue(decision.job):
                 assert decision.requeue_after_seconds is not None  # a Wait says when to look again
                 self._wake(int(self._by_key[decision.job].request.uid), self.now + decision.requeue_after_seconds)
-        self._sample()
 
     def _sample(self) -> None:
         """A point of the timeline plots, taken whenever the queue, the busy GPUs or the spend may
