@@ -99,6 +99,18 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def controller_kubeconfig(plane, folder: Path) -> Path:
+    """deploy/base's namespace, ServiceAccount and RBAC applied, and a kubeconfig with the
+    controller's ServiceAccount token: the controller runs with what a deployment grants it."""
+    for f in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
+        kubectl(plane.kubeconfig, "apply", "-f", str(ROOT / "deploy/base" / f))
+    token = kubectl(plane.kubeconfig, "create", "token", "spillway-controller", "-n", "spillway-system",
+                    "--duration=6h").stdout.strip()
+    assert plane.pki is not None
+    return write_kubeconfig(folder / "controller.kubeconfig", plane.url, plane.pki.ca_cert, token,
+                            user="spillway-controller")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -126,13 +138,8 @@ def main() -> None:
             list(pool.map(lambda i: admin._call(admin.batch.create_namespaced_job, f"team-{i % 10}",
                                                 spillway_job(i)), range(jobs)))
         create_seconds = time.time() - t1
-        for f in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
-            kubectl(plane.kubeconfig, "apply", "-f", str(ROOT / "deploy/base" / f))
-        token = kubectl(plane.kubeconfig, "create", "token", "spillway-controller", "-n", "spillway-system",
-                        "--duration=6h").stdout.strip()
+        config = controller_kubeconfig(plane, folder)
         assert plane.pki is not None
-        config = write_kubeconfig(folder / "controller.kubeconfig", plane.url, plane.pki.ca_cert, token,
-                                  user="spillway-controller")
         (folder / "policy.yaml").write_text(yaml.safe_dump(POLICY))
 
         decided: set[str] = set()

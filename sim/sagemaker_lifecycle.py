@@ -174,20 +174,14 @@ class SageMakerSandbox:
                                                  "message": f"[sandbox] {line}"}])
 
     def _advance(self, job, life: _Life, now: float) -> None:
+        """One step of the job's life: an end it must come to now, spot taken away or given back,
+        or the next phase."""
         if job.training_job_status in ("Completed", "Failed", "Stopped") and life.phase in (
                 "Completed", "Failed", "Stopped", "MaxWaitTimeExceeded", "MaxRuntimeExceeded"):
             return
         elapsed = now - life.phase_start
-        if life.fail_reason:
-            life.trained += elapsed if life.phase == "Training" else 0.0
-            return self._finish(job, life, now, "Failed", "Failed", life.fail_reason)
-        if job.training_job_status == "Stopping":
-            life.trained += elapsed if life.phase == "Training" else 0.0
-            return self._finish(job, life, now, "Stopped", "Stopped", "")
-        if life.spot and life.max_wait and now - life.created >= life.max_wait:
-            life.trained += elapsed if life.phase == "Training" else 0.0
-            return self._finish(job, life, now, "Stopped", "MaxWaitTimeExceeded",
-                                "The job reached its MaxWaitTimeInSeconds before finishing")
+        if self._ended(job, life, now, elapsed):
+            return
         if life.spot and not self.spot_capacity:
             if life.phase in ("Downloading", "Training"):
                 life.trained += elapsed if life.phase == "Training" else 0.0
@@ -202,21 +196,42 @@ class SageMakerSandbox:
                 self._origin + now / self.scale, tz=timezone.utc)
             self._transition(job, life, "Training", "Training image download completed. Training in progress.", now)
         elif life.phase == "Training":
-            progress = life.trained + elapsed
-            interrupt_at = life.run_seconds * (1 - life.interruptions_left / (life.interruptions_left + 1))
-            if life.spot and life.interruptions_left and progress >= interrupt_at:
-                life.trained = progress
-                life.interruptions_left -= 1
-                self._transition(job, life, "Interrupted", "Job interrupted: spot capacity was reclaimed", now)
-            elif progress >= life.max_runtime:
-                life.trained = progress
-                self._finish(job, life, now, "Stopped", "MaxRuntimeExceeded",
-                             "The job reached its MaxRuntimeInSeconds")
-            elif progress >= life.run_seconds:
-                life.trained = life.run_seconds
-                self._finish(job, life, now, "Completed", "Completed", "")
+            self._train(job, life, now, elapsed)
         elif life.phase == "Interrupted" and elapsed >= 0:
             self._transition(job, life, "Starting", "Restarting on new spot capacity", now)
+
+    def _ended(self, job, life: _Life, now: float, elapsed: float) -> bool:
+        """The ends that come whatever the phase: a failure, a stop asked for, the spot MaxWait."""
+        if life.fail_reason:
+            life.trained += elapsed if life.phase == "Training" else 0.0
+            self._finish(job, life, now, "Failed", "Failed", life.fail_reason)
+            return True
+        if job.training_job_status == "Stopping":
+            life.trained += elapsed if life.phase == "Training" else 0.0
+            self._finish(job, life, now, "Stopped", "Stopped", "")
+            return True
+        if life.spot and life.max_wait and now - life.created >= life.max_wait:
+            life.trained += elapsed if life.phase == "Training" else 0.0
+            self._finish(job, life, now, "Stopped", "MaxWaitTimeExceeded",
+                         "The job reached its MaxWaitTimeInSeconds before finishing")
+            return True
+        return False
+
+    def _train(self, job, life: _Life, now: float, elapsed: float) -> None:
+        """Training: an interruption due (spot), the MaxRuntime reached, or the work done."""
+        progress = life.trained + elapsed
+        interrupt_at = life.run_seconds * (1 - life.interruptions_left / (life.interruptions_left + 1))
+        if life.spot and life.interruptions_left and progress >= interrupt_at:
+            life.trained = progress
+            life.interruptions_left -= 1
+            self._transition(job, life, "Interrupted", "Job interrupted: spot capacity was reclaimed", now)
+        elif progress >= life.max_runtime:
+            life.trained = progress
+            self._finish(job, life, now, "Stopped", "MaxRuntimeExceeded",
+                         "The job reached its MaxRuntimeInSeconds")
+        elif progress >= life.run_seconds:
+            life.trained = life.run_seconds
+            self._finish(job, life, now, "Completed", "Completed", "")
 
     def _finish(self, job, life: _Life, now: float, status: str, secondary: str, reason: str) -> None:
         """End the job; life.trained already holds every second of training."""

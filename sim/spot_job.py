@@ -90,9 +90,7 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy", history: 
     """`history`: the availability of the ticks just before the Job starts (the "planned" rule
     learns from it; `plan` passes a plan already made from it)."""
     gap = job.tick_seconds
-    remaining, current, overhead_left = job.work_seconds, "none", 0.0
-    cost, od_ticks, billed_ticks, t = 0.0, 0, 0, 0
-    changeover_done = True
+    run = _Progress(job.work_seconds)
     mode = "progress" if rule == "spillway-progress" else "launchWindow"
     window = spot_window(now=0.0, runtime_seconds=job.work_seconds, runtime_cap_seconds=job.deadline_seconds,
                          startup_seconds=0.0, restart_overhead_seconds=job.overhead_seconds,
@@ -103,72 +101,111 @@ def run_job(job: SpotJob, available: list[bool], rule: str = "greedy", history: 
         plan = plan_for(job, history, blind=rule == "planned-blind")
     age, last = run_age(history), (history[-1] if history else None)
     belief = SpotBelief(history[-1], age, -1) if history else SpotBelief()  # planned-blind's
-    while remaining > 1e-9:
-        spot_up = available[t % len(available)]
+    while run.remaining > 1e-9:
+        spot_up = available[run.t % len(available)]
         age, last = (age + 1 if spot_up == last else 1), spot_up
-        if current == "spot" and not spot_up:
-            current = "none"  # preempted
-        remaining_time = job.deadline_seconds - t * gap
+        if run.current == "spot" and not spot_up:
+            run.current = "none"  # preempted
         if rule == "planned":
-            choice = plan.choice(elapsed_ticks=t, progress_seconds=job.work_seconds - remaining, current=current,
-                                 spot_available=spot_up, age_ticks=age)
+            choice = plan.choice(elapsed_ticks=run.t, progress_seconds=job.work_seconds - run.remaining,
+                                 current=run.current, spot_available=spot_up, age_ticks=age)
         elif rule == "planned-blind":
-            done = job.work_seconds - remaining
-            if current == "od":
-                choice = blind_choice(plan, belief, tick=t, progress_seconds=done, current="od")
-                if choice == "spot":  # managed spot is launched: it runs if spot is there, else waits
-                    belief = observe(plan, belief, t, spot_up)
-                    choice = "spot" if spot_up else "none"
-            else:
-                belief = observe(plan, belief, t, spot_up)
-                choice = blind_choice(plan, belief, tick=t, progress_seconds=done, current=current)
-        elif rule in ("greedy", "strawman"):
-            choice = greedy_choice(current=current, spot_available=spot_up, remaining_work=remaining,
-                                   remaining_time=remaining_time, overhead=job.overhead_seconds, tick=gap)
-        elif rule in ("spillway", "spillway-progress"):
-            if current == "od" or not window.safe or spot_fallback_due(
-                    now=t * gap, launch_time=0.0, deadline=job.deadline_seconds, fallback_time=window.fallback_time,
-                    runtime_seconds=job.work_seconds, progress_seconds=job.work_seconds - remaining,
-                    running_on_spot=spot_up, restart_overhead_seconds=job.overhead_seconds, fallback_mode=mode):
-                choice = "od"
-            else:
-                choice = "spot" if spot_up else "none"
-        elif rule == "uniform-progress":
-            choice = uniform_progress_choice(current=current, spot_available=spot_up, remaining_work=remaining,
-                                             remaining_time=remaining_time, total_work=job.work_seconds,
-                                             total_time=job.deadline_seconds, overhead=job.overhead_seconds,
-                                             tick=gap, changeover_done=changeover_done)
-        elif rule == "on-demand":
-            choice = "od"
-        elif rule == "spot-only":
-            choice = "spot" if spot_up else "none"
+            choice, belief = _blind_step(plan, belief, job, run, spot_up)
         else:
-            raise ValueError(f"unknown rule {rule!r}")
+            choice = _rule_choice(rule, job, window, mode, run, spot_up)
         if choice == "spot" and not spot_up:
             raise RuntimeError("the rule asked for spot while it is unavailable")
-        if choice != current and choice != "none":
-            overhead_left = job.overhead_seconds
-        current = choice
-        if current != "none":
-            progress = max(gap - overhead_left, 0.0)
-            overhead_left = max(overhead_left - gap, 0.0)
-            changeover_done = overhead_left <= 0
-            remaining -= progress
-            cost += (job.od_usd_per_hour if current == "od" else job.spot_usd_per_hour) * gap / HOUR
-            billed_ticks += 1
-            od_ticks += current == "od"
-        t += 1
-    finished = t * gap
+        run.take(choice, job)
+    finished = run.t * gap
     if rule == "strawman":  # the early simulator's loop bills one more request after the work is done
-        spot_up = available[t % len(available)]
-        if current == "spot" and not spot_up:
-            current = "none"
-        after = greedy_choice(current=current, spot_available=spot_up, remaining_work=0.0,
-                              remaining_time=job.deadline_seconds - t * gap, overhead=job.overhead_seconds, tick=gap)
-        if after != "none":
-            cost += (job.od_usd_per_hour if after == "od" else job.spot_usd_per_hour) * gap / HOUR
-    return SpotRun(cost, od_ticks / billed_ticks if billed_ticks else 0.0, finished,
+        extra = _strawman_tail(job, available, run)
+        if extra is not None:
+            run.cost += extra
+    return SpotRun(run.cost, run.od_ticks / run.billed_ticks if run.billed_ticks else 0.0, finished,
                    finished <= math.ceil(job.deadline_seconds / gap) * gap)
+
+
+@dataclass
+class _Progress:
+    """A run from tick to tick: the work left, what it runs on, the changeover left, the bill."""
+    remaining: float
+    current: str = "none"
+    overhead_left: float = 0.0
+    cost: float = 0.0
+    od_ticks: int = 0
+    billed_ticks: int = 0
+    t: int = 0
+    changeover_done: bool = True
+
+    def take(self, choice: str, job: SpotJob) -> None:
+        """One tick on `choice`: a changeover when the capacity changes, then progress and the bill."""
+        gap = job.tick_seconds
+        if choice != self.current and choice != "none":
+            self.overhead_left = job.overhead_seconds
+        self.current = choice
+        if self.current != "none":
+            progress = max(gap - self.overhead_left, 0.0)
+            self.overhead_left = max(self.overhead_left - gap, 0.0)
+            self.changeover_done = self.overhead_left <= 0
+            self.remaining -= progress
+            self.cost += (job.od_usd_per_hour if self.current == "od" else job.spot_usd_per_hour) * gap / HOUR
+            self.billed_ticks += 1
+            self.od_ticks += self.current == "od"
+        self.t += 1
+
+
+def _blind_step(plan, belief: SpotBelief, job: SpotJob, run: _Progress, spot_up: bool) -> tuple[str, SpotBelief]:
+    """The "planned-blind" rule at one tick: what it sees of spot only while it asks for spot."""
+    done = job.work_seconds - run.remaining
+    if run.current == "od":
+        choice = blind_choice(plan, belief, tick=run.t, progress_seconds=done, current="od")
+        if choice == "spot":  # managed spot is launched: it runs if spot is there, else waits
+            belief = observe(plan, belief, run.t, spot_up)
+            choice = "spot" if spot_up else "none"
+    else:
+        belief = observe(plan, belief, run.t, spot_up)
+        choice = blind_choice(plan, belief, tick=run.t, progress_seconds=done, current=run.current)
+    return choice, belief
+
+
+def _rule_choice(rule: str, job: SpotJob, window, mode: str, run: _Progress, spot_up: bool) -> str:
+    """The rules that need no plan, at one tick."""
+    gap = job.tick_seconds
+    remaining_time = job.deadline_seconds - run.t * gap
+    if rule in ("greedy", "strawman"):
+        return greedy_choice(current=run.current, spot_available=spot_up, remaining_work=run.remaining,
+                             remaining_time=remaining_time, overhead=job.overhead_seconds, tick=gap)
+    if rule in ("spillway", "spillway-progress"):
+        if run.current == "od" or not window.safe or spot_fallback_due(
+                now=run.t * gap, launch_time=0.0, deadline=job.deadline_seconds, fallback_time=window.fallback_time,
+                runtime_seconds=job.work_seconds, progress_seconds=job.work_seconds - run.remaining,
+                running_on_spot=spot_up, restart_overhead_seconds=job.overhead_seconds, fallback_mode=mode):
+            return "od"
+        return "spot" if spot_up else "none"
+    if rule == "uniform-progress":
+        return uniform_progress_choice(current=run.current, spot_available=spot_up, remaining_work=run.remaining,
+                                       remaining_time=remaining_time, total_work=job.work_seconds,
+                                       total_time=job.deadline_seconds, overhead=job.overhead_seconds,
+                                       tick=gap, changeover_done=run.changeover_done)
+    if rule == "on-demand":
+        return "od"
+    if rule == "spot-only":
+        return "spot" if spot_up else "none"
+    raise ValueError(f"unknown rule {rule!r}")
+
+
+def _strawman_tail(job: SpotJob, available: list[bool], run: _Progress) -> float | None:
+    """What the early simulator's loop billed for one more request after the work was done."""
+    gap = job.tick_seconds
+    current = run.current
+    spot_up = available[run.t % len(available)]
+    if current == "spot" and not spot_up:
+        current = "none"
+    after = greedy_choice(current=current, spot_available=spot_up, remaining_work=0.0,
+                          remaining_time=job.deadline_seconds - run.t * gap, overhead=job.overhead_seconds, tick=gap)
+    if after == "none":
+        return None
+    return (job.od_usd_per_hour if after == "od" else job.spot_usd_per_hour) * gap / HOUR
 
 
 HISTORY_TICKS = 1008  # what the "planned" rule learns from: a week of 10-min ticks before the Job

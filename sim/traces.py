@@ -205,18 +205,7 @@ def load_user_csv(path: Path) -> list[TraceJob]:
     jobs: list[TraceJob] = []
     header, rows = _csv_reader(Path(path), "a CSV trace (columns: see `spillway sim --help`)",
                                "see the column list in `spillway sim --help`")
-    for col in ("arrival_s", "gpus", "duration_s"):
-        if col not in header:
-            issues.append(InputIssue(str(path), "header", f"missing column '{col}'",
-                                     f"add it: {USER_CSV_COLUMNS[col]}", 1))
-    unknown = set(header) - set(USER_CSV_COLUMNS)
-    if unknown:
-        import difflib
-
-        for col in sorted(unknown):
-            close = difflib.get_close_matches(col, list(USER_CSV_COLUMNS), n=1)
-            issues.append(InputIssue(str(path), "header", f"unknown column '{col}'",
-                                     f"did you mean '{close[0]}'?" if close else "remove it", 1, "warning"))
+    issues += _header_issues(path, header)
     if any(i.severity == "error" for i in issues):
         raise InputError(issues)
     named: dict[tuple[str, str], int] = {}  # (namespace, name) -> the line that named it first
@@ -245,6 +234,24 @@ def load_user_csv(path: Path) -> list[TraceJob]:
     if not jobs:
         raise InputError([InputIssue(str(path), "", "the trace has no jobs", "add rows below the header")])
     return sorted(jobs, key=lambda j: (j.arrival_s, j.id))
+
+
+def _header_issues(path: Path, header: list[str]) -> list[InputIssue]:
+    """A user trace's header: the required columns missing (errors), and unknown ones (warnings)."""
+    issues: list[InputIssue] = []
+    for col in ("arrival_s", "gpus", "duration_s"):
+        if col not in header:
+            issues.append(InputIssue(str(path), "header", f"missing column '{col}'",
+                                     f"add it: {USER_CSV_COLUMNS[col]}", 1))
+    unknown = set(header) - set(USER_CSV_COLUMNS)
+    if unknown:
+        import difflib
+
+        for col in sorted(unknown):
+            close = difflib.get_close_matches(col, list(USER_CSV_COLUMNS), n=1)
+            issues.append(InputIssue(str(path), "header", f"unknown column '{col}'",
+                                     f"did you mean '{close[0]}'?" if close else "remove it", 1, "warning"))
+    return issues
 
 
 def _user_row(row: dict, lineno: int) -> TraceJob:

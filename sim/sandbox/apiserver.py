@@ -103,31 +103,13 @@ class Handler(BaseHTTPRequestHandler):
     # --- discovery -------------------------------------------------------------------------------
 
     def _discovery(self, parts: list[str]) -> bool:
-        store = self.server.store
+        """The GETs that are no resource: version, metrics, OpenAPI and API discovery. False: not one."""
         if self.command != "GET":
             return False
-        if parts in (["version"], ["version", ""]):
-            self._send(200, K8S_VERSION)
-            return True
-        if parts == ["metrics"]:
-            from .metrics import render
-
-            data = render(store, self.server.metric_style).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return True
-        if parts[:2] == ["openapi", "v3"]:
-            self._openapi_v3(parts[2:])
-            return True
-        if parts == ["api"]:
-            self._send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.server.server_port}"}]})
+        if self._fixed_document(parts):
             return True
         groups: dict[str, list[str]] = {}
-        for (g, v, _), _t in sorted(store.types.items()):
+        for (g, v, _), _t in sorted(self.server.store.types.items()):
             if g:
                 groups.setdefault(g, [])
                 if v not in groups[g]:
@@ -143,6 +125,34 @@ class Handler(BaseHTTPRequestHandler):
                              "versions": [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in vs],
                              "preferredVersion": {"groupVersion": f"{parts[1]}/{vs[0]}", "version": vs[0]}})
             return True
+        return self._resource_list(parts)
+
+    def _fixed_document(self, parts: list[str]) -> bool:
+        """/version, /metrics, /openapi/v3 and /api; False for any other path."""
+        if parts in (["version"], ["version", ""]):
+            self._send(200, K8S_VERSION)
+            return True
+        if parts == ["metrics"]:
+            from .metrics import render
+
+            data = render(self.server.store, self.server.metric_style).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return True
+        if parts[:2] == ["openapi", "v3"]:
+            self._openapi_v3(parts[2:])
+            return True
+        if parts == ["api"]:
+            self._send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.server.server_port}"}]})
+            return True
+        return False
+
+    def _resource_list(self, parts: list[str]) -> bool:
+        """/api/v1 and /apis/GROUP/VERSION: the resources of one group version."""
         gv = None
         if parts == ["api", "v1"]:
             gv = ("", "v1")
@@ -150,7 +160,7 @@ class Handler(BaseHTTPRequestHandler):
             gv = (parts[1], parts[2])
         if gv is None:
             return False
-        listed = [t for (g, v, _), t in sorted(store.types.items()) if (g, v) == gv]
+        listed = [t for (g, v, _), t in sorted(self.server.store.types.items()) if (g, v) == gv]
         if not listed:
             raise ApiError(404, "NotFound", f"the server could not find the requested resource {'/'.join(parts)}")
         self._send(200, {"kind": "APIResourceList", "apiVersion": "v1",
@@ -188,7 +198,43 @@ class Handler(BaseHTTPRequestHandler):
     # --- resources -------------------------------------------------------------------------------
 
     def _resource(self, method: str, parts: list[str], query: dict) -> None:
-        store = self.server.store
+        """A request on a resource: where it points (type, namespace, name, subresource), then the
+        method's handler."""
+        t, ns, name, sub = self._locate(parts)
+        self._fault(method, name, query, t.plural)
+        if t.plural == "pods" and sub == "log" and method == "GET" and name is not None:
+            return self._pod_log(ns or "", name, query)
+        if sub not in (None, "status"):
+            raise ApiError(404, "NotFound", f"subresource {sub!r} is not served")
+        if t.namespaced and ns is None and method not in ("GET",) and name is None and method != "POST":
+            raise ApiError(405, "MethodNotAllowed", "a namespace is required")
+        if not t.namespaced:
+            ns = ""
+        if method == "GET":
+            return self._get(t, ns, name, query)
+        if method == "POST":
+            return self._post(t, ns, name, query)
+        if name is None:
+            raise ApiError(405, "MethodNotAllowed", f"{method} needs a resource name")
+        if method == "PUT":
+            obj = self._object(t, self._body(), ns)
+            if (obj.get("metadata") or {}).get("name") not in (None, name):
+                raise ApiError(400, "BadRequest", "the name of the object does not match the name in the URL")
+            obj.setdefault("metadata", {})["name"] = name
+            return self._send(200, self._write(t, ns or "", name, obj, sub, query))
+        if method == "PATCH":
+            return self._patch(t, ns, name, sub, query)
+        if method == "DELETE":
+            body = self._body() or {}
+            orphan = (body.get("propagationPolicy") or query.get("propagationPolicy")) == "Orphan"
+            grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+            obj = self.server.store.delete(t, ns or "", name, orphan=orphan,
+                                           grace_period_seconds=None if grace is None else int(grace))
+            return self._send(200, obj)
+        raise ApiError(405, "MethodNotAllowed", method)
+
+    def _locate(self, parts: list[str]) -> tuple[ResourceType, str | None, str | None, str | None]:
+        """/api/v1/... or /apis/GROUP/VERSION/..., [namespaces/NS/], PLURAL[/NAME[/SUBRESOURCE]]."""
         if parts[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", parts[2:]
         elif len(parts) >= 3 and parts[0] == "apis":
@@ -200,68 +246,47 @@ class Handler(BaseHTTPRequestHandler):
             ns, rest = rest[1], rest[2:]
         if not rest:
             raise ApiError(404, "NotFound", "no resource named")
-        t = store.type_for(group, version, rest[0])
+        t = self.server.store.type_for(group, version, rest[0])
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        self._fault(method, name, query, t.plural)
-        if t.plural == "pods" and sub == "log" and method == "GET" and name is not None:
-            return self._pod_log(ns or "", name, query)
-        if sub not in (None, "status"):
-            raise ApiError(404, "NotFound", f"subresource {sub!r} is not served")
-        if t.namespaced and ns is None and method not in ("GET",) and name is None and method != "POST":
-            raise ApiError(405, "MethodNotAllowed", "a namespace is required")
-        if not t.namespaced:
-            ns = ""
-        if method == "GET":
-            if name is None:
-                if query.get("watch") in ("1", "true"):
-                    return self._watch(t, ns if t.namespaced else None, query)
-                return self._list(t, ns if t.namespaced else None, query)
-            obj = store.get(t, ns or "", name)
-            if tables.wants_table(self.headers.get("Accept")):
-                return self._send(200, tables.table(t, [obj], obj["metadata"].get("resourceVersion", "")))
-            return self._send(200, obj)
-        if method == "POST":
-            if name is not None:
-                raise ApiError(405, "MethodNotAllowed", "POST to a named resource")
-            obj = self._object(t, self._body(), ns)
-            if t.status_subresource and t.kind != "Node":
-                # Status is the controllers' to write, through its subresource: a create's is dropped
-                # (a Pod starts Pending). Nodes keep theirs: a kubelet registers one with its status.
-                obj = {**obj, "status": {"phase": "Pending"} if t.kind == "Pod" and not t.group else {}}
-            obj = self._admit(t, "CREATE", obj, None, ns or "")
-            self._check(t, obj, query)
-            self._validate_admission(t, "CREATE", obj, None, ns or "")
-            if query.get("dryRun") == "All":
-                return self._send(201, obj)
-            return self._send(201, store.create(t, ns or "", obj))
+        return t, ns, name, sub
+
+    def _get(self, t: ResourceType, ns: str | None, name: str | None, query: dict) -> None:
         if name is None:
-            raise ApiError(405, "MethodNotAllowed", f"{method} needs a resource name")
-        if method == "PUT":
-            obj = self._object(t, self._body(), ns)
-            if (obj.get("metadata") or {}).get("name") not in (None, name):
-                raise ApiError(400, "BadRequest", "the name of the object does not match the name in the URL")
-            obj.setdefault("metadata", {})["name"] = name
-            return self._send(200, self._write(t, ns or "", name, obj, sub, query))
-        if method == "PATCH":
-            body = self._body()
-            current = store.get(t, ns or "", name)
-            try:
-                patched = patches.apply(self.headers.get("Content-Type") or "", current, body)
-            except patches.PatchError as exc:
-                code = 415 if "unsupported" in str(exc) or "not supported" in str(exc) else 422
-                raise ApiError(code, "UnsupportedMediaType" if code == 415 else "Invalid", str(exc)) from None
-            if not isinstance(patched, dict):
-                raise ApiError(422, "Invalid", "the patch did not produce an object")
-            return self._send(200, self._write(t, ns or "", name, patched, sub, query))
-        if method == "DELETE":
-            body = self._body() or {}
-            orphan = (body.get("propagationPolicy") or query.get("propagationPolicy")) == "Orphan"
-            grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
-            obj = store.delete(t, ns or "", name, orphan=orphan,
-                               grace_period_seconds=None if grace is None else int(grace))
-            return self._send(200, obj)
-        raise ApiError(405, "MethodNotAllowed", method)
+            if query.get("watch") in ("1", "true"):
+                return self._watch(t, ns if t.namespaced else None, query)
+            return self._list(t, ns if t.namespaced else None, query)
+        obj = self.server.store.get(t, ns or "", name)
+        if tables.wants_table(self.headers.get("Accept")):
+            return self._send(200, tables.table(t, [obj], obj["metadata"].get("resourceVersion", "")))
+        return self._send(200, obj)
+
+    def _post(self, t: ResourceType, ns: str | None, name: str | None, query: dict) -> None:
+        if name is not None:
+            raise ApiError(405, "MethodNotAllowed", "POST to a named resource")
+        obj = self._object(t, self._body(), ns)
+        if t.status_subresource and t.kind != "Node":
+            # Status is the controllers' to write, through its subresource: a create's is dropped
+            # (a Pod starts Pending). Nodes keep theirs: a kubelet registers one with its status.
+            obj = {**obj, "status": {"phase": "Pending"} if t.kind == "Pod" and not t.group else {}}
+        obj = self._admit(t, "CREATE", obj, None, ns or "")
+        self._check(t, obj, query)
+        self._validate_admission(t, "CREATE", obj, None, ns or "")
+        if query.get("dryRun") == "All":
+            return self._send(201, obj)
+        return self._send(201, self.server.store.create(t, ns or "", obj))
+
+    def _patch(self, t: ResourceType, ns: str | None, name: str, sub: str | None, query: dict) -> None:
+        body = self._body()
+        current = self.server.store.get(t, ns or "", name)
+        try:
+            patched = patches.apply(self.headers.get("Content-Type") or "", current, body)
+        except patches.PatchError as exc:
+            code = 415 if "unsupported" in str(exc) or "not supported" in str(exc) else 422
+            raise ApiError(code, "UnsupportedMediaType" if code == 415 else "Invalid", str(exc)) from None
+        if not isinstance(patched, dict):
+            raise ApiError(422, "Invalid", "the patch did not produce an object")
+        return self._send(200, self._write(t, ns or "", name, patched, sub, query))
 
     def _pod_log(self, ns: str, name: str, query: dict) -> None:
         """pods/log, as kube-apiserver serves it: from the kubelet of the pod's node, at the node's
@@ -408,10 +433,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"kind": f"{t.kind}List", "apiVersion": t.group_version, "metadata": meta, "items": page})
 
     def _watch(self, t: ResourceType, ns, query) -> None:
-        store = self.server.store
+        """A watch: a chunked stream of events, from where it starts (_watch_from) on (_stream)."""
         labels, fields = label_matcher(query.get("labelSelector")), field_matcher(query.get("fieldSelector"))
         timeout = float(query.get("timeoutSeconds") or 1800)
-        bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
         deadline = time.monotonic() + timeout
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -427,49 +451,60 @@ class Handler(BaseHTTPRequestHandler):
             return (ns is None or obj["metadata"].get("namespace") == ns) and \
                 labels(obj["metadata"].get("labels") or {}) and fields(obj)
 
+        rv = self._watch_from(t, ns, query, emit, visible)
+        try:
+            self._stream(t, query, rv, emit, visible, deadline)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _watch_from(self, t: ResourceType, ns, query, emit, visible) -> int:
+        """Where a watch starts: the list's state as ADDED events (and, for WatchList, a bookmark
+        where it ends), or the resourceVersion given."""
         rv_text = query.get("resourceVersion") or ""
         initial_events = query.get("sendInitialEvents") in ("1", "true")
         if rv_text in ("", "0") or initial_events:
-            items, rv = store.list(t, ns)
+            items, rv = self.server.store.list(t, ns)
             for obj in items:
                 if visible(obj):
                     emit("ADDED", obj)
             if initial_events:  # WatchList (kubectl 1.35+ informers): say where the initial state ends
                 emit("BOOKMARK", {"kind": t.kind, "apiVersion": t.group_version, "metadata": {
                     "resourceVersion": str(rv), "annotations": {"k8s.io/initial-events-end": "true"}}})
-        else:
-            try:
-                rv = int(rv_text)
-            except ValueError:
-                raise ApiError(400, "BadRequest", f"invalid resourceVersion {rv_text!r}") from None
-        last_bookmark = time.monotonic()
+            return rv
         try:
-            while not self.server.stopping.is_set():
-                found = store.events_since(rv, t.group, t.plural)
-                if found is None:
-                    emit("ERROR", {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                   "message": f"too old resource version: {rv} ({store.history[0].rv - 1})",
-                                   "reason": "Expired", "code": 410})
-                    break
-                events, read_up_to = found
-                for e in events:
-                    if visible(e.obj):
-                        emit(e.type, e.obj)
-                rv = read_up_to
-                now = time.monotonic()
-                if now >= deadline:
-                    break
-                if bookmarks and now - last_bookmark >= self.server.bookmark_seconds:
-                    emit("BOOKMARK", {"kind": t.kind, "apiVersion": t.group_version,
-                                      "metadata": {"resourceVersion": str(max(rv, store.rv))}})
-                    last_bookmark = now
-                with store.changed:
-                    if store.rv == rv:  # nothing happened since: sleep until something does
-                        store.changed.wait(timeout=min(0.5, max(deadline - now, 0.01)))
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+            return int(rv_text)
+        except ValueError:
+            raise ApiError(400, "BadRequest", f"invalid resourceVersion {rv_text!r}") from None
+
+    def _stream(self, t: ResourceType, query, rv: int, emit, visible, deadline: float) -> None:
+        """The events after rv as they happen, with bookmarks if asked, until the deadline."""
+        store = self.server.store
+        bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
+        last_bookmark = time.monotonic()
+        while not self.server.stopping.is_set():
+            found = store.events_since(rv, t.group, t.plural)
+            if found is None:
+                emit("ERROR", {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                               "message": f"too old resource version: {rv} ({store.history[0].rv - 1})",
+                               "reason": "Expired", "code": 410})
+                break
+            events, read_up_to = found
+            for e in events:
+                if visible(e.obj):
+                    emit(e.type, e.obj)
+            rv = read_up_to
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if bookmarks and now - last_bookmark >= self.server.bookmark_seconds:
+                emit("BOOKMARK", {"kind": t.kind, "apiVersion": t.group_version,
+                                  "metadata": {"resourceVersion": str(max(rv, store.rv))}})
+                last_bookmark = now
+            with store.changed:
+                if store.rv == rv:  # nothing happened since: sleep until something does
+                    store.changed.wait(timeout=min(0.5, max(deadline - now, 0.01)))
 
 
 class SandboxServer(ThreadingHTTPServer):

@@ -95,22 +95,16 @@ class Machinery(ReconcileLoop):
         return out
 
     def _job(self, ns: str, name: str, job: dict, now: float, pods: list[dict]) -> None:
+        """The Job controller's pass over one Job: its pods made or deleted, then its status."""
         spec, status = job.get("spec") or {}, job.get("status") or {}
-        if spec.get("managedBy") not in (None, JOB_CONTROLLER):
+        if _at_rest(spec, status, pods):
             return
-        if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-               for c in status.get("conditions") or []):
-            return
-        if spec.get("suspend") and not pods and not status.get("active") and any(
-                c.get("type") == "Suspended" and c.get("status") == "True" for c in status.get("conditions") or []):
-            return  # suspended, and its status says so already: nothing to do (most of a queue)
         # The pass's index may hold a pod deleted since (by a client): read each one's current state.
         current = self.store.objects[self.pods.key]
         pods = [current[(ns, p["metadata"]["name"])] for p in pods if (ns, p["metadata"]["name"]) in current]
-        phase = lambda p: (p.get("status") or {}).get("phase", "Pending")  # noqa: E731
-        active = [p for p in pods if phase(p) in ("Pending", "Running")]
-        succeeded = sum(phase(p) == "Succeeded" for p in pods)
-        failed = sum(phase(p) == "Failed" for p in pods)
+        active = [p for p in pods if _phase(p) in ("Pending", "Running")]
+        succeeded = sum(_phase(p) == "Succeeded" for p in pods)
+        failed = sum(_phase(p) == "Failed" for p in pods)
         parallelism: int = spec["parallelism"] if spec.get("parallelism") is not None else 1
         completions: int = spec["completions"] if spec.get("completions") is not None else parallelism
         if spec.get("suspend"):
@@ -118,16 +112,8 @@ class Machinery(ReconcileLoop):
                 self.store.delete(self.pods, ns, p["metadata"]["name"])
             active = []
         else:
-            indexed = spec.get("completionMode") == "Indexed"
-            used = {(p["metadata"].get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
-                    for p in pods if phase(p) in ("Pending", "Running", "Succeeded")}
-            want = min(parallelism, max(completions - succeeded, 0)) - len(active)
-            for _ in range(max(want, 0)):
-                index = next((str(i) for i in range(completions) if str(i) not in used), None) if indexed else None
-                if indexed and index is None:
-                    break
-                used.add(index)
-                active.append(self._create_pod(ns, job, index))
+            self._start_pods(ns, job, pods, active, min(parallelism, max(completions - succeeded, 0)) - len(active),
+                             completions)
         new_status = dict(status)
         new_status.update({"active": len(active), "succeeded": succeeded, "failed": failed})
         if not spec.get("suspend"):
@@ -135,6 +121,34 @@ class Machinery(ReconcileLoop):
         for key in ("active", "succeeded", "failed"):
             if not new_status[key]:
                 new_status.pop(key)
+        conditions = self._conditions(ns, spec, status, now, active, succeeded, failed, completions, new_status)
+        if conditions:
+            new_status["conditions"] = conditions
+        else:
+            new_status.pop("conditions", None)
+        if new_status != status:
+            self.store.update(self.jobs, ns, name, {**job, "status": new_status,
+                                                     "metadata": {**job["metadata"], "resourceVersion": None}},
+                              subresource="status")
+
+    def _start_pods(self, ns: str, job: dict, pods: list[dict], active: list[dict], want: int,
+                    completions: int) -> None:
+        """`want` more pods (added to `active`); an Indexed Job's each with a completion index no
+        pending, running or succeeded pod holds."""
+        indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
+        used = {(p["metadata"].get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
+                for p in pods if _phase(p) in ("Pending", "Running", "Succeeded")}
+        for _ in range(max(want, 0)):
+            index = next((str(i) for i in range(completions) if str(i) not in used), None) if indexed else None
+            if indexed and index is None:
+                break
+            used.add(index)
+            active.append(self._create_pod(ns, job, index))
+
+    def _conditions(self, ns: str, spec: dict, status: dict, now: float, active: list[dict], succeeded: int,
+                    failed: int, completions: int, new_status: dict) -> list[dict]:
+        """The Job's conditions after this pass: Suspended, or Complete, or Failed past its backoff
+        limit (whose pods are deleted)."""
         conditions = [c for c in status.get("conditions") or [] if c.get("type") not in ("Suspended",)]
         if spec.get("suspend"):
             # A condition changes only on a transition: rewriting its time every pass would flood
@@ -155,14 +169,7 @@ class Machinery(ReconcileLoop):
                            for t in ("FailureTarget", "Failed")]
             for p in active:
                 self.store.delete(self.pods, ns, p["metadata"]["name"])
-        if conditions:
-            new_status["conditions"] = conditions
-        else:
-            new_status.pop("conditions", None)
-        if new_status != status:
-            self.store.update(self.jobs, ns, name, {**job, "status": new_status,
-                                                     "metadata": {**job["metadata"], "resourceVersion": None}},
-                              subresource="status")
+        return conditions
 
     def _create_pod(self, ns: str, job: dict, index: str | None) -> dict:
         template = job["spec"].get("template") or {}
@@ -294,6 +301,22 @@ def _merge_conditions(status: dict, new: list[dict]) -> list[dict]:
     """Conditions by type, as a kubelet keeps them (the scheduler's PodScheduled stays)."""
     kept = [c for c in status.get("conditions") or [] if c.get("type") not in {n["type"] for n in new}]
     return kept + new
+
+
+def _phase(pod: dict) -> str:
+    return (pod.get("status") or {}).get("phase", "Pending")
+
+
+def _at_rest(spec: dict, status: dict, pods: list[dict]) -> bool:
+    """Nothing for the Job controller to do: another controller manages the Job, it is finished,
+    or it is suspended and its status says so already (most of a queue)."""
+    if spec.get("managedBy") not in (None, JOB_CONTROLLER):
+        return True
+    if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+           for c in status.get("conditions") or []):
+        return True
+    return bool(spec.get("suspend") and not pods and not status.get("active") and any(
+        c.get("type") == "Suspended" and c.get("status") == "True" for c in status.get("conditions") or []))
 
 
 def add_nodes(store: Store, spec: str) -> list[str]:

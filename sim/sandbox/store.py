@@ -154,17 +154,7 @@ class Store:
             if subresource == "status":
                 new["status"] = copy.deepcopy(obj.get("status"))
             else:
-                for k, v in obj.items():
-                    if k in ("apiVersion", "kind", "metadata") or (k == "status" and t.status_subresource):
-                        continue
-                    new[k] = copy.deepcopy(v)
-                for k in list(new):
-                    if k not in obj and k not in ("metadata", "status"):
-                        del new[k]
-                keep = {"uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
-                        "deletionGracePeriodSeconds", "namespace", "name"}
-                new_meta = {k: v for k, v in meta.items() if k not in keep}
-                new["metadata"] = {**{k: v for k, v in current["metadata"].items() if k in keep}, **new_meta}
+                _replace(t, current, new, obj, meta)
                 if t.plural == "customresourcedefinitions":
                     self._register_crd(new)
             if check:
@@ -264,6 +254,22 @@ class Store:
                 if e.group == group and e.plural == plural:
                     out.append(e)
             return out, max(rv, self.rv)
+
+
+def _replace(t: ResourceType, current: dict, new: dict, obj: dict, meta: dict) -> None:
+    """A replace's body over `new` (a copy of `current`): every field but apiVersion, kind and, behind
+    a status subresource, status; the metadata but what the server keeps."""
+    for k, v in obj.items():
+        if k in ("apiVersion", "kind", "metadata") or (k == "status" and t.status_subresource):
+            continue
+        new[k] = copy.deepcopy(v)
+    for k in list(new):
+        if k not in obj and k not in ("metadata", "status"):
+            del new[k]
+    keep = {"uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
+            "deletionGracePeriodSeconds", "namespace", "name"}
+    new_meta = {k: v for k, v in meta.items() if k not in keep}
+    new["metadata"] = {**{k: v for k, v in current["metadata"].items() if k in keep}, **new_meta}
 
 
 def _spec_of(obj: dict) -> dict:

@@ -98,19 +98,25 @@ def _job(obj: dict) -> list[dict]:
         causes.append(cause("spec.template.spec.containers", "FieldValueRequired", "Required value"))
         return causes
     for i, c in enumerate(containers):
-        if not isinstance(c, dict):
-            causes.append(cause(f"spec.template.spec.containers[{i}]", "FieldValueInvalid", "must be an object"))
-            continue
-        for key in ("name", "image"):
-            if not c.get(key):
-                causes.append(cause(f"spec.template.spec.containers[{i}].{key}", "FieldValueRequired",
-                                    "Required value"))
-        for part in ("limits", "requests"):
-            for res, qty in (((c.get("resources") or {}).get(part)) or {}).items():
-                if not re.match(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$", str(qty)):
-                    causes.append(cause(f"spec.template.spec.containers[{i}].resources.{part}[{res}]",
-                                        "FieldValueInvalid", f'Invalid value: "{qty}": quantities must match the '
-                                        "regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
+        causes += _container(i, c)
+    return causes
+
+
+def _container(i: int, c) -> list[dict]:
+    """A pod template's container i: an object with a name, an image and well-formed quantities."""
+    if not isinstance(c, dict):
+        return [cause(f"spec.template.spec.containers[{i}]", "FieldValueInvalid", "must be an object")]
+    causes = []
+    for key in ("name", "image"):
+        if not c.get(key):
+            causes.append(cause(f"spec.template.spec.containers[{i}].{key}", "FieldValueRequired",
+                                "Required value"))
+    for part in ("limits", "requests"):
+        for res, qty in (((c.get("resources") or {}).get(part)) or {}).items():
+            if not re.match(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$", str(qty)):
+                causes.append(cause(f"spec.template.spec.containers[{i}].resources.{part}[{res}]",
+                                    "FieldValueInvalid", f'Invalid value: "{qty}": quantities must match the '
+                                    "regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
     return causes
 
 
