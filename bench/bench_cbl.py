@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sim.spot_job import sweep  # noqa: E402
+import thresholds  # noqa: E402
 
 PUBLISHED = {  # rate: (on-demand, spot-only, greedy, ILP optimum)
     0.1: (147.39, 47.36, 47.52, 47.29), 0.2: (147.39, 47.92, 50.65, 48.12), 0.3: (147.39, 48.55, 69.30, 52.50),
@@ -46,6 +47,7 @@ def main() -> None:
         print(f"{rate:>5} " + " ".join(f"{row[r]:>11.2f}" for r in RULES) +
               f"   {published[2]:.2f} / {published[3]:.2f}  (strawman {row['strawman_vs_published_pct']:+.2f} %)")
     figures["wall_s"] = round(time.perf_counter() - started, 1)
+    thresholds.report("bench_cbl", figures)
     print(json.dumps(figures))
 
 

@@ -45,6 +45,7 @@ from policies import constants as C  # noqa: E402
 from policies.model import parse_time  # noqa: E402
 from sim.sandbox.apiserver import SandboxServer  # noqa: E402
 from sim.sandbox.machinery import Machinery, add_nodes  # noqa: E402
+import thresholds  # noqa: E402
 
 PRODUCT = "NVIDIA-A100-SXM4-80GB"
 POLICY = {"apiVersion": "spillway.io/v1alpha1", "kind": "BurstPolicy", "spec": {
@@ -189,6 +190,7 @@ def main() -> None:
     print(f"{len(landed)}/{jobs} Jobs decided in {elapsed:.1f} s ({figures['throughput_jobs_per_s']} Jobs/s); "
           f"decision-to-action p50 {figures['latency_p50_s']} s, p99 {figures['latency_p99_s']} s; "
           f"controller peak RSS {figures['controller_peak_rss_mb']} MB")
+    thresholds.report("bench_controller", figures)
     print(json.dumps(figures))
 
 

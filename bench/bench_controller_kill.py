@@ -47,6 +47,7 @@ from sim import sagemaker_lifecycle  # noqa: E402
 from sim.sagemaker_lifecycle import SageMakerSandbox  # noqa: E402
 from sim.sandbox.apiserver import SandboxServer  # noqa: E402
 from sim.sandbox.machinery import Machinery, add_nodes  # noqa: E402
+import thresholds  # noqa: E402
 
 PRODUCT = "NVIDIA-A100-SXM4-80GB"
 TYPE = "ml.g5.xlarge"
@@ -146,6 +147,7 @@ def main() -> None:
           f"${figures['billed_usd']}), worst spend + committed ${figures['worst_spend_plus_committed_usd']} "
           f"of ${BUDGET:.0f} (most held at any instant ${figures['most_held_usd']}): "
           f"{'OK' if figures['ok'] else 'FAILED'}")
+    thresholds.report("bench_controller_kill", figures)
     print(json.dumps(figures))
     sys.exit(0 if figures["ok"] else 1)
 

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from policies import BurstPolicy, JobRequest, decide, plan  # noqa: E402
 from policies.forecast import Derived  # noqa: E402
 from policies.model import Node, RunningPod, Snapshot, Spend  # noqa: E402
+import thresholds  # noqa: E402
 
 NOW = 1_795_000_000.0
 PRODUCTS = ["NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3", "NVIDIA-A10G"]
@@ -114,6 +115,7 @@ def main() -> None:
     figures.update(bench_plan(nodes, sizes, "cpsat", 1))
     for k, v in figures.items():
         print(f"  {k:40s} {v}", flush=True)
+    thresholds.report("bench_core", figures)
     print(json.dumps(figures))
 
 

@@ -58,6 +58,7 @@ from sim.presets import baseline  # noqa: E402
 from sim.report import summarize  # noqa: E402
 from sim.sweep import default_workers, run_all  # noqa: E402
 from sim.traces import load_philly  # noqa: E402
+import thresholds  # noqa: E402
 
 WORLD = CloudModel(startup_seconds=420.0, spot="none", restart_overhead_seconds=600.0)
 TICK_SECONDS = 60.0
@@ -254,6 +255,7 @@ def main() -> None:
         figures["goal2"] = goal2(args.offsets, args.workers, args.seeds)
         figures["goal2_pass"] = figures["goal2"]["pass"]
     figures["wall_s"] = round(time.perf_counter() - started, 1)
+    thresholds.report("bench_quality", figures)
     print(json.dumps(figures))
 
 

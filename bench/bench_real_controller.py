@@ -40,6 +40,7 @@ from policies import constants as C  # noqa: E402
 from scheduler.kube import Kube, api_client  # noqa: E402
 from sim.control_plane.plane import kubectl, write_kubeconfig  # noqa: E402
 from sim.control_plane.setup import start_plane, wait_until  # noqa: E402
+import thresholds  # noqa: E402
 
 PRODUCT = "NVIDIA-A100-SXM4-80GB"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"
@@ -203,6 +204,7 @@ def main() -> None:
           f"peak RSS {figures['controller_peak_rss_mb']} MB; the API server answered "
           f"{figures['apiserver_list_pods']} pod LISTs and {figures['apiserver_429']} 429s "
           f"({figures['apf_rejected']} rejected by APF)")
+    thresholds.report("bench_real_controller", figures)
     print(json.dumps(figures))
 
 

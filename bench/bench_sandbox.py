@@ -24,6 +24,7 @@ from kubernetes import client, watch  # noqa: E402
 
 from sim.sandbox.apiserver import SandboxServer  # noqa: E402
 from sim.sandbox.machinery import add_nodes  # noqa: E402
+import thresholds  # noqa: E402
 
 
 def job(i: int) -> dict:
@@ -106,6 +107,7 @@ def main() -> None:
     }
     for k, v in figures.items():
         print(f"  {k:32s} {v}")
+    thresholds.report("bench_sandbox", figures)
     print(json.dumps(figures))
 
 

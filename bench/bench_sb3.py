@@ -30,6 +30,7 @@ from sim.engine import SimConfig, simulate  # noqa: E402
 from sim.presets import baseline  # noqa: E402
 from sim.report import summarize  # noqa: E402
 from sim.traces import load_philly  # noqa: E402
+import thresholds  # noqa: E402
 
 POLICIES = {
     "no-wait": {},
@@ -73,6 +74,7 @@ def main() -> None:
                  f"JCT{row[p]['jct_vs_no_wait_pct']:>+6.1f}%" for p in POLICIES]
         print(f"{load:>5} {nodes:>5}  " + "  ".join(f"{c:>30}" for c in cells), flush=True)
     figures["wall_s"] = round(time.perf_counter() - started, 1)
+    thresholds.report("bench_sb3", figures)
     print(json.dumps(figures))
 
 

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+import thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ["no-wait:64", "no-wait:128", "constant-wait-1h:64", "constant-wait-1h:128", "compute-wait:64",
@@ -127,6 +128,7 @@ def main() -> None:
                 figures[spec]["sim_day_at_timeout"] = float(reached[-1][1])
         figures[spec].setdefault("elapsed_s", round(time.perf_counter() - started, 1))
         print(f"  {figures[spec]}", flush=True)
+    thresholds.report("bench_sim", figures)
     print(json.dumps(figures))
 
 

@@ -30,6 +30,7 @@ from sim.engine import SimConfig, simulate  # noqa: E402
 from sim.report import summarize  # noqa: E402
 from sim.spot_job import single_node_availability_traces  # noqa: E402
 from sim.traces import TraceJob  # noqa: E402
+import thresholds  # noqa: E402
 
 H = 3600.0
 MODES = ("launchWindow", "progress", "planned")
@@ -71,10 +72,12 @@ def main() -> None:
     print(table(["TRACE", "WORK/SLACK H", *(f"{m.upper()} $" for m in MODES), "PLANNED VS PROGRESS", "MISSES",
                  "BACK TO SPOT"], rows))
     ratios = [c["planned"]["usd"] / c["progress"]["usd"] - 1 for c in figures if c["progress"]["usd"]]
-    print(json.dumps({"cells": figures, "planned_vs_progress_min": round(min(ratios), 4),
-                      "planned_vs_progress_max": round(max(ratios), 4),
-                      "misses": sum(c[m]["misses"] for c in figures for m in MODES),
-                      "seconds": round(time.time() - started, 1)}))
+    out = {"cells": figures, "planned_vs_progress_min": round(min(ratios), 4),
+           "planned_vs_progress_max": round(max(ratios), 4),
+           "misses": sum(c[m]["misses"] for c in figures for m in MODES),
+           "seconds": round(time.time() - started, 1)}
+    thresholds.report("bench_spot_engine", out)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
