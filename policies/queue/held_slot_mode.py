@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from bisect import insort
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .alarm_heap import AlarmHeap
 from ..forecast import Derived, INF
@@ -25,16 +25,14 @@ from .held_slot_walk import HeldSlotWalk
 from .held_slots import HeldSlots, Region, View
 from .parking import Parked, ParkingLot
 from .plan_result import Plan
+from .queue_state import QueueState
 from .queue_streams import Entry, remove
 from .stability import volatile
 from .stable_modes import ROUNDING_STEP, TIMEOUT_SLACK
 
-if TYPE_CHECKING:
-    from .queue_planner import QueuePlanner
-
 
 class HeldSlotMode:
-    def __init__(self, queue: QueuePlanner, *, track_active: bool):
+    def __init__(self, queue: QueueState, *, track_active: bool):
         """track_active: keep the active queue (False under a stable policy, whose planner walks
         this mode only when the snapshot carries utilization; see QueuePlanner)."""
         self.queue = queue

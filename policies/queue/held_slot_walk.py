@@ -48,19 +48,41 @@ slots taken out for nothing, and backfill from behind the planning depth.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ..forecast import Derived, LocalSlot
 from ..model import Decision, JobRequest, Placement, Snapshot
 from ..decide import EPSILON, Evaluated, REQUEUE_MIN_SECONDS, price_turns_at, reserves
-from .held_slots import Occupation, Region, View, occupations, regions, same_slot
-from .parking import Parked, Shape
+from .alarm_heap import AlarmHeap
+from .held_slots import HeldSlots, Occupation, Region, View, occupations, regions, same_slot
+from .parking import Parked, ParkingLot, Shape
 from .plan_result import Plan
+from .queue_state import QueueState
 from .queue_streams import BEFORE_EVERY_JOB, Entry, MergedStreams, cursor_after
 from .walk_steps import GREEDY, decide_in_turn
 
-if TYPE_CHECKING:
-    from .held_slot_mode import HeldSlotMode
+
+class HeldSlotState(Protocol):
+    """What a walk reads and changes of the mode that makes it (HeldSlotMode, held_slot_mode.py):
+    named here, so that the walk need not import the mode that imports it (no import cycle)."""
+
+    queue: QueueState
+    active: list[Entry]  # sorted entries of the Jobs not parked
+    parked: ParkingLot
+    held: HeldSlots
+    every_cycle: set[str]  # waiting Jobs whose decision may move with time alone
+    alarms: AlarmHeap  # (time, key): a sleeping Job's slot or max wait comes
+    removed_holder: Entry | None  # the first slot holder removed since the last cycle
+    freed_regions: list[Region]  # where the slots given back since the last cycle were
+    world_seen: tuple[Any, ...] | None  # (quota left per type, cluster hot) last cycle
+
+    def due(self, now: float) -> set[str]: ...
+    def remember(self, job: JobRequest, entry: Entry, result: Evaluated, holds: bool, now: float,
+                 patient: bool) -> None: ...
+    def review_at(self, now: float) -> float | None: ...
+    def parked_start(self, job: JobRequest, result: Evaluated, patient: bool) -> float | None: ...
+    def park(self, job: JobRequest, result: Evaluated, start: float) -> None: ...
+    def unpark(self, key: str) -> None: ...
 
 
 class HeldSlotWalk:
@@ -68,7 +90,7 @@ class HeldSlotWalk:
                  "fifo", "cycle", "timeline", "change_at", "freed_nodes", "given_back", "freed_at", "sped_up",
                  "no_room", "lefts", "streams", "woken", "out", "decisions", "started", "kept")
 
-    def __init__(self, mode: HeldSlotMode, snapshot: Snapshot, now: float, derived: Derived):
+    def __init__(self, mode: HeldSlotState, snapshot: Snapshot, now: float, derived: Derived):
         queue = mode.queue
         self.mode, self.queue, self.held, self.parked = mode, queue, mode.held, mode.parked
         self.snapshot, self.now, self.derived = snapshot, now, derived

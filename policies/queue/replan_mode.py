@@ -5,20 +5,18 @@ at once. The planner still keeps the queue; only the cycle's timing is its own (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from ..forecast import Derived, INF
 from ..model import Placement, Snapshot
 from .planning import plan
 from .plan_result import Plan
+from .queue_state import QueueState
 from .stable_modes import ROUNDING_STEP, TIMEOUT_SLACK
-
-if TYPE_CHECKING:
-    from .queue_planner import QueuePlanner
 
 
 class ReplanMode:
-    def __init__(self, queue: QueuePlanner):
+    def __init__(self, queue: QueueState):
         self.queue = queue
 
     def plan(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:

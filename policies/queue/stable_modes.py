@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from bisect import insort
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from .alarm_heap import AlarmHeap
 from ..forecast import CapacityTimeline, Derived, INF
@@ -23,12 +23,10 @@ from ..model import Decision, Evidence, JobRequest, Placement, Snapshot
 from ..decide import Cycle, REQUEUE_MIN_SECONDS
 from .parking import Shape
 from .plan_result import Plan
+from .queue_state import QueueState
 from .queue_streams import Entry, MergedStreams, cursor, find, remove
 from .stability import volatile
 from .walk_steps import GREEDY, decide_in_turn
-
-if TYPE_CHECKING:
-    from .queue_planner import QueuePlanner
 
 TIMEOUT_SLACK = 1e-6  # look a hair early; evaluate() has the exact word
 ROUNDING_STEP = 1e-3  # seconds: far above what an absolute time in 2026 can resolve (about 0.2 us)
@@ -38,7 +36,7 @@ class StableMode:
     """What both stable modes keep: each waiting Job's max wait (when to decide it again) and its
     forecast start when it was last decided."""
 
-    def __init__(self, queue: QueuePlanner):
+    def __init__(self, queue: QueueState):
         self.queue = queue
         self.timeouts = AlarmHeap()  # (submit + max wait, job key)
         self.timeout_of: dict[str, float] = {}  # the live alarm of each key in timeouts
@@ -135,7 +133,7 @@ class ShapeRoom:
 
 
 class OutOfOrderMode(StableMode):
-    def __init__(self, queue: QueuePlanner):
+    def __init__(self, queue: QueueState):
         super().__init__(queue)
         self.waiting: dict[Shape, list[Entry]] = {}  # sorted entries per shape
 
@@ -195,7 +193,7 @@ class OutOfOrderMode(StableMode):
 
 
 class FifoMode(StableMode):
-    def __init__(self, queue: QueuePlanner):
+    def __init__(self, queue: QueueState):
         super().__init__(queue)
         self.order: list[Entry] = []  # every queued entry, sorted: the walk starts from the head
 
