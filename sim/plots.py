@@ -104,15 +104,52 @@ def _place_labels(fig, ax, labels: list[str], points: list[tuple[float, float]])
 
 
 def plot_timeline(sim: Simulation, path: Path, title: str = "") -> Path:
-    """Queue length, local GPU utilization and cumulative cloud spend over the run."""
+    fig = timeline_figure(sim, title)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# Beyond the window, this much of it again is shown, so that its last changes are not on the edge.
+WINDOW_MARGIN = 0.05
+# A tail up to this many times the window is drawn: cut, it would save little room and hide runs.
+TAIL_DRAWN_UP_TO = 1.0
+
+
+def activity_window(sim: Simulation) -> float:
+    """Seconds from the first arrival to the last decision: when the queue is empty after the last
+    arrival. What follows is the tail of runs finishing, with nothing left to decide; it can be 50
+    times as long (a week of arrivals, one 60-day run)."""
+    samples = sim.samples
+    if not samples:
+        return 0.0
+    last_arrival = max((r.trace.arrival_s for r in sim.records), default=0.0)
+    drained = next((t for t, queue, _, _ in samples if t >= last_arrival and queue == 0), samples[-1][0])
+    return max(last_arrival, drained)
+
+
+def timeline_figure(sim: Simulation, title: str = ""):
+    """Queue length, local GPU utilization and cumulative cloud spend over the arrival window (from
+    the first arrival to the last Job out of the queue): where the policy acts. A tail longer than
+    the window is summed up in a note under the plots rather than drawn, which would squeeze the
+    window to a sliver."""
     samples = sim.samples
     fig, axes = plt.subplots(3, 1, figsize=(8, 6.5), dpi=120, sharex=True)
+    window = activity_window(sim)
+    end = samples[-1][0] if samples else 0.0
+    cut = window > 0 and end > window * (1 + TAIL_DRAWN_UP_TO)
+    shown = window * (1 + WINDOW_MARGIN) if cut else end
     if samples:
-        hours = [s[0] / 3600 for s in samples]
-        axes[0].step(hours, [s[1] for s in samples], where="post", color="tab:purple")
-        axes[1].step(hours, [100 * s[2] / max(sim.total_gpus, 1) for s in samples], where="post", color="tab:green")
+        kept = [s for s in samples if s[0] <= shown]
+        after = next((s for s in samples if s[0] > shown), None)
+        if after is not None:  # hold each line to the window's edge, as its value was there
+            kept.append((shown, *kept[-1][1:]) if kept else (shown, *after[1:]))
+        hours = [s[0] / 3600 for s in kept]
+        axes[0].step(hours, [s[1] for s in kept], where="post", color="tab:purple")
+        axes[1].step(hours, [100 * s[2] / max(sim.total_gpus, 1) for s in kept], where="post", color="tab:green")
         # Spend steps when a training job ends and is billed: no line between two bills.
-        axes[2].step(hours, [s[3] for s in samples], where="post", color="tab:red")
+        axes[2].step(hours, [s[3] for s in kept], where="post", color="tab:red")
+        axes[2].set_xlim(0, max(shown / 3600, 1e-9))
     axes[0].set_ylabel("Jobs waiting")
     axes[1].set_ylabel("local GPUs busy (%)")
     axes[1].set_ylim(0, 105)
@@ -121,7 +158,27 @@ def plot_timeline(sim: Simulation, path: Path, title: str = "") -> Path:
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].set_title(title or "Simulation over time")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    note = tail_note(sim, shown)
+    fig.tight_layout(rect=(0, 0.05 if note else 0, 1, 1))
+    if note:
+        fig.text(0.5, 0.012, note, ha="center", va="bottom", fontsize=8.5, color="0.3")
+    return fig
+
+
+def tail_note(sim: Simulation, shown: float) -> str:
+    """What the timeline leaves out after `shown` seconds, in a line; empty when nothing is left out."""
+    samples = sim.samples
+    if not samples or samples[-1][0] <= shown:
+        return ""
+    end, total = samples[-1][0], samples[-1][3]
+    at_edge = max((s[3] for s in samples if s[0] <= shown), default=0.0)
+    running = sum(1 for r in sim.records if r.finish is not None and r.finish > shown)
+    spend = (f"${total - at_edge:,.0f} more billed as bursts end (${total:,.0f} in all)" if total > at_edge + 0.005
+             else "no more cloud spend")
+    return (f"Not drawn: hours {_hours(shown)}-{_hours(end)}, no Job waiting; {running:,} "
+            f"{'Job' if running == 1 else 'Jobs'} still running, {spend}.")
+
+
+def _hours(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:,.1f}" if hours < 10 else f"{hours:,.0f}"

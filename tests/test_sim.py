@@ -208,6 +208,28 @@ def test_timeline_samples_follow_every_job_end_not_only_cycles():
     assert sim.samples[-1][2] == 0
 
 
+def test_timeline_shows_the_arrival_window_and_sums_up_the_tail():
+    """A 100-h run behind three short Jobs: the plot shows the 1.5 h in which Jobs arrive and wait,
+    not 101.5 h with all that happened squeezed into its first 1.5 %."""
+    import matplotlib.pyplot as plt
+
+    from sim.plots import timeline_figure
+
+    jobs = one_node_three_jobs() + [TraceJob(3, 0.8 * H, 4, 100 * H, name="long")]
+    sim, r = run(jobs, baseline("local-only"))
+    assert r["long"].start == 1.5 * H  # out of the queue when c ends: the last decision
+    fig = timeline_figure(sim)
+    assert fig.axes[2].get_xlim() == pytest.approx((0, 1.5 * 1.05))
+    [note] = [t.get_text() for t in fig.texts]
+    assert note == "Not drawn: hours 1.6-102, no Job waiting; 2 Jobs still running, no more cloud spend."
+    plt.close(fig)
+    # Nothing after the window: nothing to say.
+    sim, _ = run(one_node_three_jobs(), baseline("local-only"))
+    fig = timeline_figure(sim)
+    assert not fig.texts
+    plt.close(fig)
+
+
 def test_pareto_labels_never_overlap_and_dollars_spread_on_a_log_axis():
     import matplotlib.pyplot as plt
     from matplotlib.text import Text
