@@ -14,7 +14,7 @@ from .cli_world import add_world_options, with_restart_overhead, world
 from .engine import SimConfig, simulate
 from .files import check_writable_file, make_folder, read_text, write_text
 from .presets import BASELINES, scenario_baseline
-from .report import jobs_csv, not_allowed_note, render, summarize
+from .report import jobs_csv, not_allowed_note, render, summarize, types_note
 from .sweep import run_all
 from .traces import OPENB_URL, USER_CSV_COLUMNS
 
@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hindsight", type=POSITIVE, metavar="SECONDS",
                    help="also solve the hindsight-optimal schedule (CP-SAT, this time limit) at the first "
                         "policy's average wait: the yardstick for the gap to optimal (windows of <= 500 Jobs)")
+    p.add_argument("--same-types", action="store_true",
+                   help="every policy bursts to the first one's sageMaker.allowedInstanceTypes, to compare rules "
+                        "alone: the baselines allow any type (ml.*), the default starts at L4 (ml.g6)")
     p.add_argument("--jobs-csv", metavar="FILE", help="write one row per Job (with --compare: one file per policy)")
     p.set_defaults(run=run)
     from .tune import register as register_tune
@@ -141,7 +144,8 @@ def _plots(out_dir: Path, jobs, nodes, summaries, sims) -> list:
 
 def _print_table(args, jobs, nodes, cloud, tick, summaries, wall, sims, oracle, plots) -> None:
     print(render(summaries))
-    notes = [not_allowed_note(name, sim.records) for name, sim in sims.items()]
+    notes = [types_note({name: sim.policy.spec.sage_maker.allowed_instance_types for name, sim in sims.items()}),
+             *(not_allowed_note(name, sim.records) for name, sim in sims.items())]
     if any(notes):
         print("\n" + "\n".join(n for n in notes if n))
     for path in plots:
@@ -187,9 +191,18 @@ def _policies(args) -> list[tuple[str, BurstPolicy]]:
         named = [_policy(args.policy, args.scenario)]
     else:
         named = [("default", default_policy())]
+    if args.same_types:
+        types = named[0][1].spec.sage_maker.allowed_instance_types
+        named = [(name, _with_types(policy, types)) for name, policy in named]
     if args.restart_overhead is None:
         return named
     return [(name, _with_restart_overhead(policy, args.restart_overhead)) for name, policy in named]
+
+
+def _with_types(policy: BurstPolicy, types: list[str]) -> BurstPolicy:
+    doc = policy.to_yaml_dict()
+    doc["spec"].setdefault("sageMaker", {})["allowedInstanceTypes"] = list(types)
+    return BurstPolicy.model_validate(doc)
 
 
 def _with_restart_overhead(policy: BurstPolicy, seconds: float) -> BurstPolicy:

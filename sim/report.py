@@ -175,6 +175,22 @@ def not_allowed_note(policy_name: str, records: list[JobRecord]) -> str | None:
             f"{blocked[0].not_allowed}{more}. --jobs-csv lists each one (column not_allowed).")
 
 
+def types_note(allowed: dict[str, list[str]]) -> str | None:
+    """A line when the compared policies may burst to different SageMaker types (policy name ->
+    sageMaker.allowedInstanceTypes): their dollars then differ for their types too, not only for their
+    rules, and the simulator models no GPU's speed, so a cheaper, slower type (a T4) looks cheaper
+    for the same work. The baselines allow any type (ml.*); the default starts at L4 (ml.g6)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, types in allowed.items():
+        groups.setdefault(tuple(types), []).append(name)
+    if len(groups) < 2:
+        return None
+    said = "; ".join(f"{', '.join(names)}: {', '.join(types)}" for types, names in groups.items())
+    return (f"Not the same instance types ({said}): the dollars differ for the types too, not only for the "
+            "rules, and the simulator counts an hour on a slower GPU as the same work. To compare rules "
+            "alone, add --same-types (every policy then bursts to the first one's types).")
+
+
 JOB_COLUMNS = ["id", "name", "namespace", "arrival_h", "gpus", "pods", "duration_h", "placement", "reason",
                "instance_type", "start_h", "finish_h", "wait_h", "jct_h", "cloud_usd", "spot_usd", "on_demand_usd",
                "wasted_usd", "preemptions", "fell_back", "deadline_h", "deadline_met", "not_allowed"]

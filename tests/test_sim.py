@@ -367,6 +367,25 @@ def test_cli_compare_json(capsys):
     assert round(data["results"][1]["cloud_gpu_hours"], 3) == 233.601
 
 
+def test_compare_says_when_the_policies_burst_to_different_types_and_same_types_aligns_them(capsys):
+    # Week 6's first 400 Jobs on 8 nodes: enough of them burst for the types to show in the dollars.
+    args = ["sim", "--max-jobs", "400", "--cluster", "8x8", "--compare", "default", "forecast-wait",
+            "--no-progress", "--workers", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert ("Not the same instance types (default: ml.g5.*, ml.g6.*, ml.g6e.*, ml.p4d.*, ml.p4de.*, ml.p5.*; "
+            "forecast-wait: ml.*)") in out
+    assert main(args + ["-o", "json"]) == 0
+    apart = {r["policy"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert main(args + ["--same-types"]) == 0
+    assert "Not the same instance types" not in capsys.readouterr().out
+    assert main(args + ["--same-types", "-o", "json"]) == 0
+    aligned = {r["policy"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert aligned["default"] == apart["default"]  # the first policy's types are its own
+    # Forecast-Wait's bursts leave the T4s (g4dn) for the default's dearer types.
+    assert aligned["forecast-wait"]["cloud_usd"] > apart["forecast-wait"]["cloud_usd"] > 0
+
+
 def test_parallel_runs_give_the_serial_results_byte_for_byte(capsys, tmp_path):
     """--compare and tune spread their runs over worker processes; only the wall times may differ."""
     outputs = {}
