@@ -63,6 +63,7 @@ from sim.presets import baseline  # noqa: E402
 from sim.report import summarize  # noqa: E402
 from sim.sweep import default_workers, run_all  # noqa: E402
 from sim.traces import load_philly  # noqa: E402
+from sim.tune import parse_grid, variant  # noqa: E402
 import thresholds  # noqa: E402
 
 WORLD = CloudModel(startup_seconds=420.0, spot="none", restart_overhead_seconds=600.0)
@@ -75,8 +76,13 @@ BASELINES = {  # the published baselines, and Spillway's rules in Starburst's se
 }
 
 
-def default_without_budget() -> BurstPolicy:
-    doc = default_policy().to_yaml_dict()
+def the_default(changes: dict | None = None) -> BurstPolicy:
+    """The embedded default, with --set's changes (PATH=VALUE, as `spillway tune --param` takes them)."""
+    return BurstPolicy.model_validate(variant(default_policy().to_yaml_dict(), changes or {}))
+
+
+def default_without_budget(changes: dict | None = None) -> BurstPolicy:
+    doc = the_default(changes).to_yaml_dict()
     doc["spec"]["budgets"]["default"] = {}
     doc["metadata"]["name"] = "default"
     return BurstPolicy.model_validate(doc)
@@ -93,8 +99,8 @@ def in_the_default_types(policy: BurstPolicy) -> BurstPolicy:
     return BurstPolicy.model_validate(doc)
 
 
-def policies() -> dict[str, BurstPolicy]:
-    return {"default": default_without_budget(), "default-with-budget": default_policy(),
+def policies(changes: dict | None = None) -> dict[str, BurstPolicy]:
+    return {"default": default_without_budget(changes), "default-with-budget": the_default(changes),
             **{name: in_the_default_types(baseline(name)) for name in BASELINES}}
 
 
@@ -106,8 +112,8 @@ def nodes_for_loads(jobs, loads: list[float]) -> dict[float, int]:
 
 
 def one_run(task):
-    weeks, nodes, name = task
-    policy = policies()[name]
+    weeks, nodes, name, changes = task
+    policy = policies(changes)[name]
     started = time.perf_counter()
     sim, records = simulate(load_philly(weeks=weeks), SimConfig(parse_cluster(f"{nodes}x8"), policy, WORLD,
                                                                 TICK_SECONDS, 0))
@@ -273,7 +279,19 @@ def main() -> None:
     ap.add_argument("--baselines-from", metavar="JSON",
                     help="take the baselines' figures from an earlier run's last line (same weeks and loads) "
                          "and run only the default: the baselines do not change when the default does")
+    ap.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                    help="change the default for this run, e.g. --set tradeoff.waitUsdPerHour=12 (as "
+                         "`spillway tune --param` takes it; with --baselines-from, only the default reruns)")
     args = ap.parse_args()
+    grid = parse_grid(args.set) if args.set else {}
+    if any(len(values) != 1 for values in grid.values()):
+        ap.error("--set takes one value per PATH (spillway tune sweeps several)")
+    args.changes = {path: values[0] for path, values in grid.items()}
+    try:
+        the_default(args.changes)  # a wrong PATH or VALUE stops here, not in a worker
+    except ValueError as exc:
+        lines = str(exc).splitlines()
+        ap.error(f"--set: {' '.join(line.strip() for line in lines[1:3])}")
     started = time.perf_counter()
     figures: dict = {}
     if 1 in args.goals:
@@ -299,8 +317,9 @@ def goal1(args) -> dict:
     names = [n for n in policies() if n != "default-with-budget"]
     earlier = _earlier_goal1(Path(args.baselines_from)) if args.baselines_from else None
     run_names = ["default"] if earlier else names
-    tasks = [(weeks, sizes[load], name) for load in args.loads for name in run_names]
-    tasks += [(budget_weeks, budget_sizes[load], "default-with-budget") for load in args.loads if budget_weeks]
+    tasks = [(weeks, sizes[load], name, args.changes) for load in args.loads for name in run_names]
+    tasks += [(budget_weeks, budget_sizes[load], "default-with-budget", args.changes)
+              for load in args.loads if budget_weeks]
     results = iter(run_all(one_run, tasks, workers=args.workers, label="bench_quality"))
     by_load: dict = {}
     rows = []
