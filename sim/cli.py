@@ -191,7 +191,7 @@ def _policies(args) -> list[tuple[str, BurstPolicy]]:
         named = [_policy(args.policy, args.scenario)]
     else:
         named = [("default", default_policy())]
-    if args.same_types:
+    if getattr(args, "same_types", False):  # absent from a Namespace built by hand
         types = named[0][1].spec.sage_maker.allowed_instance_types
         named = [(name, _with_types(policy, types)) for name, policy in named]
     if args.restart_overhead is None:
