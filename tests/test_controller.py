@@ -242,6 +242,10 @@ def test_planned_spot_leaves_an_outage_for_on_demand_and_comes_back_once_each(cl
             seen.append((tick, list(burst.names)))
             if len(burst.names) == 2:
                 sagemaker.set_spot_capacity(True)  # on on-demand nothing of spot shows; it is back meanwhile
+                # SageMaker's life cycle runs on real time, the controller's clock does not: the next
+                # tick waits until the on-demand job trains, or on a loaded machine the plan could go
+                # back to spot before it trained a second (trained == 0 below).
+                wait_for(lambda: sagemaker.trained_seconds(burst.names[1]) > 0, what="on-demand training")
             if len(burst.names) == 3:
                 break
         names = seen[-1][1]
