@@ -8,6 +8,7 @@ import sys
 from importlib import resources
 from typing import Sequence
 
+import yaml
 
 from policies import (
     InputError,
@@ -21,7 +22,8 @@ from policies import (
     plan,
     queue_order,
 )
-from policies.model import POSITIVE, format_time, parse_time
+from policies.decide import emitted, transform_job_name
+from policies.model import POSITIVE, SageMakerKind, format_time, parse_time
 
 from .cli_inputs import policy_from, read_input
 from .output import duration, emit, money, table
@@ -174,6 +176,8 @@ def cmd_explain(args) -> int:
         emit(decision.to_dict(), args.output)
         return 0
     print(render_decision(decision))
+    if decision.launch is not None and decision.launch.kind == SageMakerKind.TRANSFORM:
+        print(render_transform_emission(job, decision.launch, policy.spec.sage_maker.emit))
     return 0
 
 
@@ -320,10 +324,19 @@ def render_decision(d) -> str:
         lines += ["", f"Launch     {l.instance_count} x {l.instance_type} in {l.region}, "
                       f"{'managed spot' if l.spot else 'on-demand'}, role {l.role_arn}",
                   f"           output {l.output_s3_uri}" + (f", checkpoints {l.checkpoint_s3_uri}" if l.checkpoint_s3_uri else ""),
-                  f"           MaxRuntimeInSeconds {l.max_runtime_seconds}"
+                  (f"           runtime cap {l.max_runtime_seconds} s (a transform job has no MaxRuntimeInSeconds: "
+                   "the controller stops it then)" if l.kind == SageMakerKind.TRANSFORM else
+                   f"           MaxRuntimeInSeconds {l.max_runtime_seconds}")
                   + (f", MaxWaitTimeInSeconds {l.sagemaker_max_wait_seconds}" if l.sagemaker_max_wait_seconds else "")
                   + (f", on-demand fallback at {format_time(l.fallback_time)}" if l.fallback_time else "")]
     return "\n".join(lines)
+
+
+def render_transform_emission(job, launch, target) -> str:
+    """What a transform burst would send, in order (the Model first: the transform job names it)."""
+    sent = emitted(job, launch, transform_job_name(job), target)
+    head = f"\nEmits      (spec.sageMaker.emit: {target.value}) {len(sent)} in order\n"
+    return head + yaml.safe_dump_all(sent, sort_keys=False).rstrip()
 
 
 def vars_of(obj) -> dict:

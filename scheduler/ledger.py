@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
-from policies.model import CloudJob, CloudLaunch, Spend, format_time
+from policies.model import CloudJob, CloudLaunch, SageMakerKind, Spend, format_time
 
 from .kube import Kube, KubeError
 
@@ -45,10 +45,12 @@ def launch_from_dict(data: dict[str, Any]) -> CloudLaunch:
     """The stored form read back. The spot-only fields and the checkpoint may be absent (None);
     keys this version does not know are left out, so an older controller reads a newer record."""
     optional = {"checkpoint_s3_uri", "sagemaker_max_wait_seconds", "fallback_time"}
-    missing = [f.name for f in fields(CloudLaunch) if f.name not in data and f.name not in optional]
+    missing = [f.name for f in fields(CloudLaunch) if f.name not in data and f.name not in optional | {"kind"}]
     if missing:
         raise ValueError(f"the launch record has no {', '.join(missing)}")
     values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(CloudLaunch)}
+    # A record from before batch transform has no kind: it launched a training job.
+    values["kind"] = SageMakerKind(data.get("kind") or SageMakerKind.TRAINING.value)
     return CloudLaunch(**values)
 
 

@@ -48,11 +48,22 @@ EXTRA = [
     ("ml.g6e.24xlarge", "g6e.24xlarge", "NVIDIA L40S", 4, 48, 96, 768, 15.06559, G_FAMILY_RATIO),
     ("ml.g6e.48xlarge", "g6e.48xlarge", "NVIDIA L40S", 8, 48, 192, 1536, 30.13118, G_FAMILY_RATIO),
 ]
+# SageMaker batch transform prices per instance-hour. The shared price data has none, and the
+# stored corpora hold no AWS price list for transform, nor a statement that transform is billed
+# at the training or hosting rate. The only transform prices stated per type that were found:
+# github.com/amogkam/batch-inference-benchmarks issue #3 (2023-07-11), on a SageMaker Batch
+# Transform benchmark: "4 x ml.g4dn.xlarge are ~40% cheaper than 1 x ml.g4dn.12xlarge ($0.736 vs
+# $4.89 per hour for compute only)". Region not stated there; taken as us-east-1, and reused
+# for us-west-2 as the training prices are. Every other type has no transform price: it is not
+# offered to transform bursts until a policy prices it (spec.sageMaker.prices.<type>.transformUsdPerHour).
+TRANSFORM_SOURCE = "sourced_github_amogkam/batch-inference-benchmarks#3"
+TRANSFORM_USD_PER_HOUR = {"ml.g4dn.xlarge": 0.736, "ml.g4dn.12xlarge": 4.89}
 REGIONS = ("us-east-1", "us-west-2")
 COLUMNS = [
     "instance_type", "region", "accelerator", "gpu_family", "accel_count", "accel_mem_gib",
     "vcpus", "mem_gib", "on_demand_usd_per_hour", "on_demand_basis", "spot_savings_pct",
     "spot_usd_per_hour", "interrupt_band", "interrupt_monthly_rate", "spot_basis",
+    "transform_usd_per_hour", "transform_basis",
 ]
 
 
@@ -121,6 +132,9 @@ def _row(sm_type: str, region: str, base: dict, advisor: dict) -> dict:
         "interrupt_band": band,
         "interrupt_monthly_rate": BUCKET_MONTHLY_RATE[bucket],
         "spot_basis": spot_basis,
+        "transform_usd_per_hour": TRANSFORM_USD_PER_HOUR.get(sm_type, ""),
+        "transform_basis": (TRANSFORM_SOURCE + ("" if region == "us-east-1" else "; us-east-1 value reused")
+                            if sm_type in TRANSFORM_USD_PER_HOUR else "no_transform_price_found"),
     }
 
 

@@ -2,12 +2,16 @@
 
 Imports policies.model, policies.forecast and policies.spot."""
 
-from .emit import create_training_job_request, training_job_name, training_job_resource
+from .emit import ACK_API_VERSION, LEGACY_API_VERSION, create_training_job_request, training_job_name, training_job_resource
 from .one_job import (Cycle, EPSILON, Evaluated, REQUEUE_MIN_SECONDS, assume, backfill_beyond_depth,
                       beyond_planning_depth, decide, evaluate, is_managed, local_max_wait, may_backfill_beyond_depth,
                       policy_catalog, price_turns_at, reserves)
+from .transform_emit import (MODEL_PLURAL, TRANSFORM_PLURALS, create_model_request, create_transform_job_request,
+                             emitted, model_resource, transform_job_name, transform_job_resource)
 
 __all__ = [
+    "ACK_API_VERSION", "LEGACY_API_VERSION", "MODEL_PLURAL", "TRANSFORM_PLURALS", "create_model_request",
+    "create_transform_job_request", "emitted", "model_resource", "transform_job_name", "transform_job_resource",
     "Cycle", "EPSILON", "Evaluated", "REQUEUE_MIN_SECONDS", "assume", "backfill_beyond_depth",
     "beyond_planning_depth", "create_training_job_request", "decide", "evaluate", "is_managed",
     "local_max_wait", "may_backfill_beyond_depth", "policy_catalog", "price_turns_at", "reserves",

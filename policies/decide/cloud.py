@@ -10,6 +10,7 @@ from typing import Callable, NamedTuple
 from ..model import (BudgetPeriod, BurstPolicy, CapacityType, Catalog, CloudLaunch, EmitTarget, InstanceType,
                      JobRequest, OptionCost, Placement, Reason, SAGEMAKER_IMAGE, gpu_family_of_product, value)
 from ..spot import SpotWindow, spot_window
+from .transform_cloud import transform_options, transform_types
 
 
 
@@ -45,6 +46,8 @@ def untranslatable_for(job: JobRequest, emit: EmitTarget) -> str | None:
     that the target cannot carry is never dropped silently."""
     if job.untranslatable:
         return job.untranslatable
+    if job.is_transform:
+        return None  # its env goes on the Model on every target (command and args: job.untranslatable)
     present = [name for name, value in (("command", job.command), ("args", job.args), ("env", job.environment))
                if value]
     lost = [name for name in present if name not in _CARRIES[emit]]
@@ -95,7 +98,8 @@ def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Targ
     # Jobs: kept per policy for each combination of them (at most _VERDICTS_KEPT: Jobs with URIs of
     # their own each make one).
     fields = (job.namespace, job.training_image, job.role_arn, job.output_s3_uri, job.checkpoint_s3_uri,
-              job.input_s3_uri, job.untranslatable, bool(job.command), bool(job.args), bool(job.environment))
+              job.input_s3_uri, job.untranslatable, bool(job.command), bool(job.args), bool(job.environment),
+              job.sagemaker_kind)
     verdicts = policy.memo.setdefault("allowlist verdicts", {})
     allowed_by_list = verdicts.get(fields)
     if allowed_by_list is None:
@@ -107,10 +111,20 @@ def burst_target(job: JobRequest, policy: BurstPolicy, catalog: Catalog) -> Targ
     role, output = allowed_by_list
     if not job.output_s3_uri:  # under the first allowed prefix, a folder per Job
         output = f"{output}/{job.namespace}/{job.name}/"
-    key = ("types", id(catalog), job.namespace, job.gpus_per_pod, job.gpu_product, job.instance_type)
+    key = ("types", id(catalog), job.namespace, job.gpus_per_pod, job.gpu_product, job.instance_type,
+           job.sagemaker_kind)
     allowed = policy.memo.get(key)
     if allowed is None:  # the same for every Job of this shape: worked out once per policy
         types = candidate_types(job, policy, catalog)
+        if job.is_transform and not isinstance(types, Blocked):
+            priced = transform_types(types)
+            if not priced:
+                names = ", ".join(t.name for t in types[:4])
+                types = Blocked(Reason.NO_INSTANCE_TYPE,
+                                f"no SageMaker batch transform price is known for the types that fit ({names}); "
+                                f"give one in spec.sageMaker.prices.<type>.transformUsdPerHour")
+            else:
+                types = priced
         if isinstance(types, Blocked):
             allowed = types
         else:
@@ -185,6 +199,10 @@ def cloud_options(
 ) -> CloudOffer:
     """The spot and on-demand options on this type, each with a function that makes its launch (only
     the chosen option's launch is ever made); plus notes on what was left out."""
+    if job.is_transform:
+        return CloudOffer(*transform_options(job, itype, policy, now=now, runtime=runtime,
+                                             wait_usd_per_hour=wait_usd_per_hour, capacity=capacity,
+                                             role_arn=role_arn, output_s3_uri=output_s3_uri))
     sm, spot = policy.spec.sage_maker, policy.spec.spot
     count = job.pods
     startup = sm.startup_seconds

@@ -13,8 +13,9 @@ from typing import Callable, NamedTuple
 
 from ..forecast import CapacityTimeline, Derived, INF, LocalSlot
 from ..model import (BudgetExhaustedAction, BudgetLimit, BudgetPeriod, BurstPolicy, CapacityType, Catalog, CloudLaunch,
-                     Decision, Evidence, JobRequest, Mode, OptionCost, Placement, Reason, Snapshot, Spend, Text,
-                     WaitCostBasis, default_catalog, format_time, next_utc_midnight, next_utc_month_start, value)
+                     Decision, Evidence, JobRequest, Mode, OptionCost, Placement, Reason, SageMakerKind, Snapshot,
+                     Spend, Text, WaitCostBasis, default_catalog, format_time, next_utc_midnight,
+                     next_utc_month_start, value)
 from .cloud import Blocked, burst_target, cloud_options
 
 REQUEUE_MIN_SECONDS = 1.0  # the controller may impose a longer floor; the simulator needs exact timeouts
@@ -32,6 +33,8 @@ def policy_catalog(policy: BurstPolicy, catalog: Catalog | None = None) -> Catal
     prices = policy.spec.sage_maker.prices
     if not prices:
         return base
+    transform = {k: v.transform_usd_per_hour for k, v in prices.items() if v.transform_usd_per_hour is not None}
+    base = base.with_transform_prices(transform) if transform else base
     return base.with_prices({k: (v.on_demand_usd_per_hour, v.spot_usd_per_hour) for k, v in prices.items()})
 
 
@@ -426,6 +429,8 @@ class _Case:
 
         def msg() -> str:
             kind = "managed spot" if launch.spot else "on-demand"
+            if launch.kind == SageMakerKind.TRANSFORM:
+                kind = "batch transform, on-demand (transform has no managed spot),"
             text = (f"{_trigger_words(said, local.wait, local.waited, local.max_wait)}; bursting to SageMaker "
                     f"{kind} on {launch.instance_count} x {launch.instance_type}, expected ${opt.expected_usd:.2f} "
                     f"(at most ${opt.committed_usd:.2f})")

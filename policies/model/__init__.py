@@ -6,7 +6,7 @@ from . import constants
 from .catalog import Catalog, InstanceType, default_catalog, gpu_family_of_product
 from .cli_numbers import AT_LEAST_ONE, COUNT, FRACTION, METRICS_PORT, NON_NEGATIVE, PORT, POSITIVE, SECONDS
 from .constants import (BudgetExhaustedAction, BurstAs, CapacityType, EmitTarget, EventReason, LEASE_NAME, Mode,
-                        Placement, PodReason, Reason, SAGEMAKER_IMAGE, WaitCostBasis)
+                        Placement, PodReason, Reason, SAGEMAKER_IMAGE, SageMakerKind, SplitType, WaitCostBasis)
 from .decision import CloudLaunch, Decision, Evidence, OptionCost, Text
 from .errors import InputError, InputIssue
 from .jobs import JobRequest, family_of, job_from_manifest, pod_spec_gpus
@@ -23,7 +23,8 @@ __all__ = [
     "COUNT", "CapacityType", "Catalog", "CloudJob", "CloudLaunch", "CompletedJob", "Decision", "EmitTarget",
     "EventReason", "Evidence", "FRACTION", "InputError", "InputIssue", "InstanceType", "JobRequest",
     "LEASE_NAME", "METRICS_PORT", "Mode", "NON_NEGATIVE", "Node", "OptionCost", "PORT", "POSITIVE",
-    "Placement", "PodReason", "Reason", "RunningPod", "SAGEMAKER_IMAGE", "SECONDS", "Snapshot", "Spend",
+    "Placement", "PodReason", "Reason", "RunningPod", "SAGEMAKER_IMAGE", "SECONDS", "SageMakerKind", "Snapshot",
+    "SplitType", "Spend",
     "Text", "WaitCostBasis", "check_policy_text", "constants", "default_catalog", "default_policy",
     "family_of", "finite_or_none", "format_micro_time", "format_time", "gpu_family_of_product",
     "job_from_manifest", "json_schema", "load_policy", "load_snapshot", "next_utc_midnight",

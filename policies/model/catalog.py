@@ -1,4 +1,5 @@
-"""The instance catalog: SageMaker GPU training types, their hardware and their prices.
+"""The instance catalog: SageMaker GPU training types, their hardware and their prices (training,
+managed spot, and batch transform where a price is known).
 
 Loaded once from the CSV shipped in the package (see data/PROVENANCE.md); a policy can
 override any price. Reading package data is the only file access in policies/, and it
@@ -32,6 +33,9 @@ class InstanceType:
     spot_basis: str
     interrupt_band: str
     interrupt_monthly_rate: float
+    # SageMaker batch transform, per instance-hour (None: no price known, so no transform burst on it).
+    transform_usd_per_hour: float | None = None
+    transform_basis: str = ""
 
     @property
     def is_nvidia(self) -> bool:
@@ -77,6 +81,11 @@ class Catalog:
             out.append(t)
         return Catalog(tuple(out))
 
+    def with_transform_prices(self, overrides: dict[str, float]) -> "Catalog":
+        """Return a catalog whose batch transform prices are replaced: {type: usd per hour}."""
+        return Catalog(tuple(replace(t, transform_usd_per_hour=overrides[t.name], transform_basis="policy override")
+                             if t.name in overrides else t for t in self.types))
+
 
 @lru_cache(maxsize=1)
 def default_catalog() -> Catalog:
@@ -99,6 +108,8 @@ def default_catalog() -> Catalog:
                 spot_basis=r["spot_basis"],
                 interrupt_band=r["interrupt_band"],
                 interrupt_monthly_rate=float(r["interrupt_monthly_rate"]),
+                transform_usd_per_hour=float(r["transform_usd_per_hour"]) if r["transform_usd_per_hour"] else None,
+                transform_basis=r["transform_basis"],
             )
             for r in rows
         )

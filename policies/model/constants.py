@@ -29,6 +29,11 @@ INSTANCE_TYPE = f"{API_GROUP}/instance-type"  # pins the SageMaker type
 WAIT_USD_PER_HOUR = f"{API_GROUP}/wait-usd-per-hour"  # per-Job trade-off override
 MAX_WAIT_SECONDS = f"{API_GROUP}/max-wait-seconds"  # per-Job max local wait override
 SAGEMAKER_IMAGE = f"{API_GROUP}/sagemaker-image"  # the image SageMaker runs (an ECR image), if not the pod's
+SAGEMAKER_KIND = f"{API_GROUP}/sagemaker-kind"  # training (default) | transform: what a burst runs as
+MODEL_S3_URI = f"{API_GROUP}/model-s3-uri"  # transform: the model artifact (model.tar.gz) its container loads
+CONTENT_TYPE = f"{API_GROUP}/content-type"  # transform: the MIME type of the input records, e.g. text/csv
+SPLIT_TYPE = f"{API_GROUP}/split-type"  # transform: how the input is cut into records: None | Line | RecordIO | TFRecord
+TRANSFORM_ONLY_ANNOTATIONS = (MODEL_S3_URI, CONTENT_TYPE, SPLIT_TYPE)
 
 READ_ANNOTATIONS = (
     MODE,
@@ -43,6 +48,10 @@ READ_ANNOTATIONS = (
     WAIT_USD_PER_HOUR,
     MAX_WAIT_SECONDS,
     SAGEMAKER_IMAGE,
+    SAGEMAKER_KIND,
+    MODEL_S3_URI,
+    CONTENT_TYPE,
+    SPLIT_TYPE,
 )
 
 # --- Job annotations (written by the controller) ----------------------------------------
@@ -52,7 +61,7 @@ DECISION_REASON = f"{API_GROUP}/reason"  # a Reason value
 DECISION_MESSAGE = f"{API_GROUP}/message"
 DECIDED_AT = f"{API_GROUP}/decided-at"  # RFC 3339 time of the decision above
 LOCAL_NODES = f"{API_GROUP}/local-nodes"  # node=pods,... chosen by a Local decision (held until pods bind)
-SAGEMAKER_JOB_NAME = f"{API_GROUP}/sagemaker-job-name"  # the training job running this Job now
+SAGEMAKER_JOB_NAME = f"{API_GROUP}/sagemaker-job-name"  # the training (or transform) job running this Job now
 SAGEMAKER_JOB_ARN = f"{API_GROUP}/sagemaker-job-arn"
 SAGEMAKER_STATUS = f"{API_GROUP}/sagemaker-status"  # TrainingJobStatus/SecondaryStatus
 COMMITTED_USD = f"{API_GROUP}/committed-usd"  # the most the burst can cost (charged to the budget)
@@ -130,6 +139,27 @@ class BurstAs(str, Enum):
     SUSPENDED_JOB = "suspendedJob"  # the Job stays suspended; status and cost are its annotations
 
 
+class SageMakerKind(str, Enum):
+    """What a burst runs as on SageMaker (spillway.io/sagemaker-kind)."""
+
+    TRAINING = "training"  # a training job (the default)
+    TRANSFORM = "transform"  # a batch transform job: a Model, then a transform job over S3 input
+
+    @property
+    def job_words(self) -> str:
+        """How messages name the SageMaker job of this kind."""
+        return "training job" if self == SageMakerKind.TRAINING else "transform job"
+
+
+class SplitType(str, Enum):
+    """TransformInput.SplitType: how a transform job cuts its input files into records."""
+
+    NONE = "None"
+    LINE = "Line"
+    RECORD_IO = "RecordIO"
+    TF_RECORD = "TFRecord"
+
+
 class Mode(str, Enum):
     """What the Job's owner allows."""
 
@@ -187,9 +217,9 @@ class Reason(str, Enum):
 
 
 class EmitTarget(str, Enum):
-    ACK = "ack"  # sagemaker.services.k8s.aws/v1alpha1 TrainingJob
-    LEGACY = "legacy"  # sagemaker.aws.amazon.com/v1 TrainingJob
-    API = "api"  # boto3 CreateTrainingJob
+    ACK = "ack"  # sagemaker.services.k8s.aws/v1alpha1 TrainingJob (a transform: Model + TransformJob)
+    LEGACY = "legacy"  # sagemaker.aws.amazon.com/v1 TrainingJob (a transform: CreateModel + BatchTransformJob)
+    API = "api"  # boto3 CreateTrainingJob (a transform: CreateModel + CreateTransformJob)
 
 
 class BudgetExhaustedAction(str, Enum):

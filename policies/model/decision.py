@@ -6,14 +6,14 @@ import math
 from dataclasses import asdict, field, fields
 from typing import Any, Callable, Union
 
-from .constants import Placement, Reason
+from .constants import Placement, Reason, SageMakerKind
 from .units import format_time
 from .values import value
 
 
 @value
 class CloudLaunch:
-    """Everything an emitter needs to create the SageMaker training job."""
+    """Everything an emitter needs to create the SageMaker training (or transform) job."""
 
     instance_type: str
     instance_count: int
@@ -25,6 +25,7 @@ class CloudLaunch:
     sagemaker_max_wait_seconds: int | None  # spot only: StoppingCondition.MaxWaitTimeInSeconds
     fallback_time: float | None  # spot only: when Spillway relaunches on on-demand
     region: str
+    kind: SageMakerKind = SageMakerKind.TRAINING  # a training job, or a batch transform job (never spot)
 
 
 @value
@@ -125,6 +126,8 @@ class Decision:
             opt["placement"] = opt["placement"].value if hasattr(opt["placement"], "value") else opt["placement"]
             opt["start_time"], opt["end_time"] = _time(opt["start_time"]), _time(opt["end_time"])
             opt["score"] = _finite(opt["score"])
+        if out["launch"]:
+            out["launch"]["kind"] = SageMakerKind(out["launch"]["kind"]).value
         if out["launch"] and out["launch"]["fallback_time"] is not None:
             out["launch"]["fallback_time"] = _time(out["launch"]["fallback_time"])
         rounded: dict[str, Any] = _round(out)

@@ -12,8 +12,9 @@ from dataclasses import field
 from typing import Any, Callable
 
 from . import constants as C
-from .constants import CapacityType, Mode
+from .constants import CapacityType, Mode, SageMakerKind, SplitType
 from .errors import InputError, InputIssue
+from .transform_annotations import read_kind, read_transform_annotations, transform_untranslatable
 from .units import parse_duration, parse_gpu_quantity, parse_time
 from .values import value
 
@@ -49,6 +50,10 @@ class JobRequest:
     command: tuple[str, ...] | None = None  # the GPU container's command (entrypoint), if it sets one
     args: tuple[str, ...] | None = None
     environment: tuple[tuple[str, str], ...] = ()  # literal env of the GPU container, in order
+    sagemaker_kind: SageMakerKind = SageMakerKind.TRAINING  # spillway.io/sagemaker-kind
+    model_s3_uri: str | None = None  # transform: the model artifact its container loads (None: the image holds it)
+    content_type: str | None = None  # transform: MIME type of the input records
+    split_type: SplitType | None = None  # transform: how the input is cut into records
     manifest: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -67,6 +72,10 @@ class JobRequest:
     def training_image(self) -> str | None:
         """The image a SageMaker training job runs."""
         return self.sagemaker_image or self.image
+
+    @property
+    def is_transform(self) -> bool:
+        return self.sagemaker_kind == SageMakerKind.TRANSFORM
 
     @property
     def family(self) -> str:
@@ -142,6 +151,8 @@ def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
         raise InputError(issues)
 
     why_not = env_problem or _untranslatable(pod_spec, gpu_containers, pods, indexed, completions, image, fields)
+    if fields.get("sagemaker_kind") == SageMakerKind.TRANSFORM:
+        why_not = why_not or transform_untranslatable(command, args)
     return JobRequest(
         namespace=str(namespace),
         name=str(name),
@@ -269,6 +280,7 @@ _TEXT_ANNOTATIONS: tuple[tuple[str, str, Callable[[str], bool], str, str], ...] 
 
 
 def _read_annotations(ann: dict[str, str], out: dict[str, Any], bad: Bad) -> None:
+    read_transform_annotations(ann, read_kind(ann, out, bad), out, bad)
     for key, attr, enum, what, fix in _ENUM_ANNOTATIONS:
         if key in ann:
             try:
@@ -353,7 +365,8 @@ def _untranslatable(pod_spec: dict[str, Any], gpu_containers: int, pods: int, in
             kind = next(k for k in ("persistentVolumeClaim", "hostPath", "nfs") if k in vol)
             return (f"volume '{vol.get('name', '?')}' is a {kind}, which SageMaker cannot mount; stage the "
                     f"data on S3 and set {C.INPUT_S3_URI}")
-    if pods > 1 and not indexed:
+    if pods > 1 and not indexed and fields.get("sagemaker_kind") != SageMakerKind.TRANSFORM:
+        # (A transform job splits its input among its instances: a work queue is what it is.)
         return ("parallel non-Indexed Job (a work queue); only Indexed Jobs map to a multi-instance "
                 "training job")
     if indexed and completions not in (None, pods):

@@ -120,6 +120,10 @@ class InstanceTypeRule(_Model):
 class PriceOverride(_Model):
     on_demand_usd_per_hour: NonNegFloat | None = None
     spot_usd_per_hour: NonNegFloat | None = None
+    transform_usd_per_hour: NonNegFloat | None = Field(
+        None, description="SageMaker batch transform price per instance-hour; a type with none known "
+        "(see `spillway catalog`) takes no transform bursts until it is given here.",
+    )
 
 
 class SageMakerSide(_Model):
@@ -153,6 +157,12 @@ class SageMakerSide(_Model):
     )
     startup_seconds: NonNegFloat = Field(
         420, description="Provisioning plus image download before training starts."
+    )
+    transform_startup_seconds: NonNegFloat = Field(
+        420,
+        description="Provisioning, image and model download, and the model server's health check "
+        "before a batch transform job sends its first records. No published figure was found: "
+        "training's start-up until you measure your own.",
     )
     max_runtime_factor: Annotated[float, Field(ge=1)] = Field(
         2.0,

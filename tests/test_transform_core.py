@@ -1,0 +1,185 @@
+"""Batch transform in the pure core: a Job annotated spillway.io/sagemaker-kind: transform is read,
+decided (never on spot), priced per instance-second at the transform price after its own start-up,
+and emitted as CreateModel + CreateTransformJob, the ACK Model + TransformJob, or the legacy
+BatchTransformJob, each custom resource passing its real CRD with fieldValidation=Strict."""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+
+import pytest
+import yaml
+
+from policies import Placement, Reason, decide, job_from_manifest
+from policies import constants as C
+from policies.decide import (create_model_request, create_transform_job_request, model_resource, transform_job_name,
+                             transform_job_resource)
+from policies.model import EmitTarget, InputError, SageMakerKind, SplitType, default_catalog
+from sim.sandbox.apiserver import bundled_crds
+from sim.sandbox.resources import types_from_crd
+from sim.sandbox.validation import validate
+from tests.builders import BUCKET, ROLE, cluster, policy
+
+EXAMPLE = yaml.safe_load(resources.files("policies").joinpath("examples/transform-job.yaml").read_text())
+T4 = "Tesla-T4"
+TRANSFORM_POLICY = {"sageMaker": {"allowedInstanceTypes": ["ml.g4dn.*", "ml.g5.*"]}}
+
+
+def example(**annotations: str | None) -> dict:
+    m = copy.deepcopy(EXAMPLE)
+    m["metadata"].update(namespace="ml", uid="6f1c2d3e-0000-4000-8000-00000000007a")
+    ann = m["metadata"]["annotations"]
+    for key in (C.MODEL_S3_URI, C.INPUT_S3_URI, C.OUTPUT_S3_URI):
+        ann[key] = ann[key].replace("s3://spillway-example/", BUCKET)
+    for key, value in annotations.items():
+        if value is None:
+            ann.pop(key, None)
+        else:
+            ann[key] = value
+    return m
+
+
+def burst(manifest: dict, emit: str = "ack", busy: bool = True, **spec):
+    j = job_from_manifest(manifest)
+    snap = cluster().nodes(1, 4, product=T4)
+    if busy:
+        snap = snap.busy("n0", 4, until_hours=20)
+    sm = {**TRANSFORM_POLICY["sageMaker"], "emit": emit, **spec.pop("sageMaker", {})}
+    return j, decide(j, snap.build(), policy(sageMaker=sm, **spec))
+
+
+def crd_type(kind: str):
+    for crd in bundled_crds():
+        if crd["spec"]["names"]["kind"] == kind:
+            return types_from_crd(crd)[0]
+    raise AssertionError(kind)
+
+
+def test_the_annotations_make_a_transform_request():
+    j = job_from_manifest(example())
+    assert j.sagemaker_kind == SageMakerKind.TRANSFORM and j.is_transform
+    assert (j.content_type, j.split_type, j.pods) == ("text/csv", SplitType.LINE, 2)
+    assert j.model_s3_uri == f"{BUCKET}ml-research/sentiment/model.tar.gz" and j.untranslatable is None
+
+
+@pytest.mark.parametrize("annotations, path, fix", [
+    ({C.SAGEMAKER_KIND: "inference"}, C.SAGEMAKER_KIND, "use training or transform"),
+    ({C.SPLIT_TYPE: "lines"}, C.SPLIT_TYPE, "None, Line, RecordIO, TFRecord"),
+    ({C.CONTENT_TYPE: "csv"}, C.CONTENT_TYPE, "text/csv"),
+    ({C.MODEL_S3_URI: "/models/m.tar.gz"}, C.MODEL_S3_URI, "s3://bucket/"),
+    ({C.INPUT_S3_URI: None}, C.INPUT_S3_URI, f"set {C.INPUT_S3_URI}"),
+    ({C.CAPACITY_TYPE: "spot"}, C.CAPACITY_TYPE, "use on-demand or any"),
+    ({C.CHECKPOINT_S3_URI: f"{BUCKET}ckpt/"}, C.CHECKPOINT_S3_URI, f"remove {C.CHECKPOINT_S3_URI}"),
+    ({C.SAGEMAKER_KIND: None}, C.MODEL_S3_URI, f"set {C.SAGEMAKER_KIND}: transform"),
+])
+def test_a_bad_annotation_is_named_with_its_fix(annotations, path, fix):
+    with pytest.raises(InputError) as caught:
+        job_from_manifest(example(**annotations))
+    [issue] = [i for i in caught.value.issues if path in i.path]
+    assert fix in issue.fix, issue
+
+
+def test_the_decision_is_never_spot_and_says_why():
+    # A checkpoint-free burst on a policy that would take spot for training (no deadline, any capacity).
+    for capacity in ("any", "on-demand"):
+        j, d = burst(example(**{C.CAPACITY_TYPE: capacity, C.MODE: "cloud"}), spot={"requireCheckpoint": False})
+        assert d.placement == Placement.SAGEMAKER_ON_DEMAND, d.message
+        assert not d.launch.spot and d.launch.kind == SageMakerKind.TRANSFORM
+        assert "transform has no managed spot" in d.message
+        assert all(o.placement != Placement.SAGEMAKER_SPOT for o in d.evidence.options)
+
+
+def test_a_spot_only_transform_job_in_the_core_is_blocked_with_the_reason():
+    # The parser refuses the annotation; a JobRequest made another way (the simulator) still meets the rule.
+    from dataclasses import replace
+
+    from policies.model import CapacityType
+    j = replace(job_from_manifest(example(**{C.MODE: "cloud"})), capacity_type=CapacityType.SPOT)
+    d = decide(j, cluster().nodes(1, 4, product=T4).build(), policy(**TRANSFORM_POLICY))
+    assert d.placement == Placement.WAIT and d.reason == Reason.BURST_NOT_ALLOWED
+    assert "batch transform has no managed spot" in d.message
+
+
+def test_it_is_priced_per_instance_second_at_the_transform_price_after_its_own_startup():
+    j, d = burst(example(**{C.MODE: "cloud"}), sageMaker={"transformStartupSeconds": 300, "startupSeconds": 900})
+    price = default_catalog().get("ml.g4dn.xlarge", "us-east-1").transform_usd_per_hour
+    assert price == 0.736
+    option = next(o for o in d.evidence.options if o.placement == Placement.SAGEMAKER_ON_DEMAND)
+    runtime = d.evidence.runtime_estimate_seconds
+    assert option.expected_usd == pytest.approx(price * 2 * (300 + runtime) / 3600)
+    assert option.committed_usd == pytest.approx(price * 2 * (300 + 2 * runtime) / 3600)
+    assert option.start_time == d.evidence.now + 300
+
+
+def test_a_type_without_a_transform_price_takes_no_transform_burst_until_the_policy_prices_it():
+    m = example(**{C.MODE: "cloud"})
+    m["spec"]["template"]["spec"]["nodeSelector"][C.GPU_PRODUCT_LABEL] = "NVIDIA-A10G"
+    _, d = burst(m)
+    assert d.reason == Reason.NO_INSTANCE_TYPE and "transformUsdPerHour" in d.message
+    _, d = burst(m, sageMaker={"prices": {"ml.g5.xlarge": {"transformUsdPerHour": 1.5}}})
+    assert d.placement == Placement.SAGEMAKER_ON_DEMAND and d.launch.instance_type == "ml.g5.xlarge"
+
+
+def test_a_transform_job_still_runs_locally_when_its_gpus_are_free():
+    _, d = burst(example(), busy=False)
+    assert (d.placement, d.reason) == (Placement.LOCAL, Reason.LOCAL_CAPACITY_AVAILABLE)
+
+
+def test_command_or_args_cannot_become_a_model_on_any_target():
+    m = example(**{C.MODE: "cloud"})
+    m["spec"]["template"]["spec"]["containers"][0]["command"] = ["python", "score.py"]
+    _, d = burst(m, "api")
+    assert d.reason == Reason.NOT_TRANSLATABLE and "containers[].command" in d.message
+
+
+@pytest.mark.parametrize("emit", ["ack", "legacy"])
+def test_every_emitted_resource_passes_its_crd_strictly(emit):
+    j, d = burst(example(**{C.MODE: "cloud"}), emit)
+    name = transform_job_name(j)
+    cr = transform_job_resource(j, d.launch, name, EmitTarget(emit))
+    assert validate(crd_type("TransformJob" if emit == "ack" else "BatchTransformJob"), cr, strict=True) == []
+    spec = cr["spec"]
+    assert spec["modelName"] == name and spec["transformResources"]["instanceCount"] == 2
+    source = spec["transformInput"]["dataSource"]["s3DataSource"]
+    assert source[{"ack": "s3URI", "legacy": "s3Uri"}[emit]] == j.input_s3_uri
+    assert (spec["transformInput"]["contentType"], spec["transformInput"]["splitType"]) == ("text/csv", "Line")
+    owner = cr["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"]) == ("Job", j.uid)
+    if emit == "ack":
+        model = model_resource(j, d.launch, name)
+        assert validate(crd_type("Model"), model, strict=True) == []
+        container = model["spec"]["primaryContainer"]
+        assert container == {"image": j.image, "modelDataURL": j.model_s3_uri, "environment": {"BATCH_SIZE": "64"}}
+        assert model["spec"]["executionRoleARN"] == ROLE
+    else:
+        assert spec["region"] == "us-east-1"
+
+
+def test_a_misspelt_transform_field_is_what_strict_validation_catches():
+    j, d = burst(example(**{C.MODE: "cloud"}))
+    cr = transform_job_resource(j, d.launch, transform_job_name(j), EmitTarget.ACK)
+    source = cr["spec"]["transformInput"]["dataSource"]["s3DataSource"]
+    source["s3Uri"] = source.pop("s3URI")
+    assert any("s3Uri" in c["message"] for c in validate(crd_type("TransformJob"), cr, strict=True))
+
+
+def test_the_api_requests_name_the_model_they_create():
+    j, d = burst(example(**{C.MODE: "cloud", C.CONTENT_TYPE: None, C.SPLIT_TYPE: None}), "api")
+    name = transform_job_name(j)
+    model = create_model_request(j, d.launch, name)
+    job = create_transform_job_request(j, d.launch, name)
+    assert job["ModelName"] == model["ModelName"] == name
+    assert "ContentType" not in job["TransformInput"] and "SplitType" not in job["TransformInput"]
+    assert job["TransformResources"] == {"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 2}
+    assert model["ExecutionRoleArn"] == ROLE and model["PrimaryContainer"]["Image"] == j.image
+
+
+def test_a_launch_record_from_before_transform_reads_back_as_training():
+    from scheduler.ledger import launch_from_dict, launch_to_dict
+
+    _, d = burst(example(**{C.MODE: "cloud"}))
+    stored = launch_to_dict(d.launch)
+    assert launch_from_dict(stored) == d.launch
+    older = {k: v for k, v in stored.items() if k != "kind"}
+    assert launch_from_dict(older).kind == SageMakerKind.TRAINING
