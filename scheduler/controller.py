@@ -32,8 +32,8 @@ from typing import Callable
 from policies import BurstPolicy, InputError, Placement, is_managed, job_from_manifest
 from policies import constants as C
 from policies.queue import QueuePlanner, cycle_actions
-from policies.model import (BurstAs, Decision, EmitTarget, EventReason, JobRequest, PodReason, Snapshot, format_time,
-                            parse_time)
+from policies.model import (BurstAs, Decision, EmitTarget, EventReason, JobRequest, PodReason, SageMakerKind, Snapshot,
+                            format_time, parse_time)
 from policies.decide import create_training_job_request, policy_catalog, training_job_name, training_job_resource
 from policies.spot import (BlindSpotPlan, SpotBelief, planned_switch, policy_burst_plan, spot_fallback_due,
                            spot_seen_in_status)
@@ -44,6 +44,7 @@ from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger
 from .metrics import ControllerMetrics
 from .node_agent import gang_bound, live, owner_uid, pod_status, refused, shown, template_patch
 from .placement import pin_to_nodes
+from . import transform_burst
 from .sagemaker import SageMaker, SageMakerError
 from .virtual_node import VirtualNode
 from .world import World, annotations_of, completed_of, format_local_nodes, key_of, nodes_of, running_of
@@ -88,6 +89,7 @@ class Controller:
         self.retry_at: dict[str, tuple[float, float]] = {}  # uid -> (not before, back-off) after a failed launch
         self._described: dict[str, float] = {}  # uid -> when its training job was last described
         self._resources: dict[tuple[str, str, str], dict] = {}  # this cycle's TrainingJob resources
+        self._transform_resources: dict[tuple[str, str, str], dict] = {}  # ... and transform job resources
         self.changed = threading.Event()
         self._writes = 0
         self._events: list[tuple] = []  # queued by this cycle's actions, sent at its end
@@ -155,7 +157,9 @@ class Controller:
         self.ledger.load()  # what is durable, whoever wrote it: the budget is charged from here
         report = CycleReport()
         active = [b for b in self.ledger.bursts.values() if b.state != DONE]
-        self._resources = self._list_resources({b.emit for b in active})
+        self._resources = self._list_resources({b.emit for b in active if not _is_transform(b)})
+        self._transform_resources = transform_burst.list_resources(
+            self.kube, {EmitTarget(b.emit) for b in active if _is_transform(b)})
         self._vpods = self._virtual_node_pods()
         self._each(self._follow, list(self.ledger.bursts.values()), world, now)
         self._each(self._tend, list(self._vpods.items()), world, now)
@@ -355,8 +359,8 @@ class Controller:
         if virtual:
             if decision is not None:
                 self._decided(manifest, decision, f"{decision.message}; its pods go to the virtual node "
-                              f"{C.VIRTUAL_NODE_NAME}, and SageMaker training job {name} starts once they are "
-                              "bound", now)
+                              f"{C.VIRTUAL_NODE_NAME}, and SageMaker {_job_words(burst)} {name} starts once they "
+                              "are bound", now)
                 decision = None
             pods = [p for p in self._vpods.get(burst.uid, []) if live(p)]
             if not gang_bound(manifest, pods):
@@ -373,7 +377,7 @@ class Controller:
             return
         capacity = "on-demand" if on_demand or not burst.launch.spot else "managed spot"
         self.metrics.bursts.labels("spot" if capacity == "managed spot" else "on-demand", burst.emit).inc()
-        words = (f"SageMaker training job {name} ({capacity}, {burst.launch.instance_count} x "
+        words = (f"SageMaker {_job_words(burst)} {name} ({capacity}, {burst.launch.instance_count} x "
                  f"{burst.launch.instance_type}, emitted as {burst.emit})")
         if decision is not None:
             self._decided(manifest, decision, f"{decision.message}; launched {words}", now)
@@ -384,6 +388,8 @@ class Controller:
 
     def _send(self, burst: Burst, job: JobRequest, name: str, on_demand: bool) -> str:
         """Create the training job, or its custom resource; the ARN when SageMaker gave one."""
+        if _is_transform(burst):
+            return transform_burst.send(self.kube, self.sagemaker, job, burst.cloud_launch, name, EmitTarget(burst.emit))
         if burst.emit == EmitTarget.API.value:
             if self.sagemaker is None:
                 raise SageMakerError("NoClient", "spec.sageMaker.emit is api, but the controller runs with "
@@ -458,6 +464,8 @@ class Controller:
         A custom resource that exists counts as launched: its SageMaker controller creates the job,
         and until SageMaker knows it (or without a SageMaker client) its status says what it can
         (no billing figures there)."""
+        if _is_transform(burst):
+            return self._describe_transform(burst, name)
         if burst.emit == EmitTarget.API.value:
             return self.sagemaker.describe(name) if self.sagemaker is not None else None
         cr = self._resources.get((CR_API_VERSION[EmitTarget(burst.emit)], burst.namespace, name))
@@ -473,6 +481,30 @@ class Controller:
         return {"TrainingJobStatus": status["trainingJobStatus"], "SecondaryStatus": status.get("secondaryStatus"),
                 "FailureReason": status.get("failureReason"),
                 "TrainingJobArn": (status.get("ackResourceMetadata") or {}).get("arn"), "_resource": True}
+
+    def _describe_transform(self, burst: Burst, name: str) -> dict | None:
+        """_describe() for a transform burst, in the same terms (transform_burst.followed)."""
+        if burst.emit != EmitTarget.API.value:
+            api_version = transform_burst.API_VERSIONS[EmitTarget(burst.emit)]
+            cr = self._transform_resources.get((api_version, burst.namespace, name))
+            if cr is None:
+                return None
+            if self.sagemaker is None:
+                return transform_burst.followed_resource(cr)
+        if self.sagemaker is None:
+            return None
+        described = self.sagemaker.describe_transform_job(name)
+        return transform_burst.followed(described) if described is not None else (
+            None if burst.emit == EmitTarget.API.value else {"_pending": True})
+
+    def _described_by_sagemaker(self, burst: Burst, name: str) -> dict | None:
+        """What SageMaker itself says of the burst's job (None without a client, or before it exists)."""
+        if self.sagemaker is None:
+            return None
+        if _is_transform(burst):
+            described = self.sagemaker.describe_transform_job(name)
+            return transform_burst.followed(described) if described is not None else None
+        return self.sagemaker.describe(name)
 
     def _list_resources(self, emits: set[str]) -> dict[tuple[str, str, str], dict]:
         """The TrainingJob resources of the emit targets in use: one list call each per cycle."""
@@ -495,6 +527,9 @@ class Controller:
             return burst.committed_usd if terminal else burst.costs.get(name, 0.0)
         if itype is None:
             return burst.committed_usd
+        if _is_transform(burst):
+            billed = transform_burst.cost(launch, itype, described, now)
+            return burst.costs.get(name, 0.0) if billed is None else billed
         count = launch.instance_count
         if described.get("BillableTimeInSeconds") is not None:
             return described["BillableTimeInSeconds"] * count * itype.on_demand_usd_per_hour / 3600
@@ -533,6 +568,10 @@ class Controller:
         if terminal:
             self._finish(burst, manifest, name, cost, status, described, now)
             return
+        if _is_transform(burst) and transform_burst.past_runtime_cap(burst.launch, described, now):
+            # A transform job has no MaxRuntimeInSeconds: its cap (what it committed) is kept here.
+            self._stop_burst(burst, manifest, now, "Stopped/MaxRuntimeExceeded")
+            return
         # Cost so far is written when the status moves, or when it has grown by a dollar or 5 % of
         # what the burst committed: a running burst must not rewrite its Job every cycle.
         moved = cost - burst.costs.get(name, 0.0) >= max(1.0, 0.05 * burst.committed_usd)
@@ -562,7 +601,7 @@ class Controller:
         why = f": {described['FailureReason']}" if described.get("FailureReason") else ""
         if self._patch(manifest, {C.SAGEMAKER_STATUS: status, C.COST_USD: f"{updated.cost_usd:.2f}"},
                        finalizers=[] if burst.emit == EmitTarget.API.value else None):
-            self._event(manifest, reason.value, f"SageMaker training job {name} is {outcome}{why}; it cost "
+            self._event(manifest, reason.value, f"SageMaker {_job_words(burst)} {name} is {outcome}{why}; it cost "
                         f"${updated.cost_usd:.2f} (committed ${burst.committed_usd:.2f})", now,
                         warning=outcome != "Completed")
 
@@ -675,6 +714,9 @@ class Controller:
         return self.ledger.change(burst.uid, record) is not None and switch
 
     def _stop(self, burst: Burst, name: str) -> None:
+        if _is_transform(burst):
+            transform_burst.stop(self.kube, self.sagemaker, burst.namespace, name, EmitTarget(burst.emit))
+            return
         if burst.emit == EmitTarget.API.value:
             if self.sagemaker is not None:
                 self.sagemaker.stop(name)
@@ -692,7 +734,7 @@ class Controller:
         """Stop the burst's SageMaker work and book what it cost; manifest, if given, is told."""
         for name in burst.names:
             self._stop(burst, name)
-        described = self.sagemaker.describe(burst.current_name) if self.sagemaker is not None else None
+        described = self._described_by_sagemaker(burst, burst.current_name)
         cost = self._cost(burst, burst.current_name, described, now) if described else burst.committed_usd
         self._finish(burst, manifest, burst.current_name, cost, status, {"TrainingJobStatus": "Stopped"}, now)
 
@@ -753,7 +795,7 @@ class Controller:
                 continue
             name, described = self._last_described.get(uid, ("", None))
             show = shown(done=burst.state == DONE, described=described if name == burst.current_name else None,
-                         outcome=burst.outcome, name=burst.current_name)
+                         outcome=burst.outcome, name=burst.current_name, what=_job_words(burst))
             self._pod_status(pod, pod_status(pod, show, now))
 
     def _retry(self, burst: Burst, manifest: dict, pod: dict, now: float) -> Burst:
@@ -873,6 +915,15 @@ def _on_spot(burst: Burst, attempt: int) -> bool:
     """Whether a burst's attempt-th training job runs on managed spot: a spot launch's relaunches
     alternate between on-demand and spot."""
     return burst.launch.spot and attempt % 2 == 0
+
+
+def _is_transform(burst: Burst) -> bool:
+    return burst.launch.kind == SageMakerKind.TRANSFORM
+
+
+def _job_words(burst: Burst) -> str:
+    """How messages name the burst's SageMaker job: training job, or transform job."""
+    return SageMakerKind(burst.launch.kind).job_words
 
 
 def _mark_running(b: Burst, name: str, arn: str, cost: float | None = None, status: str | None = None) -> bool:

@@ -36,8 +36,9 @@ TOLERATIONS = (
 SELECTOR = {C.VIRTUAL_NODE_LABEL: "true"}
 # SecondaryStatus values during which the training job holds instances and trains (or restores,
 # or waits for spot to come back): the pod is Running. Before them it starts: the pod is Pending.
+# A transform job's are given in those terms by scheduler.transform_burst (Transforming, once started).
 TRAINING = {"Training", "Uploading", "Interrupted", "Restarting", "Completed", "Stopping", "Stopped",
-            "Failed", "MaxRuntimeExceeded", "MaxWaitTimeExceeded", "Updating"}
+            "Failed", "MaxRuntimeExceeded", "MaxWaitTimeExceeded", "Updating", "Transforming"}
 
 
 def template_patch(template_spec: dict) -> dict | None:
@@ -92,25 +93,26 @@ class Shown:
     message: str = ""
 
 
-def shown(*, done: bool, described: dict | None, outcome: str, name: str) -> Shown:
+def shown(*, done: bool, described: dict | None, outcome: str, name: str, what: str = "training job") -> Shown:
     """A burst's pods, from its training job: described is SageMaker's last word on it (None
-    before it exists), outcome the ledger's "TrainingJobStatus/SecondaryStatus" once it ended."""
+    before it exists), outcome the ledger's "TrainingJobStatus/SecondaryStatus" once it ended.
+    what: how the messages name the job (a transform burst's: "transform job")."""
     described = described or {}
     status = described.get("TrainingJobStatus") or (outcome.split("/")[0] if done else "")
     secondary = described.get("SecondaryStatus") or ""
     if done or status in ("Completed", "Failed", "Stopped"):
         if status == "Completed":
-            return Shown("Succeeded", "Completed", f"SageMaker training job {name} completed")
+            return Shown("Succeeded", "Completed", f"SageMaker {what} {name} completed")
         if status == "LaunchFailed":  # SageMaker refused to create it: outcome says why
-            return Shown("Failed", "SageMakerLaunchFailed", f"SageMaker refused training job {name}: "
+            return Shown("Failed", "SageMakerLaunchFailed", f"SageMaker refused {what} {name}: "
                          f"{outcome.partition('/')[2]}")
         why = described.get("FailureReason") or outcome or status
         reason = PodReason.TRAINING_STOPPED if status == "Stopped" else PodReason.TRAINING_FAILED
-        return Shown("Failed", reason.value, f"SageMaker training job {name}: {why}")
+        return Shown("Failed", reason.value, f"SageMaker {what} {name}: {why}")
     if secondary in TRAINING:
         return Shown("Running")
     return Shown("Pending", PodReason.STARTING.value,
-                 f"SageMaker training job {name}: {secondary or 'not created yet'}")
+                 f"SageMaker {what} {name}: {secondary or 'not created yet'}")
 
 
 def pod_status(pod: dict, show: Shown, now: float) -> dict | None:

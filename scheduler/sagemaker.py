@@ -108,6 +108,55 @@ class SageMaker:
         except BotoCoreError as exc:
             raise SageMakerError(type(exc).__name__, str(exc)) from None
 
+    # --- batch transform: the training calls' rules (a create under a name in use is the same
+    # burst created again after a crash, and is adopted) --------------------------------------
+
+    def create_model(self, request: dict) -> None:
+        try:
+            self.client.create_model(**request)
+        except ClientError as exc:
+            message = ((exc.response.get("Error") or {}).get("Message") or "").lower()
+            if _already_exists(exc) or "already existing model" in message:
+                log.info("model %s exists already (a retried launch); adopting it", request["ModelName"])
+                return
+            raise _wrapped(exc) from None
+        except BotoCoreError as exc:
+            raise SageMakerError(type(exc).__name__, str(exc)) from None
+
+    def create_transform_job(self, request: dict) -> str:
+        """The ARN of the transform job named in the request, created now or before."""
+        try:
+            return self.client.create_transform_job(**request)["TransformJobArn"]
+        except ClientError as exc:
+            if _already_exists(exc):
+                log.info("transform job %s exists already (a retried launch); adopting it", request["TransformJobName"])
+                found = self.describe_transform_job(request["TransformJobName"])
+                if found is not None:
+                    return found["TransformJobArn"]
+            raise _wrapped(exc) from None
+        except BotoCoreError as exc:
+            raise SageMakerError(type(exc).__name__, str(exc)) from None
+
+    def describe_transform_job(self, name: str) -> dict | None:
+        try:
+            return self.client.describe_transform_job(TransformJobName=name)
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise _wrapped(exc) from None
+        except BotoCoreError as exc:
+            raise SageMakerError(type(exc).__name__, str(exc)) from None
+
+    def stop_transform_job(self, name: str) -> None:
+        try:
+            self.client.stop_transform_job(TransformJobName=name)
+        except ClientError as exc:
+            if _not_found(exc) or (exc.response.get("Error") or {}).get("Code") == "ValidationException":
+                return  # gone, or not InProgress any more: nothing to stop
+            raise _wrapped(exc) from None
+        except BotoCoreError as exc:
+            raise SageMakerError(type(exc).__name__, str(exc)) from None
+
 
 def _wrapped(exc: ClientError) -> SageMakerError:
     error = exc.response.get("Error") or {}

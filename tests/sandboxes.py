@@ -3,12 +3,17 @@ and a real Prometheus scraping it. The fixtures that start them are in tests/con
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,11 +24,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from policies import constants as C
 from scheduler.controller import Controller, Settings
 from scheduler.kube import Kube, api_client
-from tests.builders import policy
+from scheduler.kubelet_api import KubeletApi
+from scheduler.sagemaker import SageMaker
+from scheduler.webhook import WebhookServer
+from sim.control_plane.pki import make_pki, serving_pair
+from sim.sagemaker_lifecycle import SageMakerSandbox
+from sim.sandbox.apiserver import SandboxServer
+from sim.sandbox.machinery import Machinery, add_nodes
+from tests.builders import policy, webhook_configs
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"
 PRODUCT = "NVIDIA-A100-SXM4-80GB"
 SUSPENDED = {"burstAs": "suspendedJob"}
+KUBECTL = Path(sys.executable).parent / "kubectl"
 
 
 def kube_of(server) -> Kube:
@@ -107,3 +120,64 @@ def real_prometheus(target: str, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+class Cluster:
+    """A sandbox with Spillway running on it, and kubectl pointed at it."""
+
+    def __init__(self, tmp_path: Path, sagemaker: SageMakerSandbox, **spec):
+        self.server = SandboxServer().start()
+        store = self.server.store
+        add_nodes(store, f"1x8:{PRODUCT}")
+        for ns in ("ml", "spillway-system"):
+            store.create(store.type_for("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
+        self.machinery = Machinery(store, time_scale=600).start()
+        self.sagemaker = sagemaker
+        self.config = self.server.kubeconfig(tmp_path / "kubeconfig")
+        self.policy = policy(**{"sageMaker": {"emit": "api"}, **spec})
+        pki = make_pki(tmp_path / "pki")
+        cert, key = serving_pair(pki, "webhook", ("127.0.0.1",))
+        self.webhook = WebhookServer(self.policy, str(cert), str(key), host="127.0.0.1", port=0).start()
+        ca = base64.b64encode(pki.ca_cert.read_bytes()).decode()
+        self.kubectl_ok("apply", "-f", "-", stdin=yaml.safe_dump_all(
+            webhook_configs(f"https://127.0.0.1:{self.webhook.port}", ca)))
+        adapter = SageMaker("us-east-1", endpoint_url=sagemaker.endpoint_url, aws_access_key_id="sandbox",
+                            aws_secret_access_key="sandbox")
+        self.controller = Controller(Kube(api_client(host=self.server.url)), self.policy, sagemaker=adapter,
+                                     settings=Settings(burst_poll_seconds=0, min_requeue_seconds=0.2))
+        cert, key = serving_pair(pki, "kubelet", ("127.0.0.1",))  # the virtual node's, for kubectl logs
+        self.kubelet_api = KubeletApi(self.controller.training_jobs_of, adapter.training_log, str(cert), str(key),
+                                      host="127.0.0.1", port=0).start()
+        self.controller.virtual_node.endpoint = ("127.0.0.1", self.kubelet_api.port)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.controller.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.webhook.shutdown()
+        self.kubelet_api.shutdown()
+        self.machinery.stop()
+        self.server.stop()
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(KUBECTL), "--kubeconfig", str(self.config), *args], input=stdin,
+                              capture_output=True, text=True, timeout=120)
+
+    def kubectl_ok(self, *args: str, stdin: str | None = None) -> str:
+        done = self.kubectl(*args, stdin=stdin)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def apply(self, job: dict) -> None:
+        self.kubectl_ok("apply", "-f", "-", stdin=yaml.safe_dump(job))
+
+    def job(self, name: str) -> dict:
+        return json.loads(self.kubectl_ok("get", "job", name, "-n", "ml", "-o", "json"))
+
+    def pods(self, name: str) -> list[dict]:
+        return json.loads(self.kubectl_ok("get", "pods", "-n", "ml", "-l", f"job-name={name}", "-o", "json"))["items"]
+
+    def training_job(self, name: str) -> dict:
+        return self.sagemaker.client().describe_training_job(TrainingJobName=name)

@@ -1,5 +1,6 @@
 """A stand-in for the ACK SageMaker controller: TrainingJob custom resources become SageMaker
 training jobs (on the sandbox's SageMaker), and their status is mirrored back onto the resource.
+Model and TransformJob resources go the same way (sim.sandbox.ack_transform).
 
 What the real controller does and this one does too: adopt the resource with its finalizer,
 create the job with the spec translated field by field (roleARN -> RoleArn, s3URI -> S3Uri ...),
@@ -10,33 +11,13 @@ stop the job before it lets a deleted resource go.
 
 from __future__ import annotations
 
-import re
-
+from .ack_spelling import TERMINAL, api_name, to_api
+from .ack_transform import AckTransformStandIn
 from .loop import ReconcileLoop
 from .store import ApiError, Store
 
 FINALIZER = "finalizers.sagemaker.services.k8s.aws/TrainingJob"
-TERMINAL = ("Completed", "Failed", "Stopped")
-_VERBATIM = {"hyperParameters", "environment"}  # user keys, not API field names
-
-
-def api_name(key: str) -> str:
-    """ACK's Go-style field names to the SageMaker API's: roleARN -> RoleArn, s3URI -> S3Uri."""
-    key = re.sub(r"ARN", "Arn", key)
-    key = re.sub(r"URI", "Uri", key)
-    key = re.sub(r"KMSKeyID", "KmsKeyId", key)
-    key = re.sub(r"ID$", "Id", key)
-    return key[:1].upper() + key[1:]
-
-
-def to_api(value, field: str = ""):
-    if isinstance(value, dict):
-        if field in _VERBATIM:
-            return dict(value)
-        return {api_name(k): to_api(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [to_api(v, field) for v in value]
-    return value
+__all__ = ["AckStandIn", "FINALIZER", "TERMINAL", "api_name", "to_api"]
 
 
 class AckStandIn(ReconcileLoop):
@@ -47,6 +28,7 @@ class AckStandIn(ReconcileLoop):
         super().__init__(period)
         self.store, self.sm, self.account, self.region = store, sagemaker, account, region
         self.type = store.type_for("sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs")
+        self.transforms = AckTransformStandIn(store, sagemaker, account=account, region=region)  # Model, TransformJob
 
     def reconcile(self) -> None:
         with self.store.lock:
@@ -56,6 +38,7 @@ class AckStandIn(ReconcileLoop):
                 self._one(ns, name, obj)
             except ApiError:
                 continue  # changed under us; the next pass sees the new version
+        self.transforms.reconcile()
 
     def _one(self, ns: str, name: str, obj: dict) -> None:
         meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
