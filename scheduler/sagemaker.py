@@ -8,7 +8,7 @@ UID, so it is the same burst created again after a crash, and its ARN is returne
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 from botocore.config import Config
@@ -73,43 +73,15 @@ class SageMaker:
 
     def create_training_job(self, request: dict) -> str:
         """The ARN of the training job named in the request, created now or before."""
-        try:
-            return self.client.create_training_job(**request)["TrainingJobArn"]
-        except ClientError as exc:
-            if _already_exists(exc):
-                log.info("training job %s exists already (a retried launch); adopting it", request["TrainingJobName"])
-                found = self.describe(request["TrainingJobName"])
-                if found is not None:
-                    return found["TrainingJobArn"]
-            raise _wrapped(exc) from None
-        except BotoCoreError as exc:
-            raise SageMakerError(type(exc).__name__, str(exc)) from None
+        return self._create_once(self.client.create_training_job, request, "TrainingJob", self.describe)
 
     def describe(self, name: str) -> dict | None:
-        try:
-            return self.client.describe_training_job(TrainingJobName=name)
-        except ClientError as exc:
-            if _not_found(exc):
-                return None
-            raise _wrapped(exc) from None
-        except BotoCoreError as exc:
-            raise SageMakerError(type(exc).__name__, str(exc)) from None
+        return self._describe(self.client.describe_training_job, TrainingJobName=name)
 
     def stop(self, name: str) -> None:
-        try:
-            self.client.stop_training_job(TrainingJobName=name)
-        except ClientError as exc:
-            if _not_found(exc):
-                return
-            code = (exc.response.get("Error") or {}).get("Code")
-            if code == "ValidationException":  # not InProgress any more: nothing to stop
-                return
-            raise _wrapped(exc) from None
-        except BotoCoreError as exc:
-            raise SageMakerError(type(exc).__name__, str(exc)) from None
+        self._stop(self.client.stop_training_job, TrainingJobName=name)
 
-    # --- batch transform: the training calls' rules (a create under a name in use is the same
-    # burst created again after a crash, and is adopted) --------------------------------------
+    # --- batch transform: the training calls' rules ---------------------------------------------
 
     def create_model(self, request: dict) -> None:
         try:
@@ -125,21 +97,38 @@ class SageMaker:
 
     def create_transform_job(self, request: dict) -> str:
         """The ARN of the transform job named in the request, created now or before."""
+        return self._create_once(self.client.create_transform_job, request, "TransformJob",
+                                 self.describe_transform_job)
+
+    def describe_transform_job(self, name: str) -> dict | None:
+        return self._describe(self.client.describe_transform_job, TransformJobName=name)
+
+    def stop_transform_job(self, name: str) -> None:
+        self._stop(self.client.stop_transform_job, TransformJobName=name)
+
+    # --- what every kind shares ----------------------------------------------------------------------
+
+    def _create_once(self, create: Callable[..., dict], request: dict, kind: str,
+                     describe: Callable[[str], dict | None]) -> str:
+        """Create a job (kind TrainingJob or TransformJob: the request's {kind}Name, the answer's
+        {kind}Arn). One under a name in use is the same burst created again after a crash: adopted."""
         try:
-            return self.client.create_transform_job(**request)["TransformJobArn"]
+            return create(**request)[f"{kind}Arn"]
         except ClientError as exc:
+            name = request[f"{kind}Name"]
             if _already_exists(exc):
-                log.info("transform job %s exists already (a retried launch); adopting it", request["TransformJobName"])
-                found = self.describe_transform_job(request["TransformJobName"])
+                log.info("%s %s exists already (a retried launch); adopting it", kind, name)
+                found = describe(name)
                 if found is not None:
-                    return found["TransformJobArn"]
+                    return found[f"{kind}Arn"]
             raise _wrapped(exc) from None
         except BotoCoreError as exc:
             raise SageMakerError(type(exc).__name__, str(exc)) from None
 
-    def describe_transform_job(self, name: str) -> dict | None:
+    def _describe(self, call: Callable[..., dict], **name: str) -> dict | None:
+        """What SageMaker says of a job; None while it does not exist."""
         try:
-            return self.client.describe_transform_job(TransformJobName=name)
+            return call(**name)
         except ClientError as exc:
             if _not_found(exc):
                 return None
@@ -147,12 +136,15 @@ class SageMaker:
         except BotoCoreError as exc:
             raise SageMakerError(type(exc).__name__, str(exc)) from None
 
-    def stop_transform_job(self, name: str) -> None:
+    def _stop(self, call: Callable[..., dict], **name: str) -> None:
         try:
-            self.client.stop_transform_job(TransformJobName=name)
+            call(**name)
         except ClientError as exc:
-            if _not_found(exc) or (exc.response.get("Error") or {}).get("Code") == "ValidationException":
-                return  # gone, or not InProgress any more: nothing to stop
+            if _not_found(exc):
+                return
+            code = (exc.response.get("Error") or {}).get("Code")
+            if code == "ValidationException":  # not InProgress any more: nothing to stop
+                return
             raise _wrapped(exc) from None
         except BotoCoreError as exc:
             raise SageMakerError(type(exc).__name__, str(exc)) from None

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from . import constants as C
 from .constants import CapacityType, Mode, SageMakerKind, SplitType
 from .errors import InputError, InputIssue
-from .transform_annotations import read_kind, read_transform_annotations, transform_untranslatable
+from .transform_annotations import is_mime_type, read_kind, read_transform_annotations, transform_untranslatable
 from .units import parse_duration, parse_gpu_quantity, parse_time
 from .values import value
 
@@ -276,6 +276,9 @@ _TEXT_ANNOTATIONS: tuple[tuple[str, str, Callable[[str], bool], str, str], ...] 
      "an image reference", "write an ECR image, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1"),
     (C.INSTANCE_TYPE, "instance_type", lambda v: v.startswith("ml."), "a SageMaker instance type",
      "write a type such as ml.g5.12xlarge"),
+    # batch transform only (transform_annotations refuses them on other Jobs)
+    (C.MODEL_S3_URI, "model_s3_uri", _is_s3_uri, "an S3 URI", "write s3://bucket/prefix/model.tar.gz"),
+    (C.CONTENT_TYPE, "content_type", is_mime_type, "a MIME type", "write e.g. text/csv or application/jsonlines"),
 )
 
 

@@ -36,11 +36,7 @@ def read_kind(ann: dict[str, str], out: dict[str, Any], bad: Bad) -> SageMakerKi
     return kind
 
 
-def _is_s3_uri(value: str) -> bool:
-    return value.startswith("s3://") and len(value) > 5
-
-
-def _is_mime_type(value: str) -> bool:
+def is_mime_type(value: str) -> bool:
     kind, slash, sub = value.partition("/")
     return bool(kind) and bool(slash) and bool(sub) and not any(c.isspace() for c in value)
 
@@ -67,18 +63,7 @@ def read_transform_annotations(ann: dict[str, str], kind: SageMakerKind, out: di
 
 
 def _read_transform_fields(ann: dict[str, str], out: dict[str, Any], bad: Bad) -> None:
-    model = ann.get(C.MODEL_S3_URI)
-    if model is not None:
-        if _is_s3_uri(model.strip()):
-            out["model_s3_uri"] = model.strip()
-        else:
-            bad(_path(C.MODEL_S3_URI), f"{model!r} is not an S3 URI", "write s3://bucket/prefix/model.tar.gz")
-    content = ann.get(C.CONTENT_TYPE)
-    if content is not None:
-        if _is_mime_type(content.strip()):
-            out["content_type"] = content.strip()
-        else:
-            bad(_path(C.CONTENT_TYPE), f"{content!r} is not a MIME type", "write e.g. text/csv or application/jsonlines")
+    """The split type (the model and content type are read with the other text annotations, by jobs.py)."""
     split = ann.get(C.SPLIT_TYPE)
     if split is not None:
         found = next((s for s in SplitType if s.value.lower() == split.strip().lower()), None)
