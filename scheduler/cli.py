@@ -275,13 +275,18 @@ def cmd_catalog(args) -> int:
         emit([{"instanceType": t.name, "region": t.region, "accelerator": t.accelerator, "gpuFamily": t.gpu_family,
                "gpus": t.accel_count, "gpuMemoryGiB": t.accel_mem_gib, "onDemandUsdPerHour": t.on_demand_usd_per_hour,
                "onDemandBasis": t.on_demand_basis, "spotUsdPerHour": t.spot_usd_per_hour,
-               "interruptBand": t.interrupt_band} for t in types], args.output)
+               "interruptBand": t.interrupt_band, "transformUsdPerHour": t.transform_usd_per_hour,
+               "transformBasis": t.transform_basis} for t in types], args.output)
         return 0
     rows = [[t.name, t.region, t.gpu_family, t.accel_count, money(t.on_demand_usd_per_hour),
-             money(t.spot_usd_per_hour), t.interrupt_band, t.on_demand_basis.split(" ")[0]] for t in types]
-    print(table(["TYPE", "REGION", "GPU", "N", "ON-DEMAND/H", "SPOT/H (EST)", "INTERRUPTS", "PRICE BASIS"], rows))
+             money(t.spot_usd_per_hour), t.interrupt_band, t.on_demand_basis.split(" ")[0],
+             money(t.transform_usd_per_hour) if t.transform_usd_per_hour is not None else "-"] for t in types]
+    print(table(["TYPE", "REGION", "GPU", "N", "ON-DEMAND/H", "SPOT/H (EST)", "INTERRUPTS", "PRICE BASIS",
+                 "TRANSFORM/H"], rows))
     print("\nPrices: AWS list prices (see policies/data/PROVENANCE.md); spot = on-demand x (1 - Spot Advisor "
           "savings). Override any of them in spec.sageMaker.prices.")
+    print("Batch transform (TRANSFORM/H): only where a per-type price was found; '-' takes no transform burst "
+          "until spec.sageMaker.prices.<type>.transformUsdPerHour prices it.")
     return 0
 
 

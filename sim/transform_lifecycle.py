@@ -7,6 +7,7 @@ does none of these, and a double-launch test passing against moto would prove no
 (over moto's backend, not a change to moto) makes it behave:
 
     InProgress (Starting) -> InProgress with TransformStartTime -> Completed, with TransformEndTime
+    (reported the virtual seconds it ran after its start: its cost is the virtual run's)
     StopTransformJob: Stopping -> Stopped;  a failing model: Failed, with a FailureReason
 
 A transform job runs for the virtual seconds in its model's environment variable
@@ -17,7 +18,7 @@ sim.sagemaker_lifecycle.SageMakerSandbox steps it on its clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 DEFAULT_RUN_SECONDS = 60.0
@@ -59,21 +60,26 @@ class TransformLives:
         if status in ("Completed", "Failed", "Stopped"):
             return
         if status == "Stopping":
-            return self._end(job, now, "Stopped", "")
+            return self._end(job, life, now, "Stopped", "")
         if life.started is None:
             if now - life.created >= self.startup:
                 life.started = now
                 job.transform_start_time = job.last_modified_time = self.wall(now)
             return
         if life.fail_reason:
-            return self._end(job, now, "Failed", life.fail_reason)
+            return self._end(job, life, now, "Failed", life.fail_reason)
         if now - life.started >= life.run_seconds:
-            self._end(job, now, "Completed", "")
+            self._end(job, life, now, "Completed", "")
 
-    def _end(self, job: Any, now: float, status: str, reason: str) -> None:
+    def _end(self, job: Any, life: _Life, now: float, status: str, reason: str) -> None:
         job.transform_job_status = status
         job.failure_reason = reason
-        job.transform_end_time = job.last_modified_time = self.wall(now)
+        job.last_modified_time = self.wall(now)
+        # Its end is reported the virtual seconds it ran after its start, so that what it costs
+        # (instance-seconds from start to end) is the virtual run's, as a training job's
+        # BillableTimeInSeconds is: the sandbox's clock runs faster than the wall's.
+        ran = 0.0 if life.started is None else now - life.started
+        job.transform_end_time = (job.transform_start_time or self.wall(now)) + timedelta(seconds=ran)
 
 
 _INSTALLED = False

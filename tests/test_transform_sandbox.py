@@ -59,7 +59,8 @@ def test_a_transform_burst_completes_as_a_job_with_its_cost(tmp_path, sagemaker,
         assert described["TransformJobStatus"] == "Completed" and described["ModelName"] == name
         assert described["TransformResources"] == {"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 2}
         ran = (described["TransformEndTime"] - described["TransformStartTime"]).total_seconds()
-        assert float(ann[C.COST_USD]) == pytest.approx(ran * 2 * 0.736 / 3600, abs=0.006)
+        assert 600 <= ran < 700, "the sandbox reports the virtual seconds it ran (stepped every 30 or so)"
+        assert float(ann[C.COST_USD]) == pytest.approx(ran * 2 * 0.736 / 3600, abs=0.006)  # about $0.25
         assert TRANSFORM_CREATES[name] == 1 and MODEL_CREATES[name] == 1, "created once each"
         pods = made.pods(f"score-{emit}")
         assert len(pods) == 2 and all(p["spec"]["nodeName"] == C.VIRTUAL_NODE_NAME for p in pods)
