@@ -183,3 +183,29 @@ def test_a_launch_record_from_before_transform_reads_back_as_training():
     assert launch_from_dict(stored) == d.launch
     older = {k: v for k, v in stored.items() if k != "kind"}
     assert launch_from_dict(older).kind == SageMakerKind.TRAINING
+
+
+def test_the_controller_reads_a_transform_job_in_its_training_terms_and_keeps_its_runtime_cap():
+    from datetime import datetime, timedelta, timezone
+
+    from scheduler import transform_burst
+
+    _, d = burst(example(**{C.MODE: "cloud"}))
+    itype = default_catalog().get("ml.g4dn.xlarge", "us-east-1")
+    start = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+    starting = transform_burst.followed({"TransformJobStatus": "InProgress", "TransformJobArn": "arn:t"})
+    assert (starting["TrainingJobStatus"], starting["SecondaryStatus"]) == ("InProgress", "Starting")
+    assert transform_burst.cost(d.launch, itype, starting, start.timestamp()) is None, "nothing billed before it starts"
+    running = transform_burst.followed({"TransformJobStatus": "InProgress", "TransformStartTime": start})
+    assert running["SecondaryStatus"] == "Transforming"
+    hour_later = start.timestamp() + 3600
+    assert transform_burst.cost(d.launch, itype, running, hour_later) == pytest.approx(2 * 0.736)
+    cap = d.launch.max_runtime_seconds
+    assert not transform_burst.past_runtime_cap(d.launch, running, start.timestamp() + cap - 1)
+    assert transform_burst.past_runtime_cap(d.launch, running, start.timestamp() + cap)
+    done = transform_burst.followed({"TransformJobStatus": "Completed", "TransformStartTime": start,
+                                     "TransformEndTime": start + timedelta(minutes=30)})
+    assert done["SecondaryStatus"] == "Completed" and not transform_burst.past_runtime_cap(d.launch, done, 1e12)
+    assert transform_burst.cost(d.launch, itype, done, 1e12) == pytest.approx(2 * 0.736 / 2)
+    failed = transform_burst.followed_resource({"status": {"transformJobStatus": "Failed", "failureReason": "boom"}})
+    assert (failed["TrainingJobStatus"], failed["FailureReason"], failed["_resource"]) == ("Failed", "boom", True)

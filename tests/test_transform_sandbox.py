@@ -109,3 +109,19 @@ def test_the_webhook_refuses_a_bad_transform_annotation_with_the_fix(tmp_path, s
         assert done.returncode != 0 and named in done.stderr and "fix:" in done.stderr, done.stderr
     finally:
         made.close()
+
+
+def test_legacy_emission_makes_the_model_through_the_api_and_a_batch_transform_job(tmp_path, sagemaker):  # noqa: F811
+    made = cluster_for(tmp_path, sagemaker, "legacy")
+    try:
+        made.apply(transform_job("legacy", parallelism=1))
+        found = wait_for(lambda: json.loads(made.kubectl_ok(
+            "get", "batchtransformjobs.sagemaker.aws.amazon.com", "-n", "ml", "-o", "json"))["items"],
+            what="the BatchTransformJob resource")
+        [cr] = found
+        name = cr["metadata"]["name"]
+        assert cr["spec"]["modelName"] == name and cr["spec"]["region"] == "us-east-1"
+        assert sagemaker.client().describe_model(ModelName=name)["PrimaryContainer"]["Image"] == IMAGE
+        assert made.job("legacy")["metadata"]["annotations"][C.SAGEMAKER_JOB_NAME] == name
+    finally:
+        made.close()
