@@ -172,12 +172,17 @@ def cmd_explain(args) -> int:
     job = job_from_manifest(_yaml(text, source), source)
     now = _now(args, snapshot)
     decision = decide(job, snapshot, policy, now)
+    launch = decision.launch
+    transform = launch if launch is not None and launch.kind == SageMakerKind.TRANSFORM else None
     if args.output != "table":
-        emit(decision.to_dict(), args.output)
+        out = decision.to_dict()
+        if transform is not None:  # what the burst would send, in order
+            out["emits"] = emitted(job, transform, transform_job_name(job), policy.spec.sage_maker.emit)
+        emit(out, args.output)
         return 0
     print(render_decision(decision))
-    if decision.launch is not None and decision.launch.kind == SageMakerKind.TRANSFORM:
-        print(render_transform_emission(job, decision.launch, policy.spec.sage_maker.emit))
+    if transform is not None:
+        print(render_transform_emission(job, transform, policy.spec.sage_maker.emit))
     return 0
 
 

@@ -209,3 +209,24 @@ def test_the_controller_reads_a_transform_job_in_its_training_terms_and_keeps_it
     assert transform_burst.cost(d.launch, itype, done, 1e12) == pytest.approx(2 * 0.736 / 2)
     failed = transform_burst.followed_resource({"status": {"transformJobStatus": "Failed", "failureReason": "boom"}})
     assert (failed["TrainingJobStatus"], failed["FailureReason"], failed["_resource"]) == ("Failed", "boom", True)
+
+
+def test_spillway_explain_on_the_transform_example_shows_the_transform_job_it_would_emit(capsys):
+    import json
+    from pathlib import Path
+
+    from scheduler.cli import main
+
+    examples = Path(__file__).resolve().parent.parent / "policies" / "examples"
+    args = ["explain", str(examples / "transform-job.yaml"), "--policy", str(examples / "transform-policy.yaml")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Placement  SageMakerOnDemand" in out and "transform has no managed spot" in out
+    shown = list(yaml.safe_load_all(out[out.index("apiVersion:"):]))
+    assert [r["kind"] for r in shown] == ["Model", "TransformJob"]
+    assert validate(crd_type("TransformJob"), shown[1], strict=True) == []
+    assert main([*args, "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["launch"]["kind"] == "transform" and [e["kind"] for e in data["emits"]] == ["Model", "TransformJob"]
+    assert main(["explain", str(examples / "transform-job.yaml")]) == 0  # the default policy allows no g4dn
+    assert "NoInstanceType" in capsys.readouterr().out
