@@ -78,16 +78,19 @@ def test_a_transform_burst_completes_as_a_job_with_its_cost(tmp_path, sagemaker,
         made.close()
 
 
-def test_its_pods_show_the_transform_jobs_progress_and_deleting_the_job_stops_it(tmp_path, sagemaker):
-    made = cluster_for(tmp_path, sagemaker, "api")
+@pytest.mark.parametrize("emit", ["api", "ack"])
+def test_its_pods_show_the_transform_jobs_progress_and_deleting_the_job_stops_it(tmp_path, sagemaker, emit):
+    made = cluster_for(tmp_path, sagemaker, emit)
+    # ack: deleting the Job garbage-collects its TransformJob resource, and ACK's finalizer stops the job
+    ack = AckStandIn(made.server.store, sagemaker.client(), period=0.05).start() if emit == "ack" else None
     try:
-        made.apply(transform_job("long", parallelism=1, run_seconds=10 ** 6))
-        name = wait_for(lambda: made.job("long")["metadata"]["annotations"].get(C.SAGEMAKER_JOB_NAME),
+        made.apply(transform_job(f"long-{emit}", parallelism=1, run_seconds=10 ** 6))
+        name = wait_for(lambda: made.job(f"long-{emit}")["metadata"]["annotations"].get(C.SAGEMAKER_JOB_NAME),
                         what="the transform job's name on the Job")
-        wait_for(lambda: [p for p in made.pods("long") if p["status"].get("phase") == "Running"],
+        wait_for(lambda: [p for p in made.pods(f"long-{emit}") if p["status"].get("phase") == "Running"],
                  what="the pod to run once the transform job starts")
-        assert made.kubectl_ok("get", "pods", "-n", "ml", "-l", "job-name=long", "-o", "wide").count("Running") == 1
-        made.kubectl_ok("delete", "job", "long", "-n", "ml", "--wait=false")
+        assert made.kubectl_ok("get", "pods", "-n", "ml", "-l", f"job-name=long-{emit}", "-o", "wide").count("Running") == 1
+        made.kubectl_ok("delete", "job", f"long-{emit}", "-n", "ml", "--wait=false")
         wait_for(lambda: sagemaker.client().describe_transform_job(TransformJobName=name)["TransformJobStatus"]
                  == "Stopped", what="the transform job to be stopped")
         burst = wait_for(lambda: next((b for b in made.controller.ledger.bursts.values()
@@ -95,6 +98,8 @@ def test_its_pods_show_the_transform_jobs_progress_and_deleting_the_job_stops_it
                          what="the ledger to book the stopped burst")
         assert burst.outcome.startswith("Stopped")
     finally:
+        if ack is not None:
+            ack.stop()
         made.close()
 
 
@@ -111,7 +116,7 @@ def test_the_webhook_refuses_a_bad_transform_annotation_with_the_fix(tmp_path, s
         made.close()
 
 
-def test_legacy_emission_makes_the_model_through_the_api_and_a_batch_transform_job(tmp_path, sagemaker):  # noqa: F811
+def test_legacy_emission_makes_the_model_through_the_api_and_a_batch_transform_job(tmp_path, sagemaker):
     made = cluster_for(tmp_path, sagemaker, "legacy")
     try:
         made.apply(transform_job("legacy", parallelism=1))
