@@ -39,6 +39,7 @@ from policies.spot import (BlindSpotPlan, SpotBelief, planned_switch, policy_bur
                            spot_seen_in_status)
 
 from .kube import Kube, KubeError
+from .kubelet_api import BurstJobs
 from .kueue import KueueChecks, PendingCheck, queued_by_kueue
 from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger
 from .metrics import ControllerMetrics
@@ -755,9 +756,9 @@ class Controller:
             out.setdefault(owner_uid(pod), []).append(pod)
         return out
 
-    def training_jobs_of(self, namespace: str, pod: str) -> list[str] | None:
-        """The training jobs a pod on the virtual node stands for, in order (its kubelet API serves
-        their logs); None if it is no burst's pod."""
+    def jobs_of(self, namespace: str, pod: str) -> BurstJobs | None:
+        """The training (or transform) jobs a pod on the virtual node stands for, in order (its
+        kubelet API serves their logs); None if it is no burst's pod."""
         found = next((p for pods in list(self._vpods.values()) for p in pods
                       if (p["metadata"]["namespace"], p["metadata"]["name"]) == (namespace, pod)), None)
         if found is None:
@@ -768,7 +769,7 @@ class Controller:
         burst = self.ledger.bursts.get(owner_uid(found))
         if burst is None or (found.get("spec") or {}).get("nodeName") != self.virtual_node.name:
             return None
-        return list(burst.names)
+        return BurstJobs(list(burst.names), _job_words(burst))
 
     def _tend(self, item: tuple[str, list[dict]], world: World, now: float) -> None:
         """What a kubelet does for its pods, for the pods of one Job: each shows its training job;

@@ -1,4 +1,4 @@
-"""`spillway logs JOB`: what a burst's training jobs wrote, from CloudWatch."""
+"""`spillway logs JOB`: what a burst's training (or transform) jobs wrote, from CloudWatch."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import argparse
 
 from policies import InputError, InputIssue
 from policies import constants as C
+from policies.model import SageMakerKind
 
 DESCRIPTION = """\
 Print the CloudWatch log of a burst Job's SageMaker training jobs (log group
-/aws/sagemaker/TrainingJobs), oldest first: each training job it ran, in order (the launch, a
-spot fallback's relaunch, a backoffLimit retry), under a header. The names come from the burst
+/aws/sagemaker/TrainingJobs), or transform jobs (/aws/sagemaker/TransformJobs), oldest first:
+each job it ran, in order (the launch, a spot fallback's relaunch, a backoffLimit retry), under a
+header. The names come from the burst
 ledger (--ledger-namespace), the region from the burst. A Job that ran on the cluster has no
 SageMaker log: use kubectl logs. AWS credentials come from the usual places (environment,
 ~/.aws, an IAM role); against the sandbox's SageMaker any values will do
@@ -23,7 +25,7 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("logs", help="print a burst Job's SageMaker training log",
+    p = sub.add_parser("logs", help="print a burst Job's SageMaker training (or transform) log",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=DESCRIPTION)
     p.add_argument("job", metavar="JOB", help="the Job's name")
     p.add_argument("-n", "--namespace", default="default", help="the Job's namespace (default: default)")
@@ -38,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_logs(args) -> int:
     from .kube import Kube, KubeError, api_client
+    from .kubelet_api import header
     from .ledger import Ledger
     from .sagemaker import SageMaker, SageMakerError
 
@@ -62,12 +65,12 @@ def cmd_logs(args) -> int:
     sagemaker = SageMaker(burst.launch.region, endpoint_url=args.sagemaker_endpoint_url)
     for attempt, name in enumerate(burst.names):
         try:
-            lines = sagemaker.training_log(name)
+            lines = sagemaker.job_log(name)
         except SageMakerError as exc:
             raise InputError([InputIssue(name, "CloudWatch Logs", f"cannot read its log: {exc}",
                                          "use AWS credentials that allow logs:DescribeLogStreams and "
-                                         "logs:GetLogEvents on /aws/sagemaker/TrainingJobs (against the "
+                                         "logs:GetLogEvents on /aws/sagemaker/TrainingJobs and TransformJobs (against the "
                                          "sandbox's --sagemaker-endpoint-url, any will do)")]) from None
-        print(f"==> SageMaker training job {name} (training job {attempt + 1} of {len(burst.names)}) <==")
+        print(header(name, SageMakerKind(burst.launch.kind).job_words, attempt, len(burst.names)))
         print("\n".join(lines) if lines else "(no log yet)")
     return 0

@@ -279,10 +279,10 @@ def serve_kubelet_api(ctl, sagemaker, port: int, cert_dir: str, address: str):
     def log_of(name: str) -> list[str]:
         if sagemaker is None:
             return ["(--no-sagemaker: this controller reads no CloudWatch log; use spillway logs JOB)"]
-        return sagemaker.training_log(name)
+        return sagemaker.job_log(name)
 
     try:
-        server = KubeletApi(ctl.training_jobs_of, log_of, str(cert), str(key), port=port).start()
+        server = KubeletApi(ctl.jobs_of, log_of, str(cert), str(key), port=port).start()
     except OSError as exc:
         raise InputError([InputIssue("--kubelet-port", "", f"cannot serve the kubelet API on port {port}: "
                                      f"{exc.strerror or exc}", "choose another port, or -1 for none")]) from None

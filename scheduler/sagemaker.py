@@ -36,6 +36,7 @@ def _not_found(exc: ClientError) -> bool:
 
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # where SageMaker writes a training job's container output
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"  # ... and a transform job's
 
 
 class SageMaker:
@@ -47,17 +48,21 @@ class SageMaker:
         self._logs_client = lambda: boto3.client("logs", region_name=region, endpoint_url=endpoint_url,
                                                  **credentials)
 
-    def training_log(self, name: str) -> list[str]:
-        """The training job's CloudWatch log (/aws/sagemaker/TrainingJobs, its streams <name>/...),
-        oldest first; [] while it has none."""
+    def job_log(self, name: str) -> list[str]:
+        """A training or transform job's CloudWatch log (its streams <name>/... in
+        /aws/sagemaker/TrainingJobs, or else in /aws/sagemaker/TransformJobs: a name derives from
+        one Job's UID, so it is never in both), oldest first; [] while it has none."""
+        return self._log(LOG_GROUP, name) or self._log(TRANSFORM_LOG_GROUP, name)
+
+    def _log(self, group: str, name: str) -> list[str]:
         logs = self._logs_client()
         lines: list[str] = []
         try:
-            streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")
+            streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{name}/")
             for stream in streams.get("logStreams") or []:
                 token = None
                 while True:
-                    page = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream["logStreamName"],
+                    page = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"],
                                                startFromHead=True, **({"nextToken": token} if token else {}))
                     lines += [e["message"] for e in page.get("events") or []]
                     if not page.get("events") or page.get("nextForwardToken") == token:

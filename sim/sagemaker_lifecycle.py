@@ -35,6 +35,7 @@ from .transform_lifecycle import TransformLives, install_transform_jobs, wall_cl
 
 ACCOUNT = "123456789012"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 
 
 @dataclass
@@ -61,7 +62,8 @@ class SageMakerSandbox:
         self.lock = threading.Lock()
         self._origin = clock()
         self.spot_capacity = True  # False: managed spot jobs are interrupted and wait for capacity
-        self.transforms = TransformLives(wall_clock(self._origin, time_scale), startup_seconds)  # batch transform
+        self.transforms = TransformLives(wall_clock(self._origin, time_scale), startup_seconds,  # batch transform
+                                         log=lambda name, wall, line: self._log(name, wall, line, TRANSFORM_LOG_GROUP))
 
     # --- serving ---------------------------------------------------------------------------------
 
@@ -165,18 +167,19 @@ class SageMakerSandbox:
         life.phase, life.phase_start = status, now
         self._log(job.training_job_name, wall, f"{status}: {message}" if message else status)
 
-    def _log(self, name: str, wall: datetime, line: str) -> None:
+    def _log(self, name: str, wall: datetime, line: str, group: str = LOG_GROUP) -> None:
         """One line of the job's CloudWatch stream, where SageMaker writes its containers' output:
-        /aws/sagemaker/TrainingJobs, stream <job>/algo-1-<created>. Here, its status changes."""
+        /aws/sagemaker/TrainingJobs (or TransformJobs), stream <job>/algo-1-<created>. Here, its
+        status changes."""
         from moto.logs.models import logs_backends
 
         logs = logs_backends[ACCOUNT][self.region]
-        if LOG_GROUP not in logs.groups:
-            logs.create_log_group(LOG_GROUP, {})
+        if group not in logs.groups:
+            logs.create_log_group(group, {})
         stream = f"{name}/algo-1-{int(self._origin)}"
-        if stream not in logs.groups[LOG_GROUP].streams:
-            logs.create_log_stream(LOG_GROUP, stream)
-        logs.put_log_events(LOG_GROUP, stream, [{"timestamp": int(wall.timestamp() * 1000),
+        if stream not in logs.groups[group].streams:
+            logs.create_log_stream(group, stream)
+        logs.put_log_events(group, stream, [{"timestamp": int(wall.timestamp() * 1000),
                                                  "message": f"[sandbox] {line}"}])
 
     def _advance(self, job, life: _Life, now: float) -> None:

@@ -37,8 +37,10 @@ class _Life:
 class TransformLives:
     """The life of every transform job of one moto backend, stepped on virtual time."""
 
-    def __init__(self, wall: Callable[[float], datetime], startup_seconds: float):
+    def __init__(self, wall: Callable[[float], datetime], startup_seconds: float,
+                 log: Callable[[str, datetime, str], None] = lambda name, wall, line: None):
         self.wall, self.startup = wall, startup_seconds  # wall: virtual seconds -> the time SageMaker reports
+        self.log = log  # a line of the job's CloudWatch log (/aws/sagemaker/TransformJobs): its status changes
         self.lives: dict[str, _Life] = {}
 
     def step(self, backend: Any, now: float) -> None:
@@ -65,6 +67,8 @@ class TransformLives:
             if now - life.created >= self.startup:
                 life.started = now
                 job.transform_start_time = job.last_modified_time = self.wall(now)
+                self.log(job.transform_job_name, self.wall(now), "Transforming: the model server is up; "
+                         "sending the input records")
             return
         if life.fail_reason:
             return self._end(job, life, now, "Failed", life.fail_reason)
@@ -80,6 +84,7 @@ class TransformLives:
         # BillableTimeInSeconds is: the sandbox's clock runs faster than the wall's.
         ran = 0.0 if life.started is None else now - life.started
         job.transform_end_time = (job.transform_start_time or self.wall(now)) + timedelta(seconds=ran)
+        self.log(job.transform_job_name, self.wall(now), f"{status}: " + (reason or f"Transform job {status.lower()}"))
 
 
 _INSTALLED = False

@@ -146,7 +146,7 @@ class Cluster:
         self.controller = Controller(Kube(api_client(host=self.server.url)), self.policy, sagemaker=adapter,
                                      settings=Settings(burst_poll_seconds=0, min_requeue_seconds=0.2))
         cert, key = serving_pair(pki, "kubelet", ("127.0.0.1",))  # the virtual node's, for kubectl logs
-        self.kubelet_api = KubeletApi(self.controller.training_jobs_of, adapter.training_log, str(cert), str(key),
+        self.kubelet_api = KubeletApi(self.controller.jobs_of, adapter.job_log, str(cert), str(key),
                                       host="127.0.0.1", port=0).start()
         self.controller.virtual_node.endpoint = ("127.0.0.1", self.kubelet_api.port)
         self.stop = threading.Event()

@@ -67,6 +67,9 @@ def test_a_transform_burst_completes_as_a_job_with_its_cost(tmp_path, sagemaker,
         assert all(p["status"]["phase"] == "Succeeded" for p in pods)
         events = made.kubectl_ok("get", "events", "-n", "ml", "-o", "json")
         assert f"SageMaker transform job {name} is Completed" in events
+        logs = made.kubectl_ok("logs", f"job/score-{emit}", "-n", "ml")  # the node agent serves CloudWatch's
+        assert logs.startswith(f"==> SageMaker transform job {name} (transform job 1 of 1) <==\n"), logs
+        assert logs.endswith("[sandbox] Completed: Transform job completed\n"), logs
         if emit == "ack":
             for plural in ("models", "transformjobs"):
                 found = json.loads(made.kubectl_ok("get", f"{plural}.sagemaker.services.k8s.aws", "-n", "ml",

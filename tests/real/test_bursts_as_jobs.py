@@ -117,7 +117,7 @@ def test_kubectl_logs_of_a_burst_pod_reach_the_virtual_nodes_kubelet_api(plane, 
     adapter = sagemaker_adapter(sagemaker)
     ctl = start_controller(controller_kube, stop_event, sagemaker=adapter, sageMaker={"emit": "api"})
     cert, key = serving_pair(plane.plane.pki, "spillway-kubelet", ("127.0.0.1",))
-    api = KubeletApi(ctl.training_jobs_of, adapter.training_log, str(cert), str(key), host="127.0.0.1",
+    api = KubeletApi(ctl.jobs_of, adapter.job_log, str(cert), str(key), host="127.0.0.1",
                      port=0).start()
     try:
         ctl.virtual_node.endpoint = ("127.0.0.1", api.port)
