@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from policies import constants as C
+from scheduler.cli import main
 from sim.sandbox.ack import AckStandIn
 from sim.transform_lifecycle import MODEL_CREATES, TRANSFORM_CREATES
 from tests.builders import BUCKET
@@ -42,7 +43,10 @@ def cluster_for(tmp_path, sagemaker, emit: str) -> Cluster:
 
 
 @pytest.mark.parametrize("emit", ["api", "ack"])
-def test_a_transform_burst_completes_as_a_job_with_its_cost(tmp_path, sagemaker, emit):
+def test_a_transform_burst_completes_as_a_job_with_its_cost(tmp_path, sagemaker, emit, capsys,
+                                                            monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
     made = cluster_for(tmp_path, sagemaker, emit)
     ack = AckStandIn(made.server.store, sagemaker.client(), period=0.05).start() if emit == "ack" else None
     try:
@@ -70,6 +74,9 @@ def test_a_transform_burst_completes_as_a_job_with_its_cost(tmp_path, sagemaker,
         logs = made.kubectl_ok("logs", f"job/score-{emit}", "-n", "ml")  # the node agent serves CloudWatch's
         assert logs.startswith(f"==> SageMaker transform job {name} (transform job 1 of 1) <==\n"), logs
         assert logs.endswith("[sandbox] Completed: Transform job completed\n"), logs
+        assert main(["logs", f"score-{emit}", "-n", "ml", "--kubeconfig", str(made.config),
+                     "--sagemaker-endpoint-url", sagemaker.endpoint_url]) == 0
+        assert capsys.readouterr().out == logs, "spillway logs prints what kubectl logs does"
         if emit == "ack":
             for plural in ("models", "transformjobs"):
                 found = json.loads(made.kubectl_ok("get", f"{plural}.sagemaker.services.k8s.aws", "-n", "ml",
