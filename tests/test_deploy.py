@@ -27,6 +27,10 @@ CLUSTER_CALLS = {("batch", "jobs", v) for v in ("get", "list", "watch", "patch")
     ("", "pods/status", "patch"), ("", "pods", "delete"),
     *{("sagemaker.services.k8s.aws", "trainingjobs", v) for v in ("create", "list", "delete")},
     *{("sagemaker.aws.amazon.com", "trainingjobs", v) for v in ("create", "list", "delete")},
+    # batch transform (scheduler/transform_burst.py)
+    *{("sagemaker.services.k8s.aws", "transformjobs", v) for v in ("create", "list", "delete")},
+    *{("sagemaker.aws.amazon.com", "batchtransformjobs", v) for v in ("create", "list", "delete")},
+    ("sagemaker.services.k8s.aws", "models", "create"),
 }
 NAMESPACE_CALLS = {("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")} | {
     ("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
@@ -57,7 +61,9 @@ def test_rbac_grants_what_the_controller_calls_and_nothing_more():
     docs = {d["kind"]: d for d in built if d["metadata"].get("namespace") != "kube-node-lease"}
     # Beyond the calls made: get and watch to read what is listed, and patch for Event counts.
     spare = {("", "pods", "get"), ("", "nodes", "watch"), ("", "events", "patch"),
-             ("sagemaker.services.k8s.aws", "trainingjobs", "watch"), ("sagemaker.aws.amazon.com", "trainingjobs", "watch")}
+             ("sagemaker.services.k8s.aws", "trainingjobs", "watch"), ("sagemaker.aws.amazon.com", "trainingjobs", "watch"),
+             ("sagemaker.services.k8s.aws", "transformjobs", "watch"),
+             ("sagemaker.aws.amazon.com", "batchtransformjobs", "watch")}
     assert granted(docs["ClusterRole"]["rules"]) - spare == CLUSTER_CALLS
     assert granted(docs["Role"]["rules"]) == NAMESPACE_CALLS
     assert docs["Role"]["metadata"]["namespace"] == "spillway-system"
