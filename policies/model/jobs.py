@@ -70,7 +70,7 @@ class JobRequest:
 
     @property
     def training_image(self) -> str | None:
-        """The image a SageMaker training job runs."""
+        """The image SageMaker runs: a training job's, or a transform burst's Model's."""
         return self.sagemaker_image or self.image
 
     @property
