@@ -10,6 +10,7 @@ from importlib import resources
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from policies import Placement, Reason, decide, job_from_manifest
 from policies import constants as C
@@ -230,3 +231,53 @@ def test_spillway_explain_on_the_transform_example_shows_the_transform_job_it_wo
     assert data["launch"]["kind"] == "transform" and [e["kind"] for e in data["emits"]] == ["Model", "TransformJob"]
     assert main(["explain", str(examples / "transform-job.yaml")]) == 0  # the default policy allows no g4dn
     assert "NoInstanceType" in capsys.readouterr().out
+
+
+@st.composite
+def mixed_queues(draw):
+    """T4 transform and training Jobs on a small T4 cluster, under policies that like spot."""
+    from dataclasses import replace
+
+    from policies import JobRequest
+    from policies.model import CapacityType, Mode, Node, RunningPod, Snapshot
+    from tests.builders import HOUR, NOW
+
+    nodes = tuple(Node(f"n{i}", 4, T4) for i in range(draw(st.integers(1, 3))))
+    running = tuple(RunningPod("ml/r", n.name, draw(st.integers(0, 4)), NOW - HOUR, NOW + draw(st.floats(0, 8)) * HOUR)
+                    for n in nodes)
+    jobs = []
+    for i in range(draw(st.integers(1, 8))):
+        transform = draw(st.booleans())
+        deadline = draw(st.one_of(st.none(), st.floats(0.5, 30)))
+        job = JobRequest(namespace="ml", name=f"j{i}", gpus_per_pod=draw(st.sampled_from([1, 4])),
+                         pods=draw(st.sampled_from([1, 2])), gpu_product=T4, submit_time=NOW - HOUR, image="i",
+                         opted_in=True, runtime_estimate_seconds=draw(st.floats(0.1, 10)) * HOUR,
+                         deadline=None if deadline is None else NOW + deadline * HOUR,
+                         mode=draw(st.sampled_from([Mode.AUTO, Mode.CLOUD])),
+                         capacity_type=draw(st.sampled_from([None, CapacityType.ANY, CapacityType.ON_DEMAND])),
+                         input_s3_uri=f"{BUCKET}in/")
+        if transform:
+            job = replace(job, sagemaker_kind=SageMakerKind.TRANSFORM)
+        else:
+            job = replace(job, checkpoint_s3_uri=draw(st.sampled_from([None, f"{BUCKET}c/"])))
+        jobs.append(job)
+    spec = {"sageMaker": {"allowedInstanceTypes": ["ml.g4dn.*"]},
+            "spot": {"requireCheckpoint": draw(st.booleans()),
+                     "fallback": draw(st.sampled_from(["progress", "launchWindow"]))},
+            "tradeoff": {"waitUsdPerHour": draw(st.floats(0, 200))}}
+    return Snapshot(NOW, nodes, tuple(r for r in running if r.gpus)), jobs, policy(**spec)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mixed_queues())
+def test_no_plan_ever_sends_a_transform_job_to_spot(world):
+    from policies import plan
+
+    snapshot, jobs, p = world
+    kinds = {j.key: j.sagemaker_kind for j in jobs}
+    for d in plan(jobs, snapshot, p, snapshot.time).decisions:
+        if kinds[d.job] == SageMakerKind.TRANSFORM:
+            assert d.placement != Placement.SAGEMAKER_SPOT, d.message
+            assert d.launch is None or (not d.launch.spot and d.launch.kind == SageMakerKind.TRANSFORM)
+        elif d.launch is not None:
+            assert d.launch.kind == SageMakerKind.TRAINING
