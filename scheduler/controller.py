@@ -594,6 +594,8 @@ class Controller:
             return True
 
         updated = self.ledger.change(burst.uid, done) or burst
+        if _is_transform(burst):
+            transform_burst.forget_model(self.sagemaker, name, EmitTarget(burst.emit))
         if manifest is None:
             return
         outcome = described.get("TrainingJobStatus")

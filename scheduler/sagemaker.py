@@ -100,6 +100,16 @@ class SageMaker:
         except BotoCoreError as exc:
             raise SageMakerError(type(exc).__name__, str(exc)) from None
 
+    def delete_model(self, name: str) -> None:
+        try:
+            self.client.delete_model(ModelName=name)
+        except ClientError as exc:
+            if _not_found(exc):
+                return  # gone already
+            raise _wrapped(exc) from None
+        except BotoCoreError as exc:
+            raise SageMakerError(type(exc).__name__, str(exc)) from None
+
     def create_transform_job(self, request: dict) -> str:
         """The ARN of the transform job named in the request, created now or before."""
         return self._create_once(self.client.create_transform_job, request, "TransformJob",

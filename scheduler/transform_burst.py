@@ -12,6 +12,7 @@ training burst; only these steps differ.
 - Stopped: StopTransformJob, or deleting the resource (its controller stops the job). A transform
   job has no MaxRuntimeInSeconds, so the controller stops one that has run past the launch's
   runtime cap: what it commits against the budget is never exceeded (`past_runtime_cap`).
+- Cleaned up: the Model made through the API is deleted once its transform job ended.
 - Priced: from TransformStartTime to TransformEndTime (or now), per instance, at the catalog's
   transform price.
 """
@@ -69,6 +70,15 @@ def stop(kube: Kube, sagemaker: SageMaker | None, namespace: str, name: str, tar
             sagemaker.stop_transform_job(name)
         return
     kube.delete_custom(API_VERSIONS[target], TRANSFORM_PLURALS[target], namespace, name)
+
+
+def forget_model(sagemaker: SageMaker | None, name: str, target: EmitTarget) -> None:
+    """Delete the Model of an ended transform job that Spillway made through the API (api, legacy):
+    SageMaker keeps models until they are deleted, and an account may hold only so many. Best
+    effort, after the ledger booked the end: a crash just before leaves one model behind, no more.
+    An ACK Model resource is owned by the Job and goes with it."""
+    if target != EmitTarget.ACK and sagemaker is not None:
+        sagemaker.delete_model(name)
 
 
 def list_resources(kube: Kube, targets: set[EmitTarget]) -> dict[tuple[str, str, str], dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 # Every call of the Kubernetes and SageMaker adapters that writes.
 WRITES = {"patch_job", "event", "create_custom", "delete_custom", "create_config_map", "replace_config_map",
-          "create_training_job", "stop", "create_model", "create_transform_job", "stop_transform_job",
+          "create_training_job", "stop", "create_model", "create_transform_job", "stop_transform_job", "delete_model",
           # the virtual node's keeping and its pods' agent (burstAs: virtualNode)
           "create_node", "patch_node", "patch_node_status", "renew_lease", "patch_pod_status", "delete_pod"}
 

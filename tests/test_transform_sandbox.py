@@ -66,6 +66,9 @@ def test_a_transform_burst_completes_as_a_job_with_its_cost(tmp_path, sagemaker,
         assert 600 <= ran < 700, "the sandbox reports the virtual seconds it ran (stepped every 30 or so)"
         assert float(ann[C.COST_USD]) == pytest.approx(ran * 2 * 0.736 / 3600, abs=0.006)  # about $0.25
         assert TRANSFORM_CREATES[name] == 1 and MODEL_CREATES[name] == 1, "created once each"
+        pages = sagemaker.client().get_paginator("list_models").paginate()
+        models = [m["ModelName"] for page in pages for m in page["Models"] if m["ModelName"] == name]
+        assert models == ([] if emit == "api" else [name]), "the API's Model goes when its job ends; ACK's with the Job"
         pods = made.pods(f"score-{emit}")
         assert len(pods) == 2 and all(p["spec"]["nodeName"] == C.VIRTUAL_NODE_NAME for p in pods)
         assert all(p["status"]["phase"] == "Succeeded" for p in pods)
