@@ -15,7 +15,7 @@ import heapq
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -208,11 +208,13 @@ class Simulation:
         report_every = max(total // 1000, 1)
         next_report = report_every
         bar = self._progress_bar(total) if self.cfg.progress else None
+        handlers = (self._on_local_end, self._on_cloud_event, self._on_wake, self._on_tick, self._on_review,
+                    self._on_plan_tick)  # by kind: LOCAL_END, CLOUD_EVENT, WAKE, TICK, REVIEW, PLAN_TICK
         while self.finished < total:
             t = self._next_time(total)
             self._advance(t)
             self._arrivals_at(t, total)
-            cycle = self._events_at(t)
+            cycle = self._events_at(t, handlers)
             if self.cfg.tick_seconds == 0 and self.dirty:
                 cycle = True
             if cycle:
@@ -249,10 +251,9 @@ class Simulation:
             self.busy_at_last_arrival = self.busy_gpu_seconds
             self._changed()
 
-    def _events_at(self, t: float) -> bool:
-        """The events due at t, in heap order; True when a controller tick is among them."""
-        handlers = (self._on_local_end, self._on_cloud_event, self._on_wake, self._on_tick, self._on_review,
-                    self._on_plan_tick)  # by kind: LOCAL_END, CLOUD_EVENT, WAKE, TICK, REVIEW, PLAN_TICK
+    def _events_at(self, t: float, handlers: tuple[Callable[[Any, float], bool], ...]) -> bool:
+        """The events due at t, in heap order, each to its kind's handler; True when a controller
+        tick is among them."""
         cycle = False
         while self.heap and self.heap[0][0] == t:
             _, kind, _, payload = heapq.heappop(self.heap)
