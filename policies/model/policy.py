@@ -207,7 +207,7 @@ class SpotSide(_Model):
         "controller, in either mode), but a Job with little slack gets only minutes of spot and costs "
         "near on-demand (see the CBL-1 figures in the README). planned: every planTickSeconds the "
         "controller follows a plan of least expected cost under a model of spot availability "
-        "(policies/spot_plan.py): it may leave spot for on-demand early in a long outage and go back "
+        "(policies/spot/spot_plan.py): it may leave spot for on-demand early in a long outage and go back "
         "to managed spot later; the progress rule stays on as the safety net.",
     )
     plan_tick_seconds: Annotated[float, Field(gt=0)] = Field(
