@@ -13,7 +13,7 @@ from policies.model import POSITIVE, finite_or_none
 from .cli_world import add_world_options, with_restart_overhead, world
 from .engine import SimConfig, simulate
 from .files import check_writable_file, make_folder, read_text, write_text
-from .presets import BASELINES, scenario_baseline
+from .presets import BASELINES, scenario_baseline, with_instance_types
 from .report import jobs_csv, not_allowed_note, render, summarize, types_note
 from .sweep import run_all
 from .traces import OPENB_URL, USER_CSV_COLUMNS
@@ -191,18 +191,12 @@ def _policies(args) -> list[tuple[str, BurstPolicy]]:
         named = [_policy(args.policy, args.scenario)]
     else:
         named = [("default", default_policy())]
-    if getattr(args, "same_types", False):  # absent from a Namespace built by hand
+    if args.same_types:
         types = named[0][1].spec.sage_maker.allowed_instance_types
-        named = [(name, _with_types(policy, types)) for name, policy in named]
+        named = [(name, with_instance_types(policy, types)) for name, policy in named]
     if args.restart_overhead is None:
         return named
     return [(name, _with_restart_overhead(policy, args.restart_overhead)) for name, policy in named]
-
-
-def _with_types(policy: BurstPolicy, types: list[str]) -> BurstPolicy:
-    doc = policy.to_yaml_dict()
-    doc["spec"].setdefault("sageMaker", {})["allowedInstanceTypes"] = list(types)
-    return BurstPolicy.model_validate(doc)
 
 
 def _with_restart_overhead(policy: BurstPolicy, seconds: float) -> BurstPolicy:

@@ -73,5 +73,13 @@ SCENARIO_COEFFICIENTS: dict[str, dict[str, dict]] = {
 }
 
 
+def with_instance_types(policy: BurstPolicy, types: list[str]) -> BurstPolicy:
+    """The policy, bursting to these SageMaker types (sageMaker.allowedInstanceTypes): to compare
+    rules, not instance worlds. The baselines allow any type (ml.*), the default starts at L4."""
+    doc = policy.to_yaml_dict()
+    doc["spec"].setdefault("sageMaker", {})["allowedInstanceTypes"] = list(types)
+    return BurstPolicy.model_validate(doc)
+
+
 def scenario_baseline(name: str, scenario: str | None) -> BurstPolicy:
     return baseline(name, **SCENARIO_COEFFICIENTS.get(scenario or "", {}).get(name, {}))

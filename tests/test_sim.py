@@ -558,7 +558,7 @@ def test_restart_overhead_flag_overrides_the_policies_it_builds():
     from sim.cli import _policies
 
     args = argparse.Namespace(compare=["default", "no-wait"], baseline=None, policy=None, scenario=None,
-                              restart_overhead=900.0)
+                              restart_overhead=900.0, same_types=False)
     assert {p.spec.spot.restart_overhead_seconds for _, p in _policies(args)} == {900.0}
     args.restart_overhead = None
     assert {p.spec.spot.restart_overhead_seconds for _, p in _policies(args)} == {600.0}
