@@ -22,8 +22,9 @@ from policies import (
     plan,
     queue_order,
 )
-from policies.decide import emitted, transform_job_name
-from policies.model import POSITIVE, SageMakerKind, format_time, parse_time
+from policies.decide import emitted, transform_job_name, tuning_emitted, tuning_job_name
+from policies.model import (HYPERPARAMETERS_DIR, HYPERPARAMETERS_FILE, POSITIVE, SageMakerKind, format_time, parse_time,
+                            trial_hyperparameters)
 
 from .cli_inputs import policy_from, read_input
 from .output import duration, emit, money, table
@@ -169,20 +170,26 @@ def cmd_explain(args) -> int:
             print("(no JOB given: using the bundled example Job and cluster; see --help)\n")
     else:
         text, source = read_input(args.job), args.job
-    job = job_from_manifest(_yaml(text, source), source)
+    manifest, config_maps = _job_and_config_maps(text, source)
+    job = job_from_manifest(manifest, source, config_maps)
     now = _now(args, snapshot)
     decision = decide(job, snapshot, policy, now)
     launch = decision.launch
-    transform = launch if launch is not None and launch.kind == SageMakerKind.TRANSFORM else None
+    shown = launch if launch is not None and launch.kind != SageMakerKind.TRAINING else None
+    target = policy.spec.sage_maker.emit
     if args.output != "table":
         out = decision.to_dict()
-        if transform is not None:  # what the burst would send, in order
-            out["emits"] = emitted(job, transform, transform_job_name(job), policy.spec.sage_maker.emit)
+        if shown is not None:  # what the burst would send, in order
+            out["emits"] = burst_emission(job, shown, target)
+        if job.tuning is not None and job.tuning.strategy.drawn_locally:
+            out["trials"] = [trial_hyperparameters(job.tuning, i) for i in range(job.trials)]
         emit(out, args.output)
         return 0
     print(render_decision(decision))
-    if transform is not None:
-        print(render_transform_emission(job, transform, policy.spec.sage_maker.emit))
+    if shown is not None:
+        print(render_emission(job, shown, target))
+    if job.tuning is not None:
+        print(render_trials(job))
     return 0
 
 
@@ -331,22 +338,52 @@ def render_decision(d) -> str:
     lines.append("(score = expected dollars + the value of waiting until the start; lowest wins unless a rule decides)")
     if d.launch:
         l = d.launch
-        lines += ["", f"Launch     {l.instance_count} x {l.instance_type} in {l.region}, "
+        shape = f"{l.instance_count} x {l.instance_type}"
+        if l.kind == SageMakerKind.TUNING:
+            shape = f"trials of 1 x {l.instance_type} each"
+        lines += ["", f"Launch     {shape} in {l.region}, "
                       f"{'managed spot' if l.spot else 'on-demand'}, role {l.role_arn}",
                   f"           output {l.output_s3_uri}" + (f", checkpoints {l.checkpoint_s3_uri}" if l.checkpoint_s3_uri else ""),
                   (f"           runtime cap {l.max_runtime_seconds} s (a transform job has no MaxRuntimeInSeconds: "
                    "the controller stops it then)" if l.kind == SageMakerKind.TRANSFORM else
-                   f"           MaxRuntimeInSeconds {l.max_runtime_seconds}")
+                   f"           MaxRuntimeInSeconds {l.max_runtime_seconds}" + (" a trial" if l.kind == SageMakerKind.TUNING else ""))
                   + (f", MaxWaitTimeInSeconds {l.sagemaker_max_wait_seconds}" if l.sagemaker_max_wait_seconds else "")
                   + (f", on-demand fallback at {format_time(l.fallback_time)}" if l.fallback_time else "")]
     return "\n".join(lines)
 
 
-def render_transform_emission(job, launch, target) -> str:
-    """What a transform burst would send, in order (the Model first: the transform job names it)."""
-    sent = emitted(job, launch, transform_job_name(job), target)
+def burst_emission(job, launch, target) -> list[dict]:
+    """What a transform or tuning burst would send, in order (a transform's Model first: its
+    transform job names it)."""
+    if launch.kind == SageMakerKind.TUNING:
+        return tuning_emitted(job, launch, tuning_job_name(job), target)
+    return emitted(job, launch, transform_job_name(job), target)
+
+
+def render_emission(job, launch, target) -> str:
+    sent = burst_emission(job, launch, target)
     head = f"\nEmits      (spec.sageMaker.emit: {target.value}) {len(sent)} in order\n"
     return head + yaml.safe_dump_all(sent, sort_keys=False).rstrip()
+
+
+TRIALS_SHOWN = 8
+
+
+def render_trials(job) -> str:
+    """A sweep's trials as they run on the cluster: each index's hyperparameters (Random and Grid
+    are drawn per index), or why SageMaker's tuner alone chooses them."""
+    spec = job.tuning
+    if not spec.strategy.drawn_locally:
+        return (f"\nTrials     {job.trials}, chosen by SageMaker's {spec.strategy.value} tuner as earlier trials "
+                "finish (such a sweep runs only on SageMaker)")
+    names = [p.name for p in spec.parameters]
+    rows = [[i, *(trial_hyperparameters(spec, i)[n] for n in names)] for i in range(min(job.trials, TRIALS_SHOWN))]
+    more = f"\n(... and {job.trials - TRIALS_SHOWN} more; -o json lists every trial)" if job.trials > TRIALS_SHOWN else ""
+    static = ", ".join(f"{k}={v}" for k, v in spec.static)
+    head = (f"\nTrials     {job.trials}, {min(job.pods, job.trials)} at once; on the cluster, the pod of index i "
+            f"gets trial i's values as SM_HP_<NAME> and {HYPERPARAMETERS_DIR}/{HYPERPARAMETERS_FILE}"
+            + (f" (with {static})" if static else "") + "\n")
+    return head + table(["INDEX", *names], rows) + more
 
 
 def vars_of(obj) -> dict:
@@ -365,6 +402,20 @@ def _time_or_never(t: float) -> str:
 
 
 # --- input ----------------------------------------------------------------------------------------
+
+
+def _job_and_config_maps(text: str, source: str) -> tuple[object, dict[str, dict[str, str]]]:
+    """The Job of a file, and the ConfigMaps beside it (a sweep's tuning spec may be in one)."""
+    if not any(line.startswith("---") for line in text.splitlines()[1:]):
+        return _yaml(text, source), {}
+    docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    jobs = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Job"]
+    if len(jobs) != 1:
+        raise InputError([InputIssue(source, "", f"expected one Job among its documents, found {len(jobs)}",
+                                     "explain decides one Job: pass a file with one Job (and its ConfigMaps)")])
+    maps = {str((d.get("metadata") or {}).get("name")): {str(k): str(v) for k, v in (d.get("data") or {}).items()}
+            for d in docs if isinstance(d, dict) and d.get("kind") == "ConfigMap"}
+    return jobs[0], maps
 
 
 def _yaml(text: str, source: str):

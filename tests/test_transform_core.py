@@ -65,7 +65,7 @@ def test_the_annotations_make_a_transform_request():
 
 
 @pytest.mark.parametrize("annotations, path, fix", [
-    ({C.SAGEMAKER_KIND: "inference"}, C.SAGEMAKER_KIND, "use training or transform"),
+    ({C.SAGEMAKER_KIND: "inference"}, C.SAGEMAKER_KIND, "use training, transform or tuning"),
     ({C.SPLIT_TYPE: "lines"}, C.SPLIT_TYPE, "None, Line, RecordIO, TFRecord"),
     ({C.CONTENT_TYPE: "csv"}, C.CONTENT_TYPE, "text/csv"),
     ({C.MODEL_S3_URI: "/models/m.tar.gz"}, C.MODEL_S3_URI, "s3://bucket/"),

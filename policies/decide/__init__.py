@@ -8,8 +8,12 @@ from .one_job import (Cycle, EPSILON, Evaluated, REQUEUE_MIN_SECONDS, assume, ba
                       policy_catalog, price_turns_at, reserves)
 from .transform_emit import (MODEL_PLURAL, TRANSFORM_PLURALS, create_model_request, create_transform_job_request,
                              emitted, model_resource, transform_job_name, transform_job_resource)
+from .tuning_emit import (TUNING_KINDS, TUNING_PLURAL, create_tuning_job_request, tuning_emitted, tuning_job_name,
+                          tuning_job_resource)
 
 __all__ = [
+    "TUNING_KINDS", "TUNING_PLURAL", "create_tuning_job_request", "tuning_emitted", "tuning_job_name",
+    "tuning_job_resource",
     "ACK_API_VERSION", "LEGACY_API_VERSION", "MODEL_PLURAL", "TRANSFORM_PLURALS", "create_model_request",
     "create_transform_job_request", "emitted", "model_resource", "transform_job_name", "transform_job_resource",
     "Cycle", "EPSILON", "Evaluated", "REQUEUE_MIN_SECONDS", "assume", "backfill_beyond_depth",

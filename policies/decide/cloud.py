@@ -11,6 +11,7 @@ from ..model import (BudgetPeriod, BurstPolicy, CapacityType, Catalog, CloudLaun
                      JobRequest, OptionCost, Placement, Reason, SAGEMAKER_IMAGE, gpu_family_of_product, value)
 from ..spot import SpotWindow, spot_window
 from .transform_cloud import transform_options, transform_types
+from .tuning_cloud import tuning_options
 
 
 
@@ -48,6 +49,12 @@ def untranslatable_for(job: JobRequest, emit: EmitTarget) -> str | None:
         return job.untranslatable
     if job.is_transform:
         return None  # its env goes on the Model on every target (command and args: job.untranslatable)
+    if job.is_tuning:
+        if job.environment and emit != EmitTarget.API:
+            return (f"the container sets containers[].env, and the {emit.value} HyperParameterTuningJob's training "
+                    "definition has no field for it; set spec.sageMaker.emit: api (CreateHyperParameterTuningJob "
+                    "carries env), or pass the values as static hyperparameters in the tuning spec")
+        return None  # command and args: job.untranslatable (no target carries them)
     present = [name for name, value in (("command", job.command), ("args", job.args), ("env", job.environment))
                if value]
     lost = [name for name in present if name not in _CARRIES[emit]]
@@ -199,6 +206,10 @@ def cloud_options(
 ) -> CloudOffer:
     """The spot and on-demand options on this type, each with a function that makes its launch (only
     the chosen option's launch is ever made); plus notes on what was left out."""
+    if job.is_tuning:
+        return CloudOffer(*tuning_options(job, itype, policy, now=now, runtime=runtime,
+                                          wait_usd_per_hour=wait_usd_per_hour, capacity=capacity,
+                                          role_arn=role_arn, output_s3_uri=output_s3_uri))
     if job.is_transform:
         return CloudOffer(*transform_options(job, itype, policy, now=now, runtime=runtime,
                                              wait_usd_per_hour=wait_usd_per_hour, capacity=capacity,

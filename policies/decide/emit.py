@@ -105,7 +105,7 @@ def training_job_resource(job: JobRequest, launch: CloudLaunch, name: str, targe
     }
 
 
-_USER_KEYS = {"Environment", "HyperParameters"}  # maps of the user's own names: kept verbatim
+_USER_KEYS = {"Environment", "HyperParameters", "StaticHyperParameters"}  # maps of the user's own names: kept verbatim
 
 
 def _converted(value: Any, key: str, spell: Callable[[str], str]) -> Any:

@@ -429,10 +429,17 @@ class _Case:
 
         def msg() -> str:
             kind = "managed spot" if launch.spot else "on-demand"
+            where = f"{kind} on {launch.instance_count} x {launch.instance_type}"
             if launch.kind == SageMakerKind.TRANSFORM:
-                kind = "batch transform, on-demand (transform has no managed spot),"
-            text = (f"{_trigger_words(said, local.wait, local.waited, local.max_wait)}; bursting to SageMaker "
-                    f"{kind} on {launch.instance_count} x {launch.instance_type}, expected ${opt.expected_usd:.2f} "
+                where = f"batch transform, on-demand (transform has no managed spot), on {launch.instance_count} x " \
+                        f"{launch.instance_type}"
+            elif launch.kind == SageMakerKind.TUNING:
+                where = (f"hyperparameter tuning: {job.trials} {kind} trials, {min(job.pods, job.trials)} at once, "
+                         f"each on 1 x {launch.instance_type}")
+            trigger_words = _trigger_words(said, local.wait, local.waited, local.max_wait)
+            if job.tuning is not None:  # the sweep as a whole: what it would take locally
+                trigger_words += f" (locally: {self.where()})"
+            text = (f"{trigger_words}; bursting to SageMaker {where}, expected ${opt.expected_usd:.2f} "
                     f"(at most ${opt.committed_usd:.2f})")
             if launch.spot and launch.fallback_time is not None and job.deadline is not None:
                 text += f"; falls back to on-demand at {format_time(launch.fallback_time)} to keep the deadline"
@@ -462,6 +469,8 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     local and cloud when the policy leaves it open; it never overrides a hard rule."""
     spec = cycle.policy.spec
     mode = job.mode or spec.managed_jobs.default_mode
+    if job.tuning is not None and not job.tuning.strategy.drawn_locally and mode == Mode.AUTO:
+        mode = Mode.CLOUD  # its tuner learns from finished trials: only SageMaker's runs one (the reason says so)
     local = local_side(job, cycle, slot)
     if job.total_gpus == 0:
         case = _Case(job, cycle, local, CloudSide((), (), None, cycle.budget_left(job.namespace)[0]))
@@ -483,13 +492,22 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
 
 
 def _resolve_cloud_mode(case: _Case) -> Evaluated:
+    why = _cloud_only_words(case.job)
     if case.cloud.options:
-        return case.go_cloud(Reason.FORCED_CLOUD, "")
+        return case.go_cloud(Reason.FORCED_CLOUD, why if why != "mode is cloud" else "")
     blocked = case.cloud.blocked
     assert blocked is not None  # no options: something blocks them
     # It never runs locally, so it holds no local slot while it waits for the cloud.
-    return case.wait(blocked.reason, lambda: f"mode is cloud, but {blocked.message}", _reset_time(blocked, case.cycle.now),
+    return case.wait(blocked.reason, lambda: f"{why}, but {blocked.message}", _reset_time(blocked, case.cycle.now),
                      holds_slot=False)
+
+
+def _cloud_only_words(job: JobRequest) -> str:
+    """Why a Job runs only on SageMaker: its mode, or a sweep whose strategy only SageMaker runs."""
+    if job.mode != Mode.CLOUD and job.tuning is not None and not job.tuning.strategy.drawn_locally:
+        return (f"a {job.tuning.strategy.value} sweep runs only on SageMaker (its tuner learns from finished "
+                "trials; Spillway draws only Random and Grid trials on the cluster)")
+    return "mode is cloud"
 
 
 def _resolve_local_mode(case: _Case) -> Evaluated:
@@ -611,6 +629,11 @@ def _reset_time(blocked: Blocked | None, now: float) -> float | None:
 def _local_words(job: JobRequest, slot: LocalSlot, cycle: Cycle, wait: float) -> str:
     shape = f"{job.pods} x {job.gpus_per_pod} GPUs" if job.pods > 1 else f"{job.gpus_per_pod} GPU" + (
         "s" if job.gpus_per_pod != 1 else "")
+    if job.tuning is not None:  # the sweep as a whole: its GPU-hours, and its waves at the parallelism allowed
+        runtime = cycle.derived.runtime(job)[0]
+        gpu_hours = job.trials * job.gpus_per_pod * runtime / job.waves / 3600
+        shape = (f"sweep of {job.trials} trials ({gpu_hours:.1f} GPU-hours) in {job.waves} "
+                 f"wave{'s' if job.waves != 1 else ''} of {_minutes(runtime / job.waves)} on {shape}")
     product = f" of {job.gpu_product}" if job.gpu_product else ""
     if slot.start == INF:
         return f"{shape}{product} never fit on this cluster's nodes"

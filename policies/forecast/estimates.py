@@ -24,7 +24,20 @@ def runtime_history(completed: tuple[CompletedJob, ...]) -> RuntimeHistory:
 
 
 def estimate_runtime(job: JobRequest, policy: BurstPolicy, history: RuntimeHistory) -> tuple[float, str]:
-    """(seconds, where the figure came from). history: runtime_history() of the snapshot's completed Jobs."""
+    """(seconds, where the figure came from). history: runtime_history() of the snapshot's completed Jobs.
+    A sweep's figure is its whole run at its parallelism: a trial's estimate (the annotation's or
+    the policy's) times its waves; a finished sweep's own duration already is one."""
+    if job.tuning is None:
+        return _estimate(job, policy, history)
+    seconds, source = _estimate(job, policy, history)
+    if source.startswith("median"):
+        return seconds, source
+    minutes = f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+    return seconds * job.waves, (f"{source}: {minutes} a trial, x {job.waves} wave{'s' if job.waves != 1 else ''} "
+                                 f"of {min(job.pods, job.trials)} trials")
+
+
+def _estimate(job: JobRequest, policy: BurstPolicy, history: RuntimeHistory) -> tuple[float, str]:
     if job.runtime_estimate_seconds is not None:
         return job.runtime_estimate_seconds, "annotation"
     rules = policy.spec.runtime_estimates

@@ -34,6 +34,10 @@ MODEL_S3_URI = f"{API_GROUP}/model-s3-uri"  # transform: the model artifact (mod
 CONTENT_TYPE = f"{API_GROUP}/content-type"  # transform: the MIME type of the input records, e.g. text/csv
 SPLIT_TYPE = f"{API_GROUP}/split-type"  # transform: how the input is cut into records: None | Line | RecordIO | TFRecord
 TRANSFORM_ONLY_ANNOTATIONS = (MODEL_S3_URI, CONTENT_TYPE, SPLIT_TYPE)
+TUNING_SPEC = f"{API_GROUP}/tuning-spec"  # tuning: the sweep's objective, strategy and ranges, as YAML
+TUNING_SPEC_CONFIGMAP = f"{API_GROUP}/tuning-spec-configmap"  # tuning: a ConfigMap holding it: name or name/key
+TUNING_SPEC_KEY = "tuning.yaml"  # the ConfigMap key read when the annotation names no key
+TUNING_ONLY_ANNOTATIONS = (TUNING_SPEC, TUNING_SPEC_CONFIGMAP)
 
 READ_ANNOTATIONS = (
     MODE,
@@ -52,6 +56,8 @@ READ_ANNOTATIONS = (
     MODEL_S3_URI,
     CONTENT_TYPE,
     SPLIT_TYPE,
+    TUNING_SPEC,
+    TUNING_SPEC_CONFIGMAP,
 )
 
 # --- Job annotations (written by the controller) ----------------------------------------
@@ -68,6 +74,11 @@ COMMITTED_USD = f"{API_GROUP}/committed-usd"  # the most the burst can cost (cha
 COST_USD = f"{API_GROUP}/cost-usd"  # billed so far (BillableTimeInSeconds x InstanceCount x price)
 FALLBACK = f"{API_GROUP}/fallback"  # spot gave way to on-demand: when and why
 ANNOTATION_ERROR = f"{API_GROUP}/annotation-error"  # the Job's annotations are wrong: what to fix
+TUNING_BEST_TRIAL = f"{API_GROUP}/tuning-best-trial"  # a tuning burst's best training job
+TUNING_BEST_OBJECTIVE = f"{API_GROUP}/tuning-best-objective"  # its objective: metric=value
+TUNING_BEST_HYPERPARAMETERS = f"{API_GROUP}/tuning-best-hyperparameters"  # its tuned values, as JSON
+# On a sweep's trial pod: its hyperparameters as JSON, the source of its hyperparameters.json file
+TRIAL_HYPERPARAMETERS = f"{API_GROUP}/trial-hyperparameters"
 
 WRITTEN_ANNOTATIONS = (
     DECISION_PLACEMENT,
@@ -82,6 +93,9 @@ WRITTEN_ANNOTATIONS = (
     COST_USD,
     FALLBACK,
     ANNOTATION_ERROR,
+    TUNING_BEST_TRIAL,
+    TUNING_BEST_OBJECTIVE,
+    TUNING_BEST_HYPERPARAMETERS,
 )
 
 # --- What the controller creates -------------------------------------------------------
@@ -144,11 +158,13 @@ class SageMakerKind(str, Enum):
 
     TRAINING = "training"  # a training job (the default)
     TRANSFORM = "transform"  # a batch transform job: a Model, then a transform job over S3 input
+    TUNING = "tuning"  # a hyperparameter tuning job: the Indexed Job's pods are its trials
 
     @property
     def job_words(self) -> str:
         """How messages name the SageMaker job of this kind."""
-        return "training job" if self == SageMakerKind.TRAINING else "transform job"
+        return {SageMakerKind.TRAINING: "training job", SageMakerKind.TRANSFORM: "transform job",
+                SageMakerKind.TUNING: "hyperparameter tuning job"}[self]
 
 
 class SplitType(str, Enum):

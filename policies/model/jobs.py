@@ -15,6 +15,8 @@ from . import constants as C
 from .constants import CapacityType, Mode, SageMakerKind, SplitType
 from .errors import InputError, InputIssue
 from .transform_annotations import is_mime_type, read_kind, read_transform_annotations, transform_untranslatable
+from .tuning_annotations import ConfigMaps, read_tuning_annotations, tuning_untranslatable
+from .tuning_spec import TuningSpec
 from .units import parse_duration, parse_gpu_quantity, parse_time
 from .values import value
 
@@ -54,6 +56,8 @@ class JobRequest:
     model_s3_uri: str | None = None  # transform: the model artifact its container loads (None: the image holds it)
     content_type: str | None = None  # transform: MIME type of the input records
     split_type: SplitType | None = None  # transform: how the input is cut into records
+    tuning: TuningSpec | None = None  # tuning: the sweep's objective, strategy and ranges
+    trials: int = 1  # tuning: the most trials (the Job's completions); pods is the most at once
     manifest: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -76,6 +80,15 @@ class JobRequest:
     @property
     def is_transform(self) -> bool:
         return self.sagemaker_kind == SageMakerKind.TRANSFORM
+
+    @property
+    def is_tuning(self) -> bool:
+        return self.sagemaker_kind == SageMakerKind.TUNING
+
+    @property
+    def waves(self) -> int:
+        """How many rounds of `pods` trials a sweep runs in (1 for any other Job)."""
+        return -(-self.trials // self.pods) if self.is_tuning else 1
 
     @property
     def family(self) -> str:
@@ -111,8 +124,10 @@ def family_of(name: str) -> str:
 Bad = Callable[[str, str, str], None]  # bad(path, problem, fix): note an issue with the input
 
 
-def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
-    """Read a batch/v1 Job (a dict as parsed from YAML/JSON); raise InputError on bad fields."""
+def job_from_manifest(manifest: Any, source: str = "<job>", config_maps: ConfigMaps | None = None) -> JobRequest:
+    """Read a batch/v1 Job (a dict as parsed from YAML/JSON); raise InputError on bad fields.
+    config_maps: the ConfigMaps of the Job's namespace (name -> data), for a sweep whose tuning
+    spec is in one (None: not available, and such a sweep is refused)."""
     issues: list[InputIssue] = []
 
     def bad(path: str, problem: str, fix: str) -> None:
@@ -147,12 +162,16 @@ def job_from_manifest(manifest: Any, source: str = "<job>") -> JobRequest:
 
     fields: dict[str, Any] = {}
     _read_annotations(annotations, fields, bad)
+    read_tuning_annotations(annotations, fields.get("sagemaker_kind", SageMakerKind.TRAINING),
+                            trials=completions or 1, indexed=indexed, config_maps=config_maps, out=fields, bad=bad)
     if issues:
         raise InputError(issues)
 
     why_not = env_problem or _untranslatable(pod_spec, gpu_containers, pods, indexed, completions, image, fields)
     if fields.get("sagemaker_kind") == SageMakerKind.TRANSFORM:
         why_not = why_not or transform_untranslatable(command, args)
+    if fields.get("sagemaker_kind") == SageMakerKind.TUNING:
+        why_not = why_not or tuning_untranslatable(command, args)
     return JobRequest(
         namespace=str(namespace),
         name=str(name),
@@ -372,7 +391,7 @@ def _untranslatable(pod_spec: dict[str, Any], gpu_containers: int, pods: int, in
         # (A transform job splits its input among its instances: a work queue is what it is.)
         return ("parallel non-Indexed Job (a work queue); only Indexed Jobs map to a multi-instance "
                 "training job")
-    if indexed and completions not in (None, pods):
+    if indexed and completions not in (None, pods) and fields.get("sagemaker_kind") != SageMakerKind.TUNING:
         return "Indexed Job with completions != parallelism cannot run as one SageMaker training job"
     return None
 

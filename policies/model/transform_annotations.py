@@ -30,7 +30,7 @@ def read_kind(ann: dict[str, str], out: dict[str, Any], bad: Bad) -> SageMakerKi
         kind = SageMakerKind(text.strip().lower())
     except ValueError:
         bad(_path(C.SAGEMAKER_KIND), f"unknown SageMaker kind {text!r}",
-            "use training or transform (hyperparameter tuning is not supported yet)")
+            "use training, transform or tuning")
         return SageMakerKind.TRAINING
     out["sagemaker_kind"] = kind
     return kind

@@ -1,0 +1,106 @@
+"""The annotations of a hyperparameter sweep (spillway.io/sagemaker-kind: tuning), read and checked.
+
+A sweep is an Indexed Job whose pods are its trials (completions: the most trials; parallelism:
+the most at once). Its tuning spec (tuning_spec.py) is YAML, inline in spillway.io/tuning-spec
+or in a ConfigMap named by spillway.io/tuning-spec-configmap (`name`, reading the key
+tuning.yaml, or `name/key`). Reading a ConfigMap is I/O: the caller passes the ConfigMaps it
+has (the controller those of the Job's namespace, `spillway explain` those in the same file).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from . import constants as C
+from .constants import Mode, SageMakerKind
+from .tuning_spec import TuningSpec, read_tuning_spec
+
+Bad = Callable[[str, str, str], None]  # bad(path, problem, fix)
+ConfigMaps = Mapping[str, Mapping[str, str]]  # name -> data
+
+
+def _path(key: str) -> str:
+    return f'metadata.annotations["{key}"]'
+
+
+def read_tuning_annotations(ann: dict[str, str], kind: SageMakerKind, *, trials: int, indexed: bool,
+                            config_maps: ConfigMaps | None, out: dict[str, Any], bad: Bad) -> None:
+    """The tuning spec of a sweep (out["tuning"], out["trials"]); tuning annotations on any other
+    Job, and what a sweep cannot be, refused with the fix."""
+    if kind != SageMakerKind.TUNING:
+        for key in C.TUNING_ONLY_ANNOTATIONS:
+            if key in ann:
+                bad(_path(key), "applies only to hyperparameter tuning Jobs",
+                    f"set {C.SAGEMAKER_KIND}: tuning, or remove {key}")
+        return
+    if not indexed:
+        bad("spec.completionMode", "a sweep's pods are its trials, and trial i is the pod of index i",
+            "set completionMode: Indexed (completions: the most trials, parallelism: the most at once)")
+    text, where = _spec_text(ann, config_maps, bad)
+    if text is None:
+        return
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        bad(where, f"not YAML: {str(exc).splitlines()[0]}", "fix the YAML (a block scalar `|` keeps it readable)")
+        return
+    spec = read_tuning_spec(data, where, trials, bad)
+    if spec is None:
+        return
+    out["tuning"], out["trials"] = spec, trials
+    _check_local(ann, spec, bad)
+
+
+def _spec_text(ann: dict[str, str], config_maps: ConfigMaps | None, bad: Bad) -> tuple[str | None, str]:
+    inline, ref = ann.get(C.TUNING_SPEC), ann.get(C.TUNING_SPEC_CONFIGMAP)
+    if inline is not None and ref is not None:
+        bad(_path(C.TUNING_SPEC_CONFIGMAP), f"the spec is given twice ({C.TUNING_SPEC} too)", "keep one of them")
+        return None, ""
+    if inline is not None:
+        return inline, _path(C.TUNING_SPEC)
+    if ref is None:
+        bad(_path(C.TUNING_SPEC), "missing: a sweep needs its objective, strategy and parameter ranges",
+            f"set {C.TUNING_SPEC} (YAML), or {C.TUNING_SPEC_CONFIGMAP} to a ConfigMap holding it")
+        return None, ""
+    name, _, key = ref.strip().partition("/")
+    key = key or C.TUNING_SPEC_KEY
+    where = f'ConfigMap {name} data["{key}"]'
+    if config_maps is None:
+        # Nothing to read it from (a manifest read alone): the caller that can read the cluster
+        # passes its ConfigMaps; without them the spec is not known, and the Job cannot be decided.
+        bad(_path(C.TUNING_SPEC_CONFIGMAP), f"ConfigMap {name} is not available here",
+            "pass the ConfigMap in the same file (`spillway explain` reads every document), or inline the spec")
+        return None, where
+    data = config_maps.get(name)
+    if data is None:
+        bad(_path(C.TUNING_SPEC_CONFIGMAP), f"no ConfigMap {name} in the Job's namespace",
+            f"create it (kubectl create configmap {name} --from-file={key}=tuning.yaml) before the Job")
+        return None, where
+    if key not in data:
+        bad(_path(C.TUNING_SPEC_CONFIGMAP), f"ConfigMap {name} has no key {key}",
+            f"use one of {', '.join(sorted(data)) or '(it is empty)'} as {name}/<key>")
+        return None, where
+    return data[key], where
+
+
+def _check_local(ann: dict[str, str], spec: TuningSpec, bad: Bad) -> None:
+    """A Bayesian or Hyperband sweep learns from finished trials: only SageMaker's tuner runs one."""
+    if not spec.strategy.drawn_locally and (ann.get(C.MODE) or "").strip().lower() == Mode.LOCAL.value:
+        bad(_path(C.MODE), f"a {spec.strategy.value} sweep runs only on SageMaker (its tuner learns from "
+            "finished trials; Spillway draws Random and Grid trials on the cluster)",
+            "use strategy: Random or Grid to keep it local, or mode auto or cloud")
+
+
+def tuning_untranslatable(command: Any, args: Any) -> str | None:
+    """Why a sweep's container cannot become a tuning job's training definition, or None: that
+    definition runs its image's own entrypoint (it has no ContainerEntrypoint or
+    ContainerArguments, on any emit target)."""
+    present = [name for name, value in (("command", command), ("args", args)) if value]
+    if not present:
+        return None
+    fields = " and ".join(f"containers[].{name}" for name in present)
+    return (f"the container sets {fields}, and a hyperparameter tuning job's training definition has no field "
+            "for it (its trials run the image's ENTRYPOINT); build an image that trains on its own, or keep the "
+            f"Job local ({C.MODE}: local)")
