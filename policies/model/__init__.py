@@ -16,7 +16,7 @@ from .policy_loading import check_policy_text, default_policy, load_policy
 from .snapshot import CloudJob, CompletedJob, Node, RunningPod, Snapshot, Spend, load_snapshot
 from .units import (finite_or_none, format_micro_time, format_time, next_utc_midnight, next_utc_month_start,
                     parse_duration, parse_gpu_quantity, parse_time)
-from .tuning_spec import ObjectiveType, ParameterRange, RangeKind, Scaling, Strategy, TuningSpec
+from .tuning_spec import ObjectiveType, ParameterRange, RangeKind, Scaling, Strategy, TuningSpec, read_tuning_spec
 from .tuning_trials import (HYPERPARAMETERS_DIR, HYPERPARAMETERS_FILE, hp_variable, hyperparameters_json,
                             trial_environment, trial_hyperparameters)
 from .values import value
@@ -34,5 +34,5 @@ __all__ = [
     "next_utc_month_start", "parse_duration", "parse_gpu_quantity", "parse_time", "parse_yaml",
     "pod_spec_gpus", "value",
     "HYPERPARAMETERS_DIR", "HYPERPARAMETERS_FILE", "ObjectiveType", "ParameterRange", "RangeKind", "Scaling",
-    "Strategy", "TuningSpec", "hp_variable", "hyperparameters_json", "trial_environment", "trial_hyperparameters",
+    "Strategy", "TuningSpec", "hp_variable", "read_tuning_spec", "hyperparameters_json", "trial_environment", "trial_hyperparameters",
 ]

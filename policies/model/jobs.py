@@ -127,7 +127,7 @@ Bad = Callable[[str, str, str], None]  # bad(path, problem, fix): note an issue 
 def job_from_manifest(manifest: Any, source: str = "<job>", config_maps: ConfigMaps | None = None) -> JobRequest:
     """Read a batch/v1 Job (a dict as parsed from YAML/JSON); raise InputError on bad fields.
     config_maps: the ConfigMaps of the Job's namespace (name -> data), for a sweep whose tuning
-    spec is in one (None: not available, and such a sweep is refused)."""
+    spec is in one (None: the cluster cannot be read here; such a spec is left unread)."""
     issues: list[InputIssue] = []
 
     def bad(path: str, problem: str, fix: str) -> None:

@@ -28,7 +28,8 @@ def _path(key: str) -> str:
 def read_tuning_annotations(ann: dict[str, str], kind: SageMakerKind, *, trials: int, indexed: bool,
                             config_maps: ConfigMaps | None, out: dict[str, Any], bad: Bad) -> None:
     """The tuning spec of a sweep (out["tuning"], out["trials"]); tuning annotations on any other
-    Job, and what a sweep cannot be, refused with the fix."""
+    Job, and what a sweep cannot be, refused with the fix. config_maps None: the cluster cannot
+    be read here, and a spec in a ConfigMap is left unread (out gets no "tuning")."""
     if kind != SageMakerKind.TUNING:
         for key in C.TUNING_ONLY_ANNOTATIONS:
             if key in ann:
@@ -67,16 +68,18 @@ def _spec_text(ann: dict[str, str], config_maps: ConfigMaps | None, bad: Bad) ->
     name, _, key = ref.strip().partition("/")
     key = key or C.TUNING_SPEC_KEY
     where = f'ConfigMap {name} data["{key}"]'
+    if not name:
+        bad(_path(C.TUNING_SPEC_CONFIGMAP), f"{ref!r} names no ConfigMap", "write name or name/key")
+        return None, where
     if config_maps is None:
-        # Nothing to read it from (a manifest read alone): the caller that can read the cluster
-        # passes its ConfigMaps; without them the spec is not known, and the Job cannot be decided.
-        bad(_path(C.TUNING_SPEC_CONFIGMAP), f"ConfigMap {name} is not available here",
-            "pass the ConfigMap in the same file (`spillway explain` reads every document), or inline the spec")
+        # Read where the cluster cannot be (the admission webhook): the reference's form is
+        # checked here, the ConfigMap itself when the controller reads the Job.
         return None, where
     data = config_maps.get(name)
     if data is None:
         bad(_path(C.TUNING_SPEC_CONFIGMAP), f"no ConfigMap {name} in the Job's namespace",
-            f"create it (kubectl create configmap {name} --from-file={key}=tuning.yaml) before the Job")
+            f"create it (kubectl create configmap {name} --from-file={key}=tuning.yaml); spillway explain "
+            "reads it from the Job's file, as another document")
         return None, where
     if key not in data:
         bad(_path(C.TUNING_SPEC_CONFIGMAP), f"ConfigMap {name} has no key {key}",

@@ -94,9 +94,10 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,255}$")
 _KEYS = ("objective", "strategy", "seed", "parameters", "static")
 
 
-def read_tuning_spec(data: Any, where: str, trials: int, bad: Bad) -> TuningSpec | None:
+def read_tuning_spec(data: Any, where: str, trials: int | None, bad: Bad) -> TuningSpec | None:
     """The spec from its parsed YAML; None (with every problem reported) when it is wrong.
-    where: how messages name the spec (the annotation, or the ConfigMap's key)."""
+    where: how messages name the spec (the annotation, or the ConfigMap's key); trials: the
+    Job's completions, which a Grid must match (None: not checked, for a trial pod's copy)."""
     before = [0]
 
     def note(path: str, problem: str, fix: str) -> None:
@@ -235,14 +236,14 @@ def _static(value: Any, where: str, searched: set[str], bad: Bad) -> tuple[tuple
     return tuple((str(k), _text(v)) for k, v in value.items())
 
 
-def _check_grid(parameters: tuple[ParameterRange, ...], trials: int, where: str, bad: Bad) -> None:
+def _check_grid(parameters: tuple[ParameterRange, ...], trials: int | None, where: str, bad: Bad) -> None:
     numeric = [p.name for p in parameters if p.kind != RangeKind.CATEGORICAL]
     if numeric:
         bad(where, f"a Grid search takes only categorical ranges; {', '.join(numeric)} {'is' if len(numeric) == 1 else 'are'} not",
             "list the values to try (type: categorical), or use strategy: Random")
         return
     size = math.prod(len(p.values) for p in parameters)
-    if parameters and size != trials:
+    if parameters and trials is not None and size != trials:
         bad(where, f"a Grid search runs each of its {size} combinations once, but completions is {trials}",
             f"set spec.completions: {size}")
 
