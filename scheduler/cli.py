@@ -239,10 +239,13 @@ def _jobs_in(path: str) -> list:
     except RecursionError:
         raise InputError([InputIssue(path, "", "not valid YAML: nested too deeply")]) from None
     jobs, issues = [], []
+    config_maps = _config_maps_among(docs)  # a sweep's tuning spec may be in one of them
     for i, doc in enumerate(docs):
+        if isinstance(doc, dict) and doc.get("kind") == "ConfigMap":
+            continue
         source = f"{path} (document {i + 1})" if len(docs) > 1 else path
         try:
-            jobs.append(job_from_manifest(doc, source))
+            jobs.append(job_from_manifest(doc, source, config_maps))
         except InputError as exc:
             issues += exc.issues
     if issues:
@@ -413,9 +416,12 @@ def _job_and_config_maps(text: str, source: str) -> tuple[object, dict[str, dict
     if len(jobs) != 1:
         raise InputError([InputIssue(source, "", f"expected one Job among its documents, found {len(jobs)}",
                                      "explain decides one Job: pass a file with one Job (and its ConfigMaps)")])
-    maps = {str((d.get("metadata") or {}).get("name")): {str(k): str(v) for k, v in (d.get("data") or {}).items()}
+    return jobs[0], _config_maps_among(docs)
+
+
+def _config_maps_among(docs: list) -> dict[str, dict[str, str]]:
+    return {str((d.get("metadata") or {}).get("name")): {str(k): str(v) for k, v in (d.get("data") or {}).items()}
             for d in docs if isinstance(d, dict) and d.get("kind") == "ConfigMap"}
-    return jobs[0], maps
 
 
 def _yaml(text: str, source: str):

@@ -46,6 +46,7 @@ from .metrics import ControllerMetrics
 from .node_agent import gang_bound, live, owner_uid, pod_status, refused, shown, template_patch
 from .placement import pin_to_nodes
 from . import transform_burst
+from .trial_pods import tuning_config_maps
 from .sagemaker import SageMaker, SageMakerError
 from .virtual_node import VirtualNode
 from .world import World, annotations_of, completed_of, format_local_nodes, key_of, nodes_of, running_of
@@ -238,7 +239,7 @@ class Controller:
                     meta.get("namespace") not in self.policy.spec.managed_jobs.namespaces:
                 continue
             try:
-                job = job_from_manifest(manifest, source=key_of(manifest))
+                job = self._job_of(manifest)
             except InputError as exc:
                 self._bad_annotations(manifest, exc, now)
                 continue
@@ -250,6 +251,12 @@ class Controller:
                 self._patch(manifest, {C.ANNOTATION_ERROR: None})
             out[job.key] = job
         return out
+
+    def _job_of(self, manifest: dict):
+        """The Job as the core reads it, with the ConfigMap a sweep's tuning spec is in, if any."""
+        maps = tuning_config_maps(manifest, manifest["metadata"].get("namespace") or "default",
+                                  self.kube.get_config_map)
+        return job_from_manifest(manifest, source=key_of(manifest), config_maps=maps)
 
     def _bad_annotations(self, manifest: dict, exc: InputError, now: float) -> None:
         text = "; ".join(f"{i.path}: {i.problem} (fix: {i.fix})" for i in exc.issues)
@@ -445,7 +452,7 @@ class Controller:
                 and not self._plan_tick_due(burst, now):
             return  # described lately: a cycle for another reason need not ask SageMaker again
         try:
-            job = job_from_manifest(manifest, source=key_of(manifest))
+            job = self._job_of(manifest)
         except InputError:
             job = None
         described = self._describe(burst, burst.current_name)
@@ -810,7 +817,7 @@ class Controller:
         left, which = self.policy.budget_for(burst.namespace).left(
             spend.today_usd if spend else 0.0, spend.month_usd if spend else 0.0, committed)
         try:
-            job = job_from_manifest(manifest, source=key_of(manifest))
+            job = self._job_of(manifest)
         except InputError as exc:
             job, left, why = None, -1.0, str(exc)
         else:

@@ -198,7 +198,7 @@ def _serve(args, policy, ctl, sagemaker, metrics) -> None:
             raise InputError([InputIssue("--metrics-port", "", f"cannot listen on port {args.metrics_port}: "
                                          f"{exc.strerror}", "choose another port, or -1 for none")]) from None
     if args.webhook_port >= 0:
-        serve_webhook(policy, args.webhook_port, args.webhook_cert_dir)
+        serve_webhook(policy, args.webhook_port, args.webhook_cert_dir, ctl.kube.get_config_map)
     if args.kubelet_port >= 0 and policy.spec.sage_maker.burst_as.value == "virtualNode":
         serve_kubelet_api(ctl, sagemaker, args.kubelet_port, args.kubelet_cert_dir, args.node_address)
 
@@ -247,14 +247,14 @@ def _run_under_lease(args, kube, ctl, metrics, stop: threading.Event) -> int:
     return 1 if lost.is_set() else 0
 
 
-def serve_webhook(policy, port: int, cert_dir: str):
+def serve_webhook(policy, port: int, cert_dir: str, read_config_map=None):
     from pathlib import Path
 
     from .webhook import WebhookServer
 
     cert, key = Path(cert_dir) / "tls.crt", Path(cert_dir) / "tls.key"
     try:
-        return WebhookServer(policy, str(cert), str(key), port=port).start()
+        return WebhookServer(policy, str(cert), str(key), port=port, read_config_map=read_config_map).start()
     except FileNotFoundError:
         raise InputError([InputIssue("--webhook-cert-dir", "", f"no tls.crt and tls.key in {cert_dir}",
                                      "mount the webhook's certificate there (a Secret), or pass its folder")]) from None

@@ -23,10 +23,12 @@ from policies import BurstPolicy, InputError, job_from_manifest
 from policies import constants as C
 
 from .tls_server import TlsServer
+from .trial_pods import ReadConfigMap, sweep_template_patch, trial_pod_patch, tuning_config_maps
 
 log = logging.getLogger(__name__)
 MUTATE_PATH = "/mutate-batch-v1-job"
 VALIDATE_PATH = "/validate-batch-v1-job"
+MUTATE_POD_PATH = "/mutate-v1-pod"  # a sweep's trial pods (label spillway.io/trial): their hyperparameters
 
 
 def _inputs(obj: dict) -> dict[str, str]:
@@ -43,23 +45,42 @@ def _allowed(uid: str, **extra) -> dict:
     return {"uid": uid, "allowed": True, **extra}
 
 
-def mutate(request: dict, policy: BurstPolicy) -> dict:
-    """The AdmissionReview response to a Job's CREATE: suspended if it opts in."""
+def mutate(request: dict, policy: BurstPolicy, read_config_map: ReadConfigMap | None = None) -> dict:
+    """The AdmissionReview response to a Job's CREATE: suspended if it opts in; a sweep's pod
+    template readied for its trials (trial_pods.py)."""
     uid, obj = request.get("uid", ""), request.get("object") or {}
+    if request.get("operation") != "CREATE":
+        return _allowed(uid)
     namespace = request.get("namespace") or (obj.get("metadata") or {}).get("namespace") or ""
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    if request.get("operation") != "CREATE" or C.KUEUE_QUEUE_LABEL in labels or \
-            not _opted_in(obj, namespace, policy):
+    patch, warnings = [], []
+    if C.KUEUE_QUEUE_LABEL not in labels and _opted_in(obj, namespace, policy) and \
+            (obj.get("spec") or {}).get("suspend") is not True:
+        patch.append({"op": "add", "path": "/spec/suspend", "value": True})
+        warnings.append("spillway: created suspended; Spillway decides where it runs (spillway.io/placement says, "
+                        "once decided)")
+    patch += sweep_template_patch(obj, namespace, read_config_map)
+    if not patch:
         return _allowed(uid)
-    if (obj.get("spec") or {}).get("suspend") is True:
-        return _allowed(uid)
-    patch = [{"op": "add", "path": "/spec/suspend", "value": True}]
-    return _allowed(uid, patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode(),
-                    warnings=["spillway: created suspended; Spillway decides where it runs (spillway.io/placement "
-                              "says, once decided)"])
+    extra = {"warnings": warnings} if warnings else {}
+    return _allowed(uid, patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode(), **extra)
 
 
-def validate(request: dict, policy: BurstPolicy) -> dict:
+def mutate_trial_pod(request: dict, policy: BurstPolicy, read_config_map: ReadConfigMap | None = None) -> dict:
+    """The AdmissionReview response to a sweep's trial pod's CREATE: its trial's hyperparameters,
+    or a refusal that says why it cannot have them."""
+    uid, obj = request.get("uid", ""), request.get("object") or {}
+    if request.get("operation") != "CREATE":
+        return _allowed(uid)
+    patch = trial_pod_patch(obj)
+    if isinstance(patch, str):
+        return {"uid": uid, "allowed": False, "status": {"code": 422, "reason": "Invalid", "message": patch}}
+    if not patch:
+        return _allowed(uid)
+    return _allowed(uid, patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
+
+
+def validate(request: dict, policy: BurstPolicy, read_config_map: ReadConfigMap | None = None) -> dict:
     """The AdmissionReview response to a Job's CREATE or UPDATE: refused if its spillway.io/
     annotations do not parse, with every problem and its fix."""
     uid, obj = request.get("uid", ""), request.get("object") or {}
@@ -72,7 +93,8 @@ def validate(request: dict, policy: BurstPolicy) -> dict:
     namespace = request.get("namespace") or meta.get("namespace") or ""
     manifest = {**obj, "metadata": {**meta, "namespace": namespace}}
     try:
-        job_from_manifest(manifest, source=f"{namespace}/{meta.get('name') or meta.get('generateName') or 'job'}")
+        job_from_manifest(manifest, source=f"{namespace}/{meta.get('name') or meta.get('generateName') or 'job'}",
+                          config_maps=tuning_config_maps(manifest, namespace, read_config_map))
     except InputError as exc:
         message = "; ".join(issue.render() for issue in exc.issues)
         return {"uid": uid, "allowed": False, "status": {"code": 422, "reason": "Invalid", "message": message}}
@@ -86,7 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("webhook: " + fmt, *args)
 
     def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
-        answer = {MUTATE_PATH: mutate, VALIDATE_PATH: validate}.get(self.path.split("?")[0])
+        answer = {MUTATE_PATH: mutate, VALIDATE_PATH: validate,
+                  MUTATE_POD_PATH: mutate_trial_pod}.get(self.path.split("?")[0])
         try:
             review = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             request = review["request"]
@@ -94,9 +117,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": "expected an AdmissionReview with a request"})
             return
         if answer is None:
-            self._send(404, {"error": f"no webhook at {self.path}; {MUTATE_PATH} or {VALIDATE_PATH}"})
+            self._send(404, {"error": f"no webhook at {self.path}; {MUTATE_PATH}, {VALIDATE_PATH} or "
+                                      f"{MUTATE_POD_PATH}"})
             return
-        response = answer(request, self.server.policy)
+        response = answer(request, self.server.policy, self.server.read_config_map)
         self._send(200, {"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"), "kind": "AdmissionReview",
                          "response": response})
 
@@ -112,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
 class WebhookServer(TlsServer):
     """The webhook over TLS on (host, port); port 0 picks a free one (see .port)."""
 
-    def __init__(self, policy: BurstPolicy, cert_file: str, key_file: str, host: str = "0.0.0.0", port: int = 9443):
+    def __init__(self, policy: BurstPolicy, cert_file: str, key_file: str, host: str = "0.0.0.0", port: int = 9443,
+                 read_config_map: ReadConfigMap | None = None):
         super().__init__(_Handler, cert_file, key_file, host, port)
         self.policy = policy
+        self.read_config_map = read_config_map  # a sweep's tuning spec may be in a ConfigMap

@@ -9,7 +9,8 @@ from typing import Any
 from policies import BurstPolicy, JobRequest, Snapshot
 from policies.model.constants import CapacityType, Mode
 from policies.model.snapshot import CloudJob, CompletedJob, Node, RunningPod, Spend
-from scheduler.webhook import MUTATE_PATH, VALIDATE_PATH
+from scheduler.trial_pods import TRIAL_LABEL
+from scheduler.webhook import MUTATE_PATH, MUTATE_POD_PATH, VALIDATE_PATH
 
 NOW = 1_795_000_000.0  # 2026-11-18T09:46:40Z, a fixed instant: the core never reads a clock
 HOUR = 3600.0
@@ -136,15 +137,17 @@ def policy(**spec_overrides: Any) -> BurstPolicy:
 
 def webhook_configs(url: str, ca: str, failure_policy: str = "Fail") -> list[dict]:
     """Spillway's two webhook configurations, as deploy/overlays/webhook has them, called by URL."""
-    def hook(name, path, operations):
+    def hook(name, path, operations, group="batch", resource="jobs"):
         return {"name": f"{name}.spillway.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
                 "failurePolicy": failure_policy, "clientConfig": {"url": url + path, "caBundle": ca},
                 "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
                                                             "values": ["kube-system", "spillway-system"]}]},
-                "rules": [{"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"],
+                "rules": [{"apiGroups": [group], "apiVersions": ["v1"], "resources": [resource],
                            "operations": operations}]}
+    trials = {**hook("trials.pods", MUTATE_POD_PATH, ["CREATE"], "", "pods"),
+              "objectSelector": {"matchLabels": {TRIAL_LABEL: "true"}}}
     return [{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-             "metadata": {"name": "spillway"}, "webhooks": [hook("suspend", MUTATE_PATH, ["CREATE"])]},
+             "metadata": {"name": "spillway"}, "webhooks": [hook("suspend", MUTATE_PATH, ["CREATE"]), trials]},
             {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
              "metadata": {"name": "spillway"}, "webhooks": [hook("annotations", VALIDATE_PATH, ["CREATE", "UPDATE"])]}]
 

@@ -31,6 +31,7 @@ CLUSTER_CALLS = {("batch", "jobs", v) for v in ("get", "list", "watch", "patch")
     *{("sagemaker.services.k8s.aws", "transformjobs", v) for v in ("create", "list", "delete")},
     *{("sagemaker.aws.amazon.com", "batchtransformjobs", v) for v in ("create", "list", "delete")},
     ("sagemaker.services.k8s.aws", "models", "create"),
+    ("", "configmaps", "get"),  # a sweep's tuning spec in a ConfigMap (scheduler/trial_pods.tuning_config_maps)
 }
 NAMESPACE_CALLS = {("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")} | {
     ("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
@@ -118,7 +119,8 @@ print(args.run.__name__)
 
 
 def test_the_webhook_overlay_wires_service_certificate_and_controller_together():
-    from scheduler.webhook import MUTATE_PATH, VALIDATE_PATH
+    from scheduler.trial_pods import TRIAL_LABEL
+    from scheduler.webhook import MUTATE_PATH, MUTATE_POD_PATH, VALIDATE_PATH
 
     docs = build("deploy/overlays/webhook")
     for doc in docs:
@@ -144,15 +146,22 @@ def test_the_webhook_overlay_wires_service_certificate_and_controller_together()
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         config = by[(kind, "spillway")]
         assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "spillway-system/spillway-webhook"
-        [hook] = config["webhooks"]
-        client = hook["clientConfig"]["service"]
-        assert (client["name"], client["namespace"], client["port"]) == ("spillway-webhook", "spillway-system", 443)
-        assert hook["sideEffects"] == "None" and hook["failurePolicy"] == "Fail"
-        [expr] = hook["namespaceSelector"]["matchExpressions"]
-        assert expr["operator"] == "NotIn" and set(expr["values"]) == {"kube-system", "spillway-system"}
-        paths[kind] = (client["path"], hook["rules"][0]["operations"])
-    assert paths == {"MutatingWebhookConfiguration": (MUTATE_PATH, ["CREATE"]),
-                     "ValidatingWebhookConfiguration": (VALIDATE_PATH, ["CREATE", "UPDATE"])}
+        for hook in config["webhooks"]:
+            client = hook["clientConfig"]["service"]
+            assert (client["name"], client["namespace"], client["port"]) == ("spillway-webhook", "spillway-system", 443)
+            assert hook["sideEffects"] == "None" and hook["failurePolicy"] == "Fail"
+            [expr] = hook["namespaceSelector"]["matchExpressions"]
+            assert expr["operator"] == "NotIn" and set(expr["values"]) == {"kube-system", "spillway-system"}
+            [rule] = hook["rules"]
+            paths[hook["name"]] = (kind, client["path"], rule["resources"], rule["operations"],
+                                   hook.get("objectSelector"))
+    assert paths == {
+        "suspend.jobs.spillway.io": ("MutatingWebhookConfiguration", MUTATE_PATH, ["jobs"], ["CREATE"], None),
+        # only a sweep's trial pods, which the Job webhook labels: no other pod waits on Spillway
+        "trials.pods.spillway.io": ("MutatingWebhookConfiguration", MUTATE_POD_PATH, ["pods"], ["CREATE"],
+                                    {"matchLabels": {TRIAL_LABEL: "true"}}),
+        "annotations.jobs.spillway.io": ("ValidatingWebhookConfiguration", VALIDATE_PATH, ["jobs"],
+                                         ["CREATE", "UPDATE"], None)}
 
 
 KUEUE_CALLS = {("kueue.x-k8s.io", "admissionchecks", "list"), ("kueue.x-k8s.io", "admissionchecks/status", "patch"),

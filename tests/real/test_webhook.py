@@ -1,20 +1,25 @@
 """Spillway's admission webhook, called by the real API server: an opted-in Job applied without
-`suspend` is created suspended, and a wrong spillway.io/ annotation is refused at `kubectl apply`
-(and at `kubectl annotate`) with the message `spillway explain` gives."""
+`suspend` is created suspended, a wrong spillway.io/ annotation is refused at `kubectl apply`
+(and at `kubectl annotate`) with the message `spillway explain` gives, and the trial pods the
+real Job controller creates for a sweep get their hyperparameters."""
 
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 import yaml
 
 from policies import constants as C
-from scheduler.webhook import MUTATE_PATH, VALIDATE_PATH, WebhookServer
+from policies import job_from_manifest
+from policies.model import trial_hyperparameters
+from scheduler.trial_pods import COMPLETION_INDEX, TRIAL_LABEL
+from scheduler.webhook import MUTATE_PATH, MUTATE_POD_PATH, VALIDATE_PATH, WebhookServer
 from sim.control_plane.pki import serving_pair
 from sim.control_plane.plane import kubectl
 from tests.builders import policy
-from tests.real.conftest import job_manifest
+from tests.real.conftest import job_manifest, wait_for
 
 
 @pytest.fixture
@@ -34,9 +39,12 @@ def webhook(plane, namespace):
                 "rules": [{"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"],
                            "operations": operations}]}
 
+    trials = {**hook("trials.pods", MUTATE_POD_PATH, ["CREATE"]), "objectSelector": {"matchLabels": {TRIAL_LABEL: "true"}},
+              "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE"]}]}
     configs = [
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-         "metadata": {"name": f"spillway-{namespace}"}, "webhooks": [hook("suspend", MUTATE_PATH, ["CREATE"])]},
+         "metadata": {"name": f"spillway-{namespace}"},
+         "webhooks": [hook("suspend", MUTATE_PATH, ["CREATE"]), trials]},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
          "metadata": {"name": f"spillway-{namespace}"},
          "webhooks": [hook("annotations", VALIDATE_PATH, ["CREATE", "UPDATE"])]}]
@@ -92,3 +100,39 @@ def test_the_webhook_overlays_configurations_are_accepted_by_the_real_api_server
                    check=False)
     assert done.returncode == 0, done.stderr
     assert "mutatingwebhookconfiguration.admissionregistration.k8s.io/spillway created (server dry run)" in done.stdout
+
+
+SWEEP_SPEC = """\
+objective: {metric: validation:loss, regex: 'val_loss=([0-9.]+)', type: Minimize}
+strategy: Random
+seed: 3
+parameters:
+  lr: {type: continuous, min: 0.0001, max: 0.1, scaling: Logarithmic}
+  depth: {type: integer, min: 2, max: 12}
+"""
+
+
+def test_the_real_job_controllers_trial_pods_get_their_trials_hyperparameters(plane, namespace, webhook):
+    job = job_manifest("sweep", namespace, gpus=1, parallelism=2,
+                       **{C.SAGEMAKER_KIND: "tuning", C.TUNING_SPEC: SWEEP_SPEC, C.MODE: "local"})
+    job["spec"]["completions"] = 4
+    del job["spec"]["suspend"]
+    done = apply(plane, job)
+    assert done.returncode == 0, done.stderr
+    created = plane.kube.get_job(namespace, "sweep")
+    assert created["spec"]["template"]["metadata"]["labels"][TRIAL_LABEL] == "true"
+    # As the controller's Local decision does: un-suspend it; kube-controller-manager makes the pods.
+    kubectl(plane.plane.kubeconfig, "patch", "job", "sweep", "-n", namespace, "--type=merge",
+            "-p", '{"spec":{"suspend":false}}')
+    pods = wait_for(lambda: [p for p in plane.kube.list_pods() if p["metadata"]["namespace"] == namespace
+                             and (p["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name") == "sweep"]
+                    or None, what="the sweep's first trial pods")
+    spec = job_from_manifest(job).tuning
+    for pod in pods:
+        index = int(pod["metadata"]["annotations"][COMPLETION_INDEX])
+        values = trial_hyperparameters(spec, index)
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
+        assert env["SM_HP_LR"] == values["lr"] and env["SM_HP_DEPTH"] == values["depth"], (index, env)
+        assert pod["metadata"]["annotations"][C.TRIAL_HYPERPARAMETERS] == json.dumps(values, sort_keys=True)
+        mounts = pod["spec"]["containers"][0]["volumeMounts"]
+        assert any(m["mountPath"] == "/opt/ml/input/config" for m in mounts)

@@ -1,0 +1,124 @@
+"""A sweep's trials on the cluster: the Job webhook readies a Random or Grid sweep's pod template,
+and the pod webhook gives the pod of index i trial i's hyperparameters as SageMaker passes them
+(SM_HP_<NAME>, SM_HPS, /opt/ml/input/config/hyperparameters.json), or refuses it with the reason."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from importlib import resources
+
+import jsonpatch
+import yaml
+
+from policies import constants as C
+from policies import job_from_manifest
+from policies.model import HYPERPARAMETERS_DIR, trial_hyperparameters
+from scheduler.trial_pods import COMPLETION_INDEX, TRIAL_LABEL, VOLUME
+from scheduler.webhook import mutate, mutate_trial_pod, validate
+from tests.builders import policy
+
+EXAMPLE = yaml.safe_load(resources.files("policies").joinpath("examples/tuning-job.yaml").read_text())
+SPEC_TEXT = EXAMPLE["metadata"]["annotations"][C.TUNING_SPEC]
+
+
+def sweep(**annotations: str | None) -> dict:
+    job = copy.deepcopy(EXAMPLE)
+    del job["spec"]["suspend"]
+    ann = job["metadata"]["annotations"]
+    for key, value in annotations.items():
+        if value is None:
+            ann.pop(key, None)
+        else:
+            ann[key] = value
+    return job
+
+
+def patched(response: dict, obj: dict) -> dict:
+    assert response["allowed"], response
+    if "patch" not in response:
+        return obj
+    return jsonpatch.apply_patch(obj, json.loads(base64.b64decode(response["patch"])))
+
+
+def create(obj: dict, **extra) -> dict:
+    return {"uid": "u1", "operation": "CREATE", "namespace": "ml-research", "object": obj, **extra}
+
+
+def trial_pod(job: dict, index: int | None, env: list | None = None) -> dict:
+    """The pod the Job controller creates from the (mutated) template: its labels and annotations,
+    and the index it writes."""
+    template = job["spec"]["template"]
+    annotations = dict((template.get("metadata") or {}).get("annotations") or {})
+    if index is not None:
+        annotations[COMPLETION_INDEX] = str(index)
+    spec = copy.deepcopy(template["spec"])
+    if env is not None:
+        spec["containers"][0]["env"] = env
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{job['metadata']['name']}-{index}-abcde", "namespace": "ml-research",
+                         "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+                         "annotations": annotations},
+            "spec": spec}
+
+
+def test_the_job_webhook_labels_a_random_sweeps_template_and_puts_its_spec_on_it():
+    job = patched(mutate(create(sweep()), policy()), sweep())
+    assert job["spec"]["suspend"] is True
+    meta = job["spec"]["template"]["metadata"]
+    assert meta["labels"] == {TRIAL_LABEL: "true"}
+    assert meta["annotations"] == {C.TUNING_SPEC: SPEC_TEXT}
+
+
+def test_a_spec_in_a_configmap_is_copied_onto_the_template_at_create():
+    job = sweep(**{C.TUNING_SPEC: None, C.TUNING_SPEC_CONFIGMAP: "resnet/sweep.yaml"})
+    job["spec"]["template"]["metadata"] = {"labels": {"team": "vision"}}
+    asked = []
+
+    def read(namespace, name):
+        asked.append((namespace, name))
+        return {"data": {"sweep.yaml": SPEC_TEXT}}
+
+    out = patched(mutate(create(job), policy(), read), job)
+    assert asked == [("ml-research", "resnet")]
+    assert out["spec"]["template"]["metadata"] == {"labels": {"team": "vision", TRIAL_LABEL: "true"},
+                                                   "annotations": {C.TUNING_SPEC: SPEC_TEXT}}
+    assert validate(create(job), policy(), read)["allowed"]
+    denied = validate(create(job), policy(), lambda ns, name: None)
+    assert not denied["allowed"] and "no ConfigMap resnet in the Job's namespace" in denied["status"]["message"]
+
+
+def test_a_bayesian_sweep_or_a_training_job_is_not_readied_for_trials():
+    bayes = sweep(**{C.TUNING_SPEC: SPEC_TEXT.replace("strategy: Random", "strategy: Bayesian")})
+    assert "metadata" not in patched(mutate(create(bayes), policy()), bayes)["spec"]["template"]
+    training = sweep(**{C.SAGEMAKER_KIND: None, C.TUNING_SPEC: None})
+    assert "metadata" not in patched(mutate(create(training), policy()), training)["spec"]["template"]
+
+
+def test_the_pod_of_index_i_gets_trial_is_values_as_sagemaker_passes_them():
+    job = patched(mutate(create(sweep()), policy()), sweep())
+    pod = trial_pod(job, 5, env=[{"name": "SM_HP_EPOCHS", "value": "1"}, {"name": "DATA", "value": "/d"}])
+    out = patched(mutate_trial_pod(create(pod), policy()), pod)
+    values = trial_hyperparameters(job_from_manifest(EXAMPLE).tuning, 5)
+    assert json.loads(out["metadata"]["annotations"][C.TRIAL_HYPERPARAMETERS]) == values
+    env = {e["name"]: e["value"] for e in out["spec"]["containers"][0]["env"]}
+    assert env["SM_HP_LEARNING_RATE"] == values["learning_rate"] and env["SM_HP_OPTIMIZER"] == values["optimizer"]
+    assert json.loads(env["SM_HPS"]) == values
+    assert env["SM_HP_EPOCHS"] == "1", "a variable the container sets is left as it is"
+    assert env["DATA"] == "/d"
+    volume = next(v for v in out["spec"]["volumes"] if v["name"] == VOLUME)
+    assert volume["downwardAPI"]["items"] == [{"path": "hyperparameters.json", "fieldRef": {
+        "fieldPath": f"metadata.annotations['{C.TRIAL_HYPERPARAMETERS}']"}}]
+    assert out["spec"]["containers"][0]["volumeMounts"] == [
+        {"name": VOLUME, "mountPath": HYPERPARAMETERS_DIR, "readOnly": True}]
+    again = patched(mutate_trial_pod(create(trial_pod(job, 5)), policy()), trial_pod(job, 5))
+    assert again["metadata"]["annotations"][C.TRIAL_HYPERPARAMETERS] == \
+        out["metadata"]["annotations"][C.TRIAL_HYPERPARAMETERS], "a retried trial gets the same values"
+
+
+def test_a_trial_pod_without_its_index_is_refused_with_the_reason():
+    job = patched(mutate(create(sweep()), policy()), sweep())
+    answer = mutate_trial_pod(create(trial_pod(job, None)), policy())
+    assert not answer["allowed"]
+    assert "completionMode: Indexed" in answer["status"]["message"]
