@@ -73,3 +73,30 @@ def test_a_job_burst_through_the_api_keeps_a_finalizer_and_its_deletion_stops_th
 
     wait_for(lambda: job_gone(plane.kube, namespace, "apijob"), what="the Job to go once its training job was stopped")
     assert training_status(sagemaker, name) in ("Stopping", "Stopped")
+
+
+def test_a_transform_job_becomes_an_ack_model_and_transform_job_the_real_server_accepts(plane, namespace,
+                                                                                       controller_kube, stop_event):
+    """A batch transform burst with emit ack: the Model first, then the TransformJob naming it, both
+    created by the controller through the real API server (Strict, against the published CRDs),
+    and both collected with their Job."""
+    job = job_manifest("score", namespace, gpus=1, parallelism=2, **{
+        **CLOUD, C.SAGEMAKER_KIND: "transform", C.INPUT_S3_URI: "s3://acme-ml/in/", C.CONTENT_TYPE: "text/csv"})
+    job["spec"]["template"]["spec"]["nodeSelector"] = {C.GPU_PRODUCT_LABEL: "Tesla-T4"}
+    del job["spec"]["completionMode"]  # a transform job splits its input: a work queue is what it is
+    del job["spec"]["completions"]
+    plane.kube.batch.create_namespaced_job(namespace, job)
+    start_controller(controller_kube, stop_event, sageMaker={"emit": "ack", "allowedInstanceTypes": ["ml.g4dn.*"]})
+    name = wait_for(lambda: annotation(plane.kube, namespace, "score", C.SAGEMAKER_JOB_NAME), what="the launch")
+    models = ("sagemaker.services.k8s.aws", "v1alpha1", namespace, "models")
+    transforms = ("sagemaker.services.k8s.aws", "v1alpha1", namespace, "transformjobs")
+    [model] = wait_for(lambda: plane.kube.custom.list_namespaced_custom_object(*models)["items"], what="the Model")
+    [cr] = wait_for(lambda: plane.kube.custom.list_namespaced_custom_object(*transforms)["items"],
+                    what="the TransformJob")
+    assert model["metadata"]["name"] == cr["metadata"]["name"] == cr["spec"]["modelName"] == name
+    assert cr["spec"]["transformResources"] == {"instanceType": "ml.g4dn.xlarge", "instanceCount": 2}
+    assert cr["spec"]["transformInput"]["contentType"] == "text/csv"
+    kubectl(plane.plane.kubeconfig, "delete", "job", "score", "-n", namespace)
+    wait_for(lambda: not plane.kube.custom.list_namespaced_custom_object(*transforms)["items"]
+             and not plane.kube.custom.list_namespaced_custom_object(*models)["items"],
+             what="the Model and TransformJob to be collected with their Job")
