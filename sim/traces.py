@@ -15,20 +15,22 @@ from typing import Iterable
 import numpy as np
 
 from policies import InputError, InputIssue
-from policies.model import value
+from policies.model import SageMakerKind, Strategy, value
 
 from .files import text_lines
+from .trace_kinds import KIND_COLUMNS, kind_fields
 
 USER_CSV_COLUMNS = {
     "arrival_s": "seconds from the start of the trace (required)",
     "gpus": "GPUs per pod (required)",
     "duration_s": "run time in seconds (required)",
-    "pods": "pods in the gang (default 1)",
+    "pods": "pods in the gang (default 1); transform: instances; tuning: trials at once",
     "gpu_product": "nvidia.com/gpu.product the Job selects (default: any)",
     "deadline_s": "deadline, seconds from the start of the trace (default: none)",
     "namespace": "Kubernetes namespace (default: default)",
     "checkpointable": "true/false: may run on spot (default: false)",
     "name": "Job name (default: job-<row>)",
+    **KIND_COLUMNS,
 }
 
 
@@ -44,10 +46,31 @@ class TraceJob:
     namespace: str = "default"
     checkpointable: bool = False
     name: str = ""
+    kind: SageMakerKind = SageMakerKind.TRAINING  # what it runs as on SageMaker if it bursts
+    trials: int = 1  # tuning: trials in the sweep; duration_s is one trial's, pods the trials at once
+    strategy: Strategy = Strategy.RANDOM  # tuning: the search (Bayesian and Hyperband run only on SageMaker)
 
     @property
     def total_gpus(self) -> int:
         return self.gpus_per_pod * self.pods
+
+    @property
+    def waves(self) -> int:
+        """Rounds of `pods` trials a sweep runs in (1 for any other Job), as JobRequest.waves."""
+        return -(-self.trials // self.pods) if self.kind == SageMakerKind.TUNING else 1
+
+    @property
+    def run_seconds(self) -> float:
+        """How long the Job runs on the cluster as the core models it: a sweep holds its pods for
+        its waves of trials; any other Job for duration_s."""
+        return self.duration_s * self.waves if self.kind == SageMakerKind.TUNING else self.duration_s
+
+    @property
+    def gpu_seconds(self) -> float:
+        """The work: a sweep's trials x GPUs x trial, not the idle pods of its last wave."""
+        if self.kind == SageMakerKind.TUNING:
+            return self.trials * self.gpus_per_pod * self.duration_s
+        return self.total_gpus * self.duration_s
 
 
 def bundled_philly_path() -> Path:
@@ -217,7 +240,7 @@ def load_user_csv(path: Path) -> list[TraceJob]:
             job = _user_row(row, lineno)
         except ValueError as exc:
             issues.append(InputIssue(str(path), f"line {lineno}", str(exc),
-                                     "see the column list in `spillway sim --help`", lineno))
+                                     getattr(exc, "fix", "see the column list in `spillway sim --help`"), lineno))
             if sum(i.severity == "error" for i in issues) >= 20:
                 break
             continue
@@ -275,10 +298,12 @@ def _user_row(row: dict, lineno: int) -> TraceJob:
     flag = (row.get("checkpointable") or "false").strip().lower()
     if flag not in ("true", "false", "1", "0", "yes", "no", ""):
         raise ValueError(f"checkpointable={flag!r}; expected true or false")
-    return TraceJob(lineno - 1, number("arrival_s"), gpus, duration, number("pods", int, False, 1) or 1,
+    pods = number("pods", int, False, 1) or 1
+    return TraceJob(lineno - 1, number("arrival_s"), gpus, duration, pods,
                     (row.get("gpu_product") or "").strip() or None, deadline,
                     (row.get("namespace") or "default").strip() or "default", flag in ("true", "1", "yes"),
-                    (row.get("name") or "").strip() or f"job-{lineno - 1}")
+                    (row.get("name") or "").strip() or f"job-{lineno - 1}",
+                    *kind_fields(row, lambda col: number(col, int, False, 1)))
 
 
 def synthetic(n: int, rate_per_hour: float, seed: int, *, mean_runtime_hours: float = 1.0,
