@@ -35,7 +35,10 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", choices=["sb1"], help="sb1: Starburst Table 4 (trace, 4x8, no start-up, exact events)")
     p.add_argument("--tick", type=SECONDS, default=60.0, metavar="SECONDS",
                    help="controller cycle; 0 decides at every event (default 60)")
-    p.add_argument("--startup", type=SECONDS, default=420.0, metavar="SECONDS", help="SageMaker start-up")
+    p.add_argument("--startup", type=SECONDS, default=420.0, metavar="SECONDS",
+                   help="SageMaker start-up of a training job (and of each trial of a tuning job)")
+    p.add_argument("--transform-startup", type=SECONDS, default=420.0, metavar="SECONDS",
+                   help="SageMaker start-up of a batch transform job (kind transform in a CSV trace)")
     p.add_argument("--spot", choices=["poisson", "trace", "none"], default="poisson",
                    help="spot interruptions: Spot Advisor bands, real AWS traces, or none")
     p.add_argument("--spot-trace", metavar="ID", help=f"one trace of {len(spot_traces())} (default: random per burst)")
@@ -67,12 +70,12 @@ def world(args):
     """The Jobs, the nodes, the cloud model and the tick the options describe."""
     trace = args.trace
     overhead = WORLD_RESTART_OVERHEAD_SECONDS if args.restart_overhead is None else args.restart_overhead
-    tick, cloud = args.tick, CloudModel(args.startup, args.spot, args.spot_trace, overhead)
+    tick, cloud = args.tick, CloudModel(args.startup, args.spot, args.spot_trace, overhead, args.transform_startup)
     cluster = args.cluster
     _check_spot_trace(args)
     if args.scenario == "sb1":
         trace, cluster, tick = "sb1", "4x8", 0.0
-        cloud = CloudModel(0.0, "none", None, 0.0)
+        cloud = CloudModel(0.0, "none", None, 0.0, 0.0)
     jobs = _trace_jobs(trace, args)
     if args.sample is not None:
         jobs = sample(jobs, args.sample, args.seed)

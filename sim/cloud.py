@@ -31,6 +31,7 @@ class CloudModel:
     spot: Literal["none", "poisson", "trace"] = "poisson"
     spot_trace_id: str | None = None  # None: a trace chosen per burst
     restart_overhead_seconds: float = WORLD_RESTART_OVERHEAD_SECONDS
+    transform_startup_seconds: float = 420.0  # a batch transform job's own start-up (model server up)
 
 
 class AlwaysAvailable:

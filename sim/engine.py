@@ -28,6 +28,8 @@ from policies.spot import (MOVING_FALLBACK, BlindSpotPlan, SpotBelief, planned_s
                            spot_fallback_time)
 
 from .cloud import CloudModel, PoissonInterruptions, availability
+from .kind_requests import kind_request_fields
+from .sweep_burst import SweepOutcome, SweepShape, run_sweep
 from .traces import TraceJob
 
 # A queue this long, planned whole at every cycle, makes a run crawl; the progress bar says how to bound it.
@@ -81,9 +83,10 @@ class JobRecord:
 
 
 def _estimate(req: JobRequest) -> float:
-    """The run-time estimate of a simulated Job's request: the engine gives every one."""
+    """The run-time estimate of a simulated Job's request (the engine gives every one), as the core
+    reckons it: a sweep's is a trial's times its waves (policies.forecast.estimate_runtime)."""
     assert req.runtime_estimate_seconds is not None
-    return req.runtime_estimate_seconds
+    return req.runtime_estimate_seconds * req.waves if req.is_tuning else req.runtime_estimate_seconds
 
 
 @dataclass
@@ -109,6 +112,7 @@ class _CloudRun:
     segment_overhead: float = 0.0
     plan: BlindSpotPlan | None = None  # spot.fallback planned: the burst's BlindSpotPlan, its belief, its last tick
     belief: SpotBelief = SpotBelief()
+    sweep: SweepOutcome | None = None  # a tuning burst: its trials, worked out at launch (sim.sweep_burst)
 
 
 @dataclass
@@ -188,7 +192,7 @@ class Simulation:
                 uid=str(index), runtime_estimate_seconds=max(job.duration_s * factor, 1.0),
                 deadline=None if job.deadline_s is None else SIM_EPOCH + job.deadline_s,
                 checkpoint_s3_uri=_checkpoint_uri(job, config.policy),
-                image="trace", opted_in=True)
+                image="trace", opted_in=True, **kind_request_fields(job))
             record = JobRecord(job, request)
             self.records.append(record)
             if request.key in self._by_key:
@@ -477,7 +481,7 @@ class Simulation:
         # now + estimate), so the timeline kept here equals the one the QueuePlanner assumed;
         # the end, relative again, is exact (Sterbenz) and on the grid.
         now_abs = SIM_EPOCH + self.now
-        end = (now_abs + record.trace.duration_s) - SIM_EPOCH
+        end = (now_abs + record.trace.run_seconds) - SIM_EPOCH
         if self.capacity is not None:
             self.capacity.advance(now_abs)
             for name, gpus in nodes:
@@ -509,7 +513,10 @@ class Simulation:
         job_id = int(record.request.uid)
         self._unqueue(job_id)
         committed = next(o.committed_usd for o in decision.evidence.options if o.placement == decision.placement)
-        run = _CloudRun(record, launch.spot, self.now, itype.on_demand_usd_per_hour * launch.instance_count / 3600,
+        # A transform burst is on-demand only, at the transform price (the core launched it on a type with one).
+        od_per_hour = itype.transform_usd_per_hour if record.request.is_transform else itype.on_demand_usd_per_hour
+        assert od_per_hour is not None
+        run = _CloudRun(record, launch.spot, self.now, od_per_hour * launch.instance_count / 3600,
                         itype.spot_usd_per_hour * launch.instance_count / 3600, committed, record.trace.duration_s,
                         instance_type=launch.instance_type, count=launch.instance_count,
                         deadline=None if record.request.deadline is None else record.request.deadline - SIM_EPOCH)
@@ -519,7 +526,9 @@ class Simulation:
         self.money_version += 1
         agg[0] += launch.instance_count
         agg[1] += committed
-        if launch.spot:
+        if record.request.is_tuning:
+            self._launch_sweep(run, itype.interruptions_per_hour)
+        elif launch.spot:
             rng = np.random.default_rng([self.cfg.seed, 2, job_id])
             rate = itype.interruptions_per_hour * launch.instance_count
             run.avail = availability(self.cfg.cloud, rate, rng)
@@ -530,7 +539,22 @@ class Simulation:
                 self._plan_burst(run, record, decision)
             self._spot_begin(run, overhead=self.cfg.cloud.startup_seconds)
         else:
-            self._phase(run, "running", self.now + self.cfg.cloud.startup_seconds + run.work_left)
+            self._phase(run, "running", self.now + self.startup_for(record.request) + run.work_left)
+
+    def startup_for(self, req: JobRequest) -> float:
+        """SageMaker's start-up in this world for the Job's kind: a transform job has its own."""
+        return self.cfg.cloud.transform_startup_seconds if req.is_transform else self.cfg.cloud.startup_seconds
+
+    def _launch_sweep(self, run: _CloudRun, interruptions_per_hour: float) -> None:
+        """A tuning burst: its trials, one instance each, worked out now; it ends when the last does."""
+        rec = run.record
+        trace, job_id = rec.trace, int(rec.request.uid)
+        shape = SweepShape(trace.trials, min(trace.pods, trace.trials), trace.duration_s, self.cfg.cloud.startup_seconds,
+                           (run.spot_rate if run.spot else run.od_rate) / run.count, run.spot, rec.request.checkpointable,
+                           self.cfg.cloud.restart_overhead_seconds)
+        run.sweep = run_sweep(shape, self.now, lambda trial: availability(
+            self.cfg.cloud, interruptions_per_hour, np.random.default_rng([self.cfg.seed, 3, job_id, trial])))
+        self._phase(run, "running", run.sweep.end)
 
     def _phase(self, run: _CloudRun, state: str, end: float) -> None:
         if on_grid(end) <= self.now:
@@ -574,6 +598,14 @@ class Simulation:
         """Handle the end of a cloud phase; returns 1 when the Job finished."""
         elapsed = self.now - run.phase_start
         rec = run.record
+        if run.sweep is not None:
+            if run.spot:
+                rec.spot_usd += run.sweep.usd
+            else:
+                rec.on_demand_usd += run.sweep.usd
+            rec.wasted_usd += run.sweep.wasted_usd
+            rec.preemptions += run.sweep.preemptions
+            return self._cloud_done(run)
         if not run.spot:
             rec.on_demand_usd += run.od_rate * elapsed
             return self._cloud_done(run)

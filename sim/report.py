@@ -60,9 +60,9 @@ def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Su
     arrivals = np.array([r.trace.arrival_s for r in done])
     starts = np.array([r.start for r in done])
     finishes = np.array([r.finish for r in done])
-    durations = np.array([r.trace.duration_s for r in done])
+    durations = np.array([r.trace.run_seconds for r in done])
     waits = (starts - arrivals) / HOUR
-    startup = np.array([sim.cfg.cloud.startup_seconds if r.placement.startswith("SageMaker") else 0.0 for r in done])
+    startup = np.array([sim.startup_for(r.request) if r.placement.startswith("SageMaker") else 0.0 for r in done])
     to_start = waits + startup / HOUR
     jct = (finishes - arrivals) / HOUR
     cloud = [r for r in done if r.placement.startswith("SageMaker")]
@@ -77,8 +77,8 @@ def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Su
         spot_usd=sum(r.spot_usd for r in done),
         on_demand_usd=sum(r.on_demand_usd for r in done),
         wasted_usd=sum(r.wasted_usd for r in done),
-        cloud_gpu_hours=sum(r.trace.total_gpus * r.trace.duration_s for r in cloud) / HOUR,
-        local_gpu_hours=sum(r.trace.total_gpus * r.trace.duration_s for r in local) / HOUR,
+        cloud_gpu_hours=sum(r.trace.gpu_seconds for r in cloud) / HOUR,
+        local_gpu_hours=sum(r.trace.gpu_seconds for r in local) / HOUR,
         local_utilization=_utilization(sim, float(arrivals.max() - arrivals.min()), makespan),
         wait_mean_hours=float(waits.mean()),
         wait_p50_hours=float(np.percentile(waits, 50)),

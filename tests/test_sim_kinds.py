@@ -8,12 +8,30 @@ from pathlib import Path
 import pytest
 
 from policies import InputError
-from policies.model import SageMakerKind, Strategy
-from sim.traces import load_user_csv
+from policies.model import Node, SageMakerKind, Strategy
+from sim.cloud import CloudModel
+from sim.engine import SimConfig, simulate
+from sim.presets import baseline
+from sim.report import summarize
+from sim.sweep_burst import SweepShape, run_sweep
+from sim.traces import TraceJob, load_user_csv
 
 H = 3600.0
 EXAMPLE = Path(__file__).resolve().parent.parent / "policies" / "examples" / "mixed-kinds-trace.csv"
+TRANSFORM_POLICY = EXAMPLE.parent / "transform-policy.yaml"
+# Prices of the bundled catalog (us-east-1), per instance-hour: the type a 1-GPU pod bursts to.
+G4DN_XLARGE, G4DN_XLARGE_SPOT, G4DN_XLARGE_TRANSFORM = 0.7364, 0.2651, 0.736
 TUNING, TRANSFORM = SageMakerKind.TUNING, SageMakerKind.TRANSFORM
+
+
+def run(jobs, policy, cloud, nodes=(Node("n0", 8),)):
+    sim, records = simulate(jobs, SimConfig(tuple(nodes), policy, cloud, 0.0, 0))
+    return sim, {r.request.name: r for r in records}
+
+
+def hog(hours: float = 2.0) -> TraceJob:
+    """A training Job that takes the whole 8-GPU node from t=0."""
+    return TraceJob(0, 0.0, 8, hours * H, name="hog")
 
 
 # --- the trace ------------------------------------------------------------------------------------
@@ -48,3 +66,97 @@ def test_bad_kind_values_name_the_row_the_column_and_the_fix(tmp_path):
     assert problems[5][0] == "trials='0' must be at least 1"
     assert problems[6] == ("strategy='Sobol' is not a tuning strategy",
                            "write one of Random, Grid, Bayesian, Hyperband (empty: Random)")
+
+
+# --- the engine, by hand -----------------------------------------------------------------------------
+
+
+def test_a_bursting_sweep_pays_each_trial_and_ends_after_its_waves():
+    """8 trials, 4 at once, 1 h each, on-demand with a 10-minute start-up: each trial is a training
+    job of its own, so 8 x (600 s + 1 h) at the 1-GPU type's price, over 2 waves of (600 s + 1 h)."""
+    cloud = CloudModel(startup_seconds=600, spot="none")
+    sweep = TraceJob(1, 60.0, 1, 1 * H, 4, name="sweep", kind=TUNING, trials=8)
+    sim, r = run([hog(), sweep], baseline("no-wait"), cloud)
+    s = r["sweep"]
+    assert (s.placement, s.instance_type) == ("SageMakerOnDemand", "ml.g4dn.xlarge")
+    assert s.start == 60.0 and s.finish == pytest.approx(60.0 + 2 * (600 + H))
+    assert s.on_demand_usd == pytest.approx(8 * (600 + H) / H * G4DN_XLARGE)  # $6.87
+    summary = summarize("no-wait", sim, list(r.values()))
+    assert summary.cloud_gpu_hours == pytest.approx(8.0)  # the trials' work, 8 x 1 GPU x 1 h
+    assert summary.slowdown_mean == pytest.approx((1 + (2 * (600 + H)) / (2 * H)) / 2)  # against 2 waves locally
+
+
+def test_an_uneven_sweep_runs_a_short_last_wave_and_pays_only_its_trials():
+    cloud = CloudModel(startup_seconds=0, spot="none")
+    sweep = TraceJob(1, 0.0, 1, 1 * H, 4, name="sweep", kind=TUNING, trials=5)
+    _, r = run([hog(), sweep], baseline("no-wait"), cloud)
+    assert r["sweep"].finish == pytest.approx(2 * H)  # waves of 4 and 1
+    assert r["sweep"].cloud_usd == pytest.approx(5 * G4DN_XLARGE)  # 5 trials, not 2 full waves of 4
+
+
+def test_a_sweep_on_the_cluster_holds_its_pods_for_its_waves():
+    """Locally the core holds parallelism x GPUs for waves x trial: a 2-GPU Job behind a sweep of
+    8 two-GPU trials, 4 at once (all 8 GPUs), starts when both waves are done."""
+    sweep = TraceJob(0, 0.0, 2, 1 * H, 4, name="sweep", kind=TUNING, trials=8)
+    late = TraceJob(1, 60.0, 2, 0.5 * H, name="late")
+    sim, r = run([sweep, late], baseline("local-only"), CloudModel(startup_seconds=0, spot="none"))
+    assert (r["sweep"].start, r["sweep"].finish) == (0.0, 2 * H)
+    assert (r["late"].start, r["late"].finish) == (2 * H, 2.5 * H)
+    assert summarize("local-only", sim, list(r.values())).local_gpu_hours == pytest.approx(8 * 2 + 1)
+
+
+def test_a_bayesian_sweep_bursts_even_when_the_cluster_is_free():
+    sweep = TraceJob(0, 0.0, 1, 1 * H, 2, name="bayes", kind=TUNING, trials=4, strategy=Strategy.BAYESIAN)
+    _, r = run([sweep], baseline("no-wait"), CloudModel(startup_seconds=0, spot="none"))
+    assert (r["bayes"].placement, r["bayes"].reason) == ("SageMakerOnDemand", "ForcedCloud")
+
+
+def test_a_spot_sweep_pays_the_spot_price_per_trial():
+    cloud = CloudModel(startup_seconds=300, spot="none")
+    sweep = TraceJob(0, 0.0, 1, 1 * H, 3, name="sweep", kind=TUNING, trials=6)
+    _, r = run([sweep], baseline("always-spot"), cloud)
+    assert r["sweep"].placement == "SageMakerSpot"
+    assert r["sweep"].spot_usd == pytest.approx(6 * (300 + H) / H * G4DN_XLARGE_SPOT)
+    assert r["sweep"].finish == pytest.approx(2 * (300 + H))
+
+
+class OneInterruption:
+    """Spot capacity always there, one interruption at `at` (then none)."""
+
+    def __init__(self, at: float):
+        self.at = at
+
+    def available(self, t: float) -> bool:
+        return True
+
+    def next_change(self, t: float) -> float:
+        return float("inf")
+
+    def next_interruption(self, t: float) -> float:
+        at, self.at = self.at, float("inf")
+        return at if at > t else float("inf")
+
+
+@pytest.mark.parametrize("checkpointable", [True, False])
+def test_an_interrupted_trial_pays_the_restart_and_keeps_its_progress_only_when_checkpointed(checkpointable):
+    """Two trials one at a time, start-up 100 s, 1,000 s each, $1/s, restart 50 s; trial 0 is
+    interrupted at 600 s, after 500 s of work."""
+    shape = SweepShape(2, 1, 1000.0, 100.0, 1.0, True, checkpointable, 50.0)
+    out = run_sweep(shape, 0.0, lambda i: OneInterruption(600.0 if i == 0 else float("inf")))
+    first = 600 + 50 + (500 if checkpointable else 1000)  # the rest of its work, or all of it again
+    assert out.end == pytest.approx(first + 100 + 1000)
+    assert out.usd == pytest.approx(out.end)  # billed throughout, one instance at a time
+    assert out.wasted_usd == pytest.approx(100 + 50 + 100 + (0 if checkpointable else 500))
+    assert out.preemptions == 1
+
+
+def test_a_transform_burst_pays_the_transform_price_on_demand_after_its_own_start_up():
+    """Two instances for 1 h after a 5-minute transform start-up (training's is 10 minutes), at
+    the transform price, on on-demand even when the Job could run on spot."""
+    cloud = CloudModel(startup_seconds=600, spot="none", transform_startup_seconds=300)
+    xf = TraceJob(1, 60.0, 1, 1 * H, 2, checkpointable=True, name="xf", kind=TRANSFORM)
+    sim, r = run([hog(), xf], baseline("no-wait"), cloud)
+    assert (r["xf"].placement, r["xf"].instance_type) == ("SageMakerOnDemand", "ml.g4dn.xlarge")
+    assert r["xf"].finish == pytest.approx(60.0 + 300 + H)
+    assert r["xf"].on_demand_usd == pytest.approx(2 * (300 + H) / H * G4DN_XLARGE_TRANSFORM)
+    assert summarize("no-wait", sim, list(r.values())).start_mean_hours == pytest.approx(300 / H / 2)
