@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from policies import BurstPolicy, InputError, InputIssue, default_policy, load_policy
-from policies.model import POSITIVE, finite_or_none
+from policies.model import POSITIVE, SageMakerKind, finite_or_none
 
 from .cli_world import add_world_options, with_restart_overhead, world
 from .engine import SimConfig, simulate
@@ -17,6 +17,10 @@ from .presets import BASELINES, scenario_baseline, with_instance_types
 from .report import jobs_csv, not_allowed_note, render, summarize, types_note
 from .sweep import run_all
 from .traces import OPENB_URL, USER_CSV_COLUMNS
+
+# An example trace with training, transform and tuning Jobs (the default policy allows no type
+# with a transform price: the transform example's policy does).
+MIXED_EXAMPLE = "policies/examples/mixed-kinds-trace.csv"
 
 DESCRIPTION = """\
 Replay real or synthetic Jobs through the same decision code the controller runs, on a
@@ -36,6 +40,8 @@ traces (--trace):
   synthetic           --jobs N --rate JOBS_PER_HOUR, exponential run times, the Philly GPU mix
   csv:PATH            your own trace; columns:
 """ + "\n".join(f"                        {k}: {v}" for k, v in USER_CSV_COLUMNS.items()) + """
+                      A trace with transform or tuning rows gets rows per kind of Job in the report;
+                      """ + MIXED_EXAMPLE + """ has all three kinds
   alibaba:PATH        Alibaba OpenB pods: openb_pod_list_default.csv of github.com/alibaba/clusterdata
                       (cluster-trace-gpu-v2023/csv/; curl -LO """ + OPENB_URL + """openb_pod_list_default.csv)
 
@@ -48,6 +54,8 @@ examples:
   spillway sim --compare default no-wait compute-wait always-on-demand
   spillway sim --scenario sb1 --compare no-wait constant-wait compute-wait
   spillway sim --trace csv:jobs.csv --cluster 16x8:NVIDIA-A100-SXM4-80GB --policy mine.yaml -o json
+  spillway sim --trace csv:""" + MIXED_EXAMPLE + """ --cluster 2x8 \\
+      --policy policies/examples/transform-policy.yaml
 """
 
 
@@ -95,11 +103,23 @@ def run(args) -> int:
     if args.output == "table":
         _print_table(args, jobs, nodes, cloud, tick, summaries, wall, sims, oracle, plots)
     else:
-        emit({"scenario": {"jobs": len(jobs), "nodes": len(nodes), "tick_seconds": tick, "spot": cloud.spot,
-                           "startup_seconds": cloud.startup_seconds, "seed": args.seed},
+        emit({"scenario": _scenario(args, jobs, nodes, cloud, tick),
               "results": [s.as_dict() for s in summaries],
               "hindsight": None if oracle is None else oracle.__dict__}, args.output)
     return 0
+
+
+def _scenario(args, jobs, nodes, cloud, tick) -> dict:
+    """The world of the run, for -o json/yaml: a transform burst's start-up only when the trace has one."""
+    scenario = {"jobs": len(jobs), "nodes": len(nodes), "tick_seconds": tick, "spot": cloud.spot,
+                "startup_seconds": cloud.startup_seconds, "seed": args.seed}
+    if _has_transform(jobs):
+        scenario["transform_startup_seconds"] = cloud.transform_startup_seconds
+    return scenario
+
+
+def _has_transform(jobs) -> bool:
+    return any(j.kind == SageMakerKind.TRANSFORM for j in jobs)
 
 
 def _summaries(args, policies, runs):
@@ -121,6 +141,9 @@ def _hindsight(args, jobs, nodes, first, first_records):
     """--hindsight: the hindsight-optimal schedule at the first policy's average wait."""
     from .hindsight import hindsight_optimal
 
+    if any(j.kind != SageMakerKind.TRAINING for j in jobs):
+        raise InputError([InputIssue("--hindsight", "", "the oracle schedules training Jobs only; the trace has "
+                                     "transform or tuning Jobs", "leave --hindsight out, or give a training-only trace")])
     if len(jobs) > 500:
         raise InputError([InputIssue("--hindsight", "", f"{len(jobs)} Jobs is too many for the oracle",
                                      "use --max-jobs 500 or fewer")])
@@ -155,8 +178,9 @@ def _print_table(args, jobs, nodes, cloud, tick, summaries, wall, sims, oracle, 
         print(f"\nhindsight-optimal at {summaries[0].policy}'s average wait ({summaries[0].wait_mean_hours:.4f} h): "
               f"{oracle.cloud_gpu_hours:.2f} cloud GPU-hours (CP-SAT {oracle.status} in {oracle.wall_seconds:.0f} s, "
               f"nodes packed exactly; {summaries[0].policy}: {summaries[0].cloud_gpu_hours:.2f})")
+    transform = f"; a transform burst, {cloud.transform_startup_seconds:g} s" if _has_transform(jobs) else ""
     print(f"\nWait: from arrival to the local start or the SageMaker launch. Time to start adds SageMaker's "
-          f"start-up ({cloud.startup_seconds:g} s) for a burst.")
+          f"start-up ({cloud.startup_seconds:g} s{transform}) for a burst.")
     print(f"{len(jobs)} Jobs, {len(nodes)} nodes / {total_gpus} GPUs, tick {tick:g} s, spot model "
           f"{cloud.spot}, seed {args.seed}. Simulated in " +
           ", ".join(f"{n} {w:.1f} s" for n, w in wall.items()) + ".")

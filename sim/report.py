@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from policies.model import SageMakerKind
+
 from .engine import JobRecord, Simulation
+from .report_kinds import KindSummary, kind_rows, kind_summaries
 
 HOUR = 3600.0
 
@@ -48,9 +51,13 @@ class Summary:
     unplanned_jobs: int  # Jobs that waited unplanned behind the first local.planningDepth Jobs
     decision_points: int
     events: int
+    kinds: tuple[KindSummary, ...] = ()  # per kind of Job, when the trace has more than training
 
     def as_dict(self) -> dict:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        out = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items() if k != "kinds"}
+        if self.kinds:
+            out["kinds"] = [k.as_dict() for k in self.kinds]
+        return out
 
 
 def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Summary:
@@ -104,6 +111,7 @@ def summarize(policy_name: str, sim: Simulation, records: list[JobRecord]) -> Su
         unplanned_jobs=sum(r.unplanned for r in done),
         decision_points=sim.decision_points,
         events=sim.events,
+        kinds=kind_summaries(done),
     )
 
 
@@ -141,13 +149,17 @@ def _cell(summary: Summary, key, fmt: str) -> str:
 
 
 def render(summaries: list[Summary]) -> str:
-    width = max(len(label) for label, _, _ in ROWS)
-    cols = [[s.policy] + [_cell(s, key, fmt) for _, key, fmt in ROWS] for s in summaries]
-    col_w = [max(len(c) for c in col) for col in cols]
-    lines = ["".ljust(width) + "  " + "  ".join(c[0].rjust(w) for c, w in zip(cols, col_w))]
+    """The table: a column per policy, a row per figure, then (when the trace has more than
+    training Jobs) the rows per kind of Job."""
+    by_kind = [(f"  {label}", cells) for label, cells in kind_rows([s.kinds for s in summaries])]
+    rows = [(label, [_cell(s, key, fmt) for s in summaries]) for label, key, fmt in ROWS]
+    rows += [("by kind of Job", [""] * len(summaries))] * bool(by_kind) + by_kind
+    width = max(len(label) for label, _ in rows)
+    col_w = [max(len(s.policy), *(len(cells[i]) for _, cells in rows)) for i, s in enumerate(summaries)]
+    lines = ["".ljust(width) + "  " + "  ".join(s.policy.rjust(w) for s, w in zip(summaries, col_w))]
     lines.append("-" * len(lines[0]))
-    for i, (label, _, _) in enumerate(ROWS, start=1):
-        lines.append(label.ljust(width) + "  " + "  ".join(c[i].rjust(w) for c, w in zip(cols, col_w)))
+    lines += [(label.ljust(width) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, col_w))).rstrip()
+              for label, cells in rows]
     return "\n".join(lines)
 
 
@@ -197,9 +209,12 @@ JOB_COLUMNS = ["id", "name", "namespace", "arrival_h", "gpus", "pods", "duration
 
 
 def jobs_csv(records: list[JobRecord]) -> str:
+    """A row per Job. A trace with transform or tuning Jobs adds the columns kind and trials (a
+    tuning row's duration_h is one trial's); a training-only trace keeps the columns it always had."""
+    kinds = any(r.trace.kind != SageMakerKind.TRAINING for r in records)
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(JOB_COLUMNS)
+    w.writerow(JOB_COLUMNS + ["kind", "trials"] * kinds)
     for r in records:
         t = r.trace
         h = lambda x: "" if x is None else f"{x / HOUR:.6f}"  # noqa: E731
@@ -209,7 +224,7 @@ def jobs_csv(records: list[JobRecord]) -> str:
                     h(None if r.start is None else r.start - t.arrival_s),
                     h(None if r.finish is None else r.finish - t.arrival_s), f"{r.cloud_usd:.4f}",
                     f"{r.spot_usd:.4f}", f"{r.on_demand_usd:.4f}", f"{r.wasted_usd:.4f}", r.preemptions,
-                    str(r.fell_back).lower(), h(t.deadline_s), met, r.not_allowed])
+                    str(r.fell_back).lower(), h(t.deadline_s), met, r.not_allowed] + [t.kind.value, t.trials] * kinds)
     return out.getvalue()
 
 

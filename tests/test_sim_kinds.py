@@ -3,16 +3,18 @@ as the core decides them, and the report's rows per kind, against figures worked
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from policies import InputError
 from policies.model import Node, SageMakerKind, Strategy
+from scheduler.cli import main
 from sim.cloud import CloudModel
 from sim.engine import SimConfig, simulate
 from sim.presets import baseline
-from sim.report import summarize
+from sim.report import jobs_csv, render, summarize
 from sim.sweep_burst import SweepShape, run_sweep
 from sim.traces import TraceJob, load_user_csv
 
@@ -160,3 +162,54 @@ def test_a_transform_burst_pays_the_transform_price_on_demand_after_its_own_star
     assert r["xf"].finish == pytest.approx(60.0 + 300 + H)
     assert r["xf"].on_demand_usd == pytest.approx(2 * (300 + H) / H * G4DN_XLARGE_TRANSFORM)
     assert summarize("no-wait", sim, list(r.values())).start_mean_hours == pytest.approx(300 / H / 2)
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def test_the_report_has_a_row_per_kind_beside_the_totals():
+    cloud = CloudModel(startup_seconds=600, spot="none", transform_startup_seconds=300)
+    jobs = [hog(), TraceJob(1, 60.0, 1, 1 * H, 4, name="sweep", kind=TUNING, trials=8),
+            TraceJob(2, 120.0, 1, 1 * H, 2, name="xf", kind=TRANSFORM)]
+    sim, r = run(jobs, baseline("no-wait"), cloud)
+    summary = summarize("no-wait", sim, list(r.values()))
+    kinds = {k.kind: k for k in summary.kinds}
+    assert list(kinds) == ["training", "transform", "tuning"]
+    sweep_usd, xf_usd = 8 * (600 + H) / H * G4DN_XLARGE, 2 * (300 + H) / H * G4DN_XLARGE_TRANSFORM
+    assert (kinds["training"].jobs, kinds["training"].local_jobs, kinds["training"].bursts) == (1, 1, 0)
+    assert (kinds["tuning"].local_jobs, kinds["tuning"].bursts) == (0, 1)
+    assert kinds["tuning"].cloud_usd == pytest.approx(sweep_usd)
+    assert kinds["tuning"].jct_mean_hours == pytest.approx(2 * (600 + H) / H)
+    assert kinds["transform"].cloud_usd == pytest.approx(xf_usd)
+    assert kinds["transform"].jct_mean_hours == pytest.approx((300 + H) / H)
+    assert kinds["training"].wait_mean_hours == 0 and kinds["training"].jct_mean_hours == 2.0
+    assert summary.cloud_usd == pytest.approx(sweep_usd + xf_usd)
+    table = render([summary])
+    assert "  tuning Jobs (local / burst)" in table and f"${sweep_usd:,.2f}" in table
+    assert summary.as_dict()["kinds"][2]["kind"] == "tuning"
+    assert jobs_csv(list(r.values())).splitlines()[0].endswith(",not_allowed,kind,trials")
+
+
+def test_a_training_only_report_has_no_rows_per_kind():
+    sim, r = run([hog(1.0), TraceJob(1, 0.0, 4, H, name="b")], baseline("no-wait"), CloudModel(spot="none"))
+    summary = summarize("no-wait", sim, list(r.values()))
+    assert summary.kinds == () and "kinds" not in summary.as_dict()
+    assert "by kind" not in render([summary])
+    assert jobs_csv(list(r.values())).splitlines()[0].endswith(",not_allowed")
+
+
+def test_cli_runs_the_example_trace_and_reports_each_kind(capsys, tmp_path):
+    args = ["sim", "--trace", f"csv:{EXAMPLE}", "--cluster", "2x8", "--policy", str(TRANSFORM_POLICY),
+            "--no-progress", "--transform-startup", "300"]
+    assert main([*args, "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["scenario"]["transform_startup_seconds"] == 300
+    kinds = {k["kind"]: k for k in data["results"][0]["kinds"]}
+    assert {k: v["jobs"] for k, v in kinds.items()} == {"training": 4, "transform": 3, "tuning": 3}
+    assert sum(v["cloud_usd"] for v in kinds.values()) == pytest.approx(data["results"][0]["cloud_usd"], abs=1e-5)
+    assert all(v["local_jobs"] + v["bursts"] == v["jobs"] for v in kinds.values())
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "by kind of Job" in out and "a transform burst, 300 s" in out
+    assert main([*args, "--hindsight", "5"]) == 1
+    assert "the oracle schedules training Jobs only" in capsys.readouterr().err
