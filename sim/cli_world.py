@@ -52,8 +52,9 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=["greedy", "cpsat"], default="greedy")
     p.add_argument("--seed", type=COUNT, default=0)
     p.add_argument("--plot", metavar="DIR", help="write PNG plots: cost vs. p95 wait (with the Pareto frontier), "
-                   "and queue, utilization and spend per policy over the arrival window (a long tail of "
-                   "runs finishing is summed up under the plot)")
+                   "and queue, utilization and spend per policy over the arrival window, stacked by kind of Job "
+                   "when the trace has transform or tuning Jobs (a long tail of runs finishing is summed up "
+                   "under the plot)")
     p.add_argument("--workers", type=AT_LEAST_ONE, default=default_workers(), metavar="N",
                    help=f"runs in parallel, one process each (default: this machine's {default_workers()} cores); "
                         "results are the same as one after the other")

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from .engine import Simulation  # noqa: E402
+from .plot_kinds import draw_by_kind, kinds_present  # noqa: E402
 from .report import Summary, pareto_front  # noqa: E402
 
 
@@ -145,10 +146,14 @@ def timeline_figure(sim: Simulation, title: str = ""):
         if after is not None:  # hold each line to the window's edge, as its value was there
             kept.append((shown, *kept[-1][1:]) if kept else (shown, *after[1:]))
         hours = [s[0] / 3600 for s in kept]
-        axes[0].step(hours, [s[1] for s in kept], where="post", color="tab:purple")
-        axes[1].step(hours, [100 * s[2] / max(sim.total_gpus, 1) for s in kept], where="post", color="tab:green")
-        # Spend steps when a training job ends and is billed: no line between two bills.
-        axes[2].step(hours, [s[3] for s in kept], where="post", color="tab:red")
+        kinds = kinds_present(sim)
+        if kinds:  # transform or tuning Jobs too: each panel stacked by kind
+            draw_by_kind(axes, sim, [s[0] for s in kept], kinds)
+        else:
+            axes[0].step(hours, [s[1] for s in kept], where="post", color="tab:purple")
+            axes[1].step(hours, [100 * s[2] / max(sim.total_gpus, 1) for s in kept], where="post", color="tab:green")
+            # Spend steps when a training job ends and is billed: no line between two bills.
+            axes[2].step(hours, [s[3] for s in kept], where="post", color="tab:red")
         axes[2].set_xlim(0, max(shown / 3600, 1e-9))
     axes[0].set_ylabel("Jobs waiting")
     axes[1].set_ylabel("local GPUs busy (%)")

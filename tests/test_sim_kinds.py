@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from policies import InputError
+from policies import InputError, load_policy
 from policies.model import Node, SageMakerKind, Strategy
 from scheduler.cli import main
+from sim.cli_world import parse_cluster
 from sim.cloud import CloudModel
 from sim.engine import SimConfig, simulate
+from sim.plot_kinds import kind_series
+from sim.plots import timeline_figure
 from sim.presets import baseline
 from sim.report import jobs_csv, render, summarize
 from sim.sweep_burst import SweepShape, run_sweep
@@ -213,3 +216,22 @@ def test_cli_runs_the_example_trace_and_reports_each_kind(capsys, tmp_path):
     assert "by kind of Job" in out and "a transform burst, 300 s" in out
     assert main([*args, "--hindsight", "5"]) == 1
     assert "the oracle schedules training Jobs only" in capsys.readouterr().err
+
+
+# --- the timeline plot ---------------------------------------------------------------------------------
+
+
+def test_the_timeline_stacks_each_kind_and_the_bands_add_up_to_the_engines_samples():
+    policy = load_policy(TRANSFORM_POLICY.read_text(), str(TRANSFORM_POLICY))
+    sim, records = simulate(load_user_csv(EXAMPLE), SimConfig(parse_cluster("2x8"), policy, CloudModel(), 60.0, 0))
+    last = {t: rest for t, *rest in sim.samples}  # each instant's value after all that happened at it
+    times = sorted(last)
+    bands = [kind_series([r for r in records if r.trace.kind == k], times) for k in SageMakerKind]
+    for panel in range(3):
+        added = [sum(band[panel][i] for band in bands) for i in range(len(times))]
+        assert added == pytest.approx([last[t][panel] for t in times])
+    fig = timeline_figure(sim)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["training", "batch transform",
+                                                                            "tuning sweeps"]
+    training_only, _ = simulate([hog()], SimConfig((Node("n0", 8),), baseline("no-wait"), CloudModel(), 60.0, 0))
+    assert timeline_figure(training_only).axes[0].get_legend() is None
