@@ -33,13 +33,13 @@ def kind_series(records: list[JobRecord], times: list[float]) -> tuple[list[floa
                                                           dtype=float)[order])])
         return cum[np.searchsorted(at, t, side="right")]
 
-    done = [r for r in records if r.start is not None and r.finish is not None]
-    local = [r for r in done if r.placement == "Local"]
-    cloud = [r for r in done if r.placement.startswith("SageMaker")]
-    queue = count_until([r.trace.arrival_s for r in done]) - count_until([r.start for r in done])  # type: ignore[misc]
-    gpus = [float(r.request.total_gpus) for r in local]
-    busy = count_until([r.start for r in local], gpus) - count_until([r.finish for r in local], gpus)  # type: ignore[misc]
-    spend = count_until([r.finish for r in cloud], [r.cloud_usd for r in cloud])  # type: ignore[misc]
+    spans = [(r, r.start, r.finish) for r in records if r.start is not None and r.finish is not None]
+    local = [(r.request.total_gpus, start, end) for r, start, end in spans if r.placement == "Local"]
+    bills = [(r.cloud_usd, end) for r, _, end in spans if r.placement.startswith("SageMaker")]
+    queue = count_until([r.trace.arrival_s for r, _, _ in spans]) - count_until([start for _, start, _ in spans])
+    gpus = [float(g) for g, _, _ in local]
+    busy = count_until([start for _, start, _ in local], gpus) - count_until([end for _, _, end in local], gpus)
+    spend = count_until([end for _, end in bills], [usd for usd, _ in bills])
     return queue.tolist(), busy.tolist(), spend.tolist()
 
 
