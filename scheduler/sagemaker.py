@@ -121,11 +121,39 @@ class SageMaker:
     def stop_transform_job(self, name: str) -> None:
         self._stop(self.client.stop_transform_job, TransformJobName=name)
 
+    # --- hyperparameter tuning: the same rules, and its trials --------------------------------------
+
+    def create_tuning_job(self, request: dict) -> str:
+        """The ARN of the tuning job named in the request, created now or before."""
+        return self._create_once(self.client.create_hyper_parameter_tuning_job, request, "HyperParameterTuningJob",
+                                 self.describe_tuning_job)
+
+    def describe_tuning_job(self, name: str) -> dict | None:
+        return self._describe(self.client.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=name)
+
+    def stop_tuning_job(self, name: str) -> None:
+        self._stop(self.client.stop_hyper_parameter_tuning_job, HyperParameterTuningJobName=name)
+
+    def tuning_trials(self, name: str) -> list[dict]:
+        """The training jobs a tuning job launched (ListTrainingJobsForHyperParameterTuningJob), all pages."""
+        trials: list[dict] = []
+        token = None
+        while True:
+            page = self._describe(self.client.list_training_jobs_for_hyper_parameter_tuning_job,
+                                  HyperParameterTuningJobName=name, MaxResults=100,
+                                  **({"NextToken": token} if token else {}))
+            if page is None:
+                return trials
+            trials += page.get("TrainingJobSummaries") or []
+            token = page.get("NextToken")
+            if not token:
+                return trials
+
     # --- what every kind shares ----------------------------------------------------------------------
 
     def _create_once(self, create: Callable[..., dict], request: dict, kind: str,
                      describe: Callable[[str], dict | None]) -> str:
-        """Create a job (kind TrainingJob or TransformJob: the request's {kind}Name, the answer's
+        """Create a job (kind TrainingJob, TransformJob or HyperParameterTuningJob: the request's {kind}Name, the answer's
         {kind}Arn). One under a name in use is the same burst created again after a crash: adopted."""
         try:
             return create(**request)[f"{kind}Arn"]
@@ -140,7 +168,7 @@ class SageMaker:
         except BotoCoreError as exc:
             raise SageMakerError(type(exc).__name__, str(exc)) from None
 
-    def _describe(self, call: Callable[..., dict], **name: str) -> dict | None:
+    def _describe(self, call: Callable[..., dict], **name: Any) -> dict | None:
         """What SageMaker says of a job; None while it does not exist."""
         try:
             return call(**name)
