@@ -15,7 +15,8 @@ billable seconds carry the catalog's spot discount, as SageMaker reports them). 
 the seconds in its hyperparameter `sandbox_run_seconds` (default: half its MaxRuntimeInSeconds,
 which is the runtime estimate of a Spillway launch; 60 virtual seconds without one) and is
 interrupted `sandbox_interruptions` times when on spot. Both direct boto3 callers and the ACK
-stand-in use it. Batch transform jobs get a life cycle too (sim.transform_lifecycle). This is the
+stand-in use it. Batch transform jobs get a life cycle too (sim.transform_lifecycle), and
+hyperparameter tuning jobs launch their trials as training jobs (sim.tuning_lifecycle). This is the
 only module in sim/ that imports boto3.
 """
 
@@ -32,6 +33,7 @@ import boto3
 from policies import default_catalog
 
 from .transform_lifecycle import TransformLives, install_transform_jobs, wall_clock
+from .tuning_lifecycle import TuningLives, install_tuning_jobs
 
 ACCOUNT = "123456789012"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -64,6 +66,7 @@ class SageMakerSandbox:
         self.spot_capacity = True  # False: managed spot jobs are interrupted and wait for capacity
         self.transforms = TransformLives(wall_clock(self._origin, time_scale), startup_seconds,  # batch transform
                                          log=lambda name, wall, line: self._log(name, wall, line, TRANSFORM_LOG_GROUP))
+        self.tunings = TuningLives(wall_clock(self._origin, time_scale))  # hyperparameter tuning: trials
 
     # --- serving ---------------------------------------------------------------------------------
 
@@ -75,6 +78,7 @@ class SageMakerSandbox:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         _install_stop_training_job()
         install_transform_jobs()
+        install_tuning_jobs()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.server.start()
         host, port = self.server.get_host_and_port()
@@ -116,6 +120,7 @@ class SageMakerSandbox:
                     life = self._adopt(name, job, now)
                 self._advance(job, life, now)
             self.transforms.step(self._backend(), now)
+            self.tunings.step(self._backend(), now)  # its new trials start on the next step
 
     def fail(self, name: str, reason: str = "AlgorithmError: the training script exited with code 1") -> None:
         """Make a training job fail (Failed, with this FailureReason) at its next step. A sandbox
