@@ -1,6 +1,7 @@
 """A stand-in for the ACK SageMaker controller: TrainingJob custom resources become SageMaker
 training jobs (on the sandbox's SageMaker), and their status is mirrored back onto the resource.
-Model and TransformJob resources go the same way (sim.sandbox.ack_transform).
+Model and TransformJob resources go the same way (sim.sandbox.ack_transform), and so do
+HyperParameterTuningJob resources (sim.sandbox.ack_tuning).
 
 What the real controller does and this one does too: adopt the resource with its finalizer,
 create the job with the spec translated field by field (roleARN -> RoleArn, s3URI -> S3Uri ...),
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from .ack_spelling import TERMINAL, api_name, to_api
 from .ack_transform import AckTransformStandIn
+from .ack_tuning import AckTuningStandIn
 from .loop import ReconcileLoop
 from .store import ApiError, Store
 
@@ -29,6 +31,7 @@ class AckStandIn(ReconcileLoop):
         self.store, self.sm, self.account, self.region = store, sagemaker, account, region
         self.type = store.type_for("sagemaker.services.k8s.aws", "v1alpha1", "trainingjobs")
         self.transforms = AckTransformStandIn(store, sagemaker, account=account, region=region)  # Model, TransformJob
+        self.tunings = AckTuningStandIn(store, sagemaker, account=account, region=region)  # HyperParameterTuningJob
 
     def reconcile(self) -> None:
         with self.store.lock:
@@ -39,6 +42,7 @@ class AckStandIn(ReconcileLoop):
             except ApiError:
                 continue  # changed under us; the next pass sees the new version
         self.transforms.reconcile()
+        self.tunings.reconcile()
 
     def _one(self, ns: str, name: str, obj: dict) -> None:
         meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 TERMINAL = ("Completed", "Failed", "Stopped")
-_VERBATIM = {"hyperParameters", "environment"}  # user keys, not API field names
+_VERBATIM = {"hyperParameters", "staticHyperParameters", "environment"}  # user keys, not API field names
 
 
 def api_name(key: str) -> str:
