@@ -45,9 +45,10 @@ from .ledger import DONE, LAUNCHING, RUNNING, Burst, Ledger
 from .metrics import ControllerMetrics
 from .node_agent import gang_bound, live, owner_uid, pod_status, refused, shown, template_patch
 from .placement import pin_to_nodes
-from . import transform_burst
-from .trial_pods import tuning_config_maps
+from .burst_kind import API_VERSIONS, KindSteps
 from .sagemaker import SageMaker, SageMakerError
+from .transform_burst import TransformSteps
+from .trial_pods import tuning_config_maps
 from .virtual_node import VirtualNode
 from .world import World, annotations_of, completed_of, format_local_nodes, key_of, nodes_of, running_of
 
@@ -91,7 +92,9 @@ class Controller:
         self.retry_at: dict[str, tuple[float, float]] = {}  # uid -> (not before, back-off) after a failed launch
         self._described: dict[str, float] = {}  # uid -> when its training job was last described
         self._resources: dict[tuple[str, str, str], dict] = {}  # this cycle's TrainingJob resources
-        self._transform_resources: dict[tuple[str, str, str], dict] = {}  # ... and transform job resources
+        # The kinds beyond training, each with its own steps; and this cycle's resources of each.
+        self._kinds: dict[SageMakerKind, KindSteps] = {s.kind: s for s in (TransformSteps(),)}
+        self._kind_resources: dict[SageMakerKind, dict[tuple[str, str, str], dict]] = {}
         self.changed = threading.Event()
         self._writes = 0
         self._events: list[tuple] = []  # queued by this cycle's actions, sent at its end
@@ -159,9 +162,10 @@ class Controller:
         self.ledger.load()  # what is durable, whoever wrote it: the budget is charged from here
         report = CycleReport()
         active = [b for b in self.ledger.bursts.values() if b.state != DONE]
-        self._resources = self._list_resources({b.emit for b in active if not _is_transform(b)})
-        self._transform_resources = transform_burst.list_resources(
-            self.kube, {EmitTarget(b.emit) for b in active if _is_transform(b)})
+        self._resources = self._list_resources({b.emit for b in active if self._steps(b) is None})
+        self._kind_resources = {kind: steps.list_resources(self.kube, {EmitTarget(b.emit) for b in active
+                                                                       if b.launch.kind == kind})
+                                for kind, steps in self._kinds.items()}
         self._vpods = self._virtual_node_pods()
         self._each(self._follow, list(self.ledger.bursts.values()), world, now)
         self._each(self._tend, list(self._vpods.items()), world, now)
@@ -336,7 +340,7 @@ class Controller:
         committed = next(o.committed_usd for o in d.evidence.options if o.placement == d.placement)
         burst = self.ledger.add(Burst(  # durable before SageMaker hears of it
             uid=job.uid, job=job.key, namespace=job.namespace, emit=self.emit.value, launch=launch,
-            names=[training_job_name(job)], committed_usd=round(committed, 6), launched_at=now,
+            names=[self._job_name(job, launch.kind)], committed_usd=round(committed, 6), launched_at=now,
             placement=d.placement.value, reason=d.reason.value, message=d.message[:4000], decided_at=_stamp(now),
             runtime_seconds=d.evidence.runtime_estimate_seconds, deadline=job.deadline, via=self.burst_as.value,
             attempt_usd=round(committed, 6), kueue=f"{check.namespace}/{check.workload}" if check else ""))
@@ -396,8 +400,9 @@ class Controller:
 
     def _send(self, burst: Burst, job: JobRequest, name: str, on_demand: bool) -> str:
         """Create the training job, or its custom resource; the ARN when SageMaker gave one."""
-        if _is_transform(burst):
-            return transform_burst.send(self.kube, self.sagemaker, job, burst.cloud_launch, name, EmitTarget(burst.emit))
+        steps = self._steps(burst)
+        if steps is not None:
+            return steps.send(self.kube, self.sagemaker, job, burst.cloud_launch, name, EmitTarget(burst.emit))
         if burst.emit == EmitTarget.API.value:
             if self.sagemaker is None:
                 raise SageMakerError("NoClient", "spec.sageMaker.emit is api, but the controller runs with "
@@ -472,8 +477,9 @@ class Controller:
         A custom resource that exists counts as launched: its SageMaker controller creates the job,
         and until SageMaker knows it (or without a SageMaker client) its status says what it can
         (no billing figures there)."""
-        if _is_transform(burst):
-            return self._describe_transform(burst, name)
+        steps = self._steps(burst)
+        if steps is not None:
+            return self._describe_kind(steps, burst, name)
         if burst.emit == EmitTarget.API.value:
             return self.sagemaker.describe(name) if self.sagemaker is not None else None
         cr = self._resources.get((CR_API_VERSION[EmitTarget(burst.emit)], burst.namespace, name))
@@ -490,29 +496,35 @@ class Controller:
                 "FailureReason": status.get("failureReason"),
                 "TrainingJobArn": (status.get("ackResourceMetadata") or {}).get("arn"), "_resource": True}
 
-    def _describe_transform(self, burst: Burst, name: str) -> dict | None:
-        """_describe() for a transform burst, in the same terms (transform_burst.followed)."""
+    def _describe_kind(self, steps: KindSteps, burst: Burst, name: str) -> dict | None:
+        """_describe() for a burst of another kind, in the same terms (its KindSteps.described)."""
         if burst.emit != EmitTarget.API.value:
-            api_version = transform_burst.API_VERSIONS[EmitTarget(burst.emit)]
-            cr = self._transform_resources.get((api_version, burst.namespace, name))
+            api_version = API_VERSIONS[EmitTarget(burst.emit)]
+            cr = self._kind_resources.get(steps.kind, {}).get((api_version, burst.namespace, name))
             if cr is None:
                 return None
             if self.sagemaker is None:
-                return transform_burst.followed_resource(cr)
+                return steps.followed_resource(cr)
         if self.sagemaker is None:
             return None
-        described = self.sagemaker.describe_transform_job(name)
-        return transform_burst.followed(described) if described is not None else (
+        described = steps.described(self.sagemaker, name)
+        return described if described is not None else (
             None if burst.emit == EmitTarget.API.value else {"_pending": True})
+
+    def _steps(self, burst: Burst) -> KindSteps | None:
+        """The steps of the burst's kind; None for a training burst (this module's own)."""
+        return self._kinds.get(SageMakerKind(burst.launch.kind))
+
+    def _job_name(self, job: JobRequest, kind: SageMakerKind) -> str:
+        steps = self._kinds.get(SageMakerKind(kind))
+        return steps.job_name(job) if steps is not None else training_job_name(job)
 
     def _described_by_sagemaker(self, burst: Burst, name: str) -> dict | None:
         """What SageMaker itself says of the burst's job (None without a client, or before it exists)."""
         if self.sagemaker is None:
             return None
-        if _is_transform(burst):
-            described = self.sagemaker.describe_transform_job(name)
-            return transform_burst.followed(described) if described is not None else None
-        return self.sagemaker.describe(name)
+        steps = self._steps(burst)
+        return steps.described(self.sagemaker, name) if steps is not None else self.sagemaker.describe(name)
 
     def _list_resources(self, emits: set[str]) -> dict[tuple[str, str, str], dict]:
         """The TrainingJob resources of the emit targets in use: one list call each per cycle."""
@@ -535,8 +547,9 @@ class Controller:
             return burst.committed_usd if terminal else burst.costs.get(name, 0.0)
         if itype is None:
             return burst.committed_usd
-        if _is_transform(burst):
-            billed = transform_burst.cost(launch, itype, described, now)
+        steps = self._steps(burst)
+        if steps is not None:
+            billed = steps.cost(launch, itype, described, now)
             return burst.costs.get(name, 0.0) if billed is None else billed
         count = launch.instance_count
         if described.get("BillableTimeInSeconds") is not None:
@@ -576,7 +589,8 @@ class Controller:
         if terminal:
             self._finish(burst, manifest, name, cost, status, described, now)
             return
-        if _is_transform(burst) and transform_burst.past_runtime_cap(burst.launch, described, now):
+        steps = self._steps(burst)
+        if steps is not None and steps.past_runtime_cap(burst.launch, described, now):
             # A transform job has no MaxRuntimeInSeconds: its cap (what it committed) is kept here.
             self._stop_burst(burst, manifest, now, "Stopped/MaxRuntimeExceeded")
             return
@@ -601,15 +615,17 @@ class Controller:
             return True
 
         updated = self.ledger.change(burst.uid, done) or burst
-        if _is_transform(burst):
-            transform_burst.forget_model(self.sagemaker, name, EmitTarget(burst.emit))
+        steps = self._steps(burst)
+        if steps is not None:
+            steps.ended(self.sagemaker, name, EmitTarget(burst.emit))
         if manifest is None:
             return
         outcome = described.get("TrainingJobStatus")
         reason = (EventReason.COMPLETED if outcome == "Completed" else EventReason.FAILED if outcome == "Failed"
                   else EventReason.STOPPED)
         why = f": {described['FailureReason']}" if described.get("FailureReason") else ""
-        if self._patch(manifest, {C.SAGEMAKER_STATUS: status, C.COST_USD: f"{updated.cost_usd:.2f}"},
+        outcome_ann = steps.outcome_annotations(described) if steps is not None else {}
+        if self._patch(manifest, {C.SAGEMAKER_STATUS: status, C.COST_USD: f"{updated.cost_usd:.2f}", **outcome_ann},
                        finalizers=[] if burst.emit == EmitTarget.API.value else None):
             self._event(manifest, reason.value, f"SageMaker {_job_words(burst)} {name} is {outcome}{why}; it cost "
                         f"${updated.cost_usd:.2f} (committed ${burst.committed_usd:.2f})", now,
@@ -724,8 +740,9 @@ class Controller:
         return self.ledger.change(burst.uid, record) is not None and switch
 
     def _stop(self, burst: Burst, name: str) -> None:
-        if _is_transform(burst):
-            transform_burst.stop(self.kube, self.sagemaker, burst.namespace, name, EmitTarget(burst.emit))
+        steps = self._steps(burst)
+        if steps is not None:
+            steps.stop(self.kube, self.sagemaker, burst.namespace, name, EmitTarget(burst.emit))
             return
         if burst.emit == EmitTarget.API.value:
             if self.sagemaker is not None:
@@ -799,13 +816,17 @@ class Controller:
                     f"only the pods of Jobs that Spillway bursts run on {C.VIRTUAL_NODE_NAME}; "
                     "this pod was not placed there by Spillway")))
                 continue
+            steps = self._steps(burst)
             if live(pod) and meta["uid"] not in burst.pods and burst.state == DONE \
-                    and not burst.outcome.startswith("Completed"):
+                    and not burst.outcome.startswith("Completed") and (steps is None or steps.retried_by_backoff_limit):
                 burst = self._retry(burst, manifest, pod, now)
                 continue
             name, described = self._last_described.get(uid, ("", None))
-            show = shown(done=burst.state == DONE, described=described if name == burst.current_name else None,
-                         outcome=burst.outcome, name=burst.current_name, what=_job_words(burst))
+            described = described if name == burst.current_name else None
+            show = shown(done=burst.state == DONE, described=described, outcome=burst.outcome,
+                         name=burst.current_name, what=_job_words(burst))
+            if steps is not None:
+                show = steps.pod_shown(show, pod, described)
             self._pod_status(pod, pod_status(pod, show, now))
 
     def _retry(self, burst: Burst, manifest: dict, pod: dict, now: float) -> Burst:
@@ -925,10 +946,6 @@ def _on_spot(burst: Burst, attempt: int) -> bool:
     """Whether a burst's attempt-th training job runs on managed spot: a spot launch's relaunches
     alternate between on-demand and spot."""
     return burst.launch.spot and attempt % 2 == 0
-
-
-def _is_transform(burst: Burst) -> bool:
-    return burst.launch.kind == SageMakerKind.TRANSFORM
 
 
 def _job_words(burst: Burst) -> str:

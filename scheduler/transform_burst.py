@@ -22,15 +22,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from policies.decide import (ACK_API_VERSION, LEGACY_API_VERSION, MODEL_PLURAL, TRANSFORM_PLURALS, create_model_request,
-                             create_transform_job_request, model_resource, transform_job_resource)
-from policies.model import CloudLaunch, EmitTarget, InstanceType, JobRequest, parse_time
+from policies.decide import (MODEL_PLURAL, TRANSFORM_PLURALS, create_model_request, create_transform_job_request,
+                             model_resource, training_job_name, transform_job_resource)
+from policies.model import CloudLaunch, EmitTarget, InstanceType, JobRequest, SageMakerKind, parse_time
 
-from .kube import Kube, KubeError
+from .burst_kind import API_VERSIONS, KindSteps, create_once
+from .kube import Kube
 from .sagemaker import SageMaker, SageMakerError
 
 TERMINAL = ("Completed", "Failed", "Stopped")
-API_VERSIONS = {EmitTarget.ACK: ACK_API_VERSION, EmitTarget.LEGACY: LEGACY_API_VERSION}
 # The SecondaryStatus a transform job is given, in the controller's terms: it holds its instances
 # and transforms once it has a TransformStartTime (the virtual node's pods then run).
 STARTING, TRANSFORMING = "Starting", "Transforming"
@@ -48,20 +48,12 @@ def send(kube: Kube, sagemaker: SageMaker | None, job: JobRequest, launch: Cloud
         sagemaker.create_model(create_model_request(job, launch, name))
         return sagemaker.create_transform_job(create_transform_job_request(job, launch, name))
     if target == EmitTarget.ACK:
-        _create_once(kube, model_resource(job, launch, name), MODEL_PLURAL)
+        create_once(kube, model_resource(job, launch, name), MODEL_PLURAL)
     else:  # the legacy operator has no Model resource: the model is made through the API
         assert sagemaker is not None
         sagemaker.create_model(create_model_request(job, launch, name))
-    _create_once(kube, transform_job_resource(job, launch, name, target), TRANSFORM_PLURALS[target])
+    create_once(kube, transform_job_resource(job, launch, name, target), TRANSFORM_PLURALS[target])
     return ""
-
-
-def _create_once(kube: Kube, resource: dict, plural: str) -> None:
-    try:
-        kube.create_custom(resource, plural)
-    except KubeError as exc:
-        if not exc.conflict:  # there already: created before a crash
-            raise
 
 
 def stop(kube: Kube, sagemaker: SageMaker | None, namespace: str, name: str, target: EmitTarget) -> None:
@@ -79,15 +71,6 @@ def forget_model(sagemaker: SageMaker | None, name: str, target: EmitTarget) -> 
     An ACK Model resource is owned by the Job and goes with it."""
     if target != EmitTarget.ACK and sagemaker is not None:
         sagemaker.delete_model(name)
-
-
-def list_resources(kube: Kube, targets: set[EmitTarget]) -> dict[tuple[str, str, str], dict]:
-    """The transform job resources of the emit targets in use, by (api version, namespace, name)."""
-    out = {}
-    for target in targets - {EmitTarget.API}:
-        for cr in kube.list_custom(API_VERSIONS[target], TRANSFORM_PLURALS[target]):
-            out[(API_VERSIONS[target], cr["metadata"]["namespace"], cr["metadata"]["name"])] = cr
-    return out
 
 
 def followed(described: dict[str, Any]) -> dict[str, Any]:
@@ -137,3 +120,36 @@ def past_runtime_cap(launch: CloudLaunch, described: dict[str, Any], now: float)
 
 def _seconds(t: Any) -> float:
     return t.timestamp() if isinstance(t, datetime) else parse_time(str(t))
+
+
+class TransformSteps(KindSteps):
+    """This module's steps, as the controller calls a kind's (scheduler.burst_kind)."""
+
+    kind = SageMakerKind.TRANSFORM
+    plurals = TRANSFORM_PLURALS
+
+    def job_name(self, job: JobRequest) -> str:
+        return training_job_name(job)  # a transform job's name is derived as a training job's is
+
+    def send(self, kube: Kube, sagemaker: SageMaker | None, job: JobRequest, launch: CloudLaunch, name: str,
+             target: EmitTarget) -> str:
+        return send(kube, sagemaker, job, launch, name, target)
+
+    def stop(self, kube: Kube, sagemaker: SageMaker | None, namespace: str, name: str, target: EmitTarget) -> None:
+        stop(kube, sagemaker, namespace, name, target)
+
+    def described(self, sagemaker: SageMaker, name: str) -> dict[str, Any] | None:
+        found = sagemaker.describe_transform_job(name)
+        return followed(found) if found is not None else None
+
+    def followed_resource(self, cr: dict[str, Any]) -> dict[str, Any]:
+        return followed_resource(cr)
+
+    def cost(self, launch: CloudLaunch, itype: InstanceType, described: dict[str, Any], now: float) -> float | None:
+        return cost(launch, itype, described, now)
+
+    def past_runtime_cap(self, launch: CloudLaunch, described: dict[str, Any], now: float) -> bool:
+        return past_runtime_cap(launch, described, now)
+
+    def ended(self, sagemaker: SageMaker | None, name: str, target: EmitTarget) -> None:
+        forget_model(sagemaker, name, target)
