@@ -49,6 +49,7 @@ from .burst_kind import API_VERSIONS, KindSteps
 from .sagemaker import SageMaker, SageMakerError
 from .transform_burst import TransformSteps
 from .trial_pods import tuning_config_maps
+from .tuning_burst import TuningSteps
 from .virtual_node import VirtualNode
 from .world import World, annotations_of, completed_of, format_local_nodes, key_of, nodes_of, running_of
 
@@ -93,7 +94,7 @@ class Controller:
         self._described: dict[str, float] = {}  # uid -> when its training job was last described
         self._resources: dict[tuple[str, str, str], dict] = {}  # this cycle's TrainingJob resources
         # The kinds beyond training, each with its own steps; and this cycle's resources of each.
-        self._kinds: dict[SageMakerKind, KindSteps] = {s.kind: s for s in (TransformSteps(),)}
+        self._kinds: dict[SageMakerKind, KindSteps] = {s.kind: s for s in (TransformSteps(), TuningSteps())}
         self._kind_resources: dict[SageMakerKind, dict[tuple[str, str, str], dict]] = {}
         self.changed = threading.Event()
         self._writes = 0

@@ -36,9 +36,10 @@ TOLERATIONS = (
 SELECTOR = {C.VIRTUAL_NODE_LABEL: "true"}
 # SecondaryStatus values during which the training job holds instances and trains (or restores,
 # or waits for spot to come back): the pod is Running. Before them it starts: the pod is Pending.
-# A transform job's are given in those terms by scheduler.transform_burst (Transforming, once started).
+# A transform job's are given in those terms by scheduler.transform_burst (Transforming, once started),
+# and a tuning job's by scheduler.tuning_burst (Tuning, once a trial started).
 TRAINING = {"Training", "Uploading", "Interrupted", "Restarting", "Completed", "Stopping", "Stopped",
-            "Failed", "MaxRuntimeExceeded", "MaxWaitTimeExceeded", "Updating", "Transforming"}
+            "Failed", "MaxRuntimeExceeded", "MaxWaitTimeExceeded", "Updating", "Transforming", "Tuning"}
 
 
 def template_patch(template_spec: dict) -> dict | None:
