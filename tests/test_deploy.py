@@ -32,6 +32,9 @@ CLUSTER_CALLS = {("batch", "jobs", v) for v in ("get", "list", "watch", "patch")
     *{("sagemaker.aws.amazon.com", "batchtransformjobs", v) for v in ("create", "list", "delete")},
     ("sagemaker.services.k8s.aws", "models", "create"),
     ("", "configmaps", "get"),  # a sweep's tuning spec in a ConfigMap (scheduler/trial_pods.tuning_config_maps)
+    # hyperparameter tuning (scheduler/tuning_burst.py)
+    *{(group, "hyperparametertuningjobs", v) for group in ("sagemaker.services.k8s.aws", "sagemaker.aws.amazon.com")
+      for v in ("create", "list", "delete")},
 }
 NAMESPACE_CALLS = {("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")} | {
     ("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
@@ -64,7 +67,9 @@ def test_rbac_grants_what_the_controller_calls_and_nothing_more():
     spare = {("", "pods", "get"), ("", "nodes", "watch"), ("", "events", "patch"),
              ("sagemaker.services.k8s.aws", "trainingjobs", "watch"), ("sagemaker.aws.amazon.com", "trainingjobs", "watch"),
              ("sagemaker.services.k8s.aws", "transformjobs", "watch"),
-             ("sagemaker.aws.amazon.com", "batchtransformjobs", "watch")}
+             ("sagemaker.aws.amazon.com", "batchtransformjobs", "watch"),
+             ("sagemaker.services.k8s.aws", "hyperparametertuningjobs", "watch"),
+             ("sagemaker.aws.amazon.com", "hyperparametertuningjobs", "watch")}
     assert granted(docs["ClusterRole"]["rules"]) - spare == CLUSTER_CALLS
     assert granted(docs["Role"]["rules"]) == NAMESPACE_CALLS
     assert docs["Role"]["metadata"]["namespace"] == "spillway-system"
