@@ -143,3 +143,30 @@ def test_legacy_emission_makes_a_hyperparameter_tuning_job_resource(tmp_path, sa
         assert made.job("legacy")["metadata"]["annotations"][C.SAGEMAKER_JOB_NAME] == cr["metadata"]["name"]
     finally:
         made.close()
+
+
+def test_a_sweep_whose_trials_all_fail_fails_its_pods_and_writes_no_best_trial(tmp_path, sagemaker):
+    made = cluster_for(tmp_path, sagemaker, "api")
+    try:
+        failing = sweep("failing")
+        annotations = failing["metadata"]["annotations"]
+        spec = yaml.safe_load(annotations[C.TUNING_SPEC])
+        spec["static"]["sandbox_fail"] = "true"  # the sandbox's trials fail (AlgorithmError), all of them
+        annotations[C.TUNING_SPEC] = yaml.safe_dump(spec)
+        failing["spec"].update(completions=2, parallelism=2, backoffLimit=0)
+        for key in ("backoffLimitPerIndex", "maxFailedIndexes"):
+            failing["spec"].pop(key)
+        made.apply(failing)
+        waited = made.kubectl("wait", "--for=condition=failed", "job/failing", "-n", "ml", "--timeout=60s")
+        assert waited.returncode == 0, waited.stderr
+        ann = made.job("failing")["metadata"]["annotations"]
+        assert ann[C.SAGEMAKER_STATUS] == "Failed/Failed"
+        assert not {C.TUNING_BEST_TRIAL, C.TUNING_BEST_OBJECTIVE, C.TUNING_BEST_HYPERPARAMETERS} & set(ann)
+        described = sagemaker.client().describe_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=ann[C.SAGEMAKER_JOB_NAME])
+        assert described["TrainingJobStatusCounters"]["NonRetryableError"] == 2
+        failed = [p for p in made.pods("failing") if p["status"]["phase"] == "Failed"]
+        assert failed and all("All training jobs failed" in p["status"]["message"] for p in failed)
+        assert TUNING_CREATES[ann[C.SAGEMAKER_JOB_NAME]] == 1, "a failed tuning job is not relaunched"
+    finally:
+        made.close()
