@@ -68,6 +68,11 @@ class KindSteps:
         """What one of the Job's pods on the virtual node shows, given what all of them show."""
         return show
 
+    def logged(self, sagemaker: SageMaker | None, names: list[str]) -> tuple[list[str], str]:
+        """The SageMaker jobs whose CloudWatch logs are the burst's (kubectl logs, spillway logs), in
+        order, and how their headers name them."""
+        return list(names), self.kind.job_words
+
     def list_resources(self, kube: Kube, targets: set[EmitTarget]) -> dict[tuple[str, str, str], dict]:
         """The job resources of the emit targets in use, by (api version, namespace, name)."""
         out = {}

@@ -796,7 +796,9 @@ class Controller:
         burst = self.ledger.bursts.get(owner_uid(found))
         if burst is None or (found.get("spec") or {}).get("nodeName") != self.virtual_node.name:
             return None
-        return BurstJobs(list(burst.names), _job_words(burst))
+        steps = self._steps(burst)
+        return BurstJobs(*steps.logged(self.sagemaker, burst.names)) if steps is not None else \
+            BurstJobs(list(burst.names), _job_words(burst))
 
     def _tend(self, item: tuple[str, list[dict]], world: World, now: float) -> None:
         """What a kubelet does for its pods, for the pods of one Job: each shows its training job;

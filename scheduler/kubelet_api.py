@@ -24,7 +24,7 @@ class BurstJobs(NamedTuple):
     """The SageMaker jobs a burst's pod stands for, in order, and how to name them."""
 
     names: list[str]
-    words: str = "training job"  # or "transform job"
+    words: str = "training job"  # or "transform job" (a tuning burst's are its trials: training jobs)
 
 
 # (namespace, pod) -> the jobs the pod's burst ran; None: not a burst's pod
@@ -62,7 +62,10 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) != 4 or parts[0] != "containerLogs":
             return self._send(404, f"{url.path}: only /containerLogs/NAMESPACE/POD/CONTAINER is served here\n")
         _, namespace, pod, _container = parts
-        jobs = self.server.jobs_of(namespace, pod)
+        try:
+            jobs = self.server.jobs_of(namespace, pod)
+        except Exception as exc:  # noqa: BLE001 - SageMaker unreachable while a sweep's trials are listed, say
+            return self._send(502, f"cannot tell which SageMaker jobs pod {namespace}/{pod} ran: {exc}\n")
         if jobs is None:
             return self._send(404, f"pod {namespace}/{pod} is not a burst's: nothing of it runs on SageMaker\n")
         tail_lines = parse_qs(url.query).get("tailLines")

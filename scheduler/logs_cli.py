@@ -12,7 +12,7 @@ DESCRIPTION = """\
 Print the CloudWatch log of a burst Job's SageMaker training jobs (log group
 /aws/sagemaker/TrainingJobs), or transform jobs (/aws/sagemaker/TransformJobs), oldest first:
 each job it ran, in order (the launch, a spot fallback's relaunch, a backoffLimit retry), under a
-header. The names come from the burst
+header. A hyperparameter tuning burst's log is its trials' (training jobs), in launch order. The names come from the burst
 ledger (--ledger-namespace), the region from the burst. A Job that ran on the cluster has no
 SageMaker log: use kubectl logs. AWS credentials come from the usual places (environment,
 ~/.aws, an IAM role); against the sandbox's SageMaker any values will do
@@ -43,6 +43,7 @@ def cmd_logs(args) -> int:
     from .kubelet_api import header
     from .ledger import Ledger
     from .sagemaker import SageMaker, SageMakerError
+    from .tuning_burst import TuningSteps
 
     try:
         kube = Kube(api_client(args.kubeconfig, args.context))
@@ -63,7 +64,15 @@ def cmd_logs(args) -> int:
                                      f"this Job has not burst to SageMaker (placement: {placement})",
                                      "kubectl logs job/" + args.job)])
     sagemaker = SageMaker(burst.launch.region, endpoint_url=args.sagemaker_endpoint_url)
-    for attempt, name in enumerate(burst.names):
+    names, words = list(burst.names), SageMakerKind(burst.launch.kind).job_words
+    if burst.launch.kind == SageMakerKind.TUNING:  # its trials write the log, each a training job
+        try:
+            names, words = TuningSteps().logged(sagemaker, names)
+        except SageMakerError as exc:
+            raise InputError([InputIssue(burst.current_name, "SageMaker", f"cannot list its trials: {exc}",
+                                         "use AWS credentials that allow "
+                                         "sagemaker:ListTrainingJobsForHyperParameterTuningJob")]) from None
+    for attempt, name in enumerate(names):
         try:
             lines = sagemaker.job_log(name)
         except SageMakerError as exc:
@@ -71,6 +80,6 @@ def cmd_logs(args) -> int:
                                          "use AWS credentials that allow logs:DescribeLogStreams and "
                                          "logs:GetLogEvents on /aws/sagemaker/TrainingJobs and TransformJobs (against the "
                                          "sandbox's --sagemaker-endpoint-url, any will do)")]) from None
-        print(header(name, SageMakerKind(burst.launch.kind).job_words, attempt, len(burst.names)))
+        print(header(name, words, attempt, len(names)))
         print("\n".join(lines) if lines else "(no log yet)")
     return 0

@@ -107,6 +107,13 @@ class TuningSteps(KindSteps):
     def pod_shown(self, show: Shown, pod: dict[str, Any], described: dict[str, Any] | None) -> Shown:
         return trial_pod_shown(show, pod, described)
 
+    def logged(self, sagemaker: SageMaker | None, names: list[str]) -> tuple[list[str], str]:
+        """A tuning job writes no log of its own: its trials do, each as a training job. Every pod of
+        the sweep shows them all, in launch order (a pod stands for the sweep, not for one trial)."""
+        if sagemaker is None:
+            return list(names), self.kind.job_words
+        return sorted(t["TrainingJobName"] for name in names for t in sagemaker.tuning_trials(name)), "training job"
+
 
 def followed(described: dict[str, Any], trials: list[dict[str, Any]],
              billed: dict[str, float | None]) -> dict[str, Any]:
