@@ -99,6 +99,13 @@ class TuningSteps(KindSteps):
     def cost(self, launch: CloudLaunch, itype: InstanceType, described: dict[str, Any], now: float) -> float | None:
         return cost(launch, itype, described, now)
 
+    def ended(self, sagemaker: SageMaker | None, name: str, target: EmitTarget) -> None:
+        """Its trials' billed seconds are booked in the ledger now: forget them (trials are named
+        <tuning job>-NNN-<8 hex>), so a long-lived controller keeps only its sweeps in flight."""
+        with self._lock:
+            for trial in [t for t in self._billed if t.startswith(f"{name}-")]:
+                del self._billed[trial]
+
     def outcome_annotations(self, described: dict[str, Any]) -> dict[str, str]:
         if described.get("TrainingJobStatus") != "Completed":
             return {}

@@ -126,3 +126,31 @@ def test_the_pod_of_index_i_succeeds_once_i_plus_one_trials_completed():
     failed = Shown("Failed", "SageMakerTrainingFailed", "stopped")
     assert trial_pod_shown(failed, pod("0"), described) == failed, "an ended tuning job's answer stands"
     assert trial_pod_shown(running, pod("0"), None) == running, "nothing known yet"
+
+
+def test_ended_trials_are_described_once_and_forgotten_when_the_sweep_ends():
+    from scheduler.tuning_burst import TuningSteps
+
+    class Trials:  # the SageMaker adapter's calls that TuningSteps makes
+        def __init__(self):
+            self.described: list[str] = []
+
+        def describe_tuning_job(self, name):
+            return {"HyperParameterTuningJobStatus": "InProgress", "HyperParameterTuningJobArn": "arn:h"}
+
+        def tuning_trials(self, name):
+            return [trial(1, "Completed", minutes=60) | {"TrainingJobName": f"{name}-001-abcdef01"},
+                    trial(2, "InProgress") | {"TrainingJobName": f"{name}-002-abcdef02"}]
+
+        def describe(self, name):
+            self.described.append(name)
+            return {"BillableTimeInSeconds": 1800}
+
+    steps, sm = TuningSteps(), Trials()
+    for _ in range(3):
+        described = steps.described(sm, "sweep")
+    assert sm.described == ["sweep-001-abcdef01"], "an ended trial's billed seconds never change: asked once"
+    assert described is not None and described["_trials"][0][2] == 1800 and described["_trials"][1][2] is None
+    steps.ended(sm, "sweep", EmitTarget.API)
+    steps.described(sm, "sweep")
+    assert sm.described == ["sweep-001-abcdef01"] * 2, "forgotten once the burst ended"
