@@ -100,3 +100,33 @@ def test_a_transform_job_becomes_an_ack_model_and_transform_job_the_real_server_
     wait_for(lambda: not plane.kube.custom.list_namespaced_custom_object(*transforms)["items"]
              and not plane.kube.custom.list_namespaced_custom_object(*models)["items"],
              what="the Model and TransformJob to be collected with their Job")
+
+
+def test_a_sweep_becomes_an_ack_hyperparameter_tuning_job_the_real_server_accepts(plane, namespace,
+                                                                                  controller_kube, stop_event):
+    """A Bayesian sweep (only SageMaker's tuner runs one) with emit ack: one
+    HyperParameterTuningJob, created by the controller through the real API server (Strict,
+    against the published CRD), and collected with its Job."""
+    spec = ("objective: {metric: validation:loss, regex: 'val_loss=([0-9.]+)', type: Minimize}\n"
+            "strategy: Bayesian\n"
+            "parameters:\n  lr: {type: continuous, min: 0.0001, max: 0.1, scaling: Logarithmic}\n"
+            "static: {epochs: 3}\n")
+    job = job_manifest("sweep", namespace, gpus=1, parallelism=2, **{
+        C.MODE: "auto", C.RUNTIME_ESTIMATE: "30m", C.SAGEMAKER_KIND: "tuning", C.TUNING_SPEC: spec})
+    job["spec"]["completions"] = 6
+    plane.kube.batch.create_namespaced_job(namespace, job)
+    start_controller(controller_kube, stop_event, sageMaker={"emit": "ack"})
+    name = wait_for(lambda: annotation(plane.kube, namespace, "sweep", C.SAGEMAKER_JOB_NAME), what="the launch")
+    tuning = ("sagemaker.services.k8s.aws", "v1alpha1", namespace, "hyperparametertuningjobs")
+    [cr] = wait_for(lambda: plane.kube.custom.list_namespaced_custom_object(*tuning)["items"],
+                    what="the HyperParameterTuningJob")
+    assert cr["metadata"]["name"] == name and len(name) <= 32
+    config = cr["spec"]["hyperParameterTuningJobConfig"]
+    assert config["strategy"] == "Bayesian" and config["hyperParameterTuningJobObjective"]["type_"] == "Minimize"
+    assert config["resourceLimits"] == {"maxNumberOfTrainingJobs": 6, "maxParallelTrainingJobs": 2}
+    assert cr["spec"]["trainingJobDefinition"]["staticHyperParameters"] == {"epochs": "3"}
+    assert not plane.kube.custom.list_namespaced_custom_object(*ACK[:2], namespace, ACK[2])["items"], \
+        "a sweep is one tuning job, not training jobs"
+    kubectl(plane.plane.kubeconfig, "delete", "job", "sweep", "-n", namespace)
+    wait_for(lambda: not plane.kube.custom.list_namespaced_custom_object(*tuning)["items"],
+             what="the HyperParameterTuningJob to be collected with its Job")
