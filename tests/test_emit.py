@@ -18,9 +18,8 @@ from policies import Placement, Reason, decide, job_from_manifest
 from policies.model.constants import EmitTarget
 from policies.decide.emit import create_training_job_request, training_job_name, training_job_resource
 from policies.model.errors import InputError
-from sim.sandbox.apiserver import bundled_crds
-from sim.sandbox.resources import types_from_crd
 from sim.sandbox.validation import validate
+from tests import crds
 from tests.builders import BUCKET, ROLE, cluster, policy
 
 EXAMPLE = yaml.safe_load(resources.files("policies").joinpath("examples/job.yaml").read_text())
@@ -45,10 +44,7 @@ def example(**changes) -> dict:
 
 
 def crd_type(group: str):
-    for crd in bundled_crds():
-        if crd["spec"]["group"] == group and crd["spec"]["names"]["kind"] == "TrainingJob":
-            return types_from_crd(crd)[0]
-    raise AssertionError(group)
+    return crds.crd_type("TrainingJob", group)
 
 
 def burst(manifest: dict, emit: str = "ack", **spec):

@@ -17,9 +17,8 @@ from policies import constants as C
 from policies.decide import (create_model_request, create_transform_job_request, model_resource, transform_job_name,
                              transform_job_resource)
 from policies.model import EmitTarget, InputError, SageMakerKind, SplitType, default_catalog
-from sim.sandbox.apiserver import bundled_crds
-from sim.sandbox.resources import types_from_crd
 from sim.sandbox.validation import validate
+from tests.crds import crd_type
 from tests.builders import BUCKET, ROLE, cluster, policy
 
 EXAMPLE = yaml.safe_load(resources.files("policies").joinpath("examples/transform-job.yaml").read_text())
@@ -49,12 +48,6 @@ def burst(manifest: dict, emit: str = "ack", busy: bool = True, **spec):
     sm = {**TRANSFORM_POLICY["sageMaker"], "emit": emit, **spec.pop("sageMaker", {})}
     return j, decide(j, snap.build(), policy(sageMaker=sm, **spec))
 
-
-def crd_type(kind: str):
-    for crd in bundled_crds():
-        if crd["spec"]["names"]["kind"] == kind:
-            return types_from_crd(crd)[0]
-    raise AssertionError(kind)
 
 
 def test_the_annotations_make_a_transform_request():

@@ -19,9 +19,8 @@ from policies.decide import tuning_job_name, tuning_job_resource
 from policies.model import EmitTarget, SageMakerKind, default_catalog
 from scheduler.node_agent import Shown
 from scheduler.tuning_burst import (best_trial_annotations, cost, followed, followed_resource, trial_pod_shown)
-from sim.sandbox.apiserver import bundled_crds
-from sim.sandbox.resources import types_from_crd
 from sim.sandbox.validation import validate
+from tests.crds import crd_type
 from tests.builders import BUCKET, cluster, policy
 
 EXAMPLE = yaml.safe_load(resources.files("policies").joinpath("examples/tuning-job.yaml").read_text())
@@ -40,12 +39,6 @@ def burst(emit: str = "ack"):
     assert d.launch is not None and d.launch.kind == SageMakerKind.TUNING
     return j, d.launch
 
-
-def crd_type(kind: str):
-    for crd in bundled_crds():
-        if crd["spec"]["names"]["kind"] == kind:
-            return types_from_crd(crd)[0]
-    raise AssertionError(kind)
 
 
 def trial(n: int, status: str, started: bool = True, minutes: float | None = None) -> dict:

@@ -20,9 +20,8 @@ from policies.decide import create_tuning_job_request, tuning_job_name, tuning_j
 from policies.model import (EmitTarget, InputError, RangeKind, SageMakerKind, Strategy, default_catalog, hp_variable,
                             trial_environment, trial_hyperparameters)
 from scheduler.cli import main
-from sim.sandbox.apiserver import bundled_crds
-from sim.sandbox.resources import types_from_crd
 from sim.sandbox.validation import validate
+from tests.crds import crd_type
 from tests.builders import BUCKET, cluster, policy
 
 EXAMPLE = yaml.safe_load(resources.files("policies").joinpath("examples/tuning-job.yaml").read_text())
@@ -59,12 +58,6 @@ def burst(manifest: dict, emit: str = "ack", busy: bool = True, **sm):
         snap = snap.busy("n0", 4, until_hours=20)
     return j, decide(j, snap.build(), policy(sageMaker={**L4_POLICY, "emit": emit, **sm}))
 
-
-def crd_type(kind: str):
-    for crd in bundled_crds():
-        if crd["spec"]["names"]["kind"] == kind:
-            return types_from_crd(crd)[0]
-    raise AssertionError(kind)
 
 
 def issues_of(manifest: dict, config_maps=None) -> list[str]:

@@ -91,17 +91,18 @@ def training_job_resource(job: JobRequest, launch: CloudLaunch, name: str, targe
         api_version = LEGACY_API_VERSION
     else:
         raise ValueError(f"{target.value} is not emitted as a custom resource")
+    return {"apiVersion": api_version, "kind": "TrainingJob", "metadata": owned_metadata(job, name), "spec": spec}
+
+
+def owned_metadata(job: JobRequest, name: str) -> dict[str, Any]:
+    """A burst's resource is owned by its Job: deleting the Job deletes it (and its controller's
+    finalizer stops the SageMaker job)."""
     return {
-        "apiVersion": api_version,
-        "kind": "TrainingJob",
-        "metadata": {
-            "name": name,
-            "namespace": job.namespace,
-            "labels": {C.OWNER_LABEL: job.uid, "app.kubernetes.io/managed-by": C.CONTROLLER_NAME},
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job.name, "uid": job.uid,
-                                 "controller": True, "blockOwnerDeletion": True}],
-        },
-        "spec": spec,
+        "name": name,
+        "namespace": job.namespace,
+        "labels": {C.OWNER_LABEL: job.uid, "app.kubernetes.io/managed-by": C.CONTROLLER_NAME},
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job.name, "uid": job.uid,
+                             "controller": True, "blockOwnerDeletion": True}],
     }
 
 

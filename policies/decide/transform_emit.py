@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import CloudLaunch, EmitTarget, JobRequest, constants as C
-from .emit import ACK_API_VERSION, LEGACY_API_VERSION, _ack_key, _converted, _legacy_key, training_job_name
+from .emit import ACK_API_VERSION, LEGACY_API_VERSION, _ack_key, _converted, _legacy_key, owned_metadata, training_job_name
 
 TRANSFORM_PLURALS = {EmitTarget.ACK: "transformjobs", EmitTarget.LEGACY: "batchtransformjobs"}
 TRANSFORM_KINDS = {EmitTarget.ACK: "TransformJob", EmitTarget.LEGACY: "BatchTransformJob"}
@@ -70,16 +70,6 @@ def create_transform_job_request(job: JobRequest, launch: CloudLaunch, name: str
     }
 
 
-def _metadata(job: JobRequest, name: str) -> dict[str, Any]:
-    """Owned by the Job: deleting the Job deletes the resource (and its controller's finalizer
-    stops the transform job)."""
-    return {
-        "name": name,
-        "namespace": job.namespace,
-        "labels": {C.OWNER_LABEL: job.uid, "app.kubernetes.io/managed-by": C.CONTROLLER_NAME},
-        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job.name, "uid": job.uid,
-                             "controller": True, "blockOwnerDeletion": True}],
-    }
 
 
 def model_resource(job: JobRequest, launch: CloudLaunch, name: str) -> dict[str, Any]:
@@ -87,7 +77,7 @@ def model_resource(job: JobRequest, launch: CloudLaunch, name: str) -> dict[str,
     request = create_model_request(job, launch, name)
     # ACK spells ModelDataUrl modelDataURL and ExecutionRoleArn executionRoleARN.
     spec = {_ack_spelling(k): _converted(v, k, _ack_spelling) for k, v in request.items()}
-    return {"apiVersion": ACK_API_VERSION, "kind": "Model", "metadata": _metadata(job, name), "spec": spec}
+    return {"apiVersion": ACK_API_VERSION, "kind": "Model", "metadata": owned_metadata(job, name), "spec": spec}
 
 
 def transform_job_resource(job: JobRequest, launch: CloudLaunch, name: str, target: EmitTarget) -> dict[str, Any]:
@@ -102,7 +92,7 @@ def transform_job_resource(job: JobRequest, launch: CloudLaunch, name: str, targ
         api_version = LEGACY_API_VERSION
     else:
         raise ValueError(f"{target.value} is not emitted as a custom resource")
-    return {"apiVersion": api_version, "kind": TRANSFORM_KINDS[target], "metadata": _metadata(job, name),
+    return {"apiVersion": api_version, "kind": TRANSFORM_KINDS[target], "metadata": owned_metadata(job, name),
             "spec": spec}
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from ..model import CloudLaunch, EmitTarget, JobRequest, constants as C
 from ..model import RangeKind, TuningSpec
 from .emit import ACK_API_VERSION, CHECKPOINT_LOCAL_PATH, LEGACY_API_VERSION, TRAINING_CHANNEL, VOLUME_SIZE_GB, \
-    _ack_key, _converted, _legacy_key
+    _ack_key, _converted, _legacy_key, owned_metadata
 
 TUNING_PLURAL = "hyperparametertuningjobs"  # both targets
 TUNING_KINDS = {EmitTarget.ACK: "HyperParameterTuningJob", EmitTarget.LEGACY: "HyperparameterTuningJob"}
@@ -119,18 +119,8 @@ def tuning_job_resource(job: JobRequest, launch: CloudLaunch, name: str, target:
         api_version = LEGACY_API_VERSION
     else:
         raise ValueError(f"{target.value} is not emitted as a custom resource")
-    return {
-        "apiVersion": api_version,
-        "kind": TUNING_KINDS[target],
-        "metadata": {
-            "name": name,
-            "namespace": job.namespace,
-            "labels": {C.OWNER_LABEL: job.uid, "app.kubernetes.io/managed-by": C.CONTROLLER_NAME},
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job.name, "uid": job.uid,
-                                 "controller": True, "blockOwnerDeletion": True}],
-        },
-        "spec": spec,
-    }
+    return {"apiVersion": api_version, "kind": TUNING_KINDS[target], "metadata": owned_metadata(job, name),
+            "spec": spec}
 
 
 def tuning_emitted(job: JobRequest, launch: CloudLaunch, name: str, target: EmitTarget) -> list[dict[str, Any]]:

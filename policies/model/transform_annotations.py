@@ -74,14 +74,18 @@ def _read_transform_fields(ann: dict[str, str], out: dict[str, Any], bad: Bad) -
             out["split_type"] = found
 
 
-def transform_untranslatable(command: Any, args: Any) -> str | None:
-    """Why a transform Job's container cannot become a SageMaker Model, or None when it can: a
-    Model runs its image's own entrypoint (SageMaker starts it with `serve`), and CreateModel has
-    no field for a command or args, on any emit target."""
+def entrypoint_untranslatable(command: Any, args: Any, what: str, instead: str) -> str | None:
+    """Why a container's command or args cannot travel to a SageMaker job that runs its image's
+    own ENTRYPOINT (`what` has no field for them), or None when it sets neither."""
     present = [name for name, value in (("command", command), ("args", args)) if value]
     if not present:
         return None
     fields = " and ".join(f"containers[].{name}" for name in present)
-    return (f"the container sets {fields}, and a SageMaker Model has no field for it (its image's ENTRYPOINT "
-            "serves the model); build an image that serves on its own, or keep the Job local "
-            f"({C.MODE}: local)")
+    return (f"the container sets {fields}, and {what} has no field for it (its image's ENTRYPOINT runs); "
+            f"{instead}, or keep the Job local ({C.MODE}: local)")
+
+
+def transform_untranslatable(command: Any, args: Any) -> str | None:
+    """A Model runs its image's own entrypoint (SageMaker starts it with `serve`), and CreateModel
+    has no field for a command or args, on any emit target."""
+    return entrypoint_untranslatable(command, args, "a SageMaker Model", "build an image that serves on its own")

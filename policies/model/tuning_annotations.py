@@ -15,6 +15,7 @@ import yaml
 
 from . import constants as C
 from .constants import Mode, SageMakerKind
+from .transform_annotations import entrypoint_untranslatable
 from .tuning_spec import TuningSpec, read_tuning_spec
 
 Bad = Callable[[str, str, str], None]  # bad(path, problem, fix)
@@ -96,14 +97,9 @@ def _check_local(ann: dict[str, str], spec: TuningSpec, bad: Bad) -> None:
             "use strategy: Random or Grid to keep it local, or mode auto or cloud")
 
 
+
 def tuning_untranslatable(command: Any, args: Any) -> str | None:
-    """Why a sweep's container cannot become a tuning job's training definition, or None: that
-    definition runs its image's own entrypoint (it has no ContainerEntrypoint or
-    ContainerArguments, on any emit target)."""
-    present = [name for name, value in (("command", command), ("args", args)) if value]
-    if not present:
-        return None
-    fields = " and ".join(f"containers[].{name}" for name in present)
-    return (f"the container sets {fields}, and a hyperparameter tuning job's training definition has no field "
-            "for it (its trials run the image's ENTRYPOINT); build an image that trains on its own, or keep the "
-            f"Job local ({C.MODE}: local)")
+    """A tuning job's training definition runs its image's own entrypoint: it has no
+    ContainerEntrypoint or ContainerArguments, on any emit target."""
+    return entrypoint_untranslatable(command, args, "a hyperparameter tuning job's training definition",
+                                     "build an image that trains on its own")
