@@ -21,6 +21,7 @@ SDK_OWNERS = {
     "boto3": {"scheduler/sagemaker.py", "sim/sagemaker_lifecycle.py"},
     "prometheus_api_client": {"scheduler/prometheus.py"},
     "ray": {"sim/ray_backend.py"},
+    "optuna": {"scheduler/bayesian_trials.py"},
 }
 
 

@@ -104,8 +104,9 @@ def test_the_deployment_runs_two_replicas_of_a_command_the_cli_accepts():
 
 
 def test_the_controller_starts_without_the_simulators_dependencies():
-    # As in the controller image: the 'sim' extra and the test tools are not installed.
-    absent = ["moto", "flask", "flask_cors", "matplotlib", "jsonschema", "jsonpatch", "werkzeug", "tqdm",
+    # As in the controller image: the 'sim' extra and the test tools are not installed (tqdm is:
+    # Optuna, which chooses a Bayesian sweep's trials, needs it).
+    absent = ["moto", "flask", "flask_cors", "matplotlib", "jsonschema", "jsonpatch", "werkzeug",
               "kubernetes_validate", "pytest", "hypothesis"]
     code = f"""
 import importlib.abc, sys

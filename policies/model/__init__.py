@@ -19,6 +19,7 @@ from .units import (finite_or_none, format_micro_time, format_time, next_utc_mid
 from .tuning_spec import ObjectiveType, ParameterRange, RangeKind, Scaling, Strategy, TuningSpec, read_tuning_spec
 from .tuning_trials import (HYPERPARAMETERS_DIR, HYPERPARAMETERS_FILE, hp_variable, hyperparameters_json,
                             trial_environment, trial_hyperparameters)
+from .tuning_results import TrialResult, objective_from_log, read_trial_results, trial_results_text
 from .values import value
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "pod_spec_gpus", "value",
     "HYPERPARAMETERS_DIR", "HYPERPARAMETERS_FILE", "ObjectiveType", "ParameterRange", "RangeKind", "Scaling",
     "Strategy", "TuningSpec", "hp_variable", "read_tuning_spec", "hyperparameters_json", "trial_environment", "trial_hyperparameters",
+    "TrialResult", "objective_from_log", "read_trial_results", "trial_results_text",
 ]

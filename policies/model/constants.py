@@ -79,6 +79,12 @@ TUNING_BEST_OBJECTIVE = f"{API_GROUP}/tuning-best-objective"  # its objective: m
 TUNING_BEST_HYPERPARAMETERS = f"{API_GROUP}/tuning-best-hyperparameters"  # its tuned values, as JSON
 # On a sweep's trial pod: its hyperparameters as JSON, the source of its hyperparameters.json file
 TRIAL_HYPERPARAMETERS = f"{API_GROUP}/trial-hyperparameters"
+# On a local Bayesian sweep's Job: each finished trial's values and objective (read from its log),
+# as JSON; what its next trials are chosen from (policies/model/tuning_results.py)
+TRIAL_RESULTS = f"{API_GROUP}/trial-results"
+# On a local Bayesian trial's pod: the indexes of the finished trials Optuna was given to choose its values
+TRIAL_ASKED_WITH = f"{API_GROUP}/trial-asked-with"
+TRIAL_LABEL = f"{API_GROUP}/trial"  # "true" on a local-capable sweep's pods: the pod webhook's selector
 
 WRITTEN_ANNOTATIONS = (
     DECISION_PLACEMENT,
@@ -96,6 +102,7 @@ WRITTEN_ANNOTATIONS = (
     TUNING_BEST_TRIAL,
     TUNING_BEST_OBJECTIVE,
     TUNING_BEST_HYPERPARAMETERS,
+    TRIAL_RESULTS,
 )
 
 # --- What the controller creates -------------------------------------------------------
