@@ -22,6 +22,7 @@ from policies import (
     plan,
     queue_order,
 )
+from policies import constants as C
 from policies.decide import emitted, transform_job_name, tuning_emitted, tuning_job_name
 from policies.model import (HYPERPARAMETERS_DIR, HYPERPARAMETERS_FILE, POSITIVE, SageMakerKind, format_time, parse_time,
                             trial_hyperparameters)
@@ -181,7 +182,7 @@ def cmd_explain(args) -> int:
         out = decision.to_dict()
         if shown is not None:  # what the burst would send, in order
             out["emits"] = burst_emission(job, shown, target)
-        if job.tuning is not None and job.tuning.strategy.drawn_locally:
+        if job.tuning is not None and job.tuning.strategy.drawn_per_index:
             out["trials"] = [trial_hyperparameters(job.tuning, i) for i in range(job.trials)]
         emit(out, args.output)
         return 0
@@ -374,11 +375,17 @@ TRIALS_SHOWN = 8
 
 def render_trials(job) -> str:
     """A sweep's trials as they run on the cluster: each index's hyperparameters (Random and Grid
-    are drawn per index), or why SageMaker's tuner alone chooses them."""
+    are drawn per index), or how they are chosen as earlier trials finish."""
     spec = job.tuning
-    if not spec.strategy.drawn_locally:
+    if not spec.strategy.runs_locally:
         return (f"\nTrials     {job.trials}, chosen by SageMaker's {spec.strategy.value} tuner as earlier trials "
                 "finish (such a sweep runs only on SageMaker)")
+    if not spec.strategy.drawn_per_index:
+        return (f"\nTrials     {job.trials}, {min(job.pods, job.trials)} at once; on the cluster, chosen by Optuna's TPE "
+                f"as earlier trials finish: the pod of index i is asked for its values given the objectives read "
+                f"from the finished trials' logs ({C.TRIAL_RESULTS} on the Job; random until 10 have finished), "
+                f"and gets them as SM_HP_<NAME> and {HYPERPARAMETERS_DIR}/{HYPERPARAMETERS_FILE}; on SageMaker, "
+                f"chosen by its {spec.strategy.value} tuner")
     names = [p.name for p in spec.parameters]
     rows = [[i, *(trial_hyperparameters(spec, i)[n] for n in names)] for i in range(min(job.trials, TRIALS_SHOWN))]
     more = f"\n(... and {job.trials - TRIALS_SHOWN} more; -o json lists every trial)" if job.trials > TRIALS_SHOWN else ""

@@ -48,7 +48,8 @@ from .placement import pin_to_nodes
 from .burst_kind import API_VERSIONS, KindSteps
 from .sagemaker import SageMaker, SageMakerError
 from .transform_burst import TransformSteps
-from .trial_pods import tuning_config_maps
+from .trial_history import UnreadableLog, harvested, index_of, owner_job, unrecorded
+from .trial_pods import bayesian_sweep_on_cluster, tuning_config_maps
 from .tuning_burst import TuningSteps
 from .virtual_node import VirtualNode
 from .world import World, annotations_of, completed_of, format_local_nodes, key_of, nodes_of, running_of
@@ -170,6 +171,7 @@ class Controller:
         self._vpods = self._virtual_node_pods()
         self._each(self._follow, list(self.ledger.bursts.values()), world, now)
         self._each(self._tend, list(self._vpods.items()), world, now)
+        self._record_trials(world)
         self._checks = self.kueue.pending(now)
         pending = self._pending(world, now)
         snapshot = self._snapshot(world, now, report)
@@ -220,6 +222,37 @@ class Controller:
         if error is not None:
             raise error
         return results
+
+    # --- a local Bayesian sweep's finished trials ------------------------------------------------
+
+    def _record_trials(self, world: World) -> None:
+        """Each finished trial of a Bayesian sweep on the cluster: its values and the objective
+        its log shows, written on its Job, where the pod webhook asks Optuna from them
+        (trial_history.py). One list of pods a cycle, and only while such a sweep has trials."""
+        sweeps = {j["metadata"].get("uid"): (j, spec) for j in world.jobs
+                  if (spec := bayesian_sweep_on_cluster(j)) is not None}
+        if not sweeps:
+            return
+        pods: dict[str, list[dict]] = {}
+        for pod in self.kube.list_pods_selected(f"{C.TRIAL_LABEL}=true", "status.phase=Succeeded"):
+            owner = owner_job(pod)
+            if owner is not None and owner[1] in sweeps:
+                pods.setdefault(owner[1], []).append(pod)
+        for uid, succeeded in pods.items():
+            manifest, spec = sweeps[uid]
+            fresh = unrecorded(manifest, succeeded)
+            text = harvested(manifest, spec, fresh, self._trial_log)
+            if text is not None and self._patch(manifest, {C.TRIAL_RESULTS: text}):
+                log.info("%s: recorded the result of trial %s from its log", key_of(manifest),
+                         ", ".join(str(index_of(p)) for p in fresh))
+
+    def _trial_log(self, namespace: str, name: str) -> str:
+        try:
+            return self.kube.read_pod_log(namespace, name)
+        except KubeError as exc:
+            if _transient(exc):
+                raise  # the cycle fails and is tried again
+            raise UnreadableLog(exc.message or str(exc)) from None
 
     # --- what to decide --------------------------------------------------------------------------
 

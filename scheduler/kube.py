@@ -174,6 +174,35 @@ class Kube:
     def get_job(self, namespace: str, name: str) -> dict:
         return self._call(self.batch.read_namespaced_job, name, namespace)
 
+    def read_job(self, namespace: str, name: str) -> dict | None:
+        """The Job, or None if there is none."""
+        try:
+            return self.get_job(namespace, name)
+        except KubeError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def list_pods_selected(self, label_selector: str, field_selector: str = "",
+                           namespace: str | None = None) -> list[dict]:
+        """The pods with these labels (and fields), in one namespace or all."""
+        kwargs: dict[str, Any] = {"label_selector": label_selector}
+        if field_selector:
+            kwargs["field_selector"] = field_selector
+        if namespace is None:
+            return self._items(self.core.list_pod_for_all_namespaces, "v1", "Pod", **kwargs)
+        return self._items(self.core.list_namespaced_pod, "v1", "Pod", namespace=namespace, **kwargs)
+
+    def read_pod_log(self, namespace: str, name: str) -> str:
+        """The pod's log (its first container's), as kubectl logs prints it."""
+        try:
+            response: Any = self.core.read_namespaced_pod_log(name, namespace, _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise unreachable(self.api.configuration.host, exc) from None
+        return (response.data or b"").decode(errors="replace")
+
     # --- Jobs ----------------------------------------------------------------------------------
 
     def patch_job(self, namespace: str, name: str, patch: dict) -> dict:

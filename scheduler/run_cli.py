@@ -198,7 +198,7 @@ def _serve(args, policy, ctl, sagemaker, metrics) -> None:
             raise InputError([InputIssue("--metrics-port", "", f"cannot listen on port {args.metrics_port}: "
                                          f"{exc.strerror}", "choose another port, or -1 for none")]) from None
     if args.webhook_port >= 0:
-        serve_webhook(policy, args.webhook_port, args.webhook_cert_dir, ctl.kube.get_config_map)
+        serve_webhook(policy, args.webhook_port, args.webhook_cert_dir, ctl.kube)
     if args.kubelet_port >= 0 and policy.spec.sage_maker.burst_as.value == "virtualNode":
         serve_kubelet_api(ctl, sagemaker, args.kubelet_port, args.kubelet_cert_dir, args.node_address)
 
@@ -247,20 +247,33 @@ def _run_under_lease(args, kube, ctl, metrics, stop: threading.Event) -> int:
     return 1 if lost.is_set() else 0
 
 
-def serve_webhook(policy, port: int, cert_dir: str, read_config_map=None):
+def serve_webhook(policy, port: int, cert_dir: str, kube=None):
+    """The admission webhook; with kube, it reads a sweep's ConfigMap, and a Bayesian sweep's Job
+    and finished pods (its next trial is chosen from them)."""
     from pathlib import Path
 
     from .webhook import WebhookServer
 
     cert, key = Path(cert_dir) / "tls.crt", Path(cert_dir) / "tls.key"
     try:
-        return WebhookServer(policy, str(cert), str(key), port=port, read_config_map=read_config_map).start()
+        return WebhookServer(policy, str(cert), str(key), port=port, **webhook_reads(kube)).start()
     except FileNotFoundError:
         raise InputError([InputIssue("--webhook-cert-dir", "", f"no tls.crt and tls.key in {cert_dir}",
                                      "mount the webhook's certificate there (a Secret), or pass its folder")]) from None
     except OSError as exc:
         raise InputError([InputIssue("--webhook-port", "", f"cannot serve the webhook on port {port}: "
                                      f"{exc.strerror or exc}", "choose another port, or -1 for none")]) from None
+
+
+def webhook_reads(kube) -> dict:
+    """What the webhook reads of the cluster, through the controller's client (none without one)."""
+    if kube is None:
+        return {}
+    from .trial_history import CONTROLLER_UID
+
+    return {"read_config_map": kube.get_config_map, "read_job": kube.read_job,
+            "succeeded_pods": lambda namespace, uid: kube.list_pods_selected(
+                f"{CONTROLLER_UID}={uid}", "status.phase=Succeeded", namespace=namespace)}
 
 
 def serve_kubelet_api(ctl, sagemaker, port: int, cert_dir: str, address: str):

@@ -5,13 +5,14 @@ hyperparameters.json and, through its training toolkit, as SM_HP_<NAME> variable
 A pod template is one for every index, so the values of trial i are put on the pod of index i
 as it is created, by the admission webhook, in two steps:
 
-1. The Job's CREATE (`sweep_template_patch`): a Random or Grid sweep's pod template gets the
+1. The Job's CREATE (`sweep_template_patch`): a Random, Grid or Bayesian sweep's pod template gets the
    label spillway.io/trial (what the pod webhook selects) and the tuning spec's text as an
    annotation: read from the ConfigMap now if the Job names one, so a later edit of the
    ConfigMap never changes a sweep half-way through.
 2. Each pod's CREATE (`trial_pod_patch`): the Job controller has written the pod's index
    (batch.kubernetes.io/job-completion-index); the webhook draws that trial's values
-   (policies.model.trial_hyperparameters: the same for the same index, every time), writes them
+   (policies.model.trial_hyperparameters: the same for the same index, every time), or for a
+   Bayesian sweep asks Optuna given the Job's finished trials (trial_history.py), writes them
    as the pod's annotation spillway.io/trial-hyperparameters, projects that annotation as
    hyperparameters.json through a downwardAPI volume at /opt/ml/input/config, and adds the
    SM_HP_ variables to each container. A variable the container already sets is left as it is.
@@ -27,11 +28,13 @@ from typing import Any, Callable
 import yaml
 
 from policies import constants as C
-from policies.model import (HYPERPARAMETERS_DIR, HYPERPARAMETERS_FILE, SageMakerKind, TuningSpec, hyperparameters_json,
-                            read_tuning_spec, trial_environment, trial_hyperparameters)
+from policies.model import (HYPERPARAMETERS_DIR, HYPERPARAMETERS_FILE, SageMakerKind, Strategy, TuningSpec,
+                            hyperparameters_json, read_tuning_spec, trial_environment, trial_hyperparameters)
 
-TRIAL_LABEL = f"{C.API_GROUP}/trial"  # "true" on a local-capable sweep's pods: the pod webhook's selector
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+from .trial_history import (COMPLETION_INDEX, ReadJob, SucceededPods, bayesian_trial_values, placed_on_the_cluster,
+                            recorded)
+
+TRIAL_LABEL = C.TRIAL_LABEL  # "true" on a local-capable sweep's pods: the pod webhook's selector
 VOLUME = "spillway-hyperparameters"
 
 ReadConfigMap = Callable[[str, str], "dict | None"]  # (namespace, name) -> the ConfigMap, or None
@@ -43,14 +46,14 @@ def _pointer(key: str) -> str:
 
 def sweep_template_patch(job: dict, namespace: str, read_config_map: ReadConfigMap | None) -> list[dict]:
     """JSON patch operations for a sweep's CREATE: label its pod template, and put the spec's
-    text on it. None for anything else, and for a Bayesian or Hyperband sweep (SageMaker's
-    tuner chooses its trials; it never runs on the cluster)."""
+    text on it. None for anything else, and for a Hyperband sweep (SageMaker's tuner runs its
+    trials; it never runs on the cluster)."""
     ann = (job.get("metadata") or {}).get("annotations") or {}
     if (ann.get(C.SAGEMAKER_KIND) or "").strip().lower() != SageMakerKind.TUNING.value:
         return []
     text = _spec_text(ann, namespace, read_config_map)
     spec = _parse(text) if text is not None else None
-    if text is None or spec is None or not spec.strategy.drawn_locally:
+    if text is None or spec is None or not spec.strategy.runs_locally:
         return []  # the validating webhook (or the controller) names what is wrong with it
     template = (job.get("spec") or {}).get("template") or {}
     meta = template.get("metadata")
@@ -96,8 +99,27 @@ def _parse(text: str) -> TuningSpec | None:
     return None if problems else spec
 
 
-def trial_pod_patch(pod: dict) -> list[dict] | str:
-    """JSON patch operations that give a trial pod its values, or why it cannot have them."""
+def bayesian_sweep_on_cluster(job: dict) -> TuningSpec | None:
+    """The spec of a Bayesian sweep whose trials run on the cluster and may have results to
+    record (running, or finished with fewer results than trials that succeeded); else None."""
+    template_meta = ((job.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    text = (template_meta.get("annotations") or {}).get(C.TUNING_SPEC)
+    if text is None or (job.get("spec") or {}).get("suspend") or not placed_on_the_cluster(job):
+        return None
+    spec = _parse(text)
+    if spec is None or spec.strategy != Strategy.BAYESIAN:
+        return None
+    status = job.get("status") or {}
+    finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                   for c in status.get("conditions") or [])
+    return None if finished and len(recorded(job)) >= (status.get("succeeded") or 0) else spec
+
+
+def trial_pod_patch(pod: dict, namespace: str = "", read_job: ReadJob | None = None,
+                    succeeded_pods: SucceededPods | None = None) -> list[dict] | str:
+    """JSON patch operations that give a trial pod its values, or why it cannot have them. A
+    Bayesian trial's values come from its Job's finished trials: read_job and succeeded_pods
+    read them (trial_history.py)."""
     meta = pod.get("metadata") or {}
     ann = meta.get("annotations") or {}
     index_text, text = ann.get(COMPLETION_INDEX), ann.get(C.TUNING_SPEC)
@@ -109,6 +131,13 @@ def trial_pod_patch(pod: dict) -> list[dict] | str:
     spec = _parse(text)
     if spec is None:
         return f"the tuning spec on this pod does not parse; fix {C.TUNING_SPEC} on the Job (spillway explain shows how)"
+    if spec.strategy == Strategy.BAYESIAN:
+        asked = bayesian_trial_values(pod, namespace or meta.get("namespace") or "", spec, int(index_text),
+                                      read_job, succeeded_pods)
+        if asked is None or isinstance(asked, str):
+            return [] if asked is None else asked
+        values, taught = asked
+        return _ops(pod, values, {C.TRIAL_ASKED_WITH: taught})
     try:
         values = trial_hyperparameters(spec, int(index_text))
     except ValueError as exc:
@@ -116,10 +145,12 @@ def trial_pod_patch(pod: dict) -> list[dict] | str:
     return _ops(pod, values)
 
 
-def _ops(pod: dict[str, Any], values: dict[str, str]) -> list[dict]:
+def _ops(pod: dict[str, Any], values: dict[str, str], more: dict[str, str] | None = None) -> list[dict]:
     spec = pod.get("spec") or {}
-    ops: list[dict] = [{"op": "add", "path": f"/metadata/annotations/{_pointer(C.TRIAL_HYPERPARAMETERS)}",
-                        "value": hyperparameters_json(values)}]
+    # The Job controller copies the template's annotations onto its pods: a trial pod has the
+    # spec's at least, so /metadata/annotations is there to add to.
+    ops: list[dict] = [{"op": "add", "path": f"/metadata/annotations/{_pointer(key)}", "value": value}
+                       for key, value in {C.TRIAL_HYPERPARAMETERS: hyperparameters_json(values), **(more or {})}.items()]
     volume = {"name": VOLUME, "downwardAPI": {"items": [{
         "path": HYPERPARAMETERS_FILE,
         "fieldRef": {"fieldPath": f"metadata.annotations['{C.TRIAL_HYPERPARAMETERS}']"}}]}}

@@ -23,6 +23,7 @@ from policies import BurstPolicy, InputError, job_from_manifest
 from policies import constants as C
 
 from .tls_server import TlsServer
+from .trial_history import ReadJob, SucceededPods
 from .trial_pods import ReadConfigMap, sweep_template_patch, trial_pod_patch, tuning_config_maps
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,16 @@ def mutate(request: dict, policy: BurstPolicy, read_config_map: ReadConfigMap | 
     return _allowed(uid, patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode(), **extra)
 
 
-def mutate_trial_pod(request: dict, policy: BurstPolicy, read_config_map: ReadConfigMap | None = None) -> dict:
+def mutate_trial_pod(request: dict, policy: BurstPolicy, read_job: ReadJob | None = None,
+                     succeeded_pods: SucceededPods | None = None) -> dict:
     """The AdmissionReview response to a sweep's trial pod's CREATE: its trial's hyperparameters,
-    or a refusal that says why it cannot have them."""
+    or a refusal that says why it cannot have them. A Bayesian trial's are asked of Optuna given
+    its Job's finished trials, which read_job and succeeded_pods read."""
     uid, obj = request.get("uid", ""), request.get("object") or {}
     if request.get("operation") != "CREATE":
         return _allowed(uid)
-    patch = trial_pod_patch(obj)
+    namespace = request.get("namespace") or (obj.get("metadata") or {}).get("namespace") or ""
+    patch = trial_pod_patch(obj, namespace, read_job, succeeded_pods)
     if isinstance(patch, str):
         return {"uid": uid, "allowed": False, "status": {"code": 422, "reason": "Invalid", "message": patch}}
     if not patch:
@@ -108,8 +112,11 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("webhook: " + fmt, *args)
 
     def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
-        answer = {MUTATE_PATH: mutate, VALIDATE_PATH: validate,
-                  MUTATE_POD_PATH: mutate_trial_pod}.get(self.path.split("?")[0])
+        server = self.server
+        answer = {MUTATE_PATH: lambda r: mutate(r, server.policy, server.read_config_map),
+                  VALIDATE_PATH: lambda r: validate(r, server.policy, server.read_config_map),
+                  MUTATE_POD_PATH: lambda r: mutate_trial_pod(r, server.policy, server.read_job, server.succeeded_pods),
+                  }.get(self.path.split("?")[0])
         try:
             review = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             request = review["request"]
@@ -120,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": f"no webhook at {self.path}; {MUTATE_PATH}, {VALIDATE_PATH} or "
                                       f"{MUTATE_POD_PATH}"})
             return
-        response = answer(request, self.server.policy, self.server.read_config_map)
+        response = answer(request)
         self._send(200, {"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"), "kind": "AdmissionReview",
                          "response": response})
 
@@ -137,7 +144,10 @@ class WebhookServer(TlsServer):
     """The webhook over TLS on (host, port); port 0 picks a free one (see .port)."""
 
     def __init__(self, policy: BurstPolicy, cert_file: str, key_file: str, host: str = "0.0.0.0", port: int = 9443,
-                 read_config_map: ReadConfigMap | None = None):
+                 read_config_map: ReadConfigMap | None = None, read_job: ReadJob | None = None,
+                 succeeded_pods: SucceededPods | None = None):
         super().__init__(_Handler, cert_file, key_file, host, port)
         self.policy = policy
         self.read_config_map = read_config_map  # a sweep's tuning spec may be in a ConfigMap
+        # A Bayesian sweep's trial is chosen from its Job's finished trials (trial_history.py).
+        self.read_job, self.succeeded_pods = read_job, succeeded_pods

@@ -15,7 +15,7 @@ from policies.model import SageMakerKind, Strategy
 KIND_COLUMNS = {
     "kind": "training (default) | transform | tuning: what it runs as if it bursts",
     "trials": "tuning: trials in the sweep (required); duration_s is one trial's",
-    "strategy": "tuning: Random (default) | Grid | Bayesian | Hyperband (the last two only burst)",
+    "strategy": "tuning: Random (default) | Grid | Bayesian | Hyperband (the last only bursts)",
 }
 _COLUMNS_FIX = "see the column list in `spillway sim --help`"
 

@@ -48,7 +48,7 @@ class TraceJob:
     name: str = ""
     kind: SageMakerKind = SageMakerKind.TRAINING  # what it runs as on SageMaker if it bursts
     trials: int = 1  # tuning: trials in the sweep; duration_s is one trial's, pods the trials at once
-    strategy: Strategy = Strategy.RANDOM  # tuning: the search (Bayesian and Hyperband run only on SageMaker)
+    strategy: Strategy = Strategy.RANDOM  # tuning: the search (Hyperband runs only on SageMaker)
 
     @property
     def total_gpus(self) -> int:

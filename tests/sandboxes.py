@@ -25,6 +25,7 @@ from policies import constants as C
 from scheduler.controller import Controller, Settings
 from scheduler.kube import Kube, api_client
 from scheduler.kubelet_api import KubeletApi
+from scheduler.run_cli import webhook_reads
 from scheduler.sagemaker import SageMaker
 from scheduler.webhook import WebhookServer
 from sim.control_plane.pki import make_pki, serving_pair
@@ -137,7 +138,9 @@ class Cluster:
         self.policy = policy(**{"sageMaker": {"emit": "api"}, **spec})
         pki = make_pki(tmp_path / "pki")
         cert, key = serving_pair(pki, "webhook", ("127.0.0.1",))
-        self.webhook = WebhookServer(self.policy, str(cert), str(key), host="127.0.0.1", port=0).start()
+        # It reads the cluster as `spillway run` wires it (a Bayesian sweep's Job and finished pods).
+        self.webhook = WebhookServer(self.policy, str(cert), str(key), host="127.0.0.1", port=0,
+                                     **webhook_reads(Kube(api_client(host=self.server.url)))).start()
         ca = base64.b64encode(pki.ca_cert.read_bytes()).decode()
         self.kubectl_ok("apply", "-f", "-", stdin=yaml.safe_dump_all(
             webhook_configs(f"https://127.0.0.1:{self.webhook.port}", ca)))

@@ -32,6 +32,7 @@ CLUSTER_CALLS = {("batch", "jobs", v) for v in ("get", "list", "watch", "patch")
     *{("sagemaker.aws.amazon.com", "batchtransformjobs", v) for v in ("create", "list", "delete")},
     ("sagemaker.services.k8s.aws", "models", "create"),
     ("", "configmaps", "get"),  # a sweep's tuning spec in a ConfigMap (scheduler/trial_pods.tuning_config_maps)
+    ("", "pods/log", "get"),  # a local Bayesian trial's objective (scheduler/trial_history.py)
     # hyperparameter tuning (scheduler/tuning_burst.py)
     *{(group, "hyperparametertuningjobs", v) for group in ("sagemaker.services.k8s.aws", "sagemaker.aws.amazon.com")
       for v in ("create", "list", "delete")},

@@ -110,10 +110,14 @@ def test_a_sweep_on_the_cluster_holds_its_pods_for_its_waves():
     assert summarize("local-only", sim, list(r.values())).local_gpu_hours == pytest.approx(8 * 2 + 1)
 
 
-def test_a_bayesian_sweep_bursts_even_when_the_cluster_is_free():
-    sweep = TraceJob(0, 0.0, 1, 1 * H, 2, name="bayes", kind=TUNING, trials=4, strategy=Strategy.BAYESIAN)
-    _, r = run([sweep], baseline("no-wait"), CloudModel(startup_seconds=0, spot="none"))
-    assert (r["bayes"].placement, r["bayes"].reason) == ("SageMakerOnDemand", "ForcedCloud")
+def test_a_hyperband_sweep_bursts_even_when_the_cluster_is_free_and_a_bayesian_one_runs_there():
+    cloud = CloudModel(startup_seconds=0, spot="none")
+    hyperband = TraceJob(0, 0.0, 1, 1 * H, 2, name="hyperband", kind=TUNING, trials=4, strategy=Strategy.HYPERBAND)
+    _, r = run([hyperband], baseline("no-wait"), cloud)
+    assert (r["hyperband"].placement, r["hyperband"].reason) == ("SageMakerOnDemand", "ForcedCloud")
+    bayes = TraceJob(0, 0.0, 1, 1 * H, 2, name="bayes", kind=TUNING, trials=4, strategy=Strategy.BAYESIAN)
+    _, r = run([bayes], baseline("no-wait"), cloud)
+    assert (r["bayes"].placement, r["bayes"].reason) == ("Local", "LocalCapacityAvailable")
 
 
 def test_a_spot_sweep_pays_the_spot_price_per_trial():

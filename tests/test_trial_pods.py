@@ -1,6 +1,7 @@
-"""A sweep's trials on the cluster: the Job webhook readies a Random or Grid sweep's pod template,
-and the pod webhook gives the pod of index i trial i's hyperparameters as SageMaker passes them
-(SM_HP_<NAME>, SM_HPS, /opt/ml/input/config/hyperparameters.json), or refuses it with the reason."""
+"""A sweep's trials on the cluster: the Job webhook readies a Random, Grid or Bayesian sweep's pod
+template, and the pod webhook gives the pod of index i trial i's hyperparameters as SageMaker passes
+them (SM_HP_<NAME>, SM_HPS, /opt/ml/input/config/hyperparameters.json), or refuses it with the
+reason; a Bayesian trial's are asked of Optuna given the finished trials recorded on its Job."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import yaml
 
 from policies import constants as C
 from policies import job_from_manifest
-from policies.model import HYPERPARAMETERS_DIR, trial_hyperparameters
+from policies.model import HYPERPARAMETERS_DIR, TrialResult, trial_hyperparameters, trial_results_text
 from scheduler.trial_pods import COMPLETION_INDEX, TRIAL_LABEL, VOLUME
 from scheduler.webhook import mutate, mutate_trial_pod, validate
 from tests.builders import policy
@@ -89,9 +90,9 @@ def test_a_spec_in_a_configmap_is_copied_onto_the_template_at_create():
     assert not denied["allowed"] and "no ConfigMap resnet in the Job's namespace" in denied["status"]["message"]
 
 
-def test_a_bayesian_sweep_or_a_training_job_is_not_readied_for_trials():
-    bayes = sweep(**{C.TUNING_SPEC: SPEC_TEXT.replace("strategy: Random", "strategy: Bayesian")})
-    assert "metadata" not in patched(mutate(create(bayes), policy()), bayes)["spec"]["template"]
+def test_a_hyperband_sweep_or_a_training_job_is_not_readied_for_trials():
+    hyperband = sweep(**{C.TUNING_SPEC: SPEC_TEXT.replace("strategy: Random", "strategy: Hyperband")})
+    assert "metadata" not in patched(mutate(create(hyperband), policy()), hyperband)["spec"]["template"]
     training = sweep(**{C.SAGEMAKER_KIND: None, C.TUNING_SPEC: None})
     assert "metadata" not in patched(mutate(create(training), policy()), training)["spec"]["template"]
 
@@ -122,3 +123,96 @@ def test_a_trial_pod_without_its_index_is_refused_with_the_reason():
     answer = mutate_trial_pod(create(trial_pod(job, None)), policy())
     assert not answer["allowed"]
     assert "completionMode: Indexed" in answer["status"]["message"]
+
+
+# --- a Bayesian sweep: Optuna asked given the Job's finished trials ------------------------------------
+
+BAYES_TEXT = SPEC_TEXT.replace("strategy: Random", "strategy: Bayesian")
+JOB_UID = "0b5e1c1e-0000-4000-8000-00000000b001"
+
+
+def bayesian_job(results: list[TrialResult] | None = None, placement: str = "Local") -> dict:
+    """The sweep as the pod webhook reads it from the API: mutated at create, placed, its
+    finished trials recorded."""
+    job = patched(mutate(create(sweep(**{C.TUNING_SPEC: BAYES_TEXT})), policy()), sweep(**{C.TUNING_SPEC: BAYES_TEXT}))
+    job["metadata"].update(namespace="ml-research", uid=JOB_UID)
+    job["metadata"]["annotations"][C.DECISION_PLACEMENT] = placement
+    if results is not None:
+        job["metadata"]["annotations"][C.TRIAL_RESULTS] = trial_results_text(results)
+    return job
+
+
+def owned_trial_pod(job: dict, index: int) -> dict:
+    pod = trial_pod(job, index)
+    pod["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
+                                           "uid": JOB_UID, "controller": True}]
+    return pod
+
+
+def succeeded(job: dict, index: int) -> dict:
+    pod = owned_trial_pod(job, index)
+    pod["status"] = {"phase": "Succeeded"}
+    return pod
+
+
+def ask(job: dict | None, pod: dict, finished_pods: list[dict]) -> dict:
+    reads: list[tuple[str, str]] = []
+
+    def read_job(namespace: str, name: str) -> dict | None:
+        reads.append((namespace, name))
+        return job
+
+    answer = mutate_trial_pod(create(pod), policy(), read_job, lambda namespace, uid: finished_pods)
+    assert reads == [("ml-research", pod["metadata"]["ownerReferences"][0]["name"])]
+    return answer
+
+
+def test_a_bayesian_sweeps_template_is_readied_and_its_trial_asks_optuna_given_the_recorded_trials():
+    job = bayesian_job()
+    assert job["spec"]["template"]["metadata"]["labels"][TRIAL_LABEL] == "true"
+    first = patched(ask(job, owned_trial_pod(job, 0), []), owned_trial_pod(job, 0))
+    values = json.loads(first["metadata"]["annotations"][C.TRIAL_HYPERPARAMETERS])
+    assert 1e-4 <= float(values["learning_rate"]) <= 0.3 and values["epochs"] == "12"
+    assert first["metadata"]["annotations"][C.TRIAL_ASKED_WITH] == ""
+    env = {e["name"]: e["value"] for e in first["spec"]["containers"][0]["env"]}
+    assert env["SM_HP_LEARNING_RATE"] == values["learning_rate"] and json.loads(env["SM_HPS"]) == values
+    assert any(v["name"] == VOLUME for v in first["spec"]["volumes"])
+
+    done = [TrialResult(0, "p0", values, 0.71), TrialResult(1, "p1", {**values, "learning_rate": "0.2"}, None, "no match")]
+    later = bayesian_job(done)
+    pod = owned_trial_pod(later, 2)
+    out = patched(ask(later, pod, [succeeded(later, 0), succeeded(later, 1)]), pod)
+    assert out["metadata"]["annotations"][C.TRIAL_ASKED_WITH] == "0", "a trial without an objective teaches nothing"
+    again = patched(ask(later, pod, [succeeded(later, 0), succeeded(later, 1)]), pod)
+    assert again["metadata"]["annotations"] == out["metadata"]["annotations"], "the same history, the same values"
+
+
+def test_a_bayesian_trial_waits_for_every_finished_trials_objective_to_be_recorded():
+    job = bayesian_job([TrialResult(0, "p0", {"learning_rate": "0.01"}, 0.5)])
+    answer = ask(job, owned_trial_pod(job, 3), [succeeded(job, 0), succeeded(job, 1), succeeded(job, 2)])
+    assert not answer["allowed"]
+    assert "trial 3 waits for the objective of finished trials 1, 2" in answer["status"]["message"]
+    assert C.TRIAL_RESULTS in answer["status"]["message"]
+
+
+def test_a_bayesian_trial_whose_job_cannot_be_read_is_refused_with_the_reason():
+    job = bayesian_job()
+    gone = ask(None, owned_trial_pod(job, 0), [])
+    assert not gone["allowed"] and "Job ml-research/sweep-resnet-lr is not there" in gone["status"]["message"]
+
+    def broken(namespace: str, name: str) -> dict:
+        raise OSError("connection refused")
+
+    failed = mutate_trial_pod(create(owned_trial_pod(job, 0)), policy(), broken, lambda namespace, uid: [])
+    assert not failed["allowed"]
+    assert "cannot read Job ml-research/sweep-resnet-lr or its pods (connection refused)" in failed["status"]["message"]
+    blind = mutate_trial_pod(create(owned_trial_pod(job, 0)), policy())
+    assert not blind["allowed"] and "cannot read Jobs" in blind["status"]["message"]
+    orphan = mutate_trial_pod(create(trial_pod(job, 0)), policy(), lambda ns, name: job, lambda ns, uid: [])
+    assert not orphan["allowed"] and "names no Job as its owner" in orphan["status"]["message"]
+
+
+def test_a_burst_bayesian_sweeps_pods_get_no_values_sagemakers_tuner_chooses_them():
+    job = bayesian_job(placement="SageMakerSpot")
+    answer = ask(job, owned_trial_pod(job, 4), [succeeded(job, 0)])
+    assert answer["allowed"] and "patch" not in answer

@@ -137,10 +137,12 @@ def test_the_spec_may_live_in_a_configmap_of_the_jobs_namespace():
     assert any("the spec is given twice" in p for p in issues_of(both, {"sweep-spec": {"tuning.yaml": text}}))
 
 
-def test_a_bayesian_sweep_kept_local_is_refused_because_only_sagemaker_runs_one():
-    m = example(spec_of(strategy="Bayesian"), **{C.MODE: "local"})
-    assert any("a Bayesian sweep runs only on SageMaker" in p and "use strategy: Random or Grid" in p
-               for p in issues_of(m))
+def test_a_hyperband_sweep_kept_local_is_refused_because_only_sagemaker_runs_one():
+    m = example(spec_of(strategy="Hyperband"), **{C.MODE: "local"})
+    assert any("a Hyperband sweep runs only on SageMaker (its tuner stops trials early" in p
+               and "use strategy: Bayesian, Random or Grid" in p for p in issues_of(m))
+    assert job_from_manifest(example(spec_of(strategy="Bayesian"), **{C.MODE: "local"})).tuning.strategy == \
+        Strategy.BAYESIAN  # Optuna chooses its trials on the cluster
 
 
 # --- trials on the cluster -----------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def test_a_trial_gets_its_values_as_the_sagemaker_toolkit_names_them():
     assert env["SM_HP_LEARNING_RATE"] == values["learning_rate"] and env["SM_HP_EPOCHS"] == "12"
     assert hp_variable("lr.decay-rate") == "SM_HP_LR_DECAY_RATE"
     bayes = job_from_manifest(example(spec_of(strategy="Bayesian"))).tuning
-    with pytest.raises(ValueError, match="chosen by SageMaker's tuner"):
+    with pytest.raises(ValueError, match="chosen as earlier trials finish, not drawn per index"):
         trial_hyperparameters(bayes, 0)
 
 
@@ -220,10 +222,19 @@ def test_a_sweep_with_a_deadline_runs_its_trials_on_demand_and_says_why():
     assert d.placement == Placement.SAGEMAKER_ON_DEMAND
 
 
-def test_a_bayesian_sweep_runs_only_on_sagemaker_even_when_gpus_are_free():
-    _, d = burst(example(spec_of(strategy="Bayesian")), busy=False)
+def test_a_hyperband_sweep_runs_only_on_sagemaker_even_when_gpus_are_free():
+    _, d = burst(example(spec_of(strategy="Hyperband")), busy=False)
     assert d.placement.is_cloud and d.reason == Reason.FORCED_CLOUD
-    assert "a Bayesian sweep runs only on SageMaker" in d.message
+    assert "a Hyperband sweep runs only on SageMaker (its tuner stops trials early" in d.message
+
+
+def test_a_bayesian_sweep_is_decided_as_a_random_one_is():
+    for busy in (False, True):
+        _, bayes = burst(example(spec_of(strategy="Bayesian")), busy=busy)
+        _, rand = burst(example(), busy=busy)
+        assert (bayes.placement, bayes.reason) == (rand.placement, rand.reason)
+    _, local = burst(example(spec_of(strategy="Bayesian"), **{C.MODE: "local"}), busy=False)
+    assert local.placement == Placement.LOCAL and local.reason == Reason.FORCED_LOCAL
 
 
 def test_what_a_target_cannot_carry_keeps_the_sweep_from_bursting():
@@ -291,6 +302,21 @@ def test_spillway_explain_on_the_example_shows_the_tuning_job_and_the_trials(cap
     assert validate(crd_type("HyperParameterTuningJob"), shown["emits"][0], strict=True) == []
     assert len(shown["trials"]) == 16 and shown["trials"][0] == trial_hyperparameters(
         job_from_manifest(example()).tuning, 0)
+
+
+@pytest.mark.parametrize("strategy, words", [
+    ("Bayesian", "Trials     16, 4 at once; on the cluster, chosen by Optuna's TPE as earlier trials finish"),
+    ("Hyperband", "Trials     16, chosen by SageMaker's Hyperband tuner as earlier trials finish (such a sweep runs "
+                  "only on SageMaker)")])
+def test_spillway_explain_says_how_a_learning_sweeps_trials_are_chosen_with_no_table(tmp_path, capsys, strategy,
+                                                                                       words):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(example(spec_of(strategy=strategy))))
+    assert main(["explain", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert words in out and "INDEX" not in out
+    assert main(["explain", str(path), "-o", "json"]) == 0
+    assert "trials" not in json.loads(capsys.readouterr().out)
 
 
 def test_explain_reads_the_tuning_spec_from_a_configmap_in_the_same_file(tmp_path, capsys):

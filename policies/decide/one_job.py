@@ -469,8 +469,8 @@ def evaluate(job: JobRequest, cycle: Cycle, slot: LocalSlot | None = None,
     local and cloud when the policy leaves it open; it never overrides a hard rule."""
     spec = cycle.policy.spec
     mode = job.mode or spec.managed_jobs.default_mode
-    if job.tuning is not None and not job.tuning.strategy.drawn_locally and mode == Mode.AUTO:
-        mode = Mode.CLOUD  # its tuner learns from finished trials: only SageMaker's runs one (the reason says so)
+    if job.tuning is not None and not job.tuning.strategy.runs_locally and mode == Mode.AUTO:
+        mode = Mode.CLOUD  # its tuner stops trials early: only SageMaker's runs one (the reason says so)
     local = local_side(job, cycle, slot)
     if job.total_gpus == 0:
         case = _Case(job, cycle, local, CloudSide((), (), None, cycle.budget_left(job.namespace)[0]))
@@ -504,9 +504,9 @@ def _resolve_cloud_mode(case: _Case) -> Evaluated:
 
 def _cloud_only_words(job: JobRequest) -> str:
     """Why a Job runs only on SageMaker: its mode, or a sweep whose strategy only SageMaker runs."""
-    if job.mode != Mode.CLOUD and job.tuning is not None and not job.tuning.strategy.drawn_locally:
-        return (f"a {job.tuning.strategy.value} sweep runs only on SageMaker (its tuner learns from finished "
-                "trials; Spillway draws only Random and Grid trials on the cluster)")
+    if job.mode != Mode.CLOUD and job.tuning is not None and not job.tuning.strategy.runs_locally:
+        return (f"a {job.tuning.strategy.value} sweep runs only on SageMaker (its tuner stops trials early; "
+                "Spillway runs Random, Grid and Bayesian sweeps on the cluster)")
     return "mode is cloud"
 
 

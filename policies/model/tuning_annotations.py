@@ -90,11 +90,11 @@ def _spec_text(ann: dict[str, str], config_maps: ConfigMaps | None, bad: Bad) ->
 
 
 def _check_local(ann: dict[str, str], spec: TuningSpec, bad: Bad) -> None:
-    """A Bayesian or Hyperband sweep learns from finished trials: only SageMaker's tuner runs one."""
-    if not spec.strategy.drawn_locally and (ann.get(C.MODE) or "").strip().lower() == Mode.LOCAL.value:
-        bad(_path(C.MODE), f"a {spec.strategy.value} sweep runs only on SageMaker (its tuner learns from "
-            "finished trials; Spillway draws Random and Grid trials on the cluster)",
-            "use strategy: Random or Grid to keep it local, or mode auto or cloud")
+    """A Hyperband sweep stops trials early: only SageMaker's tuner runs one."""
+    if not spec.strategy.runs_locally and (ann.get(C.MODE) or "").strip().lower() == Mode.LOCAL.value:
+        bad(_path(C.MODE), f"a {spec.strategy.value} sweep runs only on SageMaker (its tuner stops trials "
+            "early; Spillway runs Random, Grid and Bayesian sweeps on the cluster)",
+            "use strategy: Bayesian, Random or Grid to keep it local, or mode auto or cloud")
 
 
 

@@ -39,11 +39,17 @@ class Strategy(str, Enum):
     HYPERBAND = "Hyperband"
 
     @property
-    def drawn_locally(self) -> bool:
-        """Random and Grid trials are drawn per index, with no other trial's result: Spillway
-        draws them for trials on the cluster. Bayesian and Hyperband learn from finished trials,
-        which only SageMaker's tuner does here."""
+    def drawn_per_index(self) -> bool:
+        """Random and Grid trials are drawn per index, with no other trial's result: the same
+        values every time, which `spillway explain` can list before the sweep runs."""
         return self in (Strategy.RANDOM, Strategy.GRID)
+
+    @property
+    def runs_locally(self) -> bool:
+        """Whether the sweep may run on the cluster: Random and Grid drawn per index, Bayesian
+        asked of Optuna as earlier trials finish. Hyperband stops trials early, which only
+        SageMaker's tuner does here."""
+        return self != Strategy.HYPERBAND
 
 
 class ObjectiveType(str, Enum):

@@ -28,8 +28,8 @@ HYPERPARAMETERS_FILE = "hyperparameters.json"
 
 def trial_hyperparameters(spec: TuningSpec, index: int) -> dict[str, str]:
     """Trial `index`'s hyperparameters (the static ones first), as strings; Random and Grid only."""
-    if not spec.strategy.drawn_locally:
-        raise ValueError(f"{spec.strategy.value} trials are chosen by SageMaker's tuner, not drawn per index")
+    if not spec.strategy.drawn_per_index:
+        raise ValueError(f"{spec.strategy.value} trials are chosen as earlier trials finish, not drawn per index")
     if index < 0:
         raise ValueError(f"a trial index is >= 0, got {index}")
     values = dict(spec.static)
