@@ -464,3 +464,14 @@ def test_the_controller_reads_unfinished_pods_page_by_page_cut_to_what_it_uses(s
         "creationTimestamp": listed[0]["metadata"]["creationTimestamp"]},
         "spec": {"nodeName": "n1", "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
         "status": {"phase": "Running", "startTime": "2026-12-06T00:00:00Z"}}
+
+
+def test_the_sandboxs_kubelet_serves_a_pods_log_annotation_with_its_env_expanded():
+    from sim.sandbox.machinery import LOG, container_log
+
+    pod = {"metadata": {"annotations": {LOG: "lr=$(SM_HP_LR) seed=$(SEED) $(UNSET)"}},
+           "spec": {"containers": [{"name": "t", "env": [{"name": "SM_HP_LR", "value": "0.01"},
+                                                         {"name": "SEED", "value": "7"},
+                                                         {"name": "FROM_SECRET", "valueFrom": {}}]}]}}
+    assert container_log(pod) == "lr=0.01 seed=7 $(UNSET)", "an unset variable stays as written, as Kubernetes does"
+    assert container_log({"metadata": {}, "spec": {}}) is None

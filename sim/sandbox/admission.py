@@ -51,7 +51,7 @@ def _rule_matches(rule: dict, t: ResourceType, operation: str) -> bool:
             and has(rule.get("resources"), t.plural) and has(rule.get("operations"), operation))
 
 
-def _webhooks(store: Store, kind: tuple[str, str, str], t: ResourceType, operation: str, namespace: str,
+def webhooks_for(store: Store, kind: tuple[str, str, str], t: ResourceType, operation: str, namespace: str,
               obj: dict | None = None):
     try:
         configs, _ = store.list(store.type_for(*kind), None)
@@ -98,7 +98,7 @@ def _call(hook: dict, review: dict) -> dict:
 def admit(store: Store, t: ResourceType, operation: str, obj: dict, old: dict | None, namespace: str,
           warnings: list[str]) -> dict:
     """Run the mutating webhooks over obj (CREATE or UPDATE); the object they leave."""
-    for hook in _webhooks(store, MUTATING, t, operation, namespace, obj):
+    for hook in webhooks_for(store, MUTATING, t, operation, namespace, obj):
         response = _review(hook, t, operation, obj, old, namespace, warnings)
         if response is None:
             continue
@@ -114,7 +114,7 @@ def admit(store: Store, t: ResourceType, operation: str, obj: dict, old: dict | 
 def check(store: Store, t: ResourceType, operation: str, obj: dict, old: dict | None, namespace: str,
           warnings: list[str]) -> None:
     """Run the validating webhooks; the first denial is raised as the write's answer."""
-    for hook in _webhooks(store, VALIDATING, t, operation, namespace, obj):
+    for hook in webhooks_for(store, VALIDATING, t, operation, namespace, obj):
         _review(hook, t, operation, obj, old, namespace, warnings)
 
 

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlparse
 import yaml
 
 from . import admission, patches, tables
+from .machinery import container_log
 from .resources import ResourceType
 from .selectors import SelectorError, field_matcher, label_matcher
 from .store import ApiError, Store
@@ -291,8 +292,9 @@ class Handler(BaseHTTPRequestHandler):
     def _pod_log(self, ns: str, name: str, query: dict) -> None:
         """pods/log, as kube-apiserver serves it: from the kubelet of the pod's node, at the node's
         InternalIP and status.daemonEndpoints.kubeletEndpoint.Port, over TLS (not verified, as
-        kube-apiserver without --kubelet-certificate-authority). The sandbox's own kubelet keeps
-        no container logs; a virtual node's agent may serve them."""
+        kube-apiserver without --kubelet-certificate-authority). The sandbox's own kubelet runs no
+        container: it serves a pod's annotation sandbox.spillway.io/log as its log, if it has
+        one (machinery.container_log); a virtual node's agent may serve its pods' logs."""
         store = self.server.store
         pod = store.get(store.type_for("", "v1", "pods"), ns, name)
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -302,8 +304,12 @@ class Handler(BaseHTTPRequestHandler):
         status = node.get("status") or {}
         port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
         address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
+        virtual = (node["metadata"].get("labels") or {}).get("type") == "virtual-kubelet"
+        served = None if virtual else container_log(pod)
+        if served is not None:
+            return self._send_text(served.encode())
         if not port or not address:
-            if (node["metadata"].get("labels") or {}).get("type") == "virtual-kubelet":
+            if virtual:
                 raise ApiError(400, "BadRequest", f"node {node_name} reports no kubelet endpoint: its agent serves no "
                                "logs (spillway run serves them given --kubelet-cert-dir with a certificate)")
             raise ApiError(400, "BadRequest", f"node {node_name} serves no container logs (the sandbox's kubelet "
@@ -321,6 +327,9 @@ class Handler(BaseHTTPRequestHandler):
                            exc.read().decode(errors="replace").strip()) from None
         except OSError as exc:
             raise ApiError(500, "InternalError", f'Get "{url}": {exc}') from None
+        self._send_text(text)
+
+    def _send_text(self, text: bytes) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(text)))

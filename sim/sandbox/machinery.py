@@ -5,28 +5,41 @@ the API server, so every change they make is seen by list and watch.
 - Job controller: pods for un-suspended Jobs (up to parallelism, until completions), Indexed
   completion indexes, status (active/succeeded/failed, startTime, completionTime) and the Complete
   or Failed condition, backoffLimit; a suspended Job loses its active pods; a Job whose
-  spec.managedBy names another controller is left alone (Kubernetes 1.35).
+  spec.managedBy names another controller is left alone (Kubernetes 1.35). Its pods go through
+  the admission webhooks that match them, as the real Job controller's creates go through
+  kube-apiserver's: outside the store's lock (a webhook may read the API), and a refused pod is
+  made again once the Job changed, or after RETRY_REFUSED_SECONDS.
 - Scheduler: binds pending pods to a schedulable node with enough free nvidia.com/gpu, honouring
   nodeSelector and required node affinity; best fit (fewest free GPUs left).
 - Kubelet: runs a bound pod for the duration in its annotation sandbox.spillway.io/run-seconds
   (default 60 virtual seconds), then marks it Succeeded (or Failed with sandbox.spillway.io/fail).
   It leaves alone the pods of a virtual node (label type=virtual-kubelet): its agent runs them.
+  It runs no container, so a pod has a log only if it says what it is: the text of its
+  annotation sandbox.spillway.io/log, with each $(VAR) replaced by the value of the variable
+  VAR of its first container's env, as Kubernetes expands a container's args (a sweep's trial
+  prints its objective from its SM_HP_ values, say: `val_loss=$(SM_HP_LR)`). A variable it does
+  not set stays as written, as Kubernetes leaves it.
 """
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from datetime import datetime, timezone
 
 from policies.model import pod_spec_gpus
 
 from ..cluster_spec import node_groups
+from . import admission
 from .loop import ReconcileLoop
 from .selectors import node_fits
 from .store import ApiError, Store
 
 RUN_SECONDS = "sandbox.spillway.io/run-seconds"
 FAIL = "sandbox.spillway.io/fail"
+LOG = "sandbox.spillway.io/log"
+RETRY_REFUSED_SECONDS = 0.5  # real seconds before a refused pod is made again, unless its Job changed
 GPU = "nvidia.com/gpu"
 JOB_CONTROLLER = "kubernetes.io/job-controller"
 
@@ -54,6 +67,9 @@ class Machinery(ReconcileLoop):
         self.jobs, self.pods, self.nodes = t("batch", "v1", "jobs"), t("", "v1", "pods"), t("", "v1", "nodes")
         self._quiet_at: int | None = None  # the resourceVersion at the start of a pass that wrote nothing
         self._next_end = float("inf")  # when the first running pod is due to end (by the store's clock)
+        self._to_admit: list[tuple[str, str, dict]] = []  # (namespace, Job UID, pod): made after this pass's lock
+        self._refused: dict[str, tuple[str, float]] = {}  # Job UID -> (its resourceVersion, when to try again)
+        self.refusals: list[str] = []  # what the webhooks said, in order (a real Job controller's FailedCreate)
 
     # --- one pass ----------------------------------------------------------------------------------
 
@@ -78,13 +94,14 @@ class Machinery(ReconcileLoop):
                     self._job(ns, name, current, now, by_owner.get(current["metadata"]["uid"], []))
                 except ApiError:
                     pass  # a conflicting write from a client; the next pass sees the new state
+        waiting = self._admit_pods()
         for step in (self._schedule, lambda: self._kubelet(now)):
             with self.store.lock:
                 try:
                     step()
                 except ApiError:
                     pass
-        self._quiet_at = rv_before if self.store.rv == rv_before else None
+        self._quiet_at = rv_before if self.store.rv == rv_before and not waiting else None
 
     def _pods_by_owner(self) -> dict[str, list[dict]]:
         """Pods by the UID of the Job that owns them: one scan a pass, not one per Job."""
@@ -134,7 +151,14 @@ class Machinery(ReconcileLoop):
     def _start_pods(self, ns: str, job: dict, pods: list[dict], active: list[dict], want: int,
                     completions: int) -> None:
         """`want` more pods (added to `active`); an Indexed Job's each with a completion index no
-        pending, running or succeeded pod holds."""
+        pending, running or succeeded pod holds. Pods that webhooks must admit are made after the
+        pass (`_admit_pods`), and not again while a refusal of this Job's stands."""
+        uid = job["metadata"]["uid"]
+        refused = self._refused.get(uid)
+        if refused is not None and refused[0] == job["metadata"].get("resourceVersion") and time.monotonic() < refused[1]:
+            return
+        if any(u == uid for _, u, _ in self._to_admit):
+            return
         indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
         used = {(p["metadata"].get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
                 for p in pods if _phase(p) in ("Pending", "Running", "Succeeded")}
@@ -143,7 +167,11 @@ class Machinery(ReconcileLoop):
             if indexed and index is None:
                 break
             used.add(index)
-            active.append(self._create_pod(ns, job, index))
+            pod = self._pod(job, index)
+            if self._admitted_by_webhooks(ns, pod):
+                self._to_admit.append((ns, uid, pod))
+            else:
+                active.append(self.store.create(self.pods, ns, pod))
 
     def _conditions(self, ns: str, spec: dict, status: dict, now: float, active: list[dict], succeeded: int,
                     failed: int, completions: int, new_status: dict) -> list[dict]:
@@ -171,12 +199,47 @@ class Machinery(ReconcileLoop):
                 self.store.delete(self.pods, ns, p["metadata"]["name"])
         return conditions
 
-    def _create_pod(self, ns: str, job: dict, index: str | None) -> dict:
+    def _admitted_by_webhooks(self, ns: str, pod: dict) -> bool:
+        return any(admission.webhooks_for(self.store, kind, self.pods, "CREATE", ns, pod)
+                   for kind in (admission.MUTATING, admission.VALIDATING))
+
+    def _admit_pods(self) -> bool:
+        """Make the pods that webhooks admit, calling them with no lock held; True if one was
+        refused (the pass then is not a quiet one: it is tried again)."""
+        queued, self._to_admit = self._to_admit, []
+        refused = False
+        for ns, uid, pod in queued:
+            try:
+                admitted = admission.admit(self.store, self.pods, "CREATE", pod, None, ns, [])
+                admission.check(self.store, self.pods, "CREATE", admitted, None, ns, [])
+            except ApiError as exc:
+                refused = True
+                job = self._job_by_uid(ns, uid)
+                self._refused[uid] = ((job or {}).get("metadata", {}).get("resourceVersion"),
+                                      time.monotonic() + RETRY_REFUSED_SECONDS)
+                self.refusals.append(f"{pod['metadata']['name']}: {exc.message}")
+                continue
+            with self.store.lock:
+                job = self._job_by_uid(ns, uid)
+                if job is None or (job.get("spec") or {}).get("suspend"):
+                    continue  # deleted or suspended while its webhooks answered
+                self._refused.pop(uid, None)
+                try:
+                    self.store.create(self.pods, ns, admitted)
+                except ApiError:
+                    pass  # the next pass sees what is there
+        return refused
+
+    def _job_by_uid(self, ns: str, uid: str) -> dict | None:
+        return next((j for (n, _), j in self.store.objects[self.jobs.key].items()
+                     if n == ns and j["metadata"].get("uid") == uid), None)
+
+    def _pod(self, job: dict, index: str | None) -> dict:
         template = job["spec"].get("template") or {}
         meta = template.get("metadata") or {}
         name = job["metadata"]["name"]
         labels = {**(meta.get("labels") or {}), "job-name": name, "batch.kubernetes.io/job-name": name,
-                  "controller-uid": job["metadata"]["uid"]}
+                  "controller-uid": job["metadata"]["uid"], "batch.kubernetes.io/controller-uid": job["metadata"]["uid"]}
         annotations = dict(meta.get("annotations") or {})  # the template's, not the Job's: as Kubernetes does
         if index is not None:
             annotations["batch.kubernetes.io/job-completion-index"] = index
@@ -186,7 +249,7 @@ class Machinery(ReconcileLoop):
                                                  "uid": job["metadata"]["uid"], "controller": True,
                                                  "blockOwnerDeletion": True}]},
                "spec": dict(template.get("spec") or {}), "status": {"phase": "Pending"}}
-        return self.store.create(self.pods, ns, pod)
+        return pod
 
     def _free_gpus(self) -> dict[str, int]:
         free = {}
@@ -295,6 +358,17 @@ def pod_status_at(pod: dict, now: float, *, default_run: float, scale: float) ->
                                    "imageID": "", "state": {"terminated": {
                                        "exitCode": 1 if failed else 0, "reason": "Error" if failed else "Completed",
                                        "startedAt": started, "finishedAt": _ts(now)}}} for c in containers]}, float("inf")
+
+
+def container_log(pod: dict) -> str | None:
+    """What the sandbox's kubelet serves as the pod's log: its annotation LOG, with $(VAR)
+    expanded from its first container's env; None if it has none (see the module's doc)."""
+    text = (pod["metadata"].get("annotations") or {}).get(LOG)
+    if text is None:
+        return None
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    env = {e.get("name"): e.get("value") for e in containers[0].get("env") or [] if e.get("value") is not None}
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
 
 
 def _merge_conditions(status: dict, new: list[dict]) -> list[dict]:
