@@ -1,7 +1,8 @@
 """Spillway's admission webhook, called by the real API server: an opted-in Job applied without
 `suspend` is created suspended, a wrong spillway.io/ annotation is refused at `kubectl apply`
 (and at `kubectl annotate`) with the message `spillway explain` gives, and the trial pods the
-real Job controller creates for a sweep get their hyperparameters."""
+real Job controller creates for a sweep get their hyperparameters (a Bayesian sweep's asked of
+Optuna given its finished trials, read under deploy/'s RBAC)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import yaml
 
 from policies import constants as C
 from policies import job_from_manifest
-from policies.model import trial_hyperparameters
+from policies.model import TrialResult, read_tuning_spec, trial_hyperparameters, trial_results_text
+from scheduler.bayesian_trials import suggest_trial
+from scheduler.run_cli import webhook_reads
 from scheduler.trial_pods import COMPLETION_INDEX, TRIAL_LABEL
 from scheduler.webhook import MUTATE_PATH, MUTATE_POD_PATH, VALIDATE_PATH, WebhookServer
 from sim.control_plane.pki import serving_pair
@@ -23,11 +26,13 @@ from tests.real.conftest import job_manifest, wait_for
 
 
 @pytest.fixture
-def webhook(plane, namespace):
+def webhook(plane, namespace, controller_kube):
     """The webhook on loopback, registered for this test's namespace only (as a namespaceSelector
-    keeps it off kube-system and Spillway's own namespace in deploy/)."""
+    keeps it off kube-system and Spillway's own namespace in deploy/), reading the cluster as the
+    controller's ServiceAccount, as `spillway run` serves it."""
     cert, key = serving_pair(plane.plane.pki, "spillway-webhook", ("127.0.0.1",))
-    server = WebhookServer(policy(), str(cert), str(key), host="127.0.0.1", port=0).start()
+    server = WebhookServer(policy(), str(cert), str(key), host="127.0.0.1", port=0,
+                           **webhook_reads(controller_kube)).start()
     ca = base64.b64encode(plane.plane.pki.ca_cert.read_bytes()).decode()
     kubectl(plane.plane.kubeconfig, "label", "namespace", namespace, f"webhook-test={namespace}")
 
@@ -136,3 +141,38 @@ def test_the_real_job_controllers_trial_pods_get_their_trials_hyperparameters(pl
         assert pod["metadata"]["annotations"][C.TRIAL_HYPERPARAMETERS] == json.dumps(values, sort_keys=True)
         mounts = pod["spec"]["containers"][0]["volumeMounts"]
         assert any(m["mountPath"] == "/opt/ml/input/config" for m in mounts)
+
+
+def test_the_real_job_controllers_bayesian_trial_waits_for_the_finished_ones_then_is_asked_with_them(
+        plane, namespace, webhook):
+    spec_text = SWEEP_SPEC.replace("strategy: Random", "strategy: Bayesian")
+    job = job_manifest("bayes", namespace, gpus=1, parallelism=2, run_seconds=30,
+                       **{C.SAGEMAKER_KIND: "tuning", C.TUNING_SPEC: spec_text, C.MODE: "local"})
+    job["spec"]["completions"] = 4
+    del job["spec"]["suspend"]
+    assert apply(plane, job).returncode == 0
+    # As the controller's Local decision does: placed, and un-suspended; the Job controller makes the pods.
+    plane.kube.patch_job(namespace, "bayes", {"metadata": {"annotations": {C.DECISION_PLACEMENT: "Local"}},
+                                              "spec": {"suspend": False}})
+
+    def trial_pods() -> dict[int, dict]:
+        return {int(p["metadata"]["annotations"][COMPLETION_INDEX]): p for p in plane.kube.list_pods()
+                if p["metadata"]["namespace"] == namespace
+                and (p["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name") == "bayes"}
+
+    first = wait_for(lambda: (pods := trial_pods()) and len(pods) == 2 and pods, what="the first two trials")
+    assert {i: p["metadata"]["annotations"][C.TRIAL_ASKED_WITH] for i, p in first.items()} == {0: "", 1: ""}
+    # Both finish; with no controller to read their logs, the next trial waits, and says so.
+    wait_for(lambda: any("waits for the objective of finished trial" in (e.message or "")
+                         for e in plane.kube.core.list_namespaced_event(namespace).items),
+             what="the Job controller's FailedCreate: trial 2 waits for the finished trials")
+    assert sorted(trial_pods()) == [0, 1]
+    results = [TrialResult(i, p["metadata"]["name"], json.loads(p["metadata"]["annotations"][C.TRIAL_HYPERPARAMETERS]),
+                           0.5 - 0.1 * i) for i, p in sorted(first.items())]
+    plane.kube.patch_job(namespace, "bayes", {"metadata": {"annotations": {C.TRIAL_RESULTS: trial_results_text(results)}}})
+    later = wait_for(lambda: (pods := trial_pods()) and len(pods) == 4 and pods, what="trials 2 and 3")
+    spec = read_tuning_spec(yaml.safe_load(spec_text), "spec", 4, lambda *problem: None)
+    for index in (2, 3):
+        ann = later[index]["metadata"]["annotations"]
+        assert ann[C.TRIAL_ASKED_WITH] == "0,1"
+        assert json.loads(ann[C.TRIAL_HYPERPARAMETERS]) == suggest_trial(spec, index, results)
