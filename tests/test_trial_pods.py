@@ -15,7 +15,9 @@ import yaml
 
 from policies import constants as C
 from policies import job_from_manifest
-from policies.model import HYPERPARAMETERS_DIR, TrialResult, trial_hyperparameters, trial_results_text
+from policies.model import (HYPERPARAMETERS_DIR, TrialResult, read_trial_results, read_tuning_spec, trial_hyperparameters,
+                            trial_results_text)
+from scheduler.trial_history import UnreadableLog, harvested, index_of, unrecorded
 from scheduler.trial_pods import COMPLETION_INDEX, TRIAL_LABEL, VOLUME
 from scheduler.webhook import mutate, mutate_trial_pod, validate
 from tests.builders import policy
@@ -216,3 +218,25 @@ def test_a_burst_bayesian_sweeps_pods_get_no_values_sagemakers_tuner_chooses_the
     job = bayesian_job(placement="SageMakerSpot")
     answer = ask(job, owned_trial_pod(job, 4), [succeeded(job, 0)])
     assert answer["allowed"] and "patch" not in answer
+
+
+def test_the_controllers_record_adds_each_new_trials_values_and_objective_and_keeps_the_rest():
+    job = bayesian_job([TrialResult(0, "p0", {"learning_rate": "0.01"}, 0.5)])
+    spec = read_tuning_spec(yaml.safe_load(BAYES_TEXT), "spec", None, lambda *problem: None)
+    pods = [succeeded(job, i) for i in (0, 1, 2)]
+    for i, pod in enumerate(pods):
+        pod["metadata"]["annotations"][C.TRIAL_HYPERPARAMETERS] = json.dumps({"learning_rate": f"0.0{i + 1}"})
+    fresh = unrecorded(job, pods)
+    assert [index_of(p) for p in fresh] == [1, 2], "a restarted controller reads only what the Job lacks"
+    logs = {pods[1]["metadata"]["name"]: "val_acc=0.7\nval_acc=0.83\n"}
+
+    def read_log(namespace: str, name: str) -> str:
+        if name not in logs:
+            raise UnreadableLog("node gpu-7 is gone")
+        return logs[name]
+
+    results = read_trial_results(harvested(job, spec, fresh, read_log))
+    assert [(r.index, r.values, r.objective) for r in results] == [
+        (0, {"learning_rate": "0.01"}, 0.5), (1, {"learning_rate": "0.02"}, 0.83), (2, {"learning_rate": "0.03"}, None)]
+    assert results[2].note == "its log cannot be read: node gpu-7 is gone", "recorded, so the sweep goes on"
+    assert harvested(job, spec, [], read_log) is None
