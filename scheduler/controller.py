@@ -110,6 +110,7 @@ class Controller:
         self._last_described: dict[str, tuple[str, dict]] = {}  # uid -> (training job, what SageMaker said)
         self.kueue = KueueChecks(kube)
         self._checks: dict[str, PendingCheck] = {}  # this cycle's Kueue checks waiting on Spillway, by Job UID
+        self._log_tries: dict[str, int] = {}  # namespace/pod -> failed reads of a finished trial's log
 
     @property
     def writes(self) -> int:
@@ -171,7 +172,7 @@ class Controller:
         self._vpods = self._virtual_node_pods()
         self._each(self._follow, list(self.ledger.bursts.values()), world, now)
         self._each(self._tend, list(self._vpods.items()), world, now)
-        self._record_trials(world)
+        logs_unread = self._record_trials(world)
         self._checks = self.kueue.pending(now)
         pending = self._pending(world, now)
         snapshot = self._snapshot(world, now, report)
@@ -202,6 +203,8 @@ class Controller:
         times += [t for t, _ in self.retry_at.values() if t > now]  # a failed launch's back-off ends
         if any(b.state != DONE for b in self.ledger.bursts.values()):
             times.append(now + self.settings.burst_poll_seconds)
+        if logs_unread:  # a finished trial's log could not be read yet; its next trial waits for it
+            times.append(now + LOG_RETRY_SECONDS)
         times += [b.launch.fallback_time for b in self.ledger.bursts.values()  # the spot safety net
                   if b.state != DONE and b.launch.spot and b.deadline is not None and len(b.names) == 1
                   and b.launch.fallback_time and b.launch.fallback_time > now]
@@ -225,14 +228,17 @@ class Controller:
 
     # --- a local Bayesian sweep's finished trials ------------------------------------------------
 
-    def _record_trials(self, world: World) -> None:
+    def _record_trials(self, world: World) -> bool:
         """Each finished trial of a Bayesian sweep on the cluster: its values and the objective
         its log shows, written on its Job, where the pod webhook asks Optuna from them
-        (trial_history.py). One list of pods a cycle, and only while such a sweep has trials."""
+        (trial_history.py). One list of pods a cycle, and only while such a sweep has trials.
+        True if a log could not be read yet: that sweep is recorded on a later cycle, and the
+        cycle goes on (a node whose kubelet is down must not stop every decision)."""
         sweeps = {j["metadata"].get("uid"): (j, spec) for j in world.jobs
                   if (spec := bayesian_sweep_on_cluster(j)) is not None}
         if not sweeps:
-            return
+            return False
+        unread = False
         pods: dict[str, list[dict]] = {}
         for pod in self.kube.list_pods_selected(f"{C.TRIAL_LABEL}=true", "status.phase=Succeeded"):
             owner = owner_job(pod)
@@ -241,18 +247,34 @@ class Controller:
         for uid, succeeded in pods.items():
             manifest, spec = sweeps[uid]
             fresh = unrecorded(manifest, succeeded)
-            text = harvested(manifest, spec, fresh, self._trial_log)
+            try:
+                text = harvested(manifest, spec, fresh, self._trial_log)
+            except KubeError as exc:
+                log.warning("%s: a finished trial's log cannot be read yet (%s); trying again", key_of(manifest), exc)
+                unread = True
+                continue
             if text is not None and self._patch(manifest, {C.TRIAL_RESULTS: text}):
                 log.info("%s: recorded the result of trial %s from its log", key_of(manifest),
                          ", ".join(str(index_of(p)) for p in fresh))
+        return unread
 
     def _trial_log(self, namespace: str, name: str) -> str:
+        """A finished trial's log. A transient failure is raised LOG_ATTEMPTS - 1 times (tried
+        again on later cycles); then, or at once for a lasting one (404, 400), the log is
+        unreadable and the trial is recorded without an objective, so its sweep goes on. An API
+        server answers 500 when the pod's kubelet is gone for good: without a limit, the sweep
+        would wait forever. The count is in memory: a restart only tries again longer."""
+        key = f"{namespace}/{name}"
         try:
-            return self.kube.read_pod_log(namespace, name)
+            text = self.kube.read_pod_log(namespace, name)
         except KubeError as exc:
-            if _transient(exc):
-                raise  # the cycle fails and is tried again
+            tries = self._log_tries[key] = self._log_tries.get(key, 0) + 1
+            if _transient(exc) and tries < LOG_ATTEMPTS:
+                raise
+            del self._log_tries[key]
             raise UnreadableLog(exc.message or str(exc)) from None
+        self._log_tries.pop(key, None)
+        return text
 
     # --- what to decide --------------------------------------------------------------------------
 
@@ -976,6 +998,8 @@ class Controller:
 
 
 PLANS_KEPT = 8
+LOG_ATTEMPTS = 5  # reads of a finished trial's log before it is recorded as unreadable
+LOG_RETRY_SECONDS = 10.0  # between them: about 40 s before its sweep goes on without it
 
 
 def _on_spot(burst: Burst, attempt: int) -> bool:

@@ -17,9 +17,12 @@ from policies import constants as C
 from policies import job_from_manifest
 from policies.model import (HYPERPARAMETERS_DIR, TrialResult, read_trial_results, read_tuning_spec, trial_hyperparameters,
                             trial_results_text)
+from scheduler.controller import LOG_ATTEMPTS, Controller
+from scheduler.kube import KubeError
 from scheduler.trial_history import UnreadableLog, harvested, index_of, unrecorded
 from scheduler.trial_pods import COMPLETION_INDEX, TRIAL_LABEL, VOLUME
 from scheduler.webhook import mutate, mutate_trial_pod, validate
+from scheduler.world import World
 from tests.builders import policy
 
 EXAMPLE = yaml.safe_load(resources.files("policies").joinpath("examples/tuning-job.yaml").read_text())
@@ -240,3 +243,49 @@ def test_the_controllers_record_adds_each_new_trials_values_and_objective_and_ke
         (0, {"learning_rate": "0.01"}, 0.5), (1, {"learning_rate": "0.02"}, 0.83), (2, {"learning_rate": "0.03"}, None)]
     assert results[2].note == "its log cannot be read: node gpu-7 is gone", "recorded, so the sweep goes on"
     assert harvested(job, spec, [], read_log) is None
+
+
+class LogsDown:
+    """The controller's Kube where the API server cannot reach a finished trial's kubelet."""
+
+    def __init__(self, pods: list[dict], status: int = 500):
+        self.pods, self.status, self.reads, self.patches = pods, status, 0, []
+
+    def list_pods_selected(self, label_selector: str, field_selector: str = "", namespace=None) -> list[dict]:
+        assert (label_selector, field_selector) == (f"{TRIAL_LABEL}=true", "status.phase=Succeeded")
+        return self.pods
+
+    def read_pod_log(self, namespace: str, name: str) -> str:
+        self.reads += 1
+        raise KubeError(self.status, "InternalError", "dial tcp 10.0.0.7:10250: connect: connection refused")
+
+    def patch_job(self, namespace: str, name: str, body: dict) -> dict:
+        self.patches.append(body)
+        return {"metadata": {"name": name, "namespace": namespace, "resourceVersion": "2"}}
+
+
+def running_sweep() -> dict:
+    job = bayesian_job()
+    job["spec"]["suspend"] = False
+    job["metadata"]["resourceVersion"] = "1"
+    return job
+
+
+def test_a_log_the_api_server_cannot_reach_delays_the_record_but_not_the_cycle_nor_the_sweep_for_ever():
+    job = running_sweep()
+    pod = succeeded(job, 0)
+    kube = LogsDown([pod])
+    ctl = Controller(kube, policy())  # type: ignore[arg-type]
+    world = World(0.0, [job], [], [])
+    for attempt in range(1, LOG_ATTEMPTS):
+        assert ctl._record_trials(world) is True, "not yet: the cycle goes on, and looks again soon"
+        assert kube.reads == attempt and kube.patches == []
+    assert ctl._record_trials(world) is False
+    [patch] = kube.patches
+    [result] = read_trial_results(patch["metadata"]["annotations"][C.TRIAL_RESULTS])
+    assert result.index == 0 and result.objective is None and "connection refused" in result.note
+    job = running_sweep()
+    gone = LogsDown([succeeded(job, 1)], status=404)
+    ctl = Controller(gone, policy())  # type: ignore[arg-type]
+    assert ctl._record_trials(World(0.0, [job], [], [])) is False and gone.reads == 1, "a 404 is final at once"
+    assert len(gone.patches) == 1
