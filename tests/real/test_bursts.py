@@ -104,15 +104,15 @@ def test_a_transform_job_becomes_an_ack_model_and_transform_job_the_real_server_
 
 def test_a_sweep_becomes_an_ack_hyperparameter_tuning_job_the_real_server_accepts(plane, namespace,
                                                                                   controller_kube, stop_event):
-    """A Bayesian sweep (only SageMaker's tuner runs one) with emit ack: one
-    HyperParameterTuningJob, created by the controller through the real API server (Strict,
+    """A Bayesian sweep sent to SageMaker (mode cloud: on a free cluster, auto would keep it
+    local, Optuna choosing its trials) with emit ack: one HyperParameterTuningJob, created by the controller through the real API server (Strict,
     against the published CRD), and collected with its Job."""
     spec = ("objective: {metric: validation:loss, regex: 'val_loss=([0-9.]+)', type: Minimize}\n"
             "strategy: Bayesian\n"
             "parameters:\n  lr: {type: continuous, min: 0.0001, max: 0.1, scaling: Logarithmic}\n"
             "static: {epochs: 3}\n")
     job = job_manifest("sweep", namespace, gpus=1, parallelism=2, **{
-        C.MODE: "auto", C.RUNTIME_ESTIMATE: "30m", C.SAGEMAKER_KIND: "tuning", C.TUNING_SPEC: spec})
+        C.MODE: "cloud", C.RUNTIME_ESTIMATE: "30m", C.SAGEMAKER_KIND: "tuning", C.TUNING_SPEC: spec})
     job["spec"]["completions"] = 6
     plane.kube.batch.create_namespaced_job(namespace, job)
     start_controller(controller_kube, stop_event, sageMaker={"emit": "ack"})
