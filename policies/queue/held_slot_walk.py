@@ -48,18 +48,17 @@ slots taken out for nothing, and backfill from behind the planning depth.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 from ..forecast import Derived, LocalSlot
-from ..model import Decision, JobRequest, Placement, Snapshot
+from ..model import JobRequest, Placement, Snapshot
 from ..decide import EPSILON, Evaluated, REQUEUE_MIN_SECONDS, price_turns_at, reserves
 from .alarm_heap import AlarmHeap
 from .held_slots import HeldSlots, Occupation, Region, View, occupations, regions, same_slot
 from .parking import Parked, ParkingLot, Shape
-from .plan_result import Plan
 from .queue_state import QueueState
-from .queue_streams import BEFORE_EVERY_JOB, Entry, MergedStreams, cursor_after
-from .walk_steps import GREEDY, decide_in_turn
+from .queue_streams import BEFORE_EVERY_JOB, Entry, cursor_after
+from .queue_walk import QueueWalk, decide_in_turn
 
 
 class HeldSlotState(Protocol):
@@ -85,15 +84,15 @@ class HeldSlotState(Protocol):
     def unpark(self, key: str) -> None: ...
 
 
-class HeldSlotWalk:
-    __slots__ = ("mode", "queue", "held", "parked", "snapshot", "now", "derived", "quotas", "queueing", "patient",
-                 "fifo", "cycle", "timeline", "change_at", "freed_nodes", "given_back", "freed_at", "sped_up",
-                 "no_room", "lefts", "streams", "woken", "out", "decisions", "started", "kept")
+class HeldSlotWalk(QueueWalk):
+    __slots__ = ("mode", "queue", "held", "parked", "quotas", "queueing", "patient", "fifo", "cycle", "timeline",
+                 "change_at", "freed_nodes", "given_back", "freed_at", "sped_up", "no_room", "lefts", "woken", "out",
+                 "started", "kept")
 
     def __init__(self, mode: HeldSlotState, snapshot: Snapshot, now: float, derived: Derived):
         queue = mode.queue
+        super().__init__(snapshot, now, derived, queue.jobs)
         self.mode, self.queue, self.held, self.parked = mode, queue, mode.held, mode.parked
-        self.snapshot, self.now, self.derived = snapshot, now, derived
         spec = queue.policy.spec
         self.quotas = spec.sage_maker.quotas
         self.queueing = spec.local.queueing
@@ -114,20 +113,10 @@ class HeldSlotWalk:
         self.sped_up: set[str] = set()  # parked Jobs behind GPUs given back that a window there may fit
         self.no_room: set[Shape] = set()  # shapes with too few GPUs free at this instant
         self.lefts: dict[str, float] = {}  # budget left per namespace, until the next burst this cycle
-        self.streams = MergedStreams()
         self.woken: set[Entry] = set()
         self.out: set[str] = set()  # keys whose held slots are out of the timeline for now
-        self.decisions: list[Decision] = []
         self.started: list[Occupation] = []  # (node, GPUs, until) of each local start
         self.kept = True  # False: a local start handed back to the queue left its slot in the timeline
-
-    def run(self) -> Plan:
-        self.woken = self.wake_set()
-        self.merge_streams()
-        self.walk()
-        self.rehold_and_backfill()
-        self.held.mark(self.derived, self.started, self.kept)
-        return Plan(tuple(self.decisions), GREEDY, review_at=self.mode.review_at(self.now))
 
     # --- 1. the wake set --------------------------------------------------------------------------
 
@@ -146,6 +135,7 @@ class HeldSlotWalk:
         if world != mode.world_seen:
             woken.update(mode.active)
         mode.world_seen = world
+        self.woken = woken
         return woken
 
     def world(self) -> tuple[tuple[float, ...], bool]:
@@ -157,11 +147,11 @@ class HeldSlotWalk:
 
     # --- 2. the merged streams --------------------------------------------------------------------
 
-    def merge_streams(self) -> None:
+    def merge_streams(self, woken: Iterable[Entry]) -> None:
         """The woken Jobs, the parked ones that quota, GPUs or money may let go, and the Jobs behind
         a change since the last cycle, merged in queue order."""
         candidates = self.parked.candidates(self.now, self.cycle.quota_left, self.room)
-        self.streams.add(iter(sorted(self.woken)))
+        super().merge_streams(woken)
         self.streams.add(iter(candidates))
         for stream in self.parked.affordable(self.budget_left):
             self.streams.add(stream)
@@ -170,17 +160,6 @@ class HeldSlotWalk:
             self.changed_after(entry, regions=self.given_back)
 
     # --- 3. each Job, in queue order --------------------------------------------------------------
-
-    def walk(self) -> None:
-        jobs, seen = self.queue.jobs, set()
-        pop, advance, visit = self.streams.pop, self.streams.advance, self.visit  # read once: a hot loop
-        while (popped := pop()) is not None:
-            order, key, s = popped
-            advance(s)
-            if key in seen or key not in jobs:
-                continue
-            seen.add(key)
-            visit((order, key), jobs[key])
 
     def visit(self, entry: Entry, job: JobRequest) -> None:
         key, out = entry[1], self.out  # the entry's key: JobRequest.key builds the string each time
@@ -357,7 +336,9 @@ class HeldSlotWalk:
 
     # --- 4. re-hold, and backfill -----------------------------------------------------------------
 
-    def rehold_and_backfill(self) -> None:
+    def after_walk(self) -> None:
+        """Put back the slots taken out for nothing, backfill from behind the planning depth, and
+        note what the kept timeline now holds."""
         queue, held = self.queue, self.held
         for key in self.out:  # every one was walked to; this only keeps the timeline whole if not
             if key in queue.jobs and not held.views[key].holds:
@@ -367,6 +348,12 @@ class HeldSlotWalk:
                 self.cycle.not_before = max(self.cycle.not_before, held.last_held_start())
             for job, result in queue.backfill_behind(self.cycle, self.decisions):
                 self.started += occupations(self.timeline, job, result)
+        held.mark(self.derived, self.started, self.kept)
+
+    # --- 5. when to look again --------------------------------------------------------------------
+
+    def review_at(self) -> float | None:
+        return self.mode.review_at(self.now)
 
 
 def stays_parked(park: Parked, start: float, now: float) -> bool:

@@ -6,17 +6,19 @@ provably cannot change until something specific happens, and re-deciding them ev
 what makes a long queue slow (a cycle per event times a queue of thousands).
 
 The planner keeps the queue, and each cycle decides only the Jobs whose decision may differ
-from last time. Everything it returns comes from the same step as plan() (walk_steps: evaluate
-and assume), in the same queue order, so the placements and reasons are those plan() would give
-for those Jobs; the Jobs it leaves out would get the same Wait as before (their evidence is not
-refreshed). How it finds the Jobs to decide is its mode, chosen from the policy:
+from last time. A cycle is the queue walk that plan() takes (queue_walk.py: wake set, merged
+streams, each Job in queue order ending in evaluate and assume, then the Jobs behind the planning
+depth), with what the planner keeps across cycles; so the placements and reasons are those plan()
+would give for those Jobs, and the Jobs it leaves out would get the same Wait as before (their
+evidence is not refreshed). How it finds the Jobs to decide is its mode, a strategy chosen from
+the policy, each with its own walk:
   - a stable policy (stability.why_not_stable) with outOfOrder or fifo queueing: OutOfOrderMode
     or FifoMode (stable_modes.py). A waiting Job is decided again when its max wait runs out or
     its shape may fit now;
   - every other policy: HeldSlotMode (held_slot_mode.py), which keeps the capacity timeline with
-    every held slot across cycles and walks a cycle in numbered steps (held_slot_walk.py). A
-    stable planner walks it too in a cycle whose snapshot carries utilization;
-  - skip_waiting=False or the CP-SAT optimizer: ReplanMode, plan() over every Job every cycle.
+    every held slot across cycles (HeldSlotWalk, held_slot_walk.py). A stable planner walks it
+    too in a cycle whose snapshot carries utilization;
+  - skip_waiting=False or the CP-SAT optimizer: ReplanMode, plan()'s own walk over every Job.
 A differential test keeps every mode equal to plan().
 """
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from bisect import insort
-from typing import Iterator
+from typing import Iterable
 
 from .alarm_heap import AlarmHeap
 from ..forecast import CapacityTimeline, Derived, INF
@@ -24,9 +24,9 @@ from ..decide import Cycle, REQUEUE_MIN_SECONDS
 from .parking import Shape
 from .plan_result import Plan
 from .queue_state import QueueState
-from .queue_streams import Entry, MergedStreams, cursor, find, remove
+from .queue_streams import Entry, cursor, find, remove
 from .stability import volatile
-from .walk_steps import GREEDY, decide_in_turn
+from .queue_walk import QueueWalk, decide_in_turn
 
 TIMEOUT_SLACK = 1e-6  # look a hair early; evaluate() has the exact word
 ROUNDING_STEP = 1e-3  # seconds: far above what an absolute time in 2026 can resolve (about 0.2 us)
@@ -151,45 +151,61 @@ class OutOfOrderMode(StableMode):
             insort(entries, entry)
 
     def plan(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
-        queue = self.queue
+        return OutOfOrderWalk(self, snapshot, now, derived).run()
+
+
+class OutOfOrderWalk(QueueWalk):
+    """One cycle of OutOfOrderMode: the woken Jobs, and the waiting ones of each shape that fits now."""
+
+    __slots__ = ("mode", "room", "shapes")
+
+    def __init__(self, mode: OutOfOrderMode, snapshot: Snapshot, now: float, derived: Derived):
+        super().__init__(snapshot, now, derived, mode.queue.jobs)
+        self.mode = mode
         # The cycle (a copy of the timeline to assume decisions on) is made only when a Job is
         # decided; until then the checks read the snapshot's timeline, which is the same.
-        room = ShapeRoom(derived.timeline(now))
-        # 1. Wake set: the new Jobs and those whose max wait ran out; then every waiting shape that fits.
-        woken = sorted([*queue.new, *((queue.order[k], k) for k in self.due(now))])
-        queue.new = []
-        shapes: list[Shape | None] = [None]
-        streams: list[Iterator[Entry]] = [iter(woken)]
-        for shape, entries in self.waiting.items():
-            if entries and room.fits_now(shape):
-                streams.append(cursor(entries))
-                shapes.append(shape)
-        # 2. Walk them merged, in queue order (many cycles have none: a Job ended and nothing fits).
-        decisions: list[Decision] = []
-        if woken or len(streams) > 1:
-            self._walk(MergedStreams(streams), shapes, room, snapshot, now, derived, decisions)
-        # 3. Backfill from behind the planning depth.
-        if queue.window is not None and queue.window.behind:
-            queue.backfill_behind(room.cycle or queue.start_cycle(snapshot, now, derived), decisions)
-        return Plan(tuple(decisions), GREEDY, review_at=self.review_at(now))
+        self.room = ShapeRoom(derived.timeline(now))
+        self.shapes: list[Shape | None] = [None]  # the shape of each stream (None: the woken Jobs)
+        self.gate = self.shape_fits
 
-    def _walk(self, merged: MergedStreams, shapes: list[Shape | None], room: ShapeRoom, snapshot: Snapshot,
-              now: float, derived: Derived, decisions: list[Decision]) -> None:
-        seen: set[str] = set()
-        jobs = self.queue.jobs
-        while (popped := merged.pop()) is not None:
-            _, key, s = popped
-            shape = shapes[s]
-            if shape is not None and not room.fits_now(shape):
-                continue  # no Job of this shape fits any more this cycle: drop the whole stream
-            merged.advance(s)
-            if key in seen or key not in jobs:
-                continue
-            seen.add(key)
-            if room.cycle is None:
-                room.cycle = self.queue.start_cycle(snapshot, now, derived)
-            if self.decide(key, room.cycle, decisions) == Placement.LOCAL:
-                room.gpus_taken()
+    def wake_set(self) -> list[Entry]:
+        """1. The new Jobs and those whose max wait ran out."""
+        queue = self.mode.queue
+        woken = [*queue.new, *((queue.order[k], k) for k in self.mode.due(self.now))]
+        queue.new = []
+        return woken
+
+    def merge_streams(self, woken: Iterable[Entry]) -> None:
+        """2. The woken Jobs, and the waiting Jobs of every shape that fits now (many cycles have
+        none: a Job ended and nothing fits)."""
+        super().merge_streams(woken)
+        for shape, entries in self.mode.waiting.items():
+            if entries and self.room.fits_now(shape):
+                self.streams.add(cursor(entries))
+                self.shapes.append(shape)
+
+    def shape_fits(self, s: int, entry: Entry) -> bool:
+        """No Job of stream s's shape fits any more this cycle: drop the whole stream."""
+        shape = self.shapes[s]
+        return shape is None or self.room.fits_now(shape)
+
+    def visit(self, entry: Entry, job: JobRequest) -> None:
+        """3. Decided and assumed; a local start takes GPUs, so the shapes that fitted are asked again."""
+        room = self.room
+        if room.cycle is None:
+            room.cycle = self.mode.queue.start_cycle(self.snapshot, self.now, self.derived)
+        if self.mode.decide(entry[1], room.cycle, self.decisions) == Placement.LOCAL:
+            room.gpus_taken()
+
+    def after_walk(self) -> None:
+        """4. Backfill from behind the planning depth."""
+        queue = self.mode.queue
+        if queue.window is not None and queue.window.behind:
+            cycle = self.room.cycle or queue.start_cycle(self.snapshot, self.now, self.derived)
+            queue.backfill_behind(cycle, self.decisions)
+
+    def review_at(self) -> float | None:
+        return self.mode.review_at(self.now)
 
 
 class FifoMode(StableMode):
@@ -207,64 +223,81 @@ class FifoMode(StableMode):
         del self.order[i]
 
     def plan(self, snapshot: Snapshot, now: float, derived: Derived) -> Plan:
-        """plan() decides the queue from its head; the first Job that must wait for a future slot
-        (the blocker) sets the cycle's not_before past now, so no Job behind it can start this cycle
-        whatever its own slot. Behind the blocker a Job's decision is then Wait until its max wait
-        runs out (patient timing, no price, budget or quota), so only Jobs that are new or due are
-        decided there. Their placement and reason are plan()'s; their forecast leaves out the slots
-        of the Jobs skipped between them and the blocker (so their evidence may show local GPUs
-        sooner than plan() would). A volatile Job reads its own slot, so the walk goes on, deciding
-        every Job, up to the last volatile one."""
-        queue = self.queue
-        cycle = queue.start_cycle(snapshot, now, derived)
-        # 1. Wake set: the new Jobs and those whose max wait ran out.
-        behind = sorted({*queue.new, *((queue.order[k], k) for k in self.due(now))})
-        queue.new = []
-        decisions: list[Decision] = []
-        # 2. The queue from its head, to the blocker (or the last volatile Job).
-        walked, look_again = self._walk_head(cycle, behind, decisions)
-        # 3. Behind it, the woken Jobs only.
-        for entry in behind:
-            if walked is not None and entry > walked and entry[1] in queue.jobs:
-                self.decide(entry[1], cycle, decisions)
-        # 4. Backfill from behind the planning depth.
-        if queue.window is not None:
-            queue.backfill_behind(cycle, decisions)
-        review_at = self.review_at(now)
-        if look_again is not None:
-            look_again = max(look_again, now + REQUEUE_MIN_SECONDS)
-            review_at = look_again if review_at is None else min(review_at, look_again)
-        return Plan(tuple(decisions), GREEDY, review_at=review_at)
+        return FifoWalk(self, snapshot, now, derived).run()
 
-    def _walk_head(self, cycle: Cycle, behind: list[Entry], decisions: list[Decision]
-                   ) -> tuple[Entry | None, float | None]:
-        """Decide the queue from its head while a Job may start now; the last entry walked, and when
-        the blocker's slot comes (its Wait would have asked to look again then)."""
-        now, jobs = cycle.now, self.queue.jobs
+
+class FifoWalk(QueueWalk):
+    """One cycle of FifoMode. plan() decides the queue from its head; the first Job that must wait
+    for a future slot (the blocker) sets the cycle's not_before past now, so no Job behind it can
+    start this cycle whatever its own slot. Behind the blocker a Job's decision is then Wait until
+    its max wait runs out (patient timing, no price, budget or quota), so only Jobs that are new or
+    due are decided there. Their placement and reason are plan()'s; their forecast leaves out the
+    slots of the Jobs skipped between them and the blocker (so their evidence may show local GPUs
+    sooner than plan() would). A volatile Job reads its own slot, so the walk goes on, deciding
+    every Job, up to the last volatile one."""
+
+    __slots__ = ("mode", "cycle", "fresh", "walk_to", "look_again")
+
+    def __init__(self, mode: FifoMode, snapshot: Snapshot, now: float, derived: Derived):
+        super().__init__(snapshot, now, derived, mode.queue.jobs)
+        self.mode = mode
+        self.cycle = mode.queue.start_cycle(snapshot, now, derived)
+        self.fresh: set[str] = set()  # the woken Jobs' keys
+        self.walk_to: Entry | None = None  # the last volatile woken Job: the head is walked up to it
+        self.look_again: float | None = None  # when the blocker's slot comes
+        self.gate = self.head_reads_on
+
+    def wake_set(self) -> list[Entry]:
+        """1. The new Jobs and those whose max wait ran out."""
+        queue = self.mode.queue
+        woken = sorted({*queue.new, *((queue.order[k], k) for k in self.mode.due(self.now))})
+        queue.new = []
+        self.fresh = {key for _, key in woken}
         # A volatile Job (a deadline, say) reads its own slot, which the Jobs ahead of it move: walk
         # the whole queue up to the last of them, as plan() does.
-        walk_to = max((e for e in behind if volatile(jobs[e[1]])), default=None)
-        fresh = {key for _, key in behind}
-        walked: Entry | None = None
-        look_again: float | None = None
-        for entry in cursor(self.order):
-            if cycle.not_before > now and (walk_to is None or entry > walk_to):
-                break
-            walked, key = entry, entry[1]
-            if walk_to is None and key not in fresh and self._still_blocks(jobs[key], cycle, now):
-                # plan() would find it waiting again for a future slot, which sets not_before past now;
-                # where exactly that slot is, only the (skipped) evidence of the Jobs behind would show.
-                cycle.not_before = max(cycle.not_before, self.slot_start[key])
-                look_again = self.slot_start[key]  # as its Wait would have asked (requeue at its slot)
-                continue
-            self.decide(key, cycle, decisions)
-        return walked, look_again
+        self.walk_to = max((e for e in woken if volatile(queue.jobs[e[1]])), default=None)
+        return woken
 
-    def _still_blocks(self, job: JobRequest, cycle: Cycle, now: float) -> bool:
+    def merge_streams(self, woken: Iterable[Entry]) -> None:
+        """2. The queue from its head (stream 0: read while a Job may start now), then the woken Jobs
+        (behind the blocker, only they are decided)."""
+        self.streams.add(cursor(self.mode.order))
+        super().merge_streams(woken)
+
+    def head_reads_on(self, s: int, entry: Entry) -> bool:
+        """The head stream stops at the blocker (or past the last volatile Job)."""
+        return s != 0 or not (self.cycle.not_before > self.now and (self.walk_to is None or entry > self.walk_to))
+
+    def visit(self, entry: Entry, job: JobRequest) -> None:
+        """3. Decided and assumed, unless it is a waiting Job at the head that still blocks: plan()
+        would find it waiting again for a future slot, which sets not_before past now; where
+        exactly that slot is, only the (skipped) evidence of the Jobs behind would show."""
+        key, cycle = entry[1], self.cycle
+        if self.walk_to is None and key not in self.fresh and self.still_blocks(job):
+            start = self.mode.slot_start[key]
+            cycle.not_before = max(cycle.not_before, start)
+            self.look_again = start  # as its Wait would have asked (requeue at its slot)
+            return
+        self.mode.decide(key, cycle, self.decisions)
+
+    def still_blocks(self, job: JobRequest) -> bool:
         """A waiting Job at the head of the queue (not new, volatile or due) that cannot start now:
         free GPUs at this instant are necessary for that. Its last forecast must be in the future."""
-        if self.slot_start.get(job.key, -INF) <= now or volatile(job):
+        if self.mode.slot_start.get(job.key, -INF) <= self.now or volatile(job):
             return False
-        timeline = cycle.timeline
+        timeline = self.cycle.timeline
         return not (timeline.max_free_now(job.gpu_product) >= job.gpus_per_pod
                     and (job.pods == 1 or timeline.may_fit_now(job.gpus_per_pod, job.pods, job.gpu_product)))
+
+    def after_walk(self) -> None:
+        """4. Backfill from behind the planning depth."""
+        queue = self.mode.queue
+        if queue.window is not None:
+            queue.backfill_behind(self.cycle, self.decisions)
+
+    def review_at(self) -> float | None:
+        review_at = self.mode.review_at(self.now)
+        if self.look_again is None:
+            return review_at
+        look_again = max(self.look_again, self.now + REQUEUE_MIN_SECONDS)
+        return look_again if review_at is None else min(review_at, look_again)
