@@ -18,6 +18,7 @@ class RecordingWalk(QueueWalk):
         super().__init__(snapshot=None, now=0.0, derived=None, jobs=jobs)
         self.woken, self.extra, self.leave = woken, extra, set(leave)
         self.gate = gate
+        self.gated = gate is not None
         self.visits: list[str] = []
 
     def wake_set(self):
@@ -27,6 +28,9 @@ class RecordingWalk(QueueWalk):
         super().merge_streams(woken)
         for stream in self.extra:
             self.streams.add(cursor(stream))
+
+    def reads_on(self, s, entry):
+        return self.gate(s, entry)
 
     def visit(self, entry, job):
         self.visits.append(entry[1])

@@ -16,7 +16,7 @@ A planner is a strategy for steps 1, 2 and 4 and for what visit() checks before 
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Iterable
 
 from ..decide import Cycle, Evaluated, assume, evaluate
 from ..forecast import Derived, LocalSlot
@@ -25,8 +25,6 @@ from .plan_result import Plan, SolverReport
 from .queue_streams import Entry, MergedStreams
 
 GREEDY = SolverReport("greedy", "greedy")  # what the solver did in a cycle with no optimizer: nothing
-
-StreamGate = Callable[[int, Entry], bool]  # whether stream s reads on at this entry (False: drop it whole)
 
 
 def decide_in_turn(job: JobRequest, cycle: Cycle, decisions: list[Decision], slot: LocalSlot | None = None,
@@ -43,20 +41,21 @@ def decide_in_turn(job: JobRequest, cycle: Cycle, decisions: list[Decision], slo
 class QueueWalk:
     """One cycle over the queue. Subclasses fill in the steps; run() takes them in order."""
 
-    __slots__ = ("snapshot", "now", "derived", "jobs", "streams", "decisions", "gate", "solver")
+    __slots__ = ("snapshot", "now", "derived", "jobs", "streams", "decisions", "solver")
+    gated = False  # True: the planner may drop a stream whole (reads_on)
 
     def __init__(self, snapshot: Snapshot, now: float, derived: Derived, jobs: dict[str, JobRequest]):
         self.snapshot, self.now, self.derived = snapshot, now, derived
         self.jobs = jobs  # the queued Jobs by key: an entry whose Job left the queue is skipped
         self.streams = MergedStreams()
         self.decisions: list[Decision] = []
-        self.gate: StreamGate | None = None  # None: every stream is read to its end
         self.solver = GREEDY  # what an optimizer did this cycle (FullWalk with CP-SAT says)
 
     def run(self) -> Plan:
         self.merge_streams(self.wake_set())  # 1, 2
         self.walk()  # 3
         self.after_walk()  # 4
+        self.streams.clear()  # a stream may refer to the walk (a bound method): free both now, not at a GC
         return Plan(tuple(self.decisions), self.solver, self.review_at())  # 5
 
     # --- the steps, as a planner fills them in ------------------------------------------------
@@ -71,8 +70,11 @@ class QueueWalk:
 
     def walk(self) -> None:
         """3. Each Job once, in queue order, read from the merged streams as they grow (a visit may
-        add the Jobs behind a change). A gate may drop a stream whole: it is not read on."""
-        jobs, seen, gate = self.jobs, set(), self.gate
+        add the Jobs behind a change). A gated planner may drop a stream whole: it is not read on."""
+        jobs, seen = self.jobs, set()
+        # Bound here, not kept on the walk: a walk that referred to itself would live until the
+        # garbage collector found it, and with it the cycle's copy of the timeline.
+        gate = self.reads_on if self.gated else None
         pop, advance, visit = self.streams.pop, self.streams.advance, self.visit  # read once: a hot loop
         while (popped := pop()) is not None:
             order, key, s = popped
@@ -84,6 +86,10 @@ class QueueWalk:
                 continue
             seen.add(key)
             visit(entry, jobs[key])
+
+    def reads_on(self, s: int, entry: Entry) -> bool:
+        """3. Whether stream s reads on at this entry (False: the stream is dropped whole)."""
+        return True
 
     def visit(self, entry: Entry, job: JobRequest) -> None:
         """3. One Job at its turn: the planner's checks, then decide_in_turn (or nothing, if the

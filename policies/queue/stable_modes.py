@@ -166,7 +166,6 @@ class OutOfOrderWalk(QueueWalk):
         # decided; until then the checks read the snapshot's timeline, which is the same.
         self.room = ShapeRoom(derived.timeline(now))
         self.shapes: list[Shape | None] = [None]  # the shape of each stream (None: the woken Jobs)
-        self.gate = self.shape_fits
 
     def wake_set(self) -> list[Entry]:
         """1. The new Jobs and those whose max wait ran out."""
@@ -184,7 +183,9 @@ class OutOfOrderWalk(QueueWalk):
                 self.streams.add(cursor(entries))
                 self.shapes.append(shape)
 
-    def shape_fits(self, s: int, entry: Entry) -> bool:
+    gated = True
+
+    def reads_on(self, s: int, entry: Entry) -> bool:
         """No Job of stream s's shape fits any more this cycle: drop the whole stream."""
         shape = self.shapes[s]
         return shape is None or self.room.fits_now(shape)
@@ -245,7 +246,6 @@ class FifoWalk(QueueWalk):
         self.fresh: set[str] = set()  # the woken Jobs' keys
         self.walk_to: Entry | None = None  # the last volatile woken Job: the head is walked up to it
         self.look_again: float | None = None  # when the blocker's slot comes
-        self.gate = self.head_reads_on
 
     def wake_set(self) -> list[Entry]:
         """1. The new Jobs and those whose max wait ran out."""
@@ -264,7 +264,9 @@ class FifoWalk(QueueWalk):
         self.streams.add(cursor(self.mode.order))
         super().merge_streams(woken)
 
-    def head_reads_on(self, s: int, entry: Entry) -> bool:
+    gated = True
+
+    def reads_on(self, s: int, entry: Entry) -> bool:
         """The head stream stops at the blocker (or past the last volatile Job)."""
         return s != 0 or not (self.cycle.not_before > self.now and (self.walk_to is None or entry > self.walk_to))
 
