@@ -91,7 +91,7 @@ class HeldSlotWalk(QueueWalk):
 
     def __init__(self, mode: HeldSlotState, snapshot: Snapshot, now: float, derived: Derived):
         queue = mode.queue
-        super().__init__(snapshot, now, derived, queue.jobs)
+        QueueWalk.__init__(self, snapshot, now, derived, queue.jobs)
         self.mode, self.queue, self.held, self.parked = mode, queue, mode.held, mode.parked
         spec = queue.policy.spec
         self.quotas = spec.sage_maker.quotas
@@ -151,7 +151,7 @@ class HeldSlotWalk(QueueWalk):
         """The woken Jobs, the parked ones that quota, GPUs or money may let go, and the Jobs behind
         a change since the last cycle, merged in queue order."""
         candidates = self.parked.candidates(self.now, self.cycle.quota_left, self.room)
-        super().merge_streams(woken)
+        QueueWalk.merge_streams(self, woken)
         self.streams.add(iter(candidates))
         for stream in self.parked.affordable(self.budget_left):
             self.streams.add(stream)

@@ -63,7 +63,7 @@ class FullWalk(QueueWalk):
         queue = queue_order(pending)
         depth = policy.spec.local.planning_depth
         self.planned, self.beyond = (queue, []) if depth is None else (queue[:depth], queue[depth:])
-        super().__init__(snapshot, now, derived, {job.key: job for job in self.planned})
+        QueueWalk.__init__(self, snapshot, now, derived, {job.key: job for job in self.planned})
         self.policy, self.catalog = policy, catalog
         self.prefer: Preferences = {}  # what the optimizer prefers for each planned Job (greedy: nothing)
         self.cycle: Cycle | None = None

@@ -80,11 +80,6 @@ class MergedStreams:
         if item is not None:
             heapq.heappush(self._heap, (item[0], item[1], s))
 
-    def clear(self) -> None:
-        """Drop every stream (a stream's generator may refer to its reader: this lets both go)."""
-        self._streams.clear()
-        self._heap.clear()
-
     def pop(self) -> tuple[OrderKey, str, int] | None:
         """The first entry in queue order, as (order key, job key, the stream it came from: advance
         it to read on); None when every stream is read."""

@@ -43,11 +43,11 @@ class QueueWalk:
 
     __slots__ = ("snapshot", "now", "derived", "jobs", "streams", "decisions", "solver")
     gated = False  # True: the planner may drop a stream whole (reads_on)
+    streams: MergedStreams  # made in step 2 (merge_streams)
 
     def __init__(self, snapshot: Snapshot, now: float, derived: Derived, jobs: dict[str, JobRequest]):
         self.snapshot, self.now, self.derived = snapshot, now, derived
         self.jobs = jobs  # the queued Jobs by key: an entry whose Job left the queue is skipped
-        self.streams = MergedStreams()
         self.decisions: list[Decision] = []
         self.solver = GREEDY  # what an optimizer did this cycle (FullWalk with CP-SAT says)
 
@@ -55,7 +55,6 @@ class QueueWalk:
         self.merge_streams(self.wake_set())  # 1, 2
         self.walk()  # 3
         self.after_walk()  # 4
-        self.streams.clear()  # a stream may refer to the walk (a bound method): free both now, not at a GC
         return Plan(tuple(self.decisions), self.solver, self.review_at())  # 5
 
     # --- the steps, as a planner fills them in ------------------------------------------------
@@ -66,7 +65,7 @@ class QueueWalk:
 
     def merge_streams(self, woken: Iterable[Entry]) -> None:
         """2. The woken Jobs in queue order; a planner adds the other streams it reads."""
-        self.streams.add(iter(sorted(woken)))
+        self.streams = MergedStreams((iter(sorted(woken)),))
 
     def walk(self) -> None:
         """3. Each Job once, in queue order, read from the merged streams as they grow (a visit may

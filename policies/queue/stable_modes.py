@@ -8,7 +8,7 @@ wait has run out (a heap of timeouts), and, depending on queueing:
     pod, pods, GPU product), is necessary for starting now, and once false in a cycle stays false
     for the rest of it (a cycle only takes GPUs), so a shape that fails it is skipped whole.
   - fifo: the queue is decided from its head up to the first Job that must wait for a future
-    slot; behind it only new and timed-out Jobs are decided (FifoMode.plan).
+    slot; behind it only new and timed-out Jobs are decided (FifoWalk).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class OutOfOrderWalk(QueueWalk):
     __slots__ = ("mode", "room", "shapes")
 
     def __init__(self, mode: OutOfOrderMode, snapshot: Snapshot, now: float, derived: Derived):
-        super().__init__(snapshot, now, derived, mode.queue.jobs)
+        QueueWalk.__init__(self, snapshot, now, derived, mode.queue.jobs)
         self.mode = mode
         # The cycle (a copy of the timeline to assume decisions on) is made only when a Job is
         # decided; until then the checks read the snapshot's timeline, which is the same.
@@ -177,7 +177,7 @@ class OutOfOrderWalk(QueueWalk):
     def merge_streams(self, woken: Iterable[Entry]) -> None:
         """2. The woken Jobs, and the waiting Jobs of every shape that fits now (many cycles have
         none: a Job ended and nothing fits)."""
-        super().merge_streams(woken)
+        QueueWalk.merge_streams(self, woken)
         for shape, entries in self.mode.waiting.items():
             if entries and self.room.fits_now(shape):
                 self.streams.add(cursor(entries))
@@ -237,12 +237,13 @@ class FifoWalk(QueueWalk):
     sooner than plan() would). A volatile Job reads its own slot, so the walk goes on, deciding
     every Job, up to the last volatile one."""
 
-    __slots__ = ("mode", "cycle", "fresh", "walk_to", "look_again")
+    __slots__ = ("mode", "cycle", "woken", "fresh", "walk_to", "look_again")
 
     def __init__(self, mode: FifoMode, snapshot: Snapshot, now: float, derived: Derived):
-        super().__init__(snapshot, now, derived, mode.queue.jobs)
+        QueueWalk.__init__(self, snapshot, now, derived, mode.queue.jobs)
         self.mode = mode
         self.cycle = mode.queue.start_cycle(snapshot, now, derived)
+        self.woken: Iterable[Entry] = ()  # in queue order
         self.fresh: set[str] = set()  # the woken Jobs' keys
         self.walk_to: Entry | None = None  # the last volatile woken Job: the head is walked up to it
         self.look_again: float | None = None  # when the blocker's slot comes
@@ -259,16 +260,25 @@ class FifoWalk(QueueWalk):
         return woken
 
     def merge_streams(self, woken: Iterable[Entry]) -> None:
-        """2. The queue from its head (stream 0: read while a Job may start now), then the woken Jobs
-        (behind the blocker, only they are decided)."""
-        self.streams.add(cursor(self.mode.order))
-        super().merge_streams(woken)
+        """2. Two streams read one after the other, not merged: the queue from its head, while a Job
+        may start now, then the woken Jobs behind where the head stopped (walk)."""
+        self.woken = woken
 
-    gated = True
-
-    def reads_on(self, s: int, entry: Entry) -> bool:
-        """The head stream stops at the blocker (or past the last volatile Job)."""
-        return s != 0 or not (self.cycle.not_before > self.now and (self.walk_to is None or entry > self.walk_to))
+    def walk(self) -> None:
+        """3. The queue from its head to the blocker (or past the last volatile Job), each Job
+        visited; then, behind it, the woken Jobs only."""
+        jobs, cycle, now, walk_to = self.jobs, self.cycle, self.now, self.walk_to
+        walked: Entry | None = None
+        for entry in cursor(self.mode.order):
+            if cycle.not_before > now and (walk_to is None or entry > walk_to):
+                break
+            walked = entry
+            self.visit(entry, jobs[entry[1]])
+        if walked is None:
+            return
+        for entry in self.woken:
+            if entry > walked and entry[1] in jobs:
+                self.visit(entry, jobs[entry[1]])
 
     def visit(self, entry: Entry, job: JobRequest) -> None:
         """3. Decided and assumed, unless it is a waiting Job at the head that still blocks: plan()
