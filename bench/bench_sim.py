@@ -48,7 +48,6 @@ def child(spec: str) -> None:
     from sim.cli_world import parse_cluster
     from sim.cloud import CloudModel
     from sim.engine import SimConfig, simulate
-    from sim.presets import baseline
     from sim.report import summarize
     from sim.traces import load_philly
 
@@ -57,12 +56,7 @@ def child(spec: str) -> None:
     t = time.perf_counter()
     jobs = load_philly(weeks=weeks)
     load_s = time.perf_counter() - t
-    if name.startswith("default"):
-        policy = _policy(name)
-    elif name == "constant-wait-1h":  # the peer's Constant-Wait configuration: wait up to 1 h, FIFO
-        policy = baseline("constant-wait", maxWaitSeconds=3600)
-    else:
-        policy = baseline(name)
+    policy = policy_of(name)
     config = SimConfig(parse_cluster(f"{nodes}x8"), policy, CloudModel(0.0, "none", None, 0.0), 0.0, 0,
                        progress=True)  # on stderr: how far a run that times out got
     t = time.perf_counter()
@@ -74,6 +68,18 @@ def child(spec: str) -> None:
                       "jobs_decided": sim.planner.evaluated,
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                       "cloud_gpu_hours": round(s.cloud_gpu_hours), "wait_mean_h": round(s.wait_mean_hours, 3)}))
+
+
+def policy_of(name: str):
+    """The policy a configuration names: a baseline, "constant-wait-1h" (the peer's Constant-Wait:
+    wait up to 1 h, FIFO), or the default and its variants (_policy)."""
+    from sim.presets import baseline
+
+    if name.startswith("default"):
+        return _policy(name)
+    if name == "constant-wait-1h":
+        return baseline("constant-wait", maxWaitSeconds=3600)
+    return baseline(name)
 
 
 def _policy(name: str):
@@ -176,10 +182,9 @@ def queue_cycle_ms(name: str, queued: int) -> dict:
     from policies.forecast import CapacityTimeline, Derived
     from policies.queue import QueuePlanner
     from policies.model import CloudJob, Node, RunningPod, Snapshot
-    from sim.presets import baseline
 
     now = 1_795_000_000.0
-    policy = _policy(name) if name.startswith("default") else baseline(name)
+    policy = policy_of(name)
     rng = random.Random(1)
     nodes = tuple(Node(f"n{i:03d}", 8) for i in range(64))
     running = tuple(RunningPod(f"ml/r{i}", n.name, 8, now - 3600, now + rng.uniform(600, 12 * 3600))
