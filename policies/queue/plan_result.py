@@ -26,6 +26,12 @@ class Plan:
         return {d.job: d for d in self.decisions}
 
 
+def order_key(job: JobRequest) -> tuple[float, str, str]:
+    """A Job's place in the queue: FIFO by submission time; ties by namespace and name, so the
+    order is deterministic (queue_streams.OrderKey)."""
+    return (job.submit_time, job.namespace, job.name)
+
+
 def queue_order(pending: Iterable[JobRequest]) -> list[JobRequest]:
-    """FIFO by submission time; ties by namespace and name, so the order is deterministic."""
-    return sorted(pending, key=lambda j: (j.submit_time, j.namespace, j.name))
+    """The Jobs in queue order (order_key)."""
+    return sorted(pending, key=order_key)

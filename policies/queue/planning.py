@@ -23,7 +23,7 @@ from typing import Iterable, Literal
 from ..forecast import Derived, LocalSlot
 from ..model import BurstPolicy, Catalog, JobRequest, Placement, Snapshot
 from ..decide import Cycle, REQUEUE_MIN_SECONDS, backfill_beyond_depth, beyond_planning_depth
-from .plan_result import Plan, SolverReport, queue_order
+from .plan_result import Plan, SolverReport, order_key, queue_order
 from .queue_streams import Entry
 from .queue_walk import QueueWalk, decide_in_turn
 
@@ -82,7 +82,7 @@ class FullWalk(QueueWalk):
     def wake_set(self) -> list[Entry]:
         """1. Every planned Job (in queue order already), on a fresh Cycle."""
         self.cycle = Cycle.start(self.snapshot, self.policy, self.now, self.catalog, self.derived)
-        return [((job.submit_time, job.namespace, job.name), job.key) for job in self.planned]
+        return [(order_key(job), job.key) for job in self.planned]
 
     def visit(self, entry: Entry, job: JobRequest) -> None:
         """3. Decided and assumed, on the optimizer's preference if it has one."""

@@ -33,7 +33,7 @@ from ..decide import (Cycle, Evaluated, REQUEUE_MIN_SECONDS, backfill_beyond_dep
                       may_backfill_beyond_depth)
 from ..forecast import Derived, estimate_runtime
 from .held_slot_mode import HeldSlotMode
-from .plan_result import Plan, queue_order
+from .plan_result import Plan, order_key, queue_order
 from .planning_window import PlanningWindow
 from .queue_streams import Entry, OrderKey, remove as remove_entry
 from .replan_mode import ReplanMode
@@ -83,7 +83,7 @@ class QueuePlanner:
         """A Job entered the queue (or came back after a launch failed)."""
         self.remove(job.key)
         self.jobs[job.key] = job
-        order = (job.submit_time, job.namespace, job.name)
+        order = order_key(job)
         self.order[job.key] = order
         entry = (order, job.key)
         planned, pushed = (True, None) if self.window is None else self.window.place(entry)
